@@ -1,0 +1,147 @@
+"""Episodes -> tensors: the one pure function between rollouts and learners.
+
+Every algorithm that trains on utterances uses :func:`build_turn_batch`; it never mutates
+the episodes it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from agentrl.types import Episode
+
+
+@dataclass(frozen=True)
+class TurnBatch:
+    """One row per turn (utterance) of a set of episodes. ``N`` turns, ``L`` = longest action.
+
+    Attributes:
+        prompts: prompt token ids per turn, unpadded (length ``N``).
+        actions: sampled action token ids per turn, unpadded (length ``N``).
+        action_ids: ``[N, L]`` long, right-padded with 0.
+        action_mask: ``[N, L]`` float, 1 on real action tokens.
+        old_logprobs: ``[N, L]`` float, per-token sampling log-probs, 0 on padding.
+        rewards: ``[N]`` float, the turn's reward.
+        returns: ``[N]`` float, discounted reward-to-go within the episode.
+        dones: ``[N]`` float, 1 when the episode ended at this turn (terminated or truncated).
+        terminated: ``[N]`` float, 1 when the env terminated (not truncated) at this turn.
+        episode_index: ``[N]`` long, index of the turn's episode in the input.
+        turn_index: ``[N]`` long, position of the turn in its episode.
+        observations / next_observations: the texts (length ``N``).
+        action_texts: the utterances (length ``N``).
+    """
+
+    prompts: list[list[int]]
+    actions: list[list[int]]
+    action_ids: torch.Tensor
+    action_mask: torch.Tensor
+    old_logprobs: torch.Tensor
+    rewards: torch.Tensor
+    returns: torch.Tensor
+    dones: torch.Tensor
+    terminated: torch.Tensor
+    episode_index: torch.Tensor
+    turn_index: torch.Tensor
+    observations: list[str]
+    next_observations: list[str]
+    action_texts: list[str]
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def select(self, index: torch.Tensor | Sequence[int]) -> TurnBatch:
+        """A new batch with the rows ``index`` (a minibatch)."""
+        idx = torch.as_tensor(index, dtype=torch.long)
+        rows = idx.tolist()
+        width = max([len(self.actions[i]) for i in rows] + [1])
+        return TurnBatch(
+            prompts=[self.prompts[i] for i in rows],
+            actions=[self.actions[i] for i in rows],
+            action_ids=self.action_ids[idx, :width],
+            action_mask=self.action_mask[idx, :width],
+            old_logprobs=self.old_logprobs[idx, :width],
+            rewards=self.rewards[idx],
+            returns=self.returns[idx],
+            dones=self.dones[idx],
+            terminated=self.terminated[idx],
+            episode_index=self.episode_index[idx],
+            turn_index=self.turn_index[idx],
+            observations=[self.observations[i] for i in rows],
+            next_observations=[self.next_observations[i] for i in rows],
+            action_texts=[self.action_texts[i] for i in rows],
+        )
+
+
+def discounted_returns(rewards: Sequence[float], gamma: float) -> list[float]:
+    """Reward-to-go ``G_t = r_t + gamma * G_{t+1}`` for one episode."""
+    out = [0.0] * len(rewards)
+    running = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        running = float(rewards[t]) + gamma * running
+        out[t] = running
+    return out
+
+
+def build_turn_batch(episodes: Sequence[Episode], gamma: float = 1.0) -> TurnBatch:
+    """Flatten ``episodes`` into a :class:`TurnBatch` (one row per turn, episode order kept)."""
+    prompts: list[list[int]] = []
+    actions: list[list[int]] = []
+    logps: list[list[float]] = []
+    rewards: list[float] = []
+    returns: list[float] = []
+    dones: list[float] = []
+    terms: list[float] = []
+    ep_idx: list[int] = []
+    turn_idx: list[int] = []
+    obs: list[str] = []
+    next_obs: list[str] = []
+    texts: list[str] = []
+    for e, ep in enumerate(episodes):
+        rtg = discounted_returns([t.reward for t in ep.turns], gamma)
+        for t, turn in enumerate(ep.turns):
+            if len(turn.action_logprobs) != len(turn.action_ids):
+                raise ValueError(
+                    f"episode {e} turn {t}: {len(turn.action_ids)} action ids but "
+                    f"{len(turn.action_logprobs)} log-probs"
+                )
+            prompts.append(list(turn.prompt_ids))
+            actions.append(list(turn.action_ids))
+            logps.append(list(turn.action_logprobs))
+            rewards.append(float(turn.reward))
+            returns.append(rtg[t])
+            dones.append(float(turn.done))
+            terms.append(float(turn.terminated))
+            ep_idx.append(e)
+            turn_idx.append(t)
+            obs.append(turn.observation)
+            next_obs.append(turn.next_observation)
+            texts.append(turn.action)
+    n = len(prompts)
+    width = max([len(a) for a in actions] + [1])
+    action_ids = torch.zeros(n, width, dtype=torch.long)
+    mask = torch.zeros(n, width)
+    old = torch.zeros(n, width)
+    for i, (a, lp) in enumerate(zip(actions, logps, strict=True)):
+        if a:
+            action_ids[i, : len(a)] = torch.tensor(a, dtype=torch.long)
+            mask[i, : len(a)] = 1.0
+            old[i, : len(a)] = torch.tensor(lp, dtype=torch.float32)
+    return TurnBatch(
+        prompts=prompts,
+        actions=actions,
+        action_ids=action_ids,
+        action_mask=mask,
+        old_logprobs=old,
+        rewards=torch.tensor(rewards, dtype=torch.float32),
+        returns=torch.tensor(returns, dtype=torch.float32),
+        dones=torch.tensor(dones, dtype=torch.float32),
+        terminated=torch.tensor(terms, dtype=torch.float32),
+        episode_index=torch.tensor(ep_idx, dtype=torch.long),
+        turn_index=torch.tensor(turn_idx, dtype=torch.long),
+        observations=obs,
+        next_observations=next_obs,
+        action_texts=texts,
+    )

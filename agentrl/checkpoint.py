@@ -1,0 +1,169 @@
+"""Atomic, verifiable checkpoint directories.
+
+Layout of one checkpoint (``<run_dir>/checkpoints/step_000010/``)::
+
+    manifest.json    format version, library version, step, resolved config, sha256 of every file
+    policy/          safetensors weights (or LoRA adapter) + tokenizer
+    algorithm/       state.pt: optimisers, critics, RNG states (torch.load(weights_only=True))
+    replay/          rows.jsonl (replay buffers, never pickles)
+    curriculum.json, rng.pt, counters.json
+
+A checkpoint is written to ``step_XXXXXX.tmp/``, fsynced, renamed, and only then is the
+``latest`` pointer replaced (atomically), so an interrupted save never damages ``latest``.
+Loading verifies the manifest and every checksum and refuses a damaged checkpoint with a
+message naming the problem. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import agentrl
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+LATEST = "latest"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, partial or damaged."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to ``path`` via a temporary file and ``os.replace``."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class CheckpointManager:
+    """Writes checkpoints under ``root`` and keeps the last ``keep``.
+
+    Args:
+        root: the folder holding ``step_*`` directories and the ``latest`` pointer.
+        keep: how many complete checkpoints to keep.
+    """
+
+    def __init__(self, root: str | Path, keep: int = 3):
+        self.root = Path(root)
+        self.keep = keep
+
+    def save(self, step: int, write: Callable[[Path], None], meta: dict[str, Any]) -> Path:
+        """Create ``step_{step}``: ``write(tmp_dir)`` fills it, then manifest, rename, pointer."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = f"step_{step:06d}"
+        final = self.root / name
+        tmp = self.root / f"{name}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        write(tmp)
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "library_version": agentrl.__version__,
+            "step": step,
+            **meta,
+            "files": {str(p.relative_to(tmp)): _sha256(p) for p in files},
+        }
+        write_json_atomic(tmp / MANIFEST, manifest)
+        _fsync_dir(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(self.root)
+        write_json_atomic(self.root / LATEST, {"checkpoint": name, "step": step})
+        self._prune()
+        return final
+
+    def _prune(self) -> None:
+        done = sorted(p for p in self.root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
+        for old in done[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        for tmp in self.root.glob("step_*.tmp"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def latest(self) -> Path | None:
+        """The checkpoint ``latest`` points to, or ``None`` when there is none."""
+        pointer = self.root / LATEST
+        if not pointer.exists():
+            return None
+        try:
+            name = json.loads(pointer.read_text())["checkpoint"]
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"damaged pointer {pointer}: {e}") from e
+        return self.root / name
+
+
+def resolve_checkpoint(path: str | Path, default_root: str | Path | None = None) -> Path:
+    """Turn ``"latest"``, a run dir, a checkpoints dir or a checkpoint dir into a checkpoint dir."""
+    p = Path(path) if str(path) != "latest" else None
+    if p is None:
+        if default_root is None:
+            raise CheckpointError("resume=latest needs run_dir to be set to the run to continue")
+        p = Path(default_root)
+    for candidate in (p, p / "checkpoints"):
+        if (candidate / MANIFEST).exists():
+            return candidate
+        if (candidate / LATEST).exists():
+            found = CheckpointManager(candidate).latest()
+            if found is not None:
+                return found
+    raise CheckpointError(
+        f"no checkpoint at {p}: expected a checkpoint folder with {MANIFEST}, or a run/checkpoints "
+        f"folder with a '{LATEST}' pointer"
+    )
+
+
+def verify_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Check the manifest and every file's checksum; return the manifest."""
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    if not manifest_path.exists():
+        raise CheckpointError(f"{path} is not a complete checkpoint: {MANIFEST} is missing (interrupted save?)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except ValueError as e:
+        raise CheckpointError(f"damaged checkpoint {path}: {MANIFEST} is not valid JSON ({e})") from e
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {version!r}; this agentrl ({agentrl.__version__}) reads {FORMAT_VERSION}"
+        )
+    for rel, digest in manifest.get("files", {}).items():
+        f = path / rel
+        if not f.exists():
+            raise CheckpointError(f"damaged checkpoint {path}: file {rel} is missing")
+        if _sha256(f) != digest:
+            raise CheckpointError(f"damaged checkpoint {path}: checksum mismatch in {rel}")
+    return manifest

@@ -1,0 +1,112 @@
+"""The ``agentrl`` command.
+
+    agentrl train [hydra overrides...]        train (see configs/config.yaml)
+    agentrl eval checkpoint=PATH [overrides]  greedy evaluation of a checkpoint
+    agentrl config [overrides...]             print the composed, validated config
+    agentrl list                              registered algorithms, rewards, curricula, envs
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+USAGE = __doc__ or ""
+
+
+def _fail(message: str) -> int:
+    print(f"agentrl: error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_train(overrides: list[str]) -> int:
+    from agentrl.checkpoint import CheckpointError
+    from agentrl.config import ConfigError, load_config
+    from agentrl.registry import RegistryError
+    from agentrl.trainer import Trainer
+
+    try:
+        cfg = load_config(overrides)
+        trainer = Trainer(cfg)
+    except (ConfigError, RegistryError, CheckpointError) as e:
+        return _fail(str(e))
+    except Exception as e:  # e.g. gymnasium's unknown env id
+        if type(e).__module__.startswith("gymnasium"):
+            return _fail(str(e))
+        raise
+    summary = trainer.run()
+    return 130 if summary.get("interrupted") else 0
+
+
+def cmd_eval(args: list[str]) -> int:
+    from agentrl.checkpoint import CheckpointError
+    from agentrl.config import ConfigError
+    from agentrl.evaluate import evaluate_checkpoint
+
+    opts: dict[str, Any] = {}
+    rest = []
+    for a in args:
+        key, sep, value = a.partition("=")
+        if sep and key in ("checkpoint", "episodes", "seed"):
+            opts[key] = value
+        else:
+            rest.append(a)
+    if "checkpoint" not in opts:
+        return _fail("eval needs checkpoint=PATH (a checkpoint folder, a run folder, or its checkpoints folder)")
+    try:
+        result = evaluate_checkpoint(
+            opts["checkpoint"],
+            episodes=int(opts.get("episodes", 32)),
+            seed=int(opts["seed"]) if "seed" in opts else None,
+            overrides=rest,
+        )
+    except (ConfigError, CheckpointError, ValueError) as e:
+        return _fail(str(e))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_config(overrides: list[str]) -> int:
+    from omegaconf import OmegaConf
+
+    from agentrl.config import ConfigError, compose, to_train_config
+
+    try:
+        cfg = compose(overrides)
+        to_train_config(cfg)
+    except ConfigError as e:
+        return _fail(str(e))
+    print(OmegaConf.to_yaml(cfg))
+    return 0
+
+
+def cmd_list() -> int:
+    import gymnasium as gym
+
+    import agentrl.envs  # noqa: F401
+    from agentrl.registry import ALGORITHMS, CURRICULA, REWARDS
+
+    print("algorithms: " + ", ".join(ALGORITHMS.names()))
+    print("rewards:    " + ", ".join(REWARDS.names()))
+    print("curricula:  " + ", ".join(CURRICULA.names()))
+    print("envs:       " + ", ".join(sorted(k for k in gym.registry if k.startswith("agentrl/"))))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    commands = {"train": cmd_train, "eval": cmd_eval, "config": cmd_config}
+    if cmd == "list":
+        return cmd_list()
+    if cmd not in commands:
+        return _fail(f"unknown command {cmd!r}; valid commands: {', '.join([*commands, 'list'])}")
+    return commands[cmd](rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

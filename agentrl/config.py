@@ -1,0 +1,218 @@
+"""Typed run configuration.
+
+Hydra composes the YAML groups in ``configs/`` (shipped inside the package as
+``agentrl.configs``); :func:`load_config` then validates the result against the
+dataclasses below, so a wrong key or a value of the wrong type fails before any work with
+a message that names it. Component-specific sections (``algorithm``, ``reward``,
+``curriculum``) are validated against the ``Config`` dataclass of the registered component
+when it is built (:func:`make_dataclass_config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from agentrl.policy.models import ModelConfig
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid."""
+
+
+@dataclass
+class EnvConfig:
+    """Which Gymnasium env to play and how."""
+
+    id: str = "agentrl/TwentyQuestions-v0"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    max_new_tokens: int = 24
+    """Longest utterance the policy may produce in one turn."""
+
+
+@dataclass
+class SamplingSection:
+    temperature: float = 1.0
+    top_k: int = 0
+
+
+@dataclass
+class RolloutConfig:
+    """How experience is collected each iteration."""
+
+    num_workers: int = 2
+    envs_per_worker: int = 8
+    episodes_per_iter: int = 32
+    num_cpus_per_worker: float = 1.0
+    sampling: SamplingSection = field(default_factory=SamplingSection)
+
+
+@dataclass
+class EvalConfig:
+    """Periodic greedy evaluation on a fixed set of seeds."""
+
+    every: int = 5
+    episodes: int = 32
+    seed: int = 1_000_000
+
+
+@dataclass
+class WarmStartConfig:
+    """Behaviour cloning of a scripted policy with TRL's SFTTrainer before RL."""
+
+    enabled: bool = False
+    policy: str = "mix"
+    epsilon: float = 0.5
+    episodes: int = 200
+    epochs: float = 2.0
+    lr: float = 1e-3
+    batch_size: int = 16
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 5
+    keep: int = 3
+
+
+@dataclass
+class ClusterConfig:
+    """Where the run executes: ``inline`` (one process), ``local`` (embedded Ray), ``address``."""
+
+    mode: str = "local"
+    address: str | None = None
+    num_cpus: int | None = None
+    learner_num_gpus: float = 0.0
+    learner_num_cpus: float = 1.0
+
+
+@dataclass
+class LoggingConfig:
+    tensorboard: bool = True
+    plot: bool = True
+    progress: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """The whole run. Sections match the config groups in ``configs/``."""
+
+    seed: int = 0
+    iterations: int = 20
+    run_dir: str | None = None
+    resume: str | None = None
+    init_from: str | None = None
+    imports: list[str] = field(default_factory=list)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    algorithm: dict[str, Any] = field(default_factory=lambda: {"name": "ppo"})
+    reward: dict[str, Any] = field(default_factory=lambda: {"name": "env"})
+    curriculum: dict[str, Any] = field(default_factory=lambda: {"name": "uniform"})
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.iterations >= 0, "iterations", self.iterations, "an integer >= 0")
+        _check(self.rollout.num_workers >= 1, "rollout.num_workers", self.rollout.num_workers, ">= 1")
+        _check(self.rollout.envs_per_worker >= 1, "rollout.envs_per_worker", self.rollout.envs_per_worker, ">= 1")
+        _check(self.rollout.episodes_per_iter >= 1, "rollout.episodes_per_iter", self.rollout.episodes_per_iter, ">= 1")
+        _check(self.rollout.sampling.temperature > 0, "rollout.sampling.temperature", self.rollout.sampling.temperature, "> 0")
+        _check(self.cluster.mode in ("inline", "local", "address"), "cluster.mode", self.cluster.mode, "one of inline, local, address")
+        _check(self.checkpoint.keep >= 1, "checkpoint.keep", self.checkpoint.keep, ">= 1")
+        _check(self.checkpoint.every >= 0, "checkpoint.every", self.checkpoint.every, ">= 0 (0 = only at the end)")
+        _check(self.eval.every >= 0, "eval.every", self.eval.every, ">= 0 (0 = only at the end)")
+        _check(0.0 <= self.warm_start.epsilon <= 1.0, "warm_start.epsilon", self.warm_start.epsilon, "in [0, 1]")
+        for section in ("algorithm", "reward", "curriculum"):
+            value = getattr(self, section)
+            _check(isinstance(value.get("name"), str), f"{section}.name", value.get("name"), "a registry name")
+
+
+def _check(ok: bool, key: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"invalid config value {key}={value!r}: expected {expected}")
+
+
+def config_dir() -> Path:
+    """The folder holding the shipped Hydra config groups (works for wheel and editable installs)."""
+    return Path(str(resources.files("agentrl.configs")))
+
+
+def compose(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:
+    """Compose the shipped configs with Hydra command-line style ``overrides``."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            return hydra_compose(config_name=config_name, overrides=list(overrides or []))
+    except HydraException as e:
+        raise ConfigError(str(e)) from e
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def to_train_config(cfg: DictConfig | dict[str, Any]) -> TrainConfig:
+    """Validate a composed config against :class:`TrainConfig`."""
+    try:
+        schema = OmegaConf.structured(TrainConfig)
+        merged = OmegaConf.merge(schema, cfg)
+        obj = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"invalid config: {_omegaconf_message(e)}") from e
+    except TypeError as e:
+        raise ConfigError(f"invalid config: {e}") from e
+    assert isinstance(obj, TrainConfig)
+    return obj
+
+
+def load_config(overrides: list[str] | None = None) -> TrainConfig:
+    """Compose + validate: the single entry point used by the CLI and the tests."""
+    return to_train_config(compose(overrides))
+
+
+def make_dataclass_config(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Build dataclass ``cls`` from ``values`` (minus ``name``), naming bad keys and values."""
+    values = {k: v for k, v in dict(values).items() if k != "name"}
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(unknown)} for {where}; valid keys: {', '.join(sorted(names))}"
+        )
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(cls), values)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"invalid config for {where}: {_omegaconf_message(e)}") from e
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"invalid config for {where}: {e}") from e
+
+
+def _omegaconf_message(e: OmegaConfBaseException) -> str:
+    msg = str(e).splitlines()[0]
+    key = getattr(e, "full_key", None)
+    return f"{msg} (key: {key})" if key and key not in msg else msg
+
+
+def to_plain(obj: Any) -> Any:
+    """A dataclass config as plain JSON-able dicts (for manifests and logs)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_plain(v) for v in obj]
+    return obj

@@ -1,0 +1,72 @@
+"""The default curriculum: tasks uniformly at random."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from agentrl.registry import CURRICULA
+from agentrl.types import Episode, TaskSpec
+
+
+class Curriculum(Protocol):
+    """What the trainer calls each iteration."""
+
+    def sample(self, n: int) -> list[TaskSpec]: ...
+
+    def update(self, episodes: Sequence[Episode]) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class UniformConfig:
+    """``tasks``: explicit task specs to sample from; empty = the env's own distribution."""
+
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+
+
+@CURRICULA.register("uniform")
+class UniformCurriculum:
+    """Uniform over ``config.tasks``, or ``{}`` (the env samples its task from the reset seed)."""
+
+    Config = UniformConfig
+
+    def __init__(self, config: UniformConfig | None = None, seed: int = 0):
+        self.config = config or UniformConfig()
+        self.rng = np.random.default_rng(seed)
+        self.counts: dict[str, int] = {}
+
+    def sample(self, n: int) -> list[TaskSpec]:
+        if not self.config.tasks:
+            return [{} for _ in range(n)]
+        idx = self.rng.integers(len(self.config.tasks), size=n)
+        return [dict(self.config.tasks[i]) for i in idx]
+
+    def update(self, episodes: Sequence[Episode]) -> None:
+        for ep in episodes:
+            key = ",".join(f"{k}={v}" for k, v in sorted(ep.task.items())) or "default"
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state, "counts": dict(self.counts)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.counts = dict(state["counts"])
+
+
+def build_curriculum(section: dict[str, Any], seed: int) -> Any:
+    """Build the curriculum named in the ``curriculum`` config section."""
+    from agentrl.config import make_dataclass_config
+
+    name = section["name"]
+    cls = CURRICULA.get(name)
+    config_cls = getattr(cls, "Config", None)
+    cfg = make_dataclass_config(config_cls, section, where=f"curriculum={name}") if config_cls else None
+    return cls(cfg, seed=seed)

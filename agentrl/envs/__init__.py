@@ -1,0 +1,63 @@
+"""Built-in text environments, registered with Gymnasium on import.
+
+>>> import gymnasium, agentrl.envs
+>>> env = gymnasium.make("agentrl/TwentyQuestions-v0")             # or word_list="full"
+>>> env = gymnasium.make(agentrl.envs.resolve_env_id("guess_the_number"), high=32)
+
+- ``agentrl/TwentyQuestions-v0`` (:class:`~agentrl.envs.twenty_questions.TwentyQuestionsEnv`)
+- ``agentrl/GuessTheNumber-v0`` (:class:`~agentrl.envs.guess_the_number.GuessTheNumberEnv`)
+
+Entry points are lazy ``"module:Class"`` strings; the envs truncate themselves at their
+``max_turns``, so no ``max_episode_steps`` is registered (no ``TimeLimit`` wrapper).
+"""
+
+from __future__ import annotations
+
+import gymnasium
+
+ENV_ALIASES: dict[str, str] = {
+    "twenty_questions": "agentrl/TwentyQuestions-v0",
+    "guess_the_number": "agentrl/GuessTheNumber-v0",
+}
+"""Short names (used in configs) -> Gymnasium ids."""
+
+ENV_IDS: tuple[str, ...] = tuple(ENV_ALIASES.values())
+"""The Gymnasium ids of the built-in envs."""
+
+_ENTRY_POINTS = {
+    "agentrl/TwentyQuestions-v0": "agentrl.envs.twenty_questions:TwentyQuestionsEnv",
+    "agentrl/GuessTheNumber-v0": "agentrl.envs.guess_the_number:GuessTheNumberEnv",
+}
+
+for _id, _entry_point in _ENTRY_POINTS.items():
+    if _id not in gymnasium.registry:  # re-importing (e.g. in a Ray worker) must not warn
+        gymnasium.register(id=_id, entry_point=_entry_point)
+
+
+def resolve_env_id(name: str) -> str:
+    """A Gymnasium id for an alias or id; raises ``ValueError`` listing the valid names."""
+    name = ENV_ALIASES.get(name, name)
+    if name not in gymnasium.registry:
+        raise ValueError(
+            f"unknown env {name!r}; aliases: {sorted(ENV_ALIASES)}, "
+            f"agentrl ids: {sorted(i for i in gymnasium.registry if i.startswith('agentrl/'))}"
+        )
+    return name
+
+
+from agentrl.envs.base import TextEnv  # noqa: E402
+from agentrl.envs.guess_the_number import GuessTheNumberEnv  # noqa: E402
+from agentrl.envs.scripted import ScriptedPolicy, make_scripted, run_scripted_episode  # noqa: E402
+from agentrl.envs.twenty_questions import TwentyQuestionsEnv  # noqa: E402
+
+__all__ = [
+    "ENV_ALIASES",
+    "ENV_IDS",
+    "GuessTheNumberEnv",
+    "ScriptedPolicy",
+    "TextEnv",
+    "TwentyQuestionsEnv",
+    "make_scripted",
+    "resolve_env_id",
+    "run_scripted_episode",
+]

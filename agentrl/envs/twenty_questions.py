@@ -1,0 +1,307 @@
+"""Twenty Questions: guess a hidden word by asking yes/no questions.
+
+The reference game of ArCHer (Zhou et al. 2024). A word is hidden; each turn the agent asks
+one yes/no question and a rule-based oracle answers ``"Yes."``, ``"No."`` or
+``"Invalid Question."`` from a small word/attribute table (:data:`WORDS`). The episode is
+won when the answer is ``Yes.`` to a question that names the word (``"Is it a dog?"``).
+
+Observation: ``"Questions:\\n"`` followed by one line ``"<question> <answer>\\n"`` per past
+turn (the question as asked, whitespace collapsed, cut at :data:`MAX_QUESTION_CHARS`).
+Reward: -1 per turn, 0 on the winning turn; terminated on a win, truncated after
+``max_turns`` (20) turns, so the return lies in ``[-20, 0]``. ``info["success"]`` is True on
+a win and ``info["invalid_action"]`` on an ``Invalid Question.``.
+
+Question grammar (case-insensitive, whitespace collapsed, the trailing ``?`` optional):
+
+- ``Is it [a|an] <word>?`` -- a guess, e.g. ``Is it a dog?``. ``<word>`` is any word of
+  the full table (:data:`WORDS`); a guess outside the active word list is simply ``No.``.
+- ``Is it [a|an] <category>?`` -- e.g. ``Is it an animal?``, ``Is it food?``; categories
+  are :data:`CATEGORIES`.
+- ``Is it <attribute>?`` / ``Does it <attribute>?`` / ``Can it <attribute>?`` -- for the
+  attributes of :data:`ATTRIBUTES`, each with its own verb: ``Is it made of metal?``,
+  ``Does it have wheels?``, ``Can it fly?``.
+
+Anything else (free text, an empty string, an unknown word, category or attribute, or an
+attribute with the wrong verb) is answered ``Invalid Question.`` and still costs -1. There
+are :data:`QUESTIONS` (25) non-guess questions plus one guess per word; on the default
+10-word subset that is 35 distinct questions, small enough for a tiny char-level LM.
+Deviation from the reference: the reference oracle is an LLM over 157 words in 17
+categories; here it is an exact table over 30 words, so the game is deterministic and
+every word has a unique answer signature.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from agentrl.envs.base import PRINTABLE, TextEnv
+
+YES, NO, INVALID = "Yes.", "No.", "Invalid Question."
+ANSWERS = (YES, NO, INVALID)
+HEADER = "Questions:\n"
+MAX_QUESTION_CHARS = 100
+"""Questions are echoed into the observation cut at this length (keeps it in its space)."""
+
+# Attribute -> the verb that asks about it ("Is it made of metal?").
+ATTRIBUTES: dict[str, str] = {
+    "alive": "is",
+    "edible": "is",
+    "made of metal": "is",
+    "made of wood": "is",
+    "bigger than a breadbox": "is",
+    "used indoors": "is",
+    "used for writing": "is",
+    "electronic": "is",
+    "soft": "is",
+    "sharp": "is",
+    "have wheels": "does",
+    "have legs": "does",
+    "make sound": "does",
+    "fly": "can",
+}
+
+CATEGORIES: tuple[str, ...] = (
+    "animal",
+    "food",
+    "fruit",
+    "vehicle",
+    "clothing",
+    "furniture",
+    "electronic device",
+    "musical instrument",
+    "tool",
+    "sports equipment",
+    "office supply",
+)
+# Mass nouns read better without an article ("Is it food?"); both forms are accepted.
+_MASS_NOUNS = frozenset({"food", "clothing", "furniture", "sports equipment"})
+
+# word -> (categories, attributes that are true). Every attribute not listed is false.
+# fmt: off
+WORDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    w: (frozenset(c), frozenset(a))
+    for w, c, a in [
+        # animals
+        ("dog", {"animal"}, {"alive", "bigger than a breadbox", "have legs", "make sound"}),
+        ("bird", {"animal"}, {"alive", "have legs", "make sound", "fly"}),
+        ("fish", {"animal"}, {"alive", "edible"}),
+        # food
+        ("banana", {"food", "fruit"}, {"edible", "soft"}),
+        ("apple", {"food", "fruit"}, {"edible"}),
+        ("bread", {"food"}, {"edible", "soft"}),
+        ("carrot", {"food"}, {"edible"}),
+        # vehicles
+        ("truck", {"vehicle"}, {"made of metal", "bigger than a breadbox", "have wheels", "make sound"}),
+        ("bicycle", {"vehicle"}, {"made of metal", "bigger than a breadbox", "have wheels"}),
+        ("airplane", {"vehicle"}, {"made of metal", "bigger than a breadbox", "have wheels", "make sound", "fly"}),
+        ("boat", {"vehicle"}, {"bigger than a breadbox", "make sound"}),
+        # clothing
+        ("pants", {"clothing"}, {"soft"}),
+        ("shoe", {"clothing"}, set()),
+        # furniture
+        ("chair", {"furniture"}, {"made of wood", "bigger than a breadbox", "used indoors", "have legs"}),
+        ("bed", {"furniture"}, {"bigger than a breadbox", "used indoors", "soft", "have legs"}),
+        ("bookshelf", {"furniture"}, {"made of wood", "bigger than a breadbox", "used indoors"}),
+        # electronic devices
+        ("computer", {"electronic device"}, {"electronic", "used indoors"}),
+        ("phone", {"electronic device"}, {"electronic", "make sound"}),
+        ("television", {"electronic device"}, {"electronic", "used indoors", "bigger than a breadbox", "make sound"}),
+        # musical instruments
+        ("piano", {"musical instrument"}, {"made of wood", "bigger than a breadbox", "used indoors", "have legs", "make sound"}),
+        ("guitar", {"musical instrument"}, {"made of wood", "make sound"}),
+        ("drum", {"musical instrument"}, {"make sound"}),
+        # tools
+        ("scissors", {"tool", "office supply"}, {"made of metal", "sharp"}),
+        ("hammer", {"tool"}, {"made of metal"}),
+        ("knife", {"tool"}, {"made of metal", "sharp"}),
+        # sports equipment
+        ("football", {"sports equipment"}, set()),
+        ("skateboard", {"sports equipment"}, {"made of wood", "have wheels"}),
+        # office supplies
+        ("pen", {"office supply"}, {"used for writing"}),
+        ("pencil", {"office supply"}, {"used for writing", "made of wood"}),
+        ("stapler", {"office supply"}, {"made of metal", "used indoors"}),
+    ]
+}
+# fmt: on
+
+SUBSET: tuple[str, ...] = (
+    "football", "dog", "banana", "truck", "pants",
+    "computer", "piano", "chair", "pen", "scissors",
+)  # fmt: skip
+"""The 10-word subset of the reference env: the default task distribution."""
+
+FULL: tuple[str, ...] = tuple(WORDS)
+"""Every word of the table (``word_list="full"``)."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """A parsed question.
+
+    Attributes:
+        kind: ``"guess"``, ``"category"`` or ``"attribute"``.
+        key: the word, category or attribute asked about.
+    """
+
+    kind: str
+    key: str
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[0] in "aeiou" else "a"
+
+
+def question_text(q: Question) -> str:
+    """The canonical English form of a question, e.g. ``"Is it an animal?"``."""
+    if q.kind == "attribute":
+        return f"{ATTRIBUTES[q.key].capitalize()} it {q.key}?"
+    if q.kind == "category" and q.key in _MASS_NOUNS:
+        return f"Is it {q.key}?"
+    return f"Is it {_article(q.key)} {q.key}?"
+
+
+QUESTIONS: tuple[str, ...] = tuple(
+    [question_text(Question("category", c)) for c in CATEGORIES]
+    + [question_text(Question("attribute", a)) for a in ATTRIBUTES]
+)
+"""The canonical non-guess questions (categories, then attributes)."""
+
+
+def guess_text(word: str) -> str:
+    """The canonical guess for ``word``, e.g. ``"Is it a dog?"``."""
+    return question_text(Question("guess", word))
+
+
+def valid_questions(words: tuple[str, ...] | list[str] = SUBSET) -> list[str]:
+    """Every canonical question for a word list: :data:`QUESTIONS` plus one guess per word."""
+    return list(QUESTIONS) + [guess_text(w) for w in words]
+
+
+_IS_IT = re.compile(r"^is it (?:(?:a|an) )?(.+)$")
+_VERB_IT = re.compile(r"^(is|does|can) it (.+)$")
+
+
+def normalize(text: str) -> str:
+    """Lower-case, collapse whitespace, drop trailing ``?``/spaces."""
+    return " ".join(text.lower().split()).rstrip("? ").strip()
+
+
+def parse_question(text: str) -> Question | None:
+    """Parse a question of the grammar in the module docstring; ``None`` when invalid."""
+    s = normalize(text)
+    m = _IS_IT.match(s)
+    if m:
+        noun = m.group(1)
+        if noun in WORDS:
+            return Question("guess", noun)
+        if noun in CATEGORIES:
+            return Question("category", noun)
+    m = _VERB_IT.match(s)
+    if m and ATTRIBUTES.get(m.group(2)) == m.group(1):
+        return Question("attribute", m.group(2))
+    return None
+
+
+def holds(word: str, q: Question) -> bool:
+    """Whether the true answer to ``q`` about ``word`` is yes."""
+    categories, attributes = WORDS[word]
+    if q.kind == "guess":
+        return q.key == word
+    if q.kind == "category":
+        return q.key in categories
+    return q.key in attributes
+
+
+def answer(word: str, question: str) -> str:
+    """The oracle: ``"Yes."``, ``"No."`` or ``"Invalid Question."`` for ``question`` about ``word``."""
+    q = parse_question(question)
+    if q is None:
+        return INVALID
+    return YES if holds(word, q) else NO
+
+
+def sanitize(text: str) -> str:
+    """The question as echoed in the observation: printable, one line, at most 100 chars."""
+    text = "".join(ch for ch in text if ch in PRINTABLE)
+    return " ".join(text.split())[:MAX_QUESTION_CHARS]
+
+
+def parse_observation(observation: str) -> list[tuple[str, str]]:
+    """Split an observation into ``(question, answer)`` pairs (the inverse of rendering)."""
+    pairs = []
+    for line in observation.splitlines()[1:]:
+        line = line.strip()
+        for ans in ANSWERS:
+            if line == ans or line.endswith(" " + ans):
+                pairs.append((line[: -len(ans)].strip(), ans))
+                break
+    return pairs
+
+
+def resolve_word_list(word_list: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``"subset"`` -> :data:`SUBSET`, ``"full"`` -> :data:`FULL`, or a checked list of words."""
+    if isinstance(word_list, str):
+        if word_list == "subset":
+            return SUBSET
+        if word_list == "full":
+            return FULL
+        raise ValueError(
+            f"word_list must be 'subset', 'full' or a list of words, got {word_list!r}"
+        )
+    words = tuple(word_list)
+    unknown = [w for w in words if w not in WORDS]
+    if unknown or not words:
+        raise ValueError(f"unknown words {unknown} (known: {sorted(WORDS)})")
+    return words
+
+
+class TwentyQuestionsEnv(TextEnv):
+    """Twenty Questions with a rule-based oracle (see the module docstring for the rules).
+
+    Args:
+        word_list: ``"subset"`` (the reference 10 words, default), ``"full"`` (all 30 words
+            of :data:`WORDS`) or an explicit list; the task distribution is uniform over it.
+        max_turns: turn limit (20).
+        render_mode: ``None`` or ``"ansi"`` (``render()`` returns the observation).
+
+    Task spec: ``{"word": "dog"}`` (any word of :data:`WORDS`).
+    """
+
+    max_turns = 20
+
+    def __init__(
+        self,
+        word_list: str | list[str] | tuple[str, ...] = "subset",
+        max_turns: int = 20,
+        render_mode: str | None = None,
+    ):
+        super().__init__(render_mode=render_mode)
+        self.words = resolve_word_list(word_list)
+        self.max_turns = max_turns
+        self.word = ""
+        self._lines: list[str] = []
+
+    def sample_task(self) -> dict[str, Any]:
+        """A uniformly random word of the word list, ``{"word": ...}``."""
+        return {"word": self.words[int(self.np_random.integers(len(self.words)))]}
+
+    def _reset(self, task: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        word = task.get("word")
+        if word not in WORDS:
+            raise ValueError(
+                f"task word {word!r} is not in the table; known words: {sorted(WORDS)}"
+            )
+        self.word = word
+        self._lines = []
+        return HEADER, {}
+
+    def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
+        q = parse_question(action)
+        ans = INVALID if q is None else (YES if holds(self.word, q) else NO)
+        won = q is not None and q.kind == "guess" and ans == YES
+        self._lines.append(f"{sanitize(action)} {ans}\n")
+        info = {"success": won, "invalid_action": q is None, "answer": ans}
+        return HEADER + "".join(self._lines), (0.0 if won else -1.0), won, info

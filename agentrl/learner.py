@@ -1,0 +1,139 @@
+"""The learner: the trainable policy plus an algorithm, behind one small API.
+
+The same class runs in the driver process (``cluster=inline``) or as a Ray actor (see
+:mod:`agentrl.rollouts.ray_actors`), where it gets ``num_gpus`` from the config.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agentrl.algorithm import build_algorithm
+from agentrl.policy import ModelConfig, Policy
+from agentrl.types import Episode
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+class Learner:
+    """Holds the trainable policy and the algorithm.
+
+    Args:
+        model: the policy's model config.
+        algorithm: the ``algorithm`` config section (``name`` + the algorithm's keys).
+        seed: seeds torch/numpy/python in this process and the algorithm.
+        sampling_temperature: the rollout temperature (algorithms that re-score need it).
+        imports: user modules to import first (so their registrations exist here too).
+    """
+
+    def __init__(
+        self,
+        model: ModelConfig,
+        algorithm: dict[str, Any],
+        seed: int = 0,
+        sampling_temperature: float = 1.0,
+        imports: list[str] | None = None,
+    ):
+        import importlib
+
+        for mod in imports or []:
+            importlib.import_module(mod)
+        seed_everything(seed)
+        self.model_config = model
+        self.policy = Policy.from_config(model)
+        self.algorithm_name = algorithm["name"]
+        self.algorithm = build_algorithm(algorithm["name"], algorithm, self.policy, seed=seed)
+        if hasattr(self.algorithm, "sampling_temperature"):
+            self.algorithm.sampling_temperature = sampling_temperature
+        self.version = 0
+
+    # --- training -----------------------------------------------------------------------
+    def update(self, episodes: list[Episode]) -> dict[str, float]:
+        stats = self.algorithm.update(episodes)
+        self.version += 1
+        self.policy.version = self.version
+        return {k: float(v) for k, v in stats.items()}
+
+    def warm_start(self, rows: list[dict[str, str]], epochs: float, lr: float, batch_size: int, seed: int) -> dict[str, float]:
+        from agentrl.warmstart import sft_warm_start
+
+        return sft_warm_start(self.policy, rows, epochs, lr, batch_size, seed)
+
+    def format_prompts(self, observations: list[str]) -> list[str]:
+        return [self.policy.format_prompt(o) for o in observations]
+
+    def get_weights(self) -> tuple[dict[str, torch.Tensor], int]:
+        return self.policy.get_weights(), self.version
+
+    def act(self, observations: list[str], sampling: Any) -> list[Any] | None:
+        """The algorithm's own acting rule (e.g. CHAI), or ``None`` to sample the policy."""
+        fn = getattr(self.algorithm, "act", None)
+        return fn(observations, sampling) if fn is not None else None
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """Write policy/, algorithm/state.pt, replay/rows.jsonl and this process's RNG states."""
+        d = Path(directory)
+        self.policy.save(d / "policy")
+        (d / "algorithm").mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "algorithm": self.algorithm.state_dict(),
+                "version": self.version,
+                "rng": _rng_state(),
+            },
+            d / "algorithm" / "state.pt",
+        )
+        rows_fn = getattr(self.algorithm, "replay_rows", None)
+        if rows_fn is not None:
+            (d / "replay").mkdir(parents=True, exist_ok=True)
+            with open(d / "replay" / "rows.jsonl", "w") as f:
+                for row in rows_fn():
+                    f.write(json.dumps(row) + "\n")
+
+    def load(self, directory: str | Path, weights_only: bool = False) -> None:
+        """Restore from a verified checkpoint; ``weights_only`` loads just the policy (init_from)."""
+        d = Path(directory)
+        weights = Policy.load_weights(d / "policy")
+        self.policy.set_weights(weights)
+        if weights_only:
+            return
+        state = torch.load(d / "algorithm" / "state.pt", weights_only=True)
+        self.algorithm.load_state_dict(state["algorithm"])
+        self.version = int(state["version"])
+        self.policy.version = self.version
+        _set_rng_state(state["rng"])
+        load_rows = getattr(self.algorithm, "load_replay_rows", None)
+        rows_path = d / "replay" / "rows.jsonl"
+        if load_rows is not None and rows_path.exists():
+            with open(rows_path) as f:
+                load_rows([json.loads(line) for line in f if line.strip()])
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "python": json.dumps(random.getstate()),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    py = json.loads(state["python"])
+    random.setstate((py[0], tuple(py[1]), py[2]))

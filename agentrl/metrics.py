@@ -1,0 +1,138 @@
+"""Run output: metrics as JSONL and TensorBoard, a live console view, a learning-curve PNG."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+COLUMNS = [
+    ("iter", "iteration", "{:>4.0f}"),
+    ("return", "train/return", "{:>7.2f}"),
+    ("success", "train/success", "{:>7.2f}"),
+    ("eval_succ", "eval/success", "{:>9.2f}"),
+    ("eval_ret", "eval/return", "{:>8.2f}"),
+    ("tok/s", "perf/tokens_per_s", "{:>7.0f}"),
+    ("ep/s", "perf/episodes_per_s", "{:>6.2f}"),
+    ("iter_s", "perf/iteration_s", "{:>6.1f}"),
+]
+
+
+class MetricsLogger:
+    """Appends one JSON object per log call to ``metrics.jsonl`` and mirrors it to TensorBoard.
+
+    Args:
+        run_dir: the run folder (``metrics.jsonl`` and ``tb/`` go there).
+        tensorboard: also write TensorBoard event files.
+        console: print a live table row per iteration.
+        truncate_after: on resume, drop JSONL rows of iterations after this one (they
+            belong to the interrupted tail that is about to be replayed).
+    """
+
+    def __init__(self, run_dir: str | Path, tensorboard: bool = True, console: bool = True, truncate_after: int | None = None):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / "metrics.jsonl"
+        if truncate_after is not None and self.path.exists():
+            rows = read_metrics(self.path)
+            with open(self.path, "w") as f:
+                for r in rows:
+                    if r.get("iteration", 0) <= truncate_after:
+                        f.write(json.dumps(r) + "\n")
+        self.console = Console() if console else None
+        self._header_done = False
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(self.run_dir / "tb"))
+            except ImportError:  # tensorboard is a dependency, but don't die for a missing extra
+                self.tb = None
+
+    def log(self, iteration: int, metrics: dict[str, Any]) -> None:
+        row = {"iteration": iteration, **{k: _clean(v) for k, v in metrics.items()}}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for k, v in row.items():
+                if isinstance(v, int | float) and k != "iteration":
+                    self.tb.add_scalar(k, v, iteration)
+            self.tb.flush()
+        if self.console is not None:
+            self._print_row(row)
+
+    def _print_row(self, row: dict[str, Any]) -> None:
+        assert self.console is not None
+        if not self._header_done:
+            self.console.print("  ".join(f"[bold]{name:>{len(fmt.format(0))}}[/bold]" for name, _, fmt in COLUMNS))
+            self._header_done = True
+        cells = []
+        for _, key, fmt in COLUMNS:
+            v = row.get(key)
+            width = len(fmt.format(0))
+            cells.append(fmt.format(v) if isinstance(v, int | float) else " " * (width - 1) + "-")
+        self.console.print("  ".join(cells), highlight=False)
+
+    def print(self, message: str) -> None:
+        if self.console is not None:
+            self.console.print(message, highlight=False)
+        else:
+            print(message)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """All rows of a ``metrics.jsonl`` (a torn last line is skipped)."""
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+    return rows
+
+
+def plot_learning_curve(metrics_path: str | Path, out_png: str | Path, title: str = "") -> Path:
+    """Train and eval return/success against iterations, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(metrics_path)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric in zip(axes, ("return", "success"), strict=True):
+        for split, style in (("train", "-"), ("eval", "o-")):
+            pts = [(r["iteration"], r[f"{split}/{metric}"]) for r in rows if r.get(f"{split}/{metric}") is not None]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                ax.plot(xs, ys, style, label=f"{split} (greedy)" if split == "eval" else split)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out_png)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

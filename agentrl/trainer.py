@@ -1,0 +1,364 @@
+"""The composition root: a validated :class:`~agentrl.config.TrainConfig` -> a trained run.
+
+Per iteration (DESIGN.md's data flow)::
+
+    weights -> workers;  curriculum.sample -> jobs;  workers.collect -> episodes
+    reward relabels;  learner.update;  curriculum.update;  log;  eval every k;  checkpoint every k
+
+Reproducibility: iteration ``i`` draws its env seeds and sampling seeds from
+``(seed, i)`` only, the learner's RNG and the algorithm's generators are checkpointed, so
+``resume`` replays the remaining iterations exactly as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentrl.checkpoint import CheckpointError, CheckpointManager, resolve_checkpoint, verify_checkpoint
+from agentrl.config import ConfigError, TrainConfig, make_dataclass_config, to_plain
+from agentrl.metrics import MetricsLogger, plot_learning_curve, read_metrics
+from agentrl.types import Episode
+
+
+def iteration_seeds(seed: int, iteration: int, n: int) -> list[int]:
+    """Env reset seeds of iteration ``iteration`` (a pure function of its inputs)."""
+    return [int(s) for s in np.random.SeedSequence([seed, iteration, 17]).generate_state(n)]
+
+
+def iteration_rng_seed(seed: int, iteration: int) -> int:
+    return int(np.random.SeedSequence([seed, iteration, 29]).generate_state(1)[0])
+
+
+def episode_stats(prefix: str, episodes: list[Episode]) -> dict[str, float]:
+    if not episodes:
+        return {}
+    n = len(episodes)
+    return {
+        f"{prefix}/return": sum(e.env_reward for e in episodes) / n,
+        f"{prefix}/success": sum(e.success for e in episodes) / n,
+        f"{prefix}/turns": sum(e.num_turns for e in episodes) / n,
+        f"{prefix}/errors": float(sum(e.error is not None for e in episodes)),
+        f"{prefix}/invalid_actions": sum(
+            sum(bool(t.info.get("invalid_action")) for t in e.turns) for e in episodes
+        ) / max(sum(e.num_turns for e in episodes), 1),
+    }
+
+
+def validate_components(cfg: TrainConfig) -> None:
+    """Resolve every registry name and component config before any work starts."""
+    from agentrl.curricula import build_curriculum
+    from agentrl.registry import ALGORITHMS
+    from agentrl.rewards import build_reward
+    from agentrl.rollouts.worker import make_env
+
+    for mod in cfg.imports:
+        importlib.import_module(mod)
+    algo_cls = ALGORITHMS.get(cfg.algorithm["name"])
+    if getattr(algo_cls, "Config", None) is not None:
+        make_dataclass_config(algo_cls.Config, cfg.algorithm, where=f"algorithm={cfg.algorithm['name']}")
+    build_reward(cfg.reward)
+    build_curriculum(cfg.curriculum, seed=cfg.seed)
+    make_env(cfg.env.id, cfg.env.kwargs).close()
+
+
+def default_run_dir(cfg: TrainConfig) -> Path:
+    env = cfg.env.id.split("/")[-1].split("-")[0].lower()
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{env}-{cfg.algorithm['name']}-{stamp}"
+
+
+class Trainer:
+    """Builds every component from ``cfg`` and runs the training loop.
+
+    Args:
+        cfg: a validated config.
+        console: print the live table (tests turn it off).
+    """
+
+    def __init__(self, cfg: TrainConfig, console: bool = True):
+        self.cfg = cfg
+        self.console = console
+        validate_components(cfg)
+        self.resume_from: Path | None = None
+        if cfg.resume:
+            root = cfg.run_dir
+            self.resume_from = resolve_checkpoint(cfg.resume, root)
+            verify_checkpoint(self.resume_from)
+            run_dir = Path(root) if root else self.resume_from.parent.parent
+        else:
+            run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
+        self.run_dir = run_dir
+        self.init_from: Path | None = None
+        if cfg.init_from:
+            self.init_from = resolve_checkpoint(cfg.init_from)
+            verify_checkpoint(self.init_from)
+        self.ckpt = CheckpointManager(run_dir / "checkpoints", keep=cfg.checkpoint.keep)
+        self._stop_requested = False
+
+    # --- setup --------------------------------------------------------------------------
+    def _start_cluster(self) -> None:
+        cfg = self.cfg
+        self.ray = None
+        if cfg.cluster.mode == "inline":
+            return
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        import ray
+
+        self.ray = ray
+        if ray.is_initialized():
+            self._owns_ray = False
+            return
+        self._owns_ray = True
+        if cfg.cluster.mode == "local":
+            ray.init(num_cpus=cfg.cluster.num_cpus, include_dashboard=False, log_to_driver=True,
+                     configure_logging=False, dashboard_host="127.0.0.1")
+        else:
+            address = cfg.cluster.address or os.environ.get("RAY_ADDRESS")
+            if not address:
+                raise ConfigError("cluster=address needs cluster.address=HOST:PORT|auto or the RAY_ADDRESS env var")
+            ray.init(address=address)
+
+    def _build(self) -> None:
+        from agentrl.curricula import build_curriculum
+        from agentrl.learner import Learner
+        from agentrl.policy import SamplingConfig
+        from agentrl.rewards import build_reward
+        from agentrl.rollouts.group import InlineWorkerGroup
+        from agentrl.rollouts.worker import RolloutWorker
+
+        cfg = self.cfg
+        self.sampling = SamplingConfig(
+            temperature=cfg.rollout.sampling.temperature,
+            top_k=cfg.rollout.sampling.top_k,
+            max_new_tokens=cfg.env.max_new_tokens,
+        )
+        learner_kwargs = dict(
+            model=cfg.model, algorithm=dict(cfg.algorithm), seed=cfg.seed,
+            sampling_temperature=cfg.rollout.sampling.temperature, imports=list(cfg.imports),
+        )
+        if self.ray is None:
+            self.learner: Any = Learner(**learner_kwargs)
+            worker = RolloutWorker(cfg.env.id, cfg.env.kwargs, cfg.rollout.envs_per_worker, self.sampling,
+                                   policy=self.learner.policy)
+            self.workers: Any = InlineWorkerGroup(worker, cfg.rollout.num_workers)
+        else:
+            from agentrl.rollouts.ray_actors import RayWorkerGroup, RemoteLearner
+
+            self.learner = RemoteLearner(cfg.cluster.learner_num_gpus, cfg.cluster.learner_num_cpus, **learner_kwargs)
+            self.workers = RayWorkerGroup(
+                cfg.rollout.num_workers, cfg.env.id, cfg.env.kwargs, cfg.rollout.envs_per_worker, self.sampling,
+                cfg.model, num_cpus=cfg.rollout.num_cpus_per_worker, imports=list(cfg.imports),
+            )
+        self.reward = build_reward(cfg.reward)
+        self.curriculum = build_curriculum(cfg.curriculum, seed=cfg.seed)
+
+    # --- pieces of the loop ---------------------------------------------------------------
+    def _sync_weights(self) -> float:
+        start = time.perf_counter()
+        if self.ray is None:
+            self.workers.set_weights(None, self.learner.version)
+        else:
+            weights, version = self.learner.get_weights()
+            self.workers.set_weights(weights, version)
+        return time.perf_counter() - start
+
+    def evaluate(self) -> dict[str, float]:
+        """Greedy episodes on the fixed eval seeds."""
+        from agentrl.rollouts.worker import EpisodeJob
+
+        cfg = self.cfg
+        jobs = [EpisodeJob(j, cfg.eval.seed + j) for j in range(cfg.eval.episodes)]
+        episodes = self.workers.collect(jobs, rng_seed=cfg.eval.seed, greedy=True)
+        return episode_stats("eval", episodes)
+
+    def _warm_start(self) -> dict[str, float]:
+        from agentrl.warmstart import scripted_episodes
+
+        ws = self.cfg.warm_start
+        eps = scripted_episodes(self.cfg.env.id, self.cfg.env.kwargs, ws.policy, ws.episodes, seed=self.cfg.seed + 7919,
+                                epsilon=ws.epsilon)
+        observations = [t.observation for e in eps for t in e.turns]
+        prompts = self.learner.format_prompts(observations)
+        rows = [{"prompt": p, "completion": t.action + "\n"}
+                for p, t in zip(prompts, (t for e in eps for t in e.turns), strict=True)]
+        stats = self.learner.warm_start(rows, ws.epochs, ws.lr, ws.batch_size, self.cfg.seed)
+        stats["warm_start/scripted_success"] = sum(e.success for e in eps) / max(len(eps), 1)
+        return stats
+
+    def _save(self, iteration: int, counters: dict[str, Any]) -> Path:
+        meta = {"config": to_plain(self.cfg), "components": {
+            "algorithm": self.cfg.algorithm["name"], "reward": self.cfg.reward["name"],
+            "curriculum": self.cfg.curriculum["name"], "env": self.cfg.env.id, "model": self.cfg.model.name}}
+
+        def write(d: Path) -> None:
+            self.learner.save(str(d))
+            (d / "curriculum.json").write_text(json.dumps(self.curriculum.state_dict()))
+            (d / "counters.json").write_text(json.dumps({**counters, "iteration": iteration}))
+
+        return self.ckpt.save(iteration, write, meta)
+
+    def _restore(self, path: Path) -> dict[str, Any]:
+        self.learner.load(str(path))
+        self.curriculum.load_state_dict(json.loads((path / "curriculum.json").read_text()))
+        return json.loads((path / "counters.json").read_text())
+
+    # --- the loop -------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Train; returns the summary (initial and final eval, paths)."""
+        from agentrl.rollouts.worker import EpisodeJob
+
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._start_cluster()
+        try:
+            self._build()
+            counters: dict[str, Any] = {"iteration": 0, "episodes": 0, "initial_eval": None}
+            if self.resume_from is not None:
+                counters = self._restore(self.resume_from)
+            elif self.init_from is not None:
+                self.learner.load(str(self.init_from), weights_only=True)
+            log = MetricsLogger(self.run_dir, cfg.logging.tensorboard, self.console and cfg.logging.progress,
+                                truncate_after=counters["iteration"] if self.resume_from else None)
+            (self.run_dir / "config.json").write_text(json.dumps(to_plain(cfg), indent=2))
+            if self.resume_from is not None:
+                log.print(f"resumed from {self.resume_from} at iteration {counters['iteration']}")
+            start_it = int(counters["iteration"])
+            if start_it == 0:
+                extra: dict[str, float] = {}
+                if cfg.warm_start.enabled and self.init_from is None:
+                    log.print(f"warm start: behaviour cloning of the '{cfg.warm_start.policy}' scripted policy "
+                              f"({cfg.warm_start.episodes} episodes) with TRL SFTTrainer ...")
+                    extra = self._warm_start()
+                self._sync_weights()
+                initial = self.evaluate()
+                counters["initial_eval"] = initial
+                log.log(0, {**initial, **extra})
+            previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
+            it = start_it
+            try:
+                for it in range(start_it + 1, cfg.iterations + 1):
+                    row = self._iteration(it, counters, EpisodeJob)
+                    log.log(it, row)
+                    counters["iteration"] = it
+                    if cfg.checkpoint.every and it % cfg.checkpoint.every == 0:
+                        self._save(it, counters)
+                    if self._stop_requested:
+                        break
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGINT, previous)
+            interrupted = self._stop_requested
+            done_it = int(counters["iteration"])
+            last = self.ckpt.latest()
+            if last is None or last.name != f"step_{done_it:06d}":
+                self._save(done_it, counters)
+            rows = read_metrics(log.path)
+            final = next((r for r in reversed(rows) if r.get("eval/success") is not None), {})
+            log.close()
+            png = None
+            if cfg.logging.plot:
+                png = plot_learning_curve(log.path, self.run_dir / "learning_curve.png",
+                                          title=f"{cfg.algorithm['name']} on {cfg.env.id}")
+            init = counters.get("initial_eval") or {}
+            summary = {
+                "run_dir": str(self.run_dir),
+                "iterations": done_it,
+                "interrupted": interrupted,
+                "initial_eval_success": init.get("eval/success"),
+                "initial_eval_return": init.get("eval/return"),
+                "final_eval_success": final.get("eval/success"),
+                "final_eval_return": final.get("eval/return"),
+                "checkpoint": str(self.ckpt.latest()),
+                "plot": str(png) if png else None,
+            }
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            log.print(
+                f"{'interrupted' if interrupted else 'done'}: {done_it} iterations | eval success "
+                f"{_fmt(summary['initial_eval_success'])} -> {_fmt(summary['final_eval_success'])} | eval return "
+                f"{_fmt(summary['initial_eval_return'])} -> {_fmt(summary['final_eval_return'])} | "
+                f"checkpoint {summary['checkpoint']} | run dir {self.run_dir}"
+            )
+            return summary
+        finally:
+            self._shutdown()
+
+    def _iteration(self, it: int, counters: dict[str, Any], job_cls: Any) -> dict[str, Any]:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        sync_s = self._sync_weights()
+        n = cfg.rollout.episodes_per_iter
+        tasks = self.curriculum.sample(n)
+        seeds = iteration_seeds(cfg.seed, it, n)
+        jobs = [job_cls(j, s, t) for j, (s, t) in enumerate(zip(seeds, tasks, strict=True))]
+        t1 = time.perf_counter()
+        episodes = self.workers.collect(jobs, rng_seed=iteration_rng_seed(cfg.seed, it))
+        collect_s = time.perf_counter() - t1
+        gen_tokens = self.workers.last_stats.get("gen_tokens", 0.0)
+        from agentrl.rewards import apply_reward
+
+        labelled = apply_reward(self.reward, episodes)
+        t2 = time.perf_counter()
+        stats = self.learner.update(labelled)
+        update_s = time.perf_counter() - t2
+        self.curriculum.update(labelled)
+        counters["episodes"] = int(counters.get("episodes", 0)) + len(episodes)
+        row: dict[str, Any] = {
+            **episode_stats("train", episodes),
+            "train/relabelled_return": sum(e.total_reward for e in labelled) / max(len(labelled), 1),
+            **stats,
+            "perf/tokens_per_s": gen_tokens / max(collect_s, 1e-9),
+            "perf/episodes_per_s": len(episodes) / max(collect_s, 1e-9),
+            "perf/collect_s": collect_s,
+            "perf/update_s": update_s,
+            "perf/sync_s": sync_s,
+            "episodes_total": counters["episodes"],
+        }
+        if (cfg.eval.every and it % cfg.eval.every == 0) or it == cfg.iterations:
+            row.update(self.evaluate())
+        row["perf/iteration_s"] = time.perf_counter() - t0
+        return row
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._stop_requested:  # a second Ctrl-C aborts at once
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        print("\nCtrl-C: finishing this iteration, saving a checkpoint, then exiting (Ctrl-C again to abort)")
+
+    def _shutdown(self) -> None:
+        for obj in (getattr(self, "workers", None), getattr(self, "learner", None)):
+            fn = getattr(obj, "shutdown", None)
+            if callable(fn) and self.ray is not None:
+                try:
+                    fn()
+                except Exception:
+                    pass
+        if self.ray is not None and getattr(self, "_owns_ray", False):
+            self.ray.shutdown()
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def train(cfg: TrainConfig, console: bool = True) -> dict[str, Any]:
+    """Train with ``cfg``; see :class:`Trainer`."""
+    return Trainer(cfg, console=console).run()
+
+
+__all__ = ["CheckpointError", "Trainer", "iteration_seeds", "replace", "train"]

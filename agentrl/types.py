@@ -1,0 +1,127 @@
+"""Typed data that flows between the stages of a run.
+
+Rollout workers produce :class:`Episode` objects made of :class:`Turn` objects; reward
+models relabel them; algorithms turn them into tensors with pure functions (see
+:mod:`agentrl.batch`). Nothing here holds Ray handles, env objects or models, so every
+object is cheap to send through the Ray object store and to write as JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+TaskSpec = dict[str, Any]
+"""A task for an environment, passed as ``reset(options={"task": spec})``.
+
+A plain JSON-serialisable dict, e.g. ``{"word": "dog"}`` or ``{"low": 1, "high": 50}``.
+An empty dict means "the env's default distribution".
+"""
+
+
+@dataclass
+class Generation:
+    """One sampled utterance.
+
+    Attributes:
+        text: decoded action text (without the stop string).
+        token_ids: sampled action token ids, ``[L]`` (including the stop token if one was hit).
+        logprobs: per-token log-probabilities under the sampling distribution, ``[L]``.
+            With temperature 1 these equal the policy's log-probs of ``token_ids``.
+        prompt_ids: prompt token ids as the model saw them (no padding), ``[P]``.
+        finish_reason: ``"stop"`` (stop string / eos) or ``"length"``.
+    """
+
+    text: str
+    token_ids: list[int]
+    logprobs: list[float]
+    prompt_ids: list[int]
+    finish_reason: str = "stop"
+
+    @property
+    def logprob(self) -> float:
+        return float(sum(self.logprobs))
+
+
+@dataclass
+class Turn:
+    """One high-level transition: observation -> utterance -> reward.
+
+    Attributes:
+        observation: the text the policy saw (before prompt formatting).
+        action: the utterance sent to the env.
+        prompt_ids: token ids of the formatted prompt, ``[P]``.
+        action_ids: sampled token ids of the utterance, ``[L]``.
+        action_logprobs: per-token sampling log-probs, ``[L]``.
+        reward: env (or reward-model) reward for this turn.
+        terminated / truncated: Gymnasium end flags after this step.
+        next_observation: observation after the step (``""`` when the episode ended).
+        info: JSON-serialisable info dict returned by ``env.step``.
+    """
+
+    observation: str
+    action: str
+    prompt_ids: list[int]
+    action_ids: list[int]
+    action_logprobs: list[float]
+    reward: float
+    terminated: bool
+    truncated: bool
+    next_observation: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.terminated or self.truncated
+
+    @property
+    def action_logprob(self) -> float:
+        return float(sum(self.action_logprobs))
+
+
+@dataclass
+class Episode:
+    """A finished multi-turn trajectory.
+
+    Attributes:
+        env_id: Gymnasium id, e.g. ``"agentrl/TwentyQuestions-v0"``.
+        task: the task spec the env was reset with.
+        seed: the reset seed.
+        turns: the transitions in order.
+        success: ``info["success"]`` of the last step.
+        policy_version: version of the weights that generated every turn.
+        env_reward: the sum of the env's own rewards (kept when a reward model relabels).
+        error: set when the env raised; the episode is then truncated at that turn.
+    """
+
+    env_id: str
+    task: TaskSpec
+    seed: int
+    turns: list[Turn] = field(default_factory=list)
+    success: bool = False
+    policy_version: int = 0
+    env_reward: float = 0.0
+    error: str | None = None
+
+    @property
+    def total_reward(self) -> float:
+        """Return of the episode under the (possibly relabelled) per-turn rewards."""
+        return float(sum(t.reward for t in self.turns))
+
+    @property
+    def num_turns(self) -> int:
+        return len(self.turns)
+
+    @property
+    def num_action_tokens(self) -> int:
+        return sum(len(t.action_ids) for t in self.turns)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Episode:
+        d = dict(d)
+        d["turns"] = [Turn(**t) for t in d.get("turns", [])]
+        return Episode(**d)

@@ -1,0 +1,123 @@
+"""CHAI: act by the critic's pick among k samples of a frozen policy (ArCHer paper baseline).
+
+From the ArCHer paper's baselines (Zhou et al. 2024, arXiv 2402.19446; CHAI is Verma et
+al. 2022): the utterance-level double critic is trained exactly as ArCHer's
+(:class:`~agentrl.algorithms.archer.learner.CriticLearner`: ``V`` bootstraps on fresh
+samples of the same frozen policy), the policy is never updated, and acting samples
+``k = num_candidates`` utterances per observation and returns the one with the highest
+``min(Q_1, Q_2)(s, a)``.
+
+Under greedy sampling all candidates would be the same, so :meth:`Chai.act` then samples
+one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from agentrl.policy import SamplingConfig
+from agentrl.registry import ALGORITHMS
+from agentrl.types import Episode, Generation
+
+from .config import ArcherConfig
+from .critic import DoubleCritic
+from .learner import CriticLearner
+
+
+@dataclass
+class ChaiConfig(ArcherConfig):
+    """ArCHer's critic settings plus the number of candidates (actor settings are unused).
+
+    Attributes:
+        num_candidates: utterances sampled per observation in :meth:`Chai.act` (paper: 5).
+    """
+
+    num_candidates: int = 5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.num_candidates, bool) or not (
+            isinstance(self.num_candidates, int) and self.num_candidates >= 1
+        ):
+            raise ValueError(f"num_candidates must be an integer >= 1, got {self.num_candidates!r}")
+
+
+@ALGORITHMS.register("chai")
+class Chai:
+    """CHAI (see the module docstring)."""
+
+    Config = ChaiConfig
+
+    def __init__(self, config: ChaiConfig | None, policy: Any, seed: int = 0):
+        self.config = config or ChaiConfig()
+        self.policy = policy
+        self.core = CriticLearner(self.config, policy, seed)
+        self.act_generator = torch.Generator(device=policy.device).manual_seed(seed + 2)
+        self.num_updates = 0
+
+    @property
+    def critic(self) -> DoubleCritic:
+        return self.core.critic
+
+    def update(self, episodes: Sequence[Episode]) -> dict[str, float]:
+        added = self.core.add_episodes(episodes)
+        out: dict[str, float] = {"chai/transitions_added": float(added)}
+        if len(self.core.buffer) > 0 and self.config.critic_epochs > 0:
+            start = time.perf_counter()
+            steps = [self.core.step() for _ in range(self.config.critic_epochs)]
+            out["chai/critic_s"] = time.perf_counter() - start
+            for key in steps[0]:
+                out[f"chai/{key}"] = sum(s[key] for s in steps) / len(steps)
+        self.num_updates += 1
+        out["chai/buffer_size"] = float(len(self.core.buffer))
+        out["chai/critic_steps"] = float(self.core.steps)
+        return out
+
+    @torch.no_grad()
+    def act(
+        self, observations: Sequence[str], sampling: SamplingConfig | None = None
+    ) -> list[Generation]:
+        """Per observation, the best of ``num_candidates`` samples by ``min(Q_1, Q_2)``."""
+        sampling = sampling or self.core.sampling
+        if not observations:
+            return []
+        k = 1 if sampling.is_greedy else self.config.num_candidates
+        prompts = self.policy.encode_prompts(list(observations))
+        gens = self.policy.generate(
+            [p for p in prompts for _ in range(k)], sampling, self.act_generator
+        )
+        if k == 1:
+            return gens
+        obs = [o for o in observations for _ in range(k)]
+        mb = self.config.micro_batch_size * k
+        scores = torch.cat(
+            [
+                self.core.critic.min_q(obs[lo : lo + mb], [g.text for g in gens[lo : lo + mb]])
+                for lo in range(0, len(obs), mb)
+            ]
+        )
+        best = scores.view(len(observations), k).argmax(dim=1).tolist()
+        return [gens[i * k + j] for i, j in enumerate(best)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self.core.state_dict(),
+            "act_generator": self.act_generator.get_state(),
+            "num_updates": self.num_updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.core.load_state_dict(state)
+        self.act_generator.set_state(state["act_generator"])
+        self.num_updates = int(state["num_updates"])
+
+    def replay_rows(self) -> list[dict[str, Any]]:
+        return self.core.buffer.rows()
+
+    def load_replay_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.core.buffer.load_rows(rows)

@@ -1,0 +1,140 @@
+"""Typed configuration of ArCHer (and CHAI, which reuses its critic).
+
+Defaults follow the paper / reference code (see ``/work/shared/ALGORITHMS.md``); the comments
+say where a small run wants other values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+CRITIC_ENCODERS = ("separate", "policy_lora")
+POOLINGS = ("mean", "cls")
+
+
+def _tiny_encoder() -> dict[str, Any]:
+    return {
+        "name": "tiny_encoder",  # or an HF model id / local path loaded with AutoModel
+        "hidden_size": 64,
+        "num_layers": 2,
+        "num_heads": 2,
+        "intermediate_size": 128,
+        "max_position_embeddings": 512,
+        "tokenizer": "char",  # tiny_encoder only: "char" or "policy" (the policy's tokenizer)
+    }
+
+
+@dataclass
+class ArcherConfig:
+    """ArCHer hyper-parameters.
+
+    Attributes:
+        gamma: utterance-level discount (paper 0.9-0.98 by env).
+        tau: Polyak rate of the target critic, ``target <- (1 - tau) target + tau online``,
+            applied after every critic step.
+        critic_lr: Adam lr of the critic. The paper's 2e-5 suits a pretrained RoBERTa; a tiny
+            randomly initialised critic (the default ``critic_model``) needs ~1e-4..1e-3.
+        actor_lr: Adam lr of the policy (paper 1e-6..1e-5).
+        critic_epochs: critic steps per ``update`` (each on ``batch_size`` transitions).
+        actor_epochs: actor steps per ``update`` (each on ``batch_size`` states).
+        batch_size: transitions (critic) or states (actor) per optimizer step.
+        grad_accum: micro-batches per step; micro-batch = ``batch_size // grad_accum``.
+            Gradients are averaged over micro-batches (the reference sums them).
+        warmup_iters: ``update`` calls that train only the critic before the actor starts.
+        grad_clip: max global grad norm, per network.
+        buffer_size: replay capacity in transitions (FIFO overwrite).
+        max_new_tokens / temperature / stop: sampling of the fresh actions
+            ``a' ~ pi(.|s)`` used by the V target and the actor.
+        critic_encoder: ``"separate"`` (an encoder of its own, RoBERTa-style, as the
+            reference) or ``"policy_lora"`` (a LoRA adapter on the policy's backbone; not
+            implemented yet).
+        critic_model: the separate encoder: ``{"name": "tiny_encoder", ...}`` builds a small
+            random BERT from the other keys (tests, tiny runs); any other ``name`` is an HF
+            id or path loaded with ``AutoModel`` / ``AutoTokenizer`` (e.g. ``roberta-base``).
+        critic_head_hidden: hidden width of the Q and V MLP heads (768 in the paper).
+        critic_pooling: ``"mean"`` (masked mean over tokens) or ``"cls"`` (first token).
+        critic_max_length: token budget of one critic input; longer texts keep their end
+            (left truncation: the latest turns of a conversation matter most).
+        ppo_clip: extension, off by default. When set, the actor samples one batch of
+            (s, a) per ``update`` and takes ``actor_epochs`` clipped-ratio steps on it.
+        normalize_advantage: extension, off by default: standardise A over the actor batch.
+        timeout_is_terminal: treat truncation (turn limit) as terminal, as the reference.
+    """
+
+    gamma: float = 0.95
+    tau: float = 0.1
+    critic_lr: float = 2e-5
+    actor_lr: float = 1e-5
+    critic_epochs: int = 50
+    actor_epochs: int = 3
+    batch_size: int = 256
+    grad_accum: int = 32
+    warmup_iters: int = 10
+    grad_clip: float = 1.0
+    buffer_size: int = 10000
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    stop: list[str] = field(default_factory=lambda: ["\n"])
+    critic_encoder: str = "separate"
+    critic_model: dict[str, Any] = field(default_factory=_tiny_encoder)
+    critic_head_hidden: int = 768
+    critic_pooling: str = "mean"
+    critic_max_length: int = 512
+    ppo_clip: float | None = None
+    normalize_advantage: bool = False
+    timeout_is_terminal: bool = True
+
+    def __post_init__(self) -> None:
+        _check_range("gamma", self.gamma, 0.0, 1.0)
+        _check_range("tau", self.tau, 0.0, 1.0, low_open=True)
+        for name in ("critic_lr", "actor_lr", "grad_clip", "temperature"):
+            _check_positive(name, getattr(self, name))
+        for name in ("critic_epochs", "actor_epochs", "warmup_iters"):
+            _check_int(name, getattr(self, name), 0)
+        for name in ("batch_size", "grad_accum", "buffer_size", "max_new_tokens"):
+            _check_int(name, getattr(self, name), 1)
+        for name in ("critic_head_hidden", "critic_max_length"):
+            _check_int(name, getattr(self, name), 1)
+        if self.batch_size % self.grad_accum:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of grad_accum "
+                f"({self.grad_accum}): micro-batch = batch_size // grad_accum"
+            )
+        if self.critic_encoder not in CRITIC_ENCODERS:
+            raise ValueError(
+                f"critic_encoder must be one of {CRITIC_ENCODERS}, got {self.critic_encoder!r}"
+            )
+        if self.critic_pooling not in POOLINGS:
+            raise ValueError(f"critic_pooling must be one of {POOLINGS}, got {self.critic_pooling!r}")
+        if not isinstance(self.critic_model, dict) or not self.critic_model.get("name"):
+            raise ValueError(
+                "critic_model must be a dict with a 'name' ('tiny_encoder' or an HF id/path), "
+                f"got {self.critic_model!r}"
+            )
+        if self.ppo_clip is not None:
+            _check_range("ppo_clip", self.ppo_clip, 0.0, 1.0, low_open=True)
+        self.stop = list(self.stop)
+
+    @property
+    def micro_batch_size(self) -> int:
+        return self.batch_size // self.grad_accum
+
+
+def _check_range(
+    name: str, value: float, low: float, high: float, low_open: bool = False
+) -> None:
+    ok = (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value!r}")
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+def _check_int(name: str, value: int, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -1,0 +1,222 @@
+"""ArCHer's utterance-level double critic.
+
+An encoder embeds an observation and an utterance separately (``h_s``, ``h_a``); two Q heads
+read ``[h_s, h_a]`` and two V heads read ``h_s`` (3-layer MLPs, as the reference). The
+target critic is a full deep copy (encoder included) moved by Polyak averaging.
+
+Efficiency rules (each fixes a measured cost of the reference): each distinct text of a
+call is encoded once (duplicates are gathered back from one row); each text is tokenised
+once per run (:class:`TokenCache`, shared by the online and target critics); the encoder
+runs in eval mode (no dropout, which also keeps updates deterministic under a seed).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import ArcherConfig
+
+
+class TokenCache:
+    """Tokenises each distinct text once (LRU-bounded), keeping the END of long texts.
+
+    Args:
+        tokenizer: an HF tokenizer (its special tokens, e.g. ``<s>``/``</s>``, are added).
+        max_length: token budget per text, special tokens included.
+        max_entries: cache size; fresh policy samples make the set of texts unbounded.
+    """
+
+    def __init__(self, tokenizer: Any, max_length: int, max_entries: int = 100_000):
+        self.tokenizer = tokenizer
+        self.tokenizer.truncation_side = "left"
+        self.max_length = max_length
+        self.max_entries = max_entries
+        pad = getattr(tokenizer, "pad_token_id", None)
+        self.pad_id = int(pad) if pad is not None else 0
+        self._cache: OrderedDict[str, list[int]] = OrderedDict()
+
+    def __call__(self, texts: Sequence[str]) -> list[list[int]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            enc = self.tokenizer(
+                missing, truncation=True, max_length=self.max_length, add_special_tokens=True
+            )["input_ids"]
+            for text, ids in zip(missing, enc, strict=True):
+                self._cache[text] = list(ids) or [self.pad_id]  # "" still gets one position
+        out = []
+        for t in texts:
+            self._cache.move_to_end(t)
+            out.append(self._cache[t])
+        while len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
+        return out
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+def _mlp(in_dim: int, hidden: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1)
+    )
+
+
+class DoubleCritic(nn.Module):
+    """``Q_1, Q_2`` on ``[h_s, h_a]`` and ``V_1, V_2`` on ``h_s``.
+
+    Args:
+        encoder: a text encoder returning ``last_hidden_state`` ``[N, T, H]`` (HF ``AutoModel``).
+        tokens: the :class:`TokenCache` of the encoder's tokenizer.
+        hidden_size: ``H``.
+        head_hidden: width of the MLP heads.
+        pooling: ``"mean"`` (masked mean over tokens) or ``"cls"`` (first token).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        tokens: TokenCache,
+        hidden_size: int,
+        head_hidden: int = 768,
+        pooling: str = "mean",
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.tokens = tokens
+        self.pooling = pooling
+        self.q1 = _mlp(2 * hidden_size, head_hidden)
+        self.q2 = _mlp(2 * hidden_size, head_hidden)
+        self.v1 = _mlp(hidden_size, head_hidden)
+        self.v2 = _mlp(hidden_size, head_hidden)
+        self.encoder_passes = 0  # counted for tests and profiling
+        self.train()
+
+    def train(self, mode: bool = True) -> DoubleCritic:
+        super().train(mode)
+        self.encoder.eval()  # dropout stays off
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """Pooled embeddings ``[N, H]`` of ``texts``: one encoder pass over the distinct texts."""
+        uniq = list(dict.fromkeys(texts))
+        ids = self.tokens(uniq)
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), width), self.tokens.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for i, x in enumerate(ids):
+            input_ids[i, : len(x)] = torch.tensor(x, dtype=torch.long)
+            mask[i, : len(x)] = 1
+        device = self.device
+        input_ids, mask = input_ids.to(device), mask.to(device)
+        hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        self.encoder_passes += 1
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * m).sum(1) / m.sum(1)
+        where = {t: i for i, t in enumerate(uniq)}
+        return pooled[torch.tensor([where[t] for t in texts], device=device)]
+
+    def q_heads(self, h_s: torch.Tensor, h_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``Q_1, Q_2`` ``[B]`` from embeddings ``h_s, h_a`` ``[B, H]``."""
+        x = torch.cat([h_s, h_a], dim=-1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+    def v_heads(self, h_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``V_1, V_2`` ``[B]`` from ``h_s`` ``[B, H]``."""
+        return self.v1(h_s).squeeze(-1), self.v2(h_s).squeeze(-1)
+
+    def forward(
+        self, observations: Sequence[str], actions: Sequence[str]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(Q_1, Q_2, V_1, V_2)``, each ``[B]``, in two encoder passes (states, actions)."""
+        h_s = self.embed(observations)
+        h_a = self.embed(actions)
+        return (*self.q_heads(h_s, h_a), *self.v_heads(h_s))
+
+    def min_q(self, observations: Sequence[str], actions: Sequence[str]) -> torch.Tensor:
+        """``min(Q_1, Q_2)(s, a)``, ``[B]``."""
+        q1, q2 = self.q_heads(self.embed(observations), self.embed(actions))
+        return torch.minimum(q1, q2)
+
+    def target_copy(self) -> DoubleCritic:
+        """A frozen deep copy (shares the token cache) for the Polyak-averaged target."""
+        target = copy.deepcopy(self, memo={id(self.tokens): self.tokens})
+        target.requires_grad_(False)
+        return target
+
+
+def build_critic(config: ArcherConfig, policy: Any = None, seed: int = 0) -> DoubleCritic:
+    """Build the critic that ``config`` describes, on ``policy.device`` (CPU without a policy).
+
+    Initialisation is seeded by ``seed`` without touching the global RNG state.
+    """
+    if config.critic_encoder == "policy_lora":
+        raise NotImplementedError(
+            "critic_encoder='policy_lora' (a LoRA adapter on the policy's backbone) is not "
+            "implemented yet; use critic_encoder='separate' with critic_model={'name': "
+            "'tiny_encoder', ...} or an HF encoder id/path such as 'roberta-base'"
+        )
+    spec = dict(config.critic_model)
+    name = spec["name"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if name == "tiny_encoder":
+            encoder, tokenizer, limit = _tiny_encoder(spec, policy)
+        else:
+            from transformers import AutoModel, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(name)
+            encoder = AutoModel.from_pretrained(name)
+            limit = int(getattr(tokenizer, "model_max_length", 10**9))
+        max_length = min(config.critic_max_length, limit)
+        critic = DoubleCritic(
+            encoder,
+            TokenCache(tokenizer, max_length),
+            hidden_size=int(encoder.config.hidden_size),
+            head_hidden=config.critic_head_hidden,
+            pooling=config.critic_pooling,
+        )
+    device = getattr(policy, "device", None)
+    return critic.to(device) if device is not None else critic
+
+
+def _tiny_encoder(spec: dict[str, Any], policy: Any) -> tuple[nn.Module, Any, int]:
+    """A small random BERT (tests, tiny runs) over the char tokenizer or the policy's."""
+    from transformers import BertConfig, BertModel
+
+    from agentrl.policy.tokenizer import build_char_tokenizer
+
+    which = spec.get("tokenizer", "char")
+    if which == "char":
+        tokenizer = build_char_tokenizer()
+    elif which == "policy":
+        if policy is None:
+            raise ValueError("critic_model.tokenizer='policy' needs a policy")
+        tokenizer = copy.deepcopy(policy.tokenizer)  # TokenCache sets truncation_side
+    else:
+        raise ValueError(f"critic_model.tokenizer must be 'char' or 'policy', got {which!r}")
+    max_pos = int(spec.get("max_position_embeddings", 512))
+    cfg = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=int(spec.get("hidden_size", 64)),
+        num_hidden_layers=int(spec.get("num_layers", 2)),
+        num_attention_heads=int(spec.get("num_heads", 2)),
+        intermediate_size=int(spec.get("intermediate_size", 128)),
+        max_position_embeddings=max_pos,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        pad_token_id=tokenizer.pad_token_id or 0,
+    )
+    return BertModel(cfg, add_pooling_layer=False), tokenizer, max_pos

@@ -1,0 +1,339 @@
+"""ArCHer: hierarchical multi-turn actor-critic (Zhou et al. 2024, arXiv 2402.19446).
+
+Two RL problems run side by side. High level, over utterances: one turn is one transition
+``(s, a, r, s', done)`` with ``a`` the whole utterance, and an off-policy double critic is
+trained from a replay buffer (:class:`CriticLearner`). Low level, over tokens: the policy's
+tokens are trained by a policy gradient whose advantage comes from that critic.
+
+Critic (Q heads on ``[h_s, h_a]``, V heads on ``h_s``; ``Qbar``/``Vbar`` = target copy)::
+
+    Q_i(s, a) <- r + gamma * (1 - done) * Vbar_i(s')          (MSE, i = 1, 2)
+    V_i(s)    <- Qbar_i(s, a'),   a' ~ pi(.|s) sampled fresh  (MSE)
+    loss = L_Q1 + L_Q2 + L_V1 + L_V2;  target <- (1 - tau) target + tau online, every step
+
+Actor, on states ``s`` from the buffer with fresh ``a ~ pi(.|s)``::
+
+    A(s, a) = min(Q_1, Q_2)(s, a) - min(V_1, V_2)(s)           (no grad)
+    loss    = -mean(A * sum_t log pi(a_t | s, a_<t))           (REINFORCE per utterance)
+
+Schedule of one :meth:`Archer.update`: add every turn of the new episodes to the buffer;
+``critic_epochs`` critic steps, each on ``batch_size`` transitions sampled uniformly, in
+``grad_accum`` micro-batches; then, once ``warmup_iters`` updates have passed,
+``actor_epochs`` actor steps on ``batch_size`` states each. Defaults: gamma 0.95, tau 0.1,
+critic lr 2e-5, actor lr 1e-5, 50 critic / 3 actor steps of 256 (32 x 8), clip 1.0.
+
+Differences from the reference code (each a quirk listed in ALGORITHMS.md):
+
+- gradient accumulation divides by the number of micro-batches (the reference sums, so
+  its effective lr is ``lr x accum``); every random draw comes from generators seeded by
+  ``seed`` (replay sampling, fresh actions), so the same seed gives the same losses;
+- no ``set_detect_anomaly`` around the critic phase;
+- a critic micro-batch costs four encoder passes, not six: online (states, actions) and
+  target (states + next states deduplicated in one pass, fresh actions); each distinct
+  text is encoded once per pass and tokenised once per run (cache);
+- the fresh ``a'`` of the V target is sampled once per critic step for the whole batch
+  (batched), not at batch 8 for every micro-batch;
+- the actor is scored on the sampled token ids (``policy.action_logprobs``: left-padded
+  prompts, log-softmax at action positions only), never on re-tokenised decoded text;
+  generation stops per sequence at the stop string (the policy's decode loop);
+- the target update is one fused ``torch._foreach_lerp_``;
+- the critic's and the actor's gradients are cleared before and after each phase and
+  clipped per network, so clipping never mixes them;
+- nothing is pickled: the buffer is written as JSONL rows (:meth:`Archer.replay_rows`)
+  and the state dict holds tensors, numbers and dicts only;
+- the critic encoder runs without dropout (deterministic; the reference's RoBERTa trains
+  with dropout 0.1).
+Extensions, off by default: ``ppo_clip`` (one sampled batch per update, ``actor_epochs``
+clipped-ratio steps on it) and ``normalize_advantage``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from agentrl.policy import SamplingConfig
+from agentrl.registry import ALGORITHMS
+from agentrl.types import Episode, Generation
+
+from .config import ArcherConfig
+from .critic import DoubleCritic, build_critic
+from .losses import actor_loss, advantage, polyak_update_, q_loss, v_loss
+from .replay import ReplayBuffer, Transition
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+class CriticLearner:
+    """The utterance-level critic of ArCHer (shared with CHAI): buffer, critic, target, steps.
+
+    Args:
+        config: the algorithm config.
+        policy: the :class:`~agentrl.policy.Policy` that samples the fresh ``a' ~ pi(.|s)``.
+        seed: seeds the critic's initialisation, replay sampling and fresh-action sampling.
+    """
+
+    def __init__(self, config: ArcherConfig, policy: Any, seed: int = 0):
+        self.config = config
+        self.policy = policy
+        self.critic: DoubleCritic = build_critic(config, policy, seed)
+        self.target_critic: DoubleCritic = self.critic.target_copy()
+        self.optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+        self.buffer = ReplayBuffer(config.buffer_size, seed=seed)
+        self.generator = torch.Generator(device=policy.device).manual_seed(seed + 1)
+        self.sampling = SamplingConfig(
+            temperature=config.temperature,
+            max_new_tokens=config.max_new_tokens,
+            stop=tuple(config.stop),
+        )
+        self.steps = 0
+
+    def add_episodes(self, episodes: Sequence[Episode]) -> int:
+        return self.buffer.add_episodes(episodes, self.config.timeout_is_terminal)
+
+    def prompts(self, batch: Sequence[Transition]) -> list[list[int]]:
+        """The policy prompt of each transition (stored ids, or encoded when missing)."""
+        missing = [i for i, t in enumerate(batch) if not t.prompt_ids]
+        out = [t.prompt_ids for t in batch]
+        if missing:
+            enc = self.policy.encode_prompts([batch[i].observation for i in missing])
+            for i, ids in zip(missing, enc, strict=True):
+                out[i] = ids
+        return out
+
+    def sample_actions(
+        self, batch: Sequence[Transition], generator: torch.Generator | None = None
+    ) -> list[Generation]:
+        """One fresh ``a ~ pi(.|s)`` per transition, in one batched ``generate`` call."""
+        return self.policy.generate(self.prompts(batch), self.sampling, generator or self.generator)
+
+    @torch.no_grad()
+    def advantages(self, observations: Sequence[str], actions: Sequence[str]) -> torch.Tensor:
+        """``A = min Q(s, a) - min V(s)`` of the online critic, ``[B]``, in micro-batches."""
+        parts = []
+        for sl in _chunks(len(observations), self.config.micro_batch_size):
+            parts.append(advantage(*self.critic(observations[sl], actions[sl])))
+        return torch.cat(parts)
+
+    def step(self) -> dict[str, float]:
+        """One critic step on ``batch_size`` replayed transitions; then the Polyak update."""
+        cfg = self.config
+        batch = self.buffer.sample(cfg.batch_size)
+        fresh = [g.text for g in self.sample_actions(batch)]
+        chunks = _chunks(len(batch), cfg.micro_batch_size)
+        self.optimizer.zero_grad(set_to_none=True)
+        stats: dict[str, float] = defaultdict(float)
+        for sl in chunks:
+            rows = batch[sl]
+            obs = [t.observation for t in rows]
+            device = self.critic.device
+            r = torch.tensor([t.reward for t in rows], dtype=torch.float32, device=device)
+            done = torch.tensor([float(t.done) for t in rows], device=device)
+            qbar1, qbar2, vbar1, vbar2 = self._targets(rows, fresh[sl])
+            q1, q2, v1, v2 = self.critic(obs, [t.action for t in rows])
+            lq = q_loss(q1, q2, r, done, vbar1, vbar2, cfg.gamma)
+            lv = v_loss(v1, v2, qbar1, qbar2)
+            ((lq + lv) / len(chunks)).backward()
+            stats["q_loss"] += lq.item() / len(chunks)
+            stats["v_loss"] += lv.item() / len(chunks)
+            stats["q_mean"] += torch.minimum(q1, q2).mean().item() / len(chunks)
+            stats["v_mean"] += torch.minimum(v1, v2).mean().item() / len(chunks)
+        norm = torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        polyak_update_(
+            list(self.target_critic.parameters()), list(self.critic.parameters()), cfg.tau
+        )
+        self.steps += 1
+        stats["critic_grad_norm"] = float(norm)
+        return dict(stats)
+
+    @torch.no_grad()
+    def _targets(
+        self, rows: Sequence[Transition], fresh: Sequence[str]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``Qbar_i(s, a')`` and ``Vbar_i(s')`` (0 where done): two target encoder passes."""
+        target = self.target_critic
+        live = [i for i, t in enumerate(rows) if not t.done]
+        n = len(rows)
+        h = target.embed([t.observation for t in rows] + [rows[i].next_observation for i in live])
+        qbar1, qbar2 = target.q_heads(h[:n], target.embed(fresh))
+        vbar1 = torch.zeros(n, device=h.device)
+        vbar2 = torch.zeros(n, device=h.device)
+        if live:
+            v1n, v2n = target.v_heads(h[n:])
+            idx = torch.tensor(live, device=h.device)
+            vbar1[idx], vbar2[idx] = v1n, v2n
+        return qbar1, qbar2, vbar1, vbar2
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "critic": self.critic.state_dict(),
+            "target_critic": self.target_critic.state_dict(),
+            "critic_optimizer": self.optimizer.state_dict(),
+            "replay_generator": self.buffer.generator.get_state(),
+            "sample_generator": self.generator.get_state(),
+            "critic_steps": self.steps,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.critic.load_state_dict(state["critic"])
+        self.target_critic.load_state_dict(state["target_critic"])
+        self.optimizer.load_state_dict(state["critic_optimizer"])
+        self.buffer.generator.set_state(state["replay_generator"])
+        self.generator.set_state(state["sample_generator"])
+        self.steps = int(state["critic_steps"])
+
+
+@ALGORITHMS.register("archer")
+class Archer:
+    """ArCHer (see the module docstring).
+
+    Args:
+        config: :class:`ArcherConfig` (defaults when None).
+        policy: the :class:`~agentrl.policy.Policy`, trained in place.
+        seed: seeds every random draw of the algorithm.
+    """
+
+    Config = ArcherConfig
+
+    def __init__(self, config: ArcherConfig | None, policy: Any, seed: int = 0):
+        self.config = config or ArcherConfig()
+        self.policy = policy
+        self.core = CriticLearner(self.config, policy, seed)
+        self.actor_params = list(policy.trainable_parameters())
+        self.actor_optimizer = torch.optim.Adam(self.actor_params, lr=self.config.actor_lr)
+        self.num_updates = 0
+        self.actor_steps = 0
+
+    # aliases for tests and tools
+    @property
+    def critic(self) -> DoubleCritic:
+        return self.core.critic
+
+    @property
+    def target_critic(self) -> DoubleCritic:
+        return self.core.target_critic
+
+    @property
+    def buffer(self) -> ReplayBuffer:
+        return self.core.buffer
+
+    def update(self, episodes: Sequence[Episode]) -> dict[str, float]:
+        cfg = self.config
+        added = self.core.add_episodes(episodes)
+        out: dict[str, float] = {"archer/transitions_added": float(added)}
+        if len(self.core.buffer) > 0:
+            start = time.perf_counter()
+            critic = [self.core.step() for _ in range(cfg.critic_epochs)]
+            out["archer/critic_s"] = time.perf_counter() - start
+            for key in critic[0] if critic else ():
+                out[f"archer/{key}"] = _mean([s[key] for s in critic])
+            train_actor = self.num_updates >= cfg.warmup_iters and cfg.actor_epochs > 0
+            if train_actor:
+                start = time.perf_counter()
+                actor = self._actor_phase()
+                out["archer/actor_s"] = time.perf_counter() - start
+                for key in actor[0]:
+                    out[f"archer/{key}"] = _mean([s[key] for s in actor])
+            out["archer/actor_trained"] = float(train_actor)
+        self.num_updates += 1
+        out["archer/buffer_size"] = float(len(self.core.buffer))
+        out["archer/critic_steps"] = float(self.core.steps)
+        out["archer/actor_steps"] = float(self.actor_steps)
+        return out
+
+    def _actor_phase(self) -> list[dict[str, float]]:
+        cfg = self.config
+        if cfg.ppo_clip is None:  # the reference: fresh states and actions every step
+            return [self._actor_step(self._actor_batch()) for _ in range(cfg.actor_epochs)]
+        data = self._actor_batch()  # PPO-style: one batch, several clipped steps
+        return [self._actor_step(data) for _ in range(cfg.actor_epochs)]
+
+    def _actor_batch(self) -> dict[str, Any]:
+        """States from the buffer, fresh ``a ~ pi``, their advantage and sampling log-probs."""
+        cfg = self.config
+        batch = self.core.buffer.sample(cfg.batch_size)
+        gens = self.core.sample_actions(batch)
+        adv = self.core.advantages([t.observation for t in batch], [g.text for g in gens])
+        stats = {"advantage_mean": float(adv.mean()), "advantage_std": float(adv.std(correction=0))}
+        if cfg.normalize_advantage and len(adv) > 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        prompts = [g.prompt_ids for g in gens]
+        actions = [g.token_ids for g in gens]
+        old = None
+        if cfg.ppo_clip is not None:
+            if cfg.temperature == 1.0:
+                old = torch.tensor([g.logprob for g in gens], device=self.policy.device)
+            else:  # sampling log-probs are under pi_T; the ratio needs pi's own
+                with torch.no_grad():
+                    old, _, _ = self.policy.action_logprobs(
+                        prompts, actions, batch_size=cfg.micro_batch_size
+                    )
+        return {"prompts": prompts, "actions": actions, "adv": adv, "old": old, "stats": stats}
+
+    def _actor_step(self, data: dict[str, Any]) -> dict[str, float]:
+        cfg = self.config
+        self.core.critic.zero_grad(set_to_none=True)  # never clip or step mixed grads
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        chunks = _chunks(len(data["adv"]), cfg.micro_batch_size)
+        model = self.policy.model
+        was_training = model.training
+        model.train()
+        loss_sum = logp_sum = 0.0
+        try:
+            for sl in chunks:
+                sums, _, _ = self.policy.action_logprobs(data["prompts"][sl], data["actions"][sl])
+                adv = data["adv"][sl].to(sums.device)
+                old = data["old"][sl] if data["old"] is not None else None
+                loss = actor_loss(sums, adv, old, cfg.ppo_clip)
+                (loss / len(chunks)).backward()
+                loss_sum += loss.item() / len(chunks)
+                logp_sum += float(sums.detach().mean()) / len(chunks)
+        finally:
+            model.train(was_training)
+        norm = torch.nn.utils.clip_grad_norm_(self.actor_params, cfg.grad_clip)
+        self.actor_optimizer.step()
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        self.actor_steps += 1
+        return {
+            "actor_loss": loss_sum,
+            "actor_logprob": logp_sum,
+            "actor_grad_norm": float(norm),
+            **data["stats"],
+        }
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Critic, target, optimizers, generator states, counters (no policy, no buffer)."""
+        return {
+            **self.core.state_dict(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "num_updates": self.num_updates,
+            "actor_steps": self.actor_steps,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.core.load_state_dict(state)
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.num_updates = int(state["num_updates"])
+        self.actor_steps = int(state["actor_steps"])
+
+    def replay_rows(self) -> list[dict[str, Any]]:
+        return self.core.buffer.rows()
+
+    def load_replay_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.core.buffer.load_rows(rows)
+
+
+__all__ = ["Archer", "CriticLearner"]

@@ -1,0 +1,1 @@
+"""Rollout workers (installed as ``agentrl.rollouts``)."""

@@ -1,0 +1,111 @@
+"""Ray at the edge: actor wrappers for rollout workers and the learner.
+
+This is the only module (with the trainer's cluster setup) that imports ``ray``. Workers
+build their own inference copy of the policy inside the actor; weights travel once per
+iteration through the object store (``ray.put`` then every worker reads the same object).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+
+from agentrl.learner import Learner
+from agentrl.policy import ModelConfig, Policy, SamplingConfig
+from agentrl.types import Episode
+
+from .group import chunk_seed, split_jobs
+from .worker import EpisodeJob, RolloutWorker
+
+
+class _WorkerActor(RolloutWorker):
+    """A rollout worker that imports the user's modules first (registrations, envs)."""
+
+    def __init__(self, imports: list[str], *args: Any, **kwargs: Any):
+        import importlib
+
+        import torch
+
+        torch.set_num_threads(1)
+        for mod in imports:
+            importlib.import_module(mod)
+        super().__init__(*args, **kwargs)
+
+    def ping(self) -> bool:
+        return True
+
+
+class RayWorkerGroup:
+    """``num_workers`` rollout actors collecting in parallel.
+
+    Args:
+        num_workers: actors to start.
+        env_id / env_kwargs / num_envs / sampling: as for :class:`RolloutWorker`.
+        model: the policy config each actor builds its inference copy from.
+        num_cpus / num_gpus: resources per actor.
+        imports: user modules to import in each actor.
+    """
+
+    def __init__(
+        self,
+        num_workers: int,
+        env_id: str,
+        env_kwargs: dict[str, Any],
+        num_envs: int,
+        sampling: SamplingConfig,
+        model: ModelConfig,
+        num_cpus: float = 1.0,
+        num_gpus: float = 0.0,
+        imports: list[str] | None = None,
+    ):
+        actor_cls = ray.remote(_WorkerActor).options(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=2)
+        factory = functools.partial(Policy.from_config, model)
+        self.workers = [
+            actor_cls.remote(
+                list(imports or []), env_id, env_kwargs, num_envs, sampling,
+                policy_factory=factory, worker_index=i,
+            )
+            for i in range(num_workers)
+        ]
+        ray.get([w.ping.remote() for w in self.workers])
+        self.last_stats: dict[str, float] = {}
+
+    def set_weights(self, weights: Any, version: int) -> None:
+        ref = ray.put(weights)
+        ray.get([w.set_weights.remote(ref, version) for w in self.workers])
+
+    def collect(self, jobs: Sequence[EpisodeJob], rng_seed: int, greedy: bool = False, act: Any = None) -> list[Episode]:
+        if act is not None:
+            raise NotImplementedError("custom acting rules (act=...) run only with cluster=inline for now")
+        chunks = split_jobs(jobs, len(self.workers))
+        refs = [
+            w.collect.remote(chunk, chunk_seed(rng_seed, i), greedy)
+            for i, (w, chunk) in enumerate(zip(self.workers, chunks, strict=True))
+            if chunk
+        ]
+        results = ray.get(refs)
+        stats = ray.get([w.get_last_stats.remote() for w, c in zip(self.workers, chunks, strict=True) if c])
+        self.last_stats = {"gen_tokens": sum(s.get("gen_tokens", 0.0) for s in stats)}
+        return [ep for chunk in results for ep in chunk]
+
+    def shutdown(self) -> None:
+        for w in self.workers:
+            ray.kill(w)
+
+
+class RemoteLearner:
+    """A :class:`~agentrl.learner.Learner` in a Ray actor, with the same (blocking) methods."""
+
+    def __init__(self, num_gpus: float, num_cpus: float, **kwargs: Any):
+        cls = ray.remote(Learner).options(num_gpus=num_gpus, num_cpus=num_cpus)
+        self.actor = cls.remote(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.actor, name)
+        return lambda *a, **k: ray.get(method.remote(*a, **k))
+
+    def shutdown(self) -> None:
+        ray.kill(self.actor)
