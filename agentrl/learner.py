@@ -105,8 +105,9 @@ class Learner:
     def load(self, directory: str | Path, weights_only: bool = False) -> None:
         """Restore from a verified checkpoint; ``weights_only`` loads just the policy (init_from)."""
         d = Path(directory)
-        weights = Policy.load_weights(d / "policy")
-        self.policy.set_weights(weights)
+        saved = Policy.load(d / "policy", model_config=self.model_config)
+        self.policy.set_weights(saved.get_weights(), version=self.version)
+        del saved
         if weights_only:
             return
         state = torch.load(d / "algorithm" / "state.pt", weights_only=True)

@@ -120,7 +120,11 @@ class Trainer:
             return
         self._owns_ray = True
         if cfg.cluster.mode == "local":
-            ray.init(num_cpus=cfg.cluster.num_cpus, include_dashboard=False, log_to_driver=True,
+            # Logical CPUs: enough for the learner and every worker even on a 2-core laptop
+            # (torch threads, not Ray's bookkeeping, decide the real parallelism).
+            needed = cfg.cluster.learner_num_cpus + cfg.rollout.num_workers * cfg.rollout.num_cpus_per_worker
+            num_cpus = cfg.cluster.num_cpus or max(os.cpu_count() or 1, int(needed + 0.999))
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True,
                      configure_logging=False, dashboard_host="127.0.0.1")
         else:
             address = cfg.cluster.address or os.environ.get("RAY_ADDRESS")

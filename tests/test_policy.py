@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, LlamaForCausalLM
 
 from agentrl.policy import (
     ModelConfig,
@@ -97,6 +97,21 @@ def test_generate_logprobs_equal_action_logprobs(temperature, monkeypatch):
         assert sums[i].item() == pytest.approx(x.logprob, abs=1e-3)
 
 
+def test_logits_wider_than_tokenizer():
+    # Real checkpoints often pad the embedding matrix past len(tokenizer).
+    tiny = tiny_policy()
+    config = tiny.model.config
+    config.vocab_size = 128
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        policy = Policy(LlamaForCausalLM(config).eval(), tiny.tokenizer)
+    prompts = policy.encode_prompts(OBS)
+    gens = policy.generate(prompts, SamplingConfig(max_new_tokens=6), torch.Generator())
+    _, per_token, _ = policy.action_logprobs(prompts, [g.token_ids for g in gens])
+    for i, g in enumerate(gens):
+        torch.testing.assert_close(per_token[i, : len(g.token_ids)], torch.tensor(g.logprobs))
+
+
 def test_greedy_matches_full_forward_argmax():
     policy = tiny_policy()
     prompts = policy.encode_prompts(OBS)
@@ -104,7 +119,7 @@ def test_greedy_matches_full_forward_argmax():
     gens = policy.generate(prompts, cfg)
     assert gens == policy.generate(prompts, cfg)
     with torch.no_grad():
-        for p, gen in zip(prompts, gens):
+        for p, gen in zip(prompts, gens, strict=True):
             seq = list(p)
             for _ in range(8):
                 seq.append(int(policy.model(torch.tensor([seq])).logits[0, -1].argmax()))

@@ -139,7 +139,7 @@ def _build_tiny(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerB
     # Seed a forked RNG so building a model never disturbs the caller's random stream.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.init_seed)
-        model = LlamaForCausalLM(config)
+        model: Any = LlamaForCausalLM(config)
     return model.to(torch_dtype(cfg.dtype)), tok
 
 
@@ -177,8 +177,9 @@ def _cache_smollm2(cache: Path) -> None:
     src, fname = gguf_path.parent, gguf_path.name
     tok = AutoTokenizer.from_pretrained(src, gguf_file=fname)
     model = AutoModelForCausalLM.from_pretrained(src, gguf_file=fname, dtype=torch.float32)
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer.remove_quantization_config(model)
+    quantizer: Any = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:  # otherwise save/train see a "quantized" model
+        quantizer.remove_quantization_config(model)
     # Write next to the target and rename, so a crash never leaves a half-written cache
     # and two processes racing here both end with a complete folder.
     tmp = cache.parent / f".{cache.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"

@@ -62,7 +62,9 @@ class Policy:
             model = model.to(device)
         self.model = model
         self.tokenizer = tokenizer
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.device = (
+            torch.device(device) if device is not None else next(model.parameters()).device
+        )
         self.system_prompt = system_prompt
         self.model_config = model_config
         self.version = 0
@@ -72,7 +74,7 @@ class Policy:
         params = inspect.signature(base.forward).parameters
         # transformers 5.x renamed ``past_key_values`` to ``cache``.
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
-        self._stop_cache: dict[tuple[str, ...], torch.Tensor] = {}
+        self._stop_cache: dict[tuple[tuple[str, ...], int], torch.Tensor] = {}
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, device: str | torch.device | None = None) -> Policy:
@@ -92,9 +94,10 @@ class Policy:
             messages = [{"role": "user", "content": observation}]
             if self.system_prompt:
                 messages.insert(0, {"role": "system", "content": self.system_prompt})
-            return self.tokenizer.apply_chat_template(
+            text = self.tokenizer.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=True
             )
+            return str(text)
         head = f"{self.system_prompt}\n" if self.system_prompt else ""
         return f"{head}{observation}\nAction: "
 
@@ -107,13 +110,19 @@ class Policy:
 
     # --------------------------------------------------------------- generation
 
-    def stop_token_mask(self, stop: Sequence[str]) -> torch.Tensor:
-        """``[V]`` bool: tokens whose decoded text contains a stop string, plus eos."""
-        key = tuple(stop)
+    def stop_token_mask(self, stop: Sequence[str], vocab_size: int | None = None) -> torch.Tensor:
+        """``[V]`` bool: tokens whose decoded text contains a stop string, plus eos.
+
+        ``V = vocab_size`` (the logits' width, which may exceed ``len(tokenizer)`` when the
+        embedding matrix is padded; ids past the tokenizer never stop). Cached per stop set.
+        """
+        n_tok = len(self.tokenizer)
+        vocab = max(vocab_size or 0, n_tok)
+        key = (tuple(stop), vocab)
         if key not in self._stop_cache:
-            vocab = len(self.tokenizer)
-            texts = self.tokenizer.batch_decode([[i] for i in range(vocab)])
-            mask = torch.tensor([any(s in t for s in key) for t in texts], dtype=torch.bool)
+            texts = self.tokenizer.batch_decode([[i] for i in range(n_tok)])
+            mask = torch.zeros(vocab, dtype=torch.bool)
+            mask[:n_tok] = torch.tensor([any(s in t for s in stop) for t in texts])
             for eos in self._eos_ids():
                 if 0 <= eos < vocab:
                     mask[eos] = True
@@ -163,7 +172,7 @@ class Policy:
             self.model.train(was_training)
         return [
             self._make_generation(p, t, lp, s, sampling.stop)
-            for p, t, lp, s in zip(prompt_ids, tokens, logps, stopped)
+            for p, t, lp, s in zip(prompt_ids, tokens, logps, stopped, strict=True)
         ]
 
     def _decode(
@@ -183,7 +192,6 @@ class Policy:
             input_ids[i, width - len(p) :] = torch.as_tensor(list(p), device=dev)
             attn[i, width - len(p) :] = 1
         positions = (attn.cumsum(-1) - 1).clamp_(min=0)
-        stop_mask = self.stop_token_mask(sampling.stop)
         # Multi-character stop strings can straddle tokens: also check the decoded text.
         check_text = any(len(s) > 1 for s in sampling.stop)
 
@@ -196,6 +204,7 @@ class Policy:
         )
         cache = _cache_of(out)
         logits = out.logits[:, -1]  # [B, V]
+        stop_mask = self.stop_token_mask(sampling.stop, logits.shape[-1])
         next_pos = lens.clone()  # [B'] position of the token fed next
         rows = list(range(batch))  # original index of each row still in the cache
         live = torch.ones(batch, dtype=torch.bool, device=dev)  # [B'] not finished yet
@@ -251,7 +260,7 @@ class Policy:
         stopped: bool,
         stop: Sequence[str],
     ) -> Generation:
-        text = self.tokenizer.decode(token_ids, skip_special_tokens=True)
+        text = str(self.tokenizer.decode(token_ids, skip_special_tokens=True))
         cuts = [i for i in (text.find(s) for s in stop) if i >= 0]
         if cuts:
             text = text[: min(cuts)]
@@ -294,7 +303,7 @@ class Policy:
             prompt_ids: ``B`` non-empty prompt id lists ``[P_i]``.
             action_ids: ``B`` action id lists ``[L_i]`` (may be empty).
             temperature: logits are divided by it (use the sampling temperature to
-                reproduce :class:`Generation` log-probs).
+                reproduce :class:`Generation` log-probs; top-k truncation is not applied).
             batch_size: rows per forward pass, to bound memory.
 
         Returns:
@@ -305,16 +314,18 @@ class Policy:
             raise ValueError("prompt_ids and action_ids must have the same length")
         batch = len(prompt_ids)
         width = max((len(a) for a in action_ids), default=0)
-        step = batch_size or max(batch, 1)
-        per_token = torch.zeros(batch, width, device=self.device)
-        mask = torch.zeros(batch, width, dtype=torch.bool, device=self.device)
-        chunks = []
-        for start in range(0, batch, step):
-            sl = slice(start, start + step)
-            chunks.append(self._score_chunk(prompt_ids[sl], action_ids[sl], temperature, width))
-        if chunks:
-            per_token = torch.cat([c[0] for c in chunks])
-            mask = torch.cat([c[1] for c in chunks])
+        if batch == 0:
+            empty = torch.zeros(0, 0, device=self.device)
+            return empty.sum(-1), empty, empty.bool()
+        step = batch_size or batch
+        chunks = [
+            self._score_chunk(
+                prompt_ids[i : i + step], action_ids[i : i + step], temperature, width
+            )
+            for i in range(0, batch, step)
+        ]
+        per_token = torch.cat([c[0] for c in chunks])
+        mask = torch.cat([c[1] for c in chunks])
         return per_token.sum(-1), per_token, mask
 
     def _score_chunk(
@@ -338,7 +349,7 @@ class Policy:
         seq = torch.full((batch, p_width + a_width), pad, dtype=torch.long, device=dev)
         attn = torch.zeros_like(seq)
         targets = torch.full((batch, a_width), pad, dtype=torch.long, device=dev)
-        for i, (p, a) in enumerate(zip(prompt_ids, action_ids)):
+        for i, (p, a) in enumerate(zip(prompt_ids, action_ids, strict=True)):
             seq[i, p_width - len(p) : p_width] = torch.as_tensor(list(p), device=dev)
             seq[i, p_width : p_width + len(a)] = torch.as_tensor(list(a), device=dev)
             attn[i, p_width - len(p) : p_width + len(a)] = 1
@@ -399,7 +410,15 @@ class Policy:
         """Write safetensors weights (the adapter only under LoRA), tokenizer and metadata."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(path, safe_serialization=True)
+        from transformers.utils import logging as hf_logging
+
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            self.model.save_pretrained(path, safe_serialization=True)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         self.tokenizer.save_pretrained(path)
         meta = {
             "version": self.version,
@@ -428,6 +447,7 @@ class Policy:
             model_config = ModelConfig(**meta["model_config"])
         tok = AutoTokenizer.from_pretrained(path)
         tok.padding_side = "left"
+        model: Any
         if meta.get("lora") or (path / "adapter_config.json").is_file():
             if model_config is None:
                 raise ValueError(f"{path} holds a LoRA adapter: pass the base model_config")

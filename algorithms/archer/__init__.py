@@ -1,14 +1,19 @@
-"""ArCHer (``algorithm=archer``) and CHAI (``algorithm=chai``); importing registers both."""
+"""ArCHer (``archer``), offline ArCHer (``archer_offline``) and CHAI (``chai``).
+
+Importing this package registers all three.
+"""
 
 from .chai import Chai, ChaiConfig
-from .config import ArcherConfig
+from .config import ArcherConfig, ArcherOfflineConfig
 from .critic import DoubleCritic, TokenCache, build_critic
-from .learner import Archer, CriticLearner
+from .learner import Archer, ArcherOffline, CriticLearner, load_episodes
 from .replay import ReplayBuffer, Transition, episode_transitions
 
 __all__ = [
     "Archer",
     "ArcherConfig",
+    "ArcherOffline",
+    "ArcherOfflineConfig",
     "Chai",
     "ChaiConfig",
     "CriticLearner",
@@ -18,4 +23,5 @@ __all__ = [
     "Transition",
     "build_critic",
     "episode_transitions",
+    "load_episodes",
 ]

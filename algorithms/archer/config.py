@@ -47,13 +47,16 @@ class ArcherConfig:
         max_new_tokens / temperature / stop: sampling of the fresh actions
             ``a' ~ pi(.|s)`` used by the V target and the actor.
         critic_encoder: ``"separate"`` (an encoder of its own, RoBERTa-style, as the
-            reference) or ``"policy_lora"`` (a LoRA adapter on the policy's backbone; not
-            implemented yet).
+            reference) or ``"policy_lora"`` (a LoRA adapter of the critic's own on the
+            policy's backbone; needs a LoRA policy; ``critic_model`` is then unused).
         critic_model: the separate encoder: ``{"name": "tiny_encoder", ...}`` builds a small
             random BERT from the other keys (tests, tiny runs); any other ``name`` is an HF
             id or path loaded with ``AutoModel`` / ``AutoTokenizer`` (e.g. ``roberta-base``).
+        critic_lora: the ``"policy_lora"`` adapter: ``r``, ``alpha``, ``dropout``,
+            ``target_modules`` (empty: the policy adapter's).
         critic_head_hidden: hidden width of the Q and V MLP heads (768 in the paper).
-        critic_pooling: ``"mean"`` (masked mean over tokens) or ``"cls"`` (first token).
+        critic_pooling: ``"mean"`` (masked mean over tokens) or ``"cls"`` (first token: only
+            for tokenizers that add one, e.g. RoBERTa's ``<s>``; the char tokenizer does not).
         critic_max_length: token budget of one critic input; longer texts keep their end
             (left truncation: the latest turns of a conversation matter most).
         ppo_clip: extension, off by default. When set, the actor samples one batch of
@@ -78,6 +81,9 @@ class ArcherConfig:
     stop: list[str] = field(default_factory=lambda: ["\n"])
     critic_encoder: str = "separate"
     critic_model: dict[str, Any] = field(default_factory=_tiny_encoder)
+    critic_lora: dict[str, Any] = field(
+        default_factory=lambda: {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": []}
+    )
     critic_head_hidden: int = 768
     critic_pooling: str = "mean"
     critic_max_length: int = 512
@@ -106,7 +112,9 @@ class ArcherConfig:
                 f"critic_encoder must be one of {CRITIC_ENCODERS}, got {self.critic_encoder!r}"
             )
         if self.critic_pooling not in POOLINGS:
-            raise ValueError(f"critic_pooling must be one of {POOLINGS}, got {self.critic_pooling!r}")
+            raise ValueError(
+                f"critic_pooling must be one of {POOLINGS}, got {self.critic_pooling!r}"
+            )
         if not isinstance(self.critic_model, dict) or not self.critic_model.get("name"):
             raise ValueError(
                 "critic_model must be a dict with a 'name' ('tiny_encoder' or an HF id/path), "
@@ -121,9 +129,7 @@ class ArcherConfig:
         return self.batch_size // self.grad_accum
 
 
-def _check_range(
-    name: str, value: float, low: float, high: float, low_open: bool = False
-) -> None:
+def _check_range(name: str, value: float, low: float, high: float, low_open: bool = False) -> None:
     ok = (value > low if low_open else value >= low) and value <= high
     if not ok:
         bracket = "(" if low_open else "["
@@ -138,3 +144,34 @@ def _check_positive(name: str, value: float) -> None:
 def _check_int(name: str, value: int, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+@dataclass
+class ArcherOfflineConfig(ArcherConfig):
+    """Offline ArCHer: ArCHer's settings plus the dataset, IQL and AWR knobs.
+
+    ``temperature`` / ``max_new_tokens`` are unused (nothing is sampled) and ``ppo_clip``
+    must stay unset.
+
+    Attributes:
+        dataset: JSONL of episodes (one ``Episode.to_dict()`` per line) loaded into the
+            buffer at construction; ``""`` for none. Keep ``buffer_size`` >= its turns.
+        expectile: IQL expectile ``tau`` of the V regression, in (0, 1); 0.5 is the mean,
+            larger values approach the max of Q over the data's actions.
+        awr_beta: AWR temperature: weights ``exp(A / beta)`` (smaller = greedier).
+        awr_max_weight: cap of the AWR weights.
+    """
+
+    dataset: str = ""
+    expectile: float = 0.7
+    awr_beta: float = 1.0
+    awr_max_weight: float = 100.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.expectile < 1.0:
+            raise ValueError(f"expectile must be in (0, 1), got {self.expectile!r}")
+        _check_positive("awr_beta", self.awr_beta)
+        _check_positive("awr_max_weight", self.awr_max_weight)
+        if self.ppo_clip is not None:
+            raise ValueError("ppo_clip must be None for archer_offline (AWR has no ratio)")

@@ -8,6 +8,10 @@ Efficiency rules (each fixes a measured cost of the reference): each distinct te
 call is encoded once (duplicates are gathered back from one row); each text is tokenised
 once per run (:class:`TokenCache`, shared by the online and target critics); the encoder
 runs in eval mode (no dropout, which also keeps updates deterministic under a seed).
+
+Two encoders (``ArcherConfig.critic_encoder``): ``"separate"``, an encoder of its own (an HF
+``AutoModel`` such as RoBERTa, or a tiny random BERT for tests), and ``"policy_lora"``, the
+policy's own backbone seen through a LoRA adapter of the critic's (:class:`PolicyLoraEncoder`).
 """
 
 from __future__ import annotations
@@ -63,7 +67,11 @@ class TokenCache:
 
 def _mlp(in_dim: int, hidden: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1)
+        nn.Linear(in_dim, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, 1),
     )
 
 
@@ -118,7 +126,7 @@ class DoubleCritic(nn.Module):
             mask[i, : len(x)] = 1
         device = self.device
         input_ids, mask = input_ids.to(device), mask.to(device)
-        hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state.float()
         self.encoder_passes += 1
         if self.pooling == "cls":
             pooled = hidden[:, 0]
@@ -162,17 +170,16 @@ def build_critic(config: ArcherConfig, policy: Any = None, seed: int = 0) -> Dou
 
     Initialisation is seeded by ``seed`` without touching the global RNG state.
     """
-    if config.critic_encoder == "policy_lora":
-        raise NotImplementedError(
-            "critic_encoder='policy_lora' (a LoRA adapter on the policy's backbone) is not "
-            "implemented yet; use critic_encoder='separate' with critic_model={'name': "
-            "'tiny_encoder', ...} or an HF encoder id/path such as 'roberta-base'"
-        )
     spec = dict(config.critic_model)
     name = spec["name"]
+    encoder: Any
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if name == "tiny_encoder":
+        if config.critic_encoder == "policy_lora":
+            encoder = PolicyLoraEncoder(policy, "critic", _lora_config(config.critic_lora, policy))
+            tokenizer = copy.deepcopy(policy.tokenizer)  # TokenCache sets truncation_side
+            limit = int(getattr(policy.model.config, "max_position_embeddings", 10**9))
+        elif name == "tiny_encoder":
             encoder, tokenizer, limit = _tiny_encoder(spec, policy)
         else:
             from transformers import AutoModel, AutoTokenizer
@@ -192,7 +199,7 @@ def build_critic(config: ArcherConfig, policy: Any = None, seed: int = 0) -> Dou
     return critic.to(device) if device is not None else critic
 
 
-def _tiny_encoder(spec: dict[str, Any], policy: Any) -> tuple[nn.Module, Any, int]:
+def _tiny_encoder(spec: dict[str, Any], policy: Any) -> tuple[Any, Any, int]:
     """A small random BERT (tests, tiny runs) over the char tokenizer or the policy's."""
     from transformers import BertConfig, BertModel
 
@@ -220,3 +227,100 @@ def _tiny_encoder(spec: dict[str, Any], policy: Any) -> tuple[nn.Module, Any, in
         pad_token_id=tokenizer.pad_token_id or 0,
     )
     return BertModel(cfg, add_pooling_layer=False), tokenizer, max_pos
+
+
+def _is_peft(model: Any) -> bool:
+    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
+
+
+def _lora_config(spec: dict[str, Any], policy: Any) -> Any:
+    """The critic adapter's ``LoraConfig``; target modules default to the policy adapter's."""
+    from peft import LoraConfig
+
+    if policy is None or not _is_peft(policy.model):
+        raise ValueError(
+            "critic_encoder='policy_lora' needs a LoRA policy (model.lora=true): the critic "
+            "adds its own adapter to the policy's peft model"
+        )
+    targets = spec.get("target_modules") or policy.model.peft_config["default"].target_modules
+    return LoraConfig(
+        r=int(spec.get("r", 8)),
+        lora_alpha=int(spec.get("alpha", 16)),
+        lora_dropout=float(spec.get("dropout", 0.0)),
+        target_modules=sorted(targets) if isinstance(targets, set) else targets,
+    )
+
+
+class PolicyLoraEncoder(nn.Module):
+    """The policy's backbone seen through a LoRA adapter of the critic's own.
+
+    The backbone is not a submodule: the critic must not own, copy, move or save the
+    policy's weights. Only this adapter's LoRA tensors are registered (``self.lora``, the
+    same ``Parameter`` objects as inside the backbone), so the critic's ``parameters()``,
+    ``state_dict()``, optimizer and Polyak update cover exactly them. ``deepcopy`` (the
+    target critic) adds a second adapter, ``"<adapter>_target"``, with copied weights.
+
+    peft's ``set_adapter`` freezes every other adapter; each forward therefore activates
+    this adapter, runs the backbone (eval mode), re-activates the previous adapter and
+    restores every ``requires_grad`` flag. The online critic's adapter keeps
+    ``requires_grad=True`` (autograd drops the gradient of a leaf whose flag is off at
+    backward time), so ``policy.trainable_parameters()`` lists it too; the policy's
+    ``get_weights`` still sends the ``"default"`` adapter only.
+
+    Args:
+        policy: a :class:`~agentrl.policy.Policy` whose model is a peft model.
+        adapter: the adapter name to create.
+        lora_config: its ``peft.LoraConfig``.
+        trainable: ``requires_grad`` of the adapter's tensors.
+    """
+
+    def __init__(self, policy: Any, adapter: str, lora_config: Any, trainable: bool = True):
+        super().__init__()
+        model = policy.model
+        self._policy = [policy]  # a list: not registered as a submodule
+        self.adapter = adapter
+        self.lora_config = lora_config
+        self.config = model.config
+        model.add_adapter(adapter, lora_config)
+        tag = f".{adapter}."
+        self.lora = nn.ParameterDict(
+            {
+                n.replace(tag, ".").replace(".", "|"): p
+                for n, p in model.named_parameters()
+                if tag in n
+            }
+        )
+        if not len(self.lora):
+            raise ValueError(f"LoRA adapter {adapter!r} matched no module of the policy")
+        for p in self.lora.values():
+            p.requires_grad_(trainable)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+        model = self._policy[0].model
+        previous = model.active_adapter
+        flags = [(p, p.requires_grad) for p in model.parameters()]
+        was_training = model.training
+        base = model.get_base_model()
+        backbone = getattr(base, base.base_model_prefix, base)
+        model.set_adapter(self.adapter)
+        model.eval()
+        try:
+            return backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        finally:
+            model.set_adapter(previous)
+            model.train(was_training)
+            for p, flag in flags:
+                p.requires_grad_(flag)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PolicyLoraEncoder:
+        policy = self._policy[0]
+        name, i = f"{self.adapter}_target", 1
+        while name in policy.model.peft_config:
+            i += 1
+            name = f"{self.adapter}_target{i}"
+        clone = PolicyLoraEncoder(policy, name, self.lora_config, trainable=False)
+        with torch.no_grad():
+            for key, p in self.lora.items():
+                clone.lora[key].copy_(p)
+        memo[id(self)] = clone
+        return clone

@@ -40,9 +40,14 @@ Differences from the reference code (each a quirk listed in ALGORITHMS.md):
 - the critic's and the actor's gradients are cleared before and after each phase and
   clipped per network, so clipping never mixes them;
 - nothing is pickled: the buffer is written as JSONL rows (:meth:`Archer.replay_rows`)
-  and the state dict holds tensors, numbers and dicts only;
-- the critic encoder runs without dropout (deterministic; the reference's RoBERTa trains
-  with dropout 0.1).
+  and the state dict holds tensors, numbers and dicts only.
+
+Also: the critic encoder always runs in eval mode (no dropout), which keeps same-seed runs
+identical; timeouts are terminal as in the reference unless ``timeout_is_terminal=False``.
+
+Variants: :class:`ArcherOffline` (``archer_offline``: IQL expectile critic + AWR actor on
+a dataset) below, and CHAI in :mod:`.chai`. The critic encoder is a separate model
+(RoBERTa-style, as the reference) or a LoRA adapter on the policy (:mod:`.critic`).
 Extensions, off by default: ``ppo_clip`` (one sampled batch per update, ``actor_epochs``
 clipped-ratio steps on it) and ``normalize_advantage``.
 """
@@ -60,9 +65,17 @@ from agentrl.policy import SamplingConfig
 from agentrl.registry import ALGORITHMS
 from agentrl.types import Episode, Generation
 
-from .config import ArcherConfig
+from .config import ArcherConfig, ArcherOfflineConfig
 from .critic import DoubleCritic, build_critic
-from .losses import actor_loss, advantage, polyak_update_, q_loss, v_loss
+from .losses import (
+    actor_loss,
+    advantage,
+    awr_weights,
+    expectile_loss,
+    polyak_update_,
+    q_loss,
+    v_loss,
+)
 from .replay import ReplayBuffer, Transition
 
 
@@ -76,6 +89,10 @@ def _mean(values: list[float]) -> float:
 
 class CriticLearner:
     """The utterance-level critic of ArCHer (shared with CHAI): buffer, critic, target, steps.
+
+    With a config that has an ``expectile`` field (:class:`ArcherOfflineConfig`) the V heads
+    are fitted IQL-style, by expectile regression on ``min(Qbar_1, Qbar_2)(s, a)`` at the
+    buffer's own actions, and no fresh actions are sampled; the Q loss is unchanged.
 
     Args:
         config: the algorithm config.
@@ -96,6 +113,7 @@ class CriticLearner:
             max_new_tokens=config.max_new_tokens,
             stop=tuple(config.stop),
         )
+        self.expectile: float | None = getattr(config, "expectile", None)
         self.steps = 0
 
     def add_episodes(self, episodes: Sequence[Episode]) -> int:
@@ -129,7 +147,10 @@ class CriticLearner:
         """One critic step on ``batch_size`` replayed transitions; then the Polyak update."""
         cfg = self.config
         batch = self.buffer.sample(cfg.batch_size)
-        fresh = [g.text for g in self.sample_actions(batch)]
+        if self.expectile is None:
+            fresh = [g.text for g in self.sample_actions(batch)]
+        else:  # IQL: V regresses on Q at the data's actions
+            fresh = [t.action for t in batch]
         chunks = _chunks(len(batch), cfg.micro_batch_size)
         self.optimizer.zero_grad(set_to_none=True)
         stats: dict[str, float] = defaultdict(float)
@@ -142,7 +163,12 @@ class CriticLearner:
             qbar1, qbar2, vbar1, vbar2 = self._targets(rows, fresh[sl])
             q1, q2, v1, v2 = self.critic(obs, [t.action for t in rows])
             lq = q_loss(q1, q2, r, done, vbar1, vbar2, cfg.gamma)
-            lv = v_loss(v1, v2, qbar1, qbar2)
+            if self.expectile is None:
+                lv = v_loss(v1, v2, qbar1, qbar2)
+            else:
+                qmin = torch.minimum(qbar1, qbar2)
+                lv = expectile_loss(qmin - v1, self.expectile)
+                lv = lv + expectile_loss(qmin - v2, self.expectile)
             ((lq + lv) / len(chunks)).backward()
             stats["q_loss"] += lq.item() / len(chunks)
             stats["v_loss"] += lv.item() / len(chunks)
@@ -210,8 +236,9 @@ class Archer:
     def __init__(self, config: ArcherConfig | None, policy: Any, seed: int = 0):
         self.config = config or ArcherConfig()
         self.policy = policy
-        self.core = CriticLearner(self.config, policy, seed)
+        # Before the critic exists: a "policy_lora" critic adds trainable tensors to the model.
         self.actor_params = list(policy.trainable_parameters())
+        self.core = CriticLearner(self.config, policy, seed)
         self.actor_optimizer = torch.optim.Adam(self.actor_params, lr=self.config.actor_lr)
         self.num_updates = 0
         self.actor_steps = 0
@@ -336,4 +363,62 @@ class Archer:
         self.core.buffer.load_rows(rows)
 
 
-__all__ = ["Archer", "CriticLearner"]
+@ALGORITHMS.register("archer_offline")
+class ArcherOffline(Archer):
+    """Offline ArCHer: IQL expectile critic + AWR actor on a fixed dataset of episodes.
+
+    The same paper's offline variant. The buffer is filled from ``config.dataset`` (JSONL,
+    one :meth:`Episode.to_dict` per line) at construction; ``update(episodes)`` adds any
+    episodes it is given (none in a purely offline run), then trains. Critic: ArCHer's Q
+    loss, and ``V_i <- expectile_tau(min(Qbar_1, Qbar_2)(s, a) - V_i(s))`` at the dataset's
+    actions (no sampling; the Q target keeps ArCHer's target ``Vbar``). Actor (AWR), on the
+    dataset's actions::
+
+        w = min(exp(A(s, a) / beta), w_max),  A = min Q(s, a) - min V(s)     (no grad)
+        loss = -mean(w * log pi(a|s))
+
+    Actions without stored token ids are tokenised from their text plus the first stop
+    string, so the policy also learns to end the utterance.
+    """
+
+    Config = ArcherOfflineConfig
+    config: ArcherOfflineConfig
+
+    def __init__(self, config: ArcherOfflineConfig | None, policy: Any, seed: int = 0):
+        super().__init__(config or ArcherOfflineConfig(), policy, seed)
+        if self.config.dataset:
+            self.core.add_episodes(load_episodes(self.config.dataset))
+
+    def _actor_batch(self) -> dict[str, Any]:
+        cfg = self.config
+        batch = self.core.buffer.sample(cfg.batch_size)
+        adv = self.core.advantages([t.observation for t in batch], [t.action for t in batch])
+        weights = awr_weights(adv, cfg.awr_beta, cfg.awr_max_weight)
+        stop = cfg.stop[0] if cfg.stop else ""
+        actions = [
+            t.action_ids or self.policy.tokenizer.encode(t.action + stop, add_special_tokens=False)
+            for t in batch
+        ]
+        stats = {
+            "advantage_mean": float(adv.mean()),
+            "advantage_std": float(adv.std(correction=0)),
+            "awr_weight_mean": float(weights.mean()),
+        }
+        return {
+            "prompts": self.core.prompts(batch),
+            "actions": actions,
+            "adv": weights,
+            "old": None,
+            "stats": stats,
+        }
+
+
+def load_episodes(path: str) -> list[Episode]:
+    """Episodes from a JSONL file, one :meth:`Episode.to_dict` per line."""
+    import json
+
+    with open(path) as f:
+        return [Episode.from_dict(json.loads(line)) for line in f if line.strip()]
+
+
+__all__ = ["Archer", "ArcherOffline", "CriticLearner", "load_episodes"]

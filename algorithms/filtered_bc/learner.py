@@ -63,7 +63,7 @@ class FilteredBC:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             self.optimizer.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         self.policy.model.eval()
         self.num_updates += 1
         return {

@@ -68,7 +68,7 @@ class PPO:
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 self.optimizer.step()
-                stats["loss"].append(float(loss))
+                stats["loss"].append(loss.item())
                 stats["clip_frac"].append(s["clip_frac"])
                 stats["approx_kl"].append(s["approx_kl"])
                 stats["grad_norm"].append(float(grad_norm))
