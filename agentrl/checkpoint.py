@@ -132,6 +132,8 @@ def resolve_checkpoint(path: str | Path, default_root: str | Path | None = None)
         if default_root is None:
             raise CheckpointError("resume=latest needs run_dir to be set to the run to continue")
         p = Path(default_root)
+    if p.name.startswith("step_") and p.is_dir():
+        return p  # verify_checkpoint names what is wrong with it
     for candidate in (p, p / "checkpoints"):
         if (candidate / MANIFEST).exists():
             return candidate

@@ -46,9 +46,13 @@ def sft_rows(policy: Any, episodes: list[Episode]) -> list[dict[str, str]]:
 
 def sft_warm_start(policy: Any, rows: list[dict[str, str]], epochs: float, lr: float, batch_size: int, seed: int) -> dict[str, float]:
     """Fine-tune ``policy.model`` in place on ``rows`` with TRL's SFTTrainer (completion-only loss)."""
+    import datasets
     import torch
     from datasets import Dataset
+    from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
+
+    datasets.disable_progress_bars()
 
     if not rows:
         raise ValueError("warm start has no data: the scripted policy produced no turns")
@@ -75,6 +79,7 @@ def sft_warm_start(policy: Any, rows: list[dict[str, str]], epochs: float, lr: f
             max_length=None,
         )
         trainer = SFTTrainer(model=policy.model, args=args, train_dataset=dataset, processing_class=policy.tokenizer)
+        trainer.remove_callback(PrinterCallback)  # agentrl prints its own summary
         result = trainer.train()
     policy.model.eval()
     return {"warm_start/loss": float(result.training_loss), "warm_start/rows": float(len(rows))}

@@ -120,6 +120,9 @@ class RolloutWorker:
                     episode.error = f"reset failed: {type(e).__name__}: {e}"
                     results[job.job_id] = episode
                     continue
+                played = getattr(self.envs[slot].unwrapped, "task", None)
+                if isinstance(played, dict) and played:
+                    episode.task = dict(played)  # the task the env actually sampled
                 slots[slot] = {"job": job, "episode": episode, "obs": obs}
                 return
             slots[slot] = None

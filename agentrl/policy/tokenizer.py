@@ -9,6 +9,7 @@ newlines included: the decoder concatenates characters without inserting separat
 from __future__ import annotations
 
 import string
+from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
@@ -39,3 +40,84 @@ def build_char_tokenizer() -> PreTrainedTokenizerFast:
         padding_side="left",
         clean_up_tokenization_spaces=False,
     )
+
+
+# --- the word tokenizer ---------------------------------------------------------------------
+
+WORD_TOKENIZER_FILE = Path(__file__).parent / "assets" / "word_tokenizer.json"
+WORD_VOCAB_SIZE = 512
+
+
+def _pre_tokenizer() -> pre_tokenizers.PreTokenizer:
+    # Newlines are always their own token (the stop string); other pieces end at a space
+    # ("Is ", "it ", "an ", "animal?") so that tokenising prompt + completion jointly (as
+    # TRL's SFTTrainer does) gives the same ids as tokenising them apart, because every
+    # prompt ends with a space or a newline.
+    return pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(pattern="\n", behavior="isolated"),
+            pre_tokenizers.Split(pattern=" ", behavior="merged_with_previous"),
+        ]
+    )
+
+
+def train_word_tokenizer(texts: list[str], vocab_size: int = WORD_VOCAB_SIZE) -> Tokenizer:
+    """Train the BPE behind :func:`build_word_tokenizer` on ``texts`` (deterministic).
+
+    Every printable character is in the initial alphabet, so any printable text encodes.
+    """
+    from tokenizers import trainers
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = _pre_tokenizer()
+    tok.decoder = decoders.Fuse()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=list(string.printable),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+def builtin_corpus(episodes: int = 100, seed: int = 123) -> list[str]:
+    """Prompts + actions of the built-in envs under their scripted policies."""
+    from agentrl.warmstart import scripted_episodes
+
+    texts = []
+    for env_id in ("agentrl/TwentyQuestions-v0", "agentrl/GuessTheNumber-v0"):
+        for kind in ("random", "good"):
+            for ep in scripted_episodes(env_id, {}, kind, episodes, seed=seed):
+                for turn in ep.turns:
+                    texts.append(turn.observation + "\nAction: " + turn.action + "\n")
+    return texts
+
+
+def _wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        padding_side="left",
+        clean_up_tokenization_spaces=False,
+    )
+
+
+def build_word_tokenizer() -> PreTrainedTokenizerFast:
+    """The shipped word-piece tokenizer of the ``tiny`` model (``model.tokenizer=word``).
+
+    A 512-piece BPE trained on the built-in envs' text (``python -m
+    agentrl.policy.tokenizer`` rebuilds the shipped file): whole words of those envs are
+    single tokens, any other printable text falls back to characters, and
+    ``decode(encode(s)) == s``.
+    """
+    return _wrap(Tokenizer.from_file(str(WORD_TOKENIZER_FILE)))
+
+
+if __name__ == "__main__":  # rebuild the shipped tokenizer file
+    WORD_TOKENIZER_FILE.parent.mkdir(parents=True, exist_ok=True)
+    train_word_tokenizer(builtin_corpus()).save(str(WORD_TOKENIZER_FILE))
+    print(f"wrote {WORD_TOKENIZER_FILE}")
