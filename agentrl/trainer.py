@@ -65,10 +65,25 @@ def validate_components(cfg: TrainConfig) -> None:
         importlib.import_module(mod)
     algo_cls = ALGORITHMS.get(cfg.algorithm["name"])
     if getattr(algo_cls, "Config", None) is not None:
-        make_dataclass_config(algo_cls.Config, cfg.algorithm, where=f"algorithm={cfg.algorithm['name']}")
+        make_dataclass_config(algo_cls.Config, algorithm_section(cfg), where=f"algorithm={cfg.algorithm['name']}")
     build_reward(cfg.reward)
     build_curriculum(cfg.curriculum, seed=cfg.seed)
     make_env(cfg.env.id, cfg.env.kwargs).close()
+
+
+def algorithm_section(cfg: TrainConfig) -> dict[str, Any]:
+    """The algorithm section, with the env's utterance length and the rollout temperature
+    filled in for algorithms that sample on their own (ArCHer's fresh actions) unless set."""
+    import dataclasses
+
+    from agentrl.registry import ALGORITHMS
+
+    section = dict(cfg.algorithm)
+    config_cls = getattr(ALGORITHMS.get(section["name"]), "Config", None)
+    fields = {f.name for f in dataclasses.fields(config_cls)} if config_cls else set()
+    if "max_new_tokens" in fields:
+        section.setdefault("max_new_tokens", cfg.env.max_new_tokens)
+    return section
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -147,7 +162,7 @@ class Trainer:
             max_new_tokens=cfg.env.max_new_tokens,
         )
         learner_kwargs = dict(
-            model=cfg.model, algorithm=dict(cfg.algorithm), seed=cfg.seed,
+            model=cfg.model, algorithm=algorithm_section(cfg), seed=cfg.seed,
             sampling_temperature=cfg.rollout.sampling.temperature, imports=list(cfg.imports),
         )
         if self.ray is None:

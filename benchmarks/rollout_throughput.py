@@ -25,6 +25,7 @@ drifts on shared machines). Usage::
     python benchmarks/rollout_throughput.py --quick --model tiny --skip-ray --skip-trl
 """
 
+# ruff: noqa: E402  (environment variables must be set before torch is imported)
 from __future__ import annotations
 
 import os
@@ -35,33 +36,37 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import copy  # noqa: E402
-import dataclasses  # noqa: E402
-import datetime as _dt  # noqa: E402
-import gc  # noqa: E402
-import platform  # noqa: E402
-import shlex  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import traceback  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import contextlib
+import copy
+import datetime as _dt
+import gc
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-import gymnasium as gym  # noqa: E402
-import torch  # noqa: E402
+import gymnasium as gym
+import torch
 
-from agentrl.envs.base import PRINTABLE, TextEnv  # noqa: E402
-from agentrl.policy import ModelConfig, Policy, SamplingConfig  # noqa: E402
-from agentrl.policy import build_char_tokenizer, build_word_tokenizer  # noqa: E402
-from agentrl.rollouts.worker import EpisodeJob, RolloutWorker, make_env  # noqa: E402
-from agentrl.types import Episode, Generation  # noqa: E402
+from agentrl.envs.base import PRINTABLE, TextEnv
+from agentrl.policy import (
+    ModelConfig,
+    Policy,
+    SamplingConfig,
+    build_char_tokenizer,
+    build_word_tokenizer,
+)
+from agentrl.rollouts.worker import EpisodeJob, RolloutWorker, make_env
+from agentrl.types import Episode, Generation
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_ID = "agentrl-bench/Fixed-v0"
@@ -88,7 +93,9 @@ class FixedTurnEnv(TextEnv):
         return {"episode": int(self.np_random.integers(1_000_000))}
 
     def _reset(self, task: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        self._lines = [f"Benchmark episode {task.get('episode', 0)}: reply on each of {self.max_turns} turns."]
+        self._lines = [
+            f"Benchmark episode {task.get('episode', 0)}: reply on each of {self.max_turns} turns."
+        ]
         return "\n".join(self._lines), {}
 
     def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
@@ -142,11 +149,17 @@ class Row:
 
     @property
     def tok_s(self) -> float:
-        return statistics.median(r.tokens / r.seconds for r in self.runs) if self.ok else float("nan")
+        return (
+            statistics.median(r.tokens / r.seconds for r in self.runs) if self.ok else float("nan")
+        )
 
     @property
     def eps_s(self) -> float:
-        return statistics.median(r.episodes / r.seconds for r in self.runs) if self.ok else float("nan")
+        return (
+            statistics.median(r.episodes / r.seconds for r in self.runs)
+            if self.ok
+            else float("nan")
+        )
 
 
 def log(msg: str) -> None:
@@ -205,7 +218,9 @@ def build_policy(name: str, seed: int, tokenizer: str = "word") -> Policy:
     return Policy(model, tok)
 
 
-def ray_model_config(name: str, seed: int, tokenizer: str, policy: Policy, tmp: Path) -> ModelConfig:
+def ray_model_config(
+    name: str, seed: int, tokenizer: str, policy: Policy, tmp: Path
+) -> ModelConfig:
     """A ModelConfig from which Ray actors rebuild exactly ``policy`` (saved as an HF folder)."""
     if name == "tiny":
         return ModelConfig(name="tiny", init_seed=seed, tokenizer=tokenizer)
@@ -243,10 +258,15 @@ def row_raw_generate(s: Setup) -> Row:
         gen.manual_seed(s.args.seed)
         n = 0
         for prompts in s.prompt_rounds:
-            n += sum(len(g.token_ids) for g in s.policy.generate(prompts, s.sampling, generator=gen))
+            n += sum(
+                len(g.token_ids) for g in s.policy.generate(prompts, s.sampling, generator=gen)
+            )
         return n, len(s.prompt_rounds[0])
 
-    row = Row("raw_generate", f"raw Policy.generate ({len(s.prompt_rounds[0])} prompts x {len(s.prompt_rounds)} rounds)")
+    row = Row(
+        "raw_generate",
+        f"raw Policy.generate ({len(s.prompt_rounds[0])} prompts x {len(s.prompt_rounds)} rounds)",
+    )
     row.runs = measure(fn, s.args.repeats)
     row.notes = "same prompts as the inline rollout, no env; log-probs from sampling"
     return row
@@ -264,10 +284,17 @@ def row_hf_generate(s: Setup) -> Row:
             ids, attn = left_pad(prompts, pad)
             with torch.inference_mode():
                 out = model.generate(
-                    input_ids=ids, attention_mask=attn, do_sample=True, max_new_tokens=s.args.new_tokens,
-                    temperature=1.0, top_k=0, top_p=1.0, pad_token_id=pad, eos_token_id=eos,
+                    input_ids=ids,
+                    attention_mask=attn,
+                    do_sample=True,
+                    max_new_tokens=s.args.new_tokens,
+                    temperature=1.0,
+                    top_k=0,
+                    top_p=1.0,
+                    pad_token_id=pad,
+                    eos_token_id=eos,
                 )
-            n += sum(len(cut_at_eos(r, eos)) for r in out[:, ids.shape[1]:].tolist())
+            n += sum(len(cut_at_eos(r, eos)) for r in out[:, ids.shape[1] :].tolist())
         return n, len(s.prompt_rounds[0])
 
     row = Row("hf_generate", "HF model.generate(do_sample) (same prompts)")
@@ -298,7 +325,9 @@ def row_inline(s: Setup) -> tuple[Row, list[Episode]]:
         del s.policy.action_logprobs
     row = Row("inline", f"agentrl inline rollout (RolloutWorker, {s.args.envs} envs)", runs=runs)
     have = all(len(t.action_logprobs) == len(t.action_ids) for e in last for t in e.turns)
-    row.notes = f"log-probs in episodes: {'yes' if have else 'NO'}; re-scoring calls: {calls['rescore']}"
+    row.notes = (
+        f"log-probs in episodes: {'yes' if have else 'NO'}; re-scoring calls: {calls['rescore']}"
+    )
     row.extra["captured_logprobs"] = have and calls["rescore"] == 0
     return row, last
 
@@ -309,7 +338,9 @@ def logprob_agreement(policy: Policy, episodes: Sequence[Episode], max_turns: in
     if not turns:
         return 0.0
     with torch.inference_mode():
-        _, per_tok, mask = policy.action_logprobs([t.prompt_ids for t in turns], [t.action_ids for t in turns])
+        _, per_tok, mask = policy.action_logprobs(
+            [t.prompt_ids for t in turns], [t.action_ids for t in turns]
+        )
     worst = 0.0
     for t, row, m in zip(turns, per_tok, mask, strict=True):
         ref = row[m].tolist()
@@ -324,7 +355,9 @@ def row_rescore(s: Setup) -> Row:
     def act(observations: list[str]) -> list[Generation]:
         gens = policy.generate_text(observations, s.sampling, generator=gen)
         with torch.inference_mode():
-            _, per_tok, mask = policy.action_logprobs([g.prompt_ids for g in gens], [g.token_ids for g in gens])
+            _, per_tok, mask = policy.action_logprobs(
+                [g.prompt_ids for g in gens], [g.token_ids for g in gens]
+            )
         for g, row, m in zip(gens, per_tok, mask, strict=True):
             g.logprobs = row[m].tolist()
         return gens
@@ -365,12 +398,13 @@ def row_naive(s: Setup) -> Row:
     return row
 
 
-def row_agentrl_train(s: Setup) -> Row:
+def row_agentrl_train(s: Setup, epochs: int | None = None) -> Row:
     from agentrl.algorithms.ppo import PPO, PPOConfig
 
+    cfg = PPOConfig() if epochs is None else PPOConfig(epochs=epochs)
     policy = Policy(copy.deepcopy(s.policy.model), s.policy.tokenizer)
     worker = RolloutWorker(ENV_ID, s.env_kwargs, s.args.envs, s.sampling, policy=policy)
-    ppo = PPO(PPOConfig(), policy, seed=s.args.seed)
+    ppo = PPO(cfg, policy, seed=s.args.seed)
     split = {"collect": [], "update": []}
 
     def fn() -> tuple[int, float]:
@@ -382,26 +416,42 @@ def row_agentrl_train(s: Setup) -> Row:
         split["update"].append(time.perf_counter() - t1)
         return episode_tokens(eps), len(eps)
 
-    row = Row("agentrl_train", "agentrl train iteration (inline rollout + PPO.update)")
+    if epochs is None:
+        row = Row("agentrl_train", "agentrl train iteration (inline rollout + PPO.update)")
+    else:
+        row = Row(f"agentrl_train_{epochs}ep", f"agentrl train iteration, PPO epochs={epochs}")
     row.runs = measure(fn, s.args.repeats)
     c = statistics.median(split["collect"][1:] or split["collect"])
     u = statistics.median(split["update"][1:] or split["update"])
-    cfg = PPOConfig()
+    row.extra.update(rollout_s=c, update_s=u)
+    turns = s.args.envs * s.args.turns
+    steps = cfg.epochs * -(-turns // cfg.minibatch_size)
     row.notes = (
-        f"median rollout {c:.2f} s + update {u:.2f} s; PPO defaults: {cfg.epochs} epochs, "
-        f"minibatch {cfg.minibatch_size} turns"
+        f"median rollout {c:.2f} s + update {u:.2f} s; PPO {'defaults' if epochs is None else 'config'}: "
+        f"{cfg.epochs} epoch(s), minibatch {cfg.minibatch_size} turns = {steps} optimizer steps on {turns} turns"
     )
     return row
 
 
-def row_ray(s: Setup, workers: int, envs_per_worker: int, model_cfg: ModelConfig, ray_init_s: float) -> Row:
+def row_ray(
+    s: Setup, workers: int, envs_per_worker: int, model_cfg: ModelConfig, ray_init_s: float
+) -> Row:
     from agentrl.rollouts.ray_actors import RayWorkerGroup
 
-    row = Row(f"ray_{workers}x{envs_per_worker}", f"agentrl Ray rollout, {workers} worker(s) x {envs_per_worker} envs")
+    row = Row(
+        f"ray_{workers}x{envs_per_worker}",
+        f"agentrl Ray rollout, {workers} worker(s) x {envs_per_worker} envs",
+    )
     t0 = time.perf_counter()
     group = RayWorkerGroup(
-        num_workers=workers, env_id=ENV_ID, env_kwargs=s.env_kwargs, num_envs=envs_per_worker,
-        sampling=s.sampling, model=model_cfg, num_cpus=1.0, imports=[MODULE],
+        num_workers=workers,
+        env_id=ENV_ID,
+        env_kwargs=s.env_kwargs,
+        num_envs=envs_per_worker,
+        sampling=s.sampling,
+        model=model_cfg,
+        num_cpus=1.0,
+        imports=[MODULE],
     )
     actors_s = time.perf_counter() - t0
     try:
@@ -432,8 +482,8 @@ def left_pad(prompts: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, 
     ids = torch.full((len(prompts), width), pad, dtype=torch.long)
     attn = torch.zeros((len(prompts), width), dtype=torch.long)
     for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.as_tensor(list(p))
-        attn[i, width - len(p):] = 1
+        ids[i, width - len(p) :] = torch.as_tensor(list(p))
+        attn[i, width - len(p) :] = 1
     return ids, attn
 
 
@@ -444,8 +494,14 @@ def cut_at_eos(tokens: list[int], eos: int | None) -> list[int]:
     return tokens
 
 
-def make_trl_rollout_func(policy: Policy, env_kwargs: dict[str, Any], seeds: Sequence[int], turns: int,
-                          new_tokens: int, counter: dict[str, int]) -> Callable[[list[Any], Any], dict[str, list[Any]]]:
+def make_trl_rollout_func(
+    policy: Policy,
+    env_kwargs: dict[str, Any],
+    seeds: Sequence[int],
+    turns: int,
+    new_tokens: int,
+    counter: dict[str, int],
+) -> Callable[[list[Any], Any], dict[str, list[Any]]]:
     """A TRL ``rollout_func`` that plays whole episodes of the benchmark env.
 
     One training sample per episode: ``prompt_ids`` = the first prompt, ``completion_ids`` =
@@ -459,6 +515,7 @@ def make_trl_rollout_func(policy: Policy, env_kwargs: dict[str, Any], seeds: Seq
     envs: list[gym.Env] = []
 
     def rollout_func(prompts: list[Any], trainer: Any) -> dict[str, list[Any]]:
+        start = time.perf_counter()
         model = trainer.accelerator.unwrap_model(trainer.model)
         n = len(prompts)
         while len(envs) < n:
@@ -479,12 +536,26 @@ def make_trl_rollout_func(policy: Policy, env_kwargs: dict[str, Any], seeds: Seq
                 for t in range(turns):
                     ids, attn = left_pad(ctx, pad)
                     out = model.generate(
-                        input_ids=ids, attention_mask=attn, do_sample=True, max_new_tokens=new_tokens,
-                        temperature=1.0, top_k=0, top_p=1.0, pad_token_id=pad, eos_token_id=eos,
-                        output_scores=True, return_dict_in_generate=True,
+                        input_ids=ids,
+                        attention_mask=attn,
+                        do_sample=True,
+                        max_new_tokens=new_tokens,
+                        temperature=1.0,
+                        top_k=0,
+                        top_p=1.0,
+                        pad_token_id=pad,
+                        eos_token_id=eos,
+                        output_scores=True,
+                        return_dict_in_generate=True,
                     )
-                    new = out.sequences[:, ids.shape[1]:]
-                    lp = torch.stack(out.scores, dim=1).float().log_softmax(-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
+                    new = out.sequences[:, ids.shape[1] :]
+                    lp = (
+                        torch.stack(out.scores, dim=1)
+                        .float()
+                        .log_softmax(-1)
+                        .gather(-1, new.unsqueeze(-1))
+                        .squeeze(-1)
+                    )
                     for i in range(n):
                         toks = cut_at_eos(new[i].tolist(), eos)
                         counter["tokens"] += len(toks)
@@ -496,7 +567,7 @@ def make_trl_rollout_func(policy: Policy, env_kwargs: dict[str, Any], seeds: Seq
                         logps[i] += lp[i, : len(toks)].tolist()
                         mask[i] += [1] * len(toks)
                         if t < turns - 1:
-                            feedback = obs[i][len(before):] + "\nAction: "
+                            feedback = obs[i][len(before) :] + "\nAction: "
                             fb = tok(feedback, add_special_tokens=False)["input_ids"]
                             comp[i] += fb
                             logps[i] += [0.0] * len(fb)
@@ -505,8 +576,15 @@ def make_trl_rollout_func(policy: Policy, env_kwargs: dict[str, Any], seeds: Seq
         finally:
             model.train(was_training)
         counter["episodes"] += n
-        return {"prompt_ids": prompt_ids, "completion_ids": comp, "logprobs": logps, "env_mask": mask,
-                "env_return": returns}
+        counter["rollout_s"] += time.perf_counter() - start
+        counter["threads"] = torch.get_num_threads()
+        return {
+            "prompt_ids": prompt_ids,
+            "completion_ids": comp,
+            "logprobs": logps,
+            "env_mask": mask,
+            "env_return": returns,
+        }
 
     return rollout_func
 
@@ -527,40 +605,67 @@ def row_trl(s: Setup) -> Row:
     steps = args.repeats + 1
     group = 4 if args.envs % 4 == 0 and args.envs >= 8 else (2 if args.envs % 2 == 0 else 1)
     if group < 2:
-        row.status, row.reason = "skipped", "GRPO needs >= 2 generations per prompt (use an even --envs)"
+        row.status, row.reason = (
+            "skipped",
+            "GRPO needs >= 2 generations per prompt (use an even --envs)",
+        )
         return row
     n_prompts = (args.envs // group) * (steps + 1)
     data = Dataset.from_dict({"prompt": [f"benchmark group {i}" for i in range(n_prompts)]})
     model = copy.deepcopy(s.policy.model)
-    counter = {"tokens": 0, "episodes": 0}
+    counter: dict[str, Any] = {"tokens": 0, "episodes": 0, "rollout_s": 0.0}
     rollout_func = make_trl_rollout_func(
         s.policy, s.env_kwargs, [j.seed for j in s.jobs], args.turns, args.new_tokens, counter
     )
 
-    def env_return(prompts: list[Any], completions: list[Any], env_return: list[float], **_: Any) -> list[float]:
+    def env_return(
+        prompts: list[Any], completions: list[Any], env_return: list[float], **_: Any
+    ) -> list[float]:
         return [float(r) for r in env_return]
 
-    marks: list[tuple[float, int, float]] = []
+    marks: list[tuple[float, int, float, float]] = []
+
+    def mark() -> None:
+        marks.append(
+            (time.perf_counter(), counter["tokens"], counter["episodes"], counter["rollout_s"])
+        )
 
     class StepTimer(TrainerCallback):
         def on_step_begin(self, a: Any, state: Any, control: Any, **k: Any) -> None:
-            marks.append((time.perf_counter(), counter["tokens"], counter["episodes"]))
+            mark()
 
         def on_step_end(self, a: Any, state: Any, control: Any, **k: Any) -> None:
-            marks.append((time.perf_counter(), counter["tokens"], counter["episodes"]))
+            mark()
 
     tmp = tempfile.mkdtemp(prefix="bench-trl-")
     config = GRPOConfig(
-        output_dir=tmp, use_cpu=True, bf16=False, fp16=False, report_to=[], save_strategy="no",
-        per_device_train_batch_size=args.envs, num_generations=group, max_steps=steps,
-        gradient_accumulation_steps=1, learning_rate=1e-4, logging_steps=10_000, disable_tqdm=True,
-        seed=args.seed, dataloader_num_workers=0, max_completion_length=args.turns * (args.new_tokens + 64),
+        output_dir=tmp,
+        use_cpu=True,
+        bf16=False,
+        fp16=False,
+        report_to=[],
+        save_strategy="no",
+        per_device_train_batch_size=args.envs,
+        num_generations=group,
+        max_steps=steps,
+        gradient_accumulation_steps=1,
+        learning_rate=1e-4,
+        logging_steps=10_000,
+        disable_tqdm=True,
+        seed=args.seed,
+        dataloader_num_workers=0,
+        max_completion_length=args.turns * (args.new_tokens + 64),
     )
     threads = torch.get_num_threads()
     t0 = time.perf_counter()
     trainer = GRPOTrainer(
-        model=model, reward_funcs=[env_return], args=config, train_dataset=data,
-        processing_class=s.policy.tokenizer, rollout_func=rollout_func, callbacks=[StepTimer()],
+        model=model,
+        reward_funcs=[env_return],
+        args=config,
+        train_dataset=data,
+        processing_class=s.policy.tokenizer,
+        rollout_func=rollout_func,
+        callbacks=[StepTimer()],
     )
     row.startup_s = time.perf_counter() - t0
     torch.set_num_threads(threads)  # accelerate must not change the thread count between rows
@@ -570,12 +675,19 @@ def row_trl(s: Setup) -> Row:
     steps_done = [(marks[i], marks[i + 1]) for i in range(0, len(marks) - 1, 2)]
     runs = [Run(b[0] - a[0], b[1] - a[1], b[2] - a[2]) for a, b in steps_done]
     if len(runs) < 2 or any(r.episodes <= 0 for r in runs):
-        row.status, row.reason = "failed", f"could not time TRL steps (marks: {len(marks)}, runs: {runs})"
+        row.status, row.reason = (
+            "failed",
+            f"could not time TRL steps (marks: {len(marks)}, runs: {runs})",
+        )
         return row
     row.runs = runs[1:]  # the first step is the warm-up
+    rollout_s = statistics.median(b[3] - a[3] for a, b in steps_done[1:])
+    rest_s = statistics.median((b[0] - a[0]) - (b[3] - a[3]) for a, b in steps_done[1:])
     row.notes = (
-        f"{args.envs} episodes per step ({args.envs // group} prompts x {group} generations), "
-        f"HF generate per turn, 1 optimizer step per train step; trainer init {row.startup_s:.1f} s; "
+        f"median rollout_func {rollout_s:.2f} s + rest of the step (log-probs, loss, update) {rest_s:.2f} s; "
+        f"{args.envs} episodes per step ({args.envs // group} prompts x {group} generations), one sequence per "
+        f"episode (feedback tokens masked by env_mask), 1 optimizer step per train step; "
+        f"trainer init {row.startup_s:.2f} s; torch threads in steps: {counter.get('threads', '?')}; "
         f"trl {trl.__version__}, transformers {transformers.__version__}"
     )
     return row
@@ -594,21 +706,55 @@ def table_rows(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
     by_key = {r.key: r for r in rows}
     raw = by_key.get("raw_generate")
     naive = by_key.get("naive")
-    header = ["row", "tokens/s", "episodes/s", "vs raw generate", "vs naive", "median s", "tokens", "episodes",
-              "start-up s", "runs (s)", "notes"]
+    header = [
+        "row",
+        "tokens/s",
+        "episodes/s",
+        "vs raw generate",
+        "vs naive",
+        "median s",
+        "tokens",
+        "episodes",
+        "start-up s",
+        "runs (s)",
+        "notes",
+    ]
     out = []
     for r in rows:
         if not r.ok:
-            out.append([r.label, "-", "-", "-", "-", "-", "-", "-", fmt(r.startup_s), "-",
-                        f"{r.status.upper()}: {r.reason}"])
+            out.append(
+                [
+                    r.label,
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    fmt(r.startup_s, 2),
+                    "-",
+                    f"{r.status.upper()}: {r.reason}",
+                ]
+            )
             continue
         vs_raw = r.tok_s / raw.tok_s if raw is not None and raw.ok else float("nan")
         vs_naive = r.tok_s / naive.tok_s if naive is not None and naive.ok else float("nan")
-        out.append([
-            r.label, fmt(r.tok_s), fmt(r.eps_s, 3), fmt(vs_raw, 2) + "x" if vs_raw == vs_raw else "-",
-            fmt(vs_naive, 2) + "x" if vs_naive == vs_naive else "-", fmt(r.seconds, 2), fmt(r.tokens, 0),
-            fmt(r.episodes, 0), fmt(r.startup_s), " / ".join(f"{x.seconds:.2f}" for x in r.runs), r.notes,
-        ])
+        out.append(
+            [
+                r.label,
+                fmt(r.tok_s),
+                fmt(r.eps_s, 3),
+                fmt(vs_raw, 2) + "x" if vs_raw == vs_raw else "-",
+                fmt(vs_naive, 2) + "x" if vs_naive == vs_naive else "-",
+                fmt(r.seconds, 2),
+                fmt(r.tokens, 0),
+                fmt(r.episodes, 0),
+                fmt(r.startup_s, 2),
+                " / ".join(f"{x.seconds:.2f}" for x in r.runs),
+                r.notes,
+            ]
+        )
     return header, out
 
 
@@ -630,24 +776,48 @@ def evaluate_targets(rows: Sequence[Row]) -> list[Target]:
         ratio = by["inline"].tok_s / by["raw_generate"].tok_s
         captured = bool(by["inline"].extra.get("captured_logprobs", False))
         status = "PASS" if ratio >= 0.95 and captured else "FAIL"
-        out.append(Target("rollout >= 0.95x raw generate, log-probs captured during sampling", status,
-                          f"inline {ratio:.2f}x raw Policy.generate; log-probs from sampling: {'yes' if captured else 'no'}"))
+        out.append(
+            Target(
+                "rollout >= 0.95x raw generate, log-probs captured during sampling",
+                status,
+                f"inline {ratio:.2f}x raw Policy.generate; log-probs from sampling: {'yes' if captured else 'no'}",
+            )
+        )
     else:
-        out.append(Target("rollout >= 0.95x raw generate, log-probs captured during sampling", "N/A", "row missing"))
+        out.append(
+            Target(
+                "rollout >= 0.95x raw generate, log-probs captured during sampling",
+                "N/A",
+                "row missing",
+            )
+        )
     if ok("inline", "naive"):
         ratio = by["inline"].tok_s / by["naive"].tok_s
-        out.append(Target("rollout >= 2.5x the naive loop", "PASS" if ratio >= 2.5 else "FAIL",
-                          f"inline {ratio:.2f}x naive (tokens/s)"))
+        out.append(
+            Target(
+                "rollout >= 2.5x the naive loop",
+                "PASS" if ratio >= 2.5 else "FAIL",
+                f"inline {ratio:.2f}x naive (tokens/s)",
+            )
+        )
     else:
         out.append(Target("rollout >= 2.5x the naive loop", "N/A", "row missing"))
     if ok("agentrl_train", "trl_grpo"):
         ratio = by["agentrl_train"].eps_s / by["trl_grpo"].eps_s
-        out.append(Target("train iterations (rollout + PPO update) >= 2x TRL GRPO episodes/s",
-                          "PASS" if ratio >= 2.0 else "FAIL",
-                          f"agentrl {by['agentrl_train'].eps_s:.3f} vs TRL {by['trl_grpo'].eps_s:.3f} episodes/s = {ratio:.2f}x"))
+        out.append(
+            Target(
+                "train iterations (rollout + PPO update) >= 2x TRL GRPO episodes/s",
+                "PASS" if ratio >= 2.0 else "FAIL",
+                f"agentrl {by['agentrl_train'].eps_s:.3f} vs TRL {by['trl_grpo'].eps_s:.3f} episodes/s = {ratio:.2f}x",
+            )
+        )
     else:
-        why = "TRL row " + (by["trl_grpo"].status + ": " + by["trl_grpo"].reason if "trl_grpo" in by else "not run")
-        out.append(Target("train iterations (rollout + PPO update) >= 2x TRL GRPO episodes/s", "N/A", why))
+        why = "TRL row " + (
+            by["trl_grpo"].status + ": " + by["trl_grpo"].reason if "trl_grpo" in by else "not run"
+        )
+        out.append(
+            Target("train iterations (rollout + PPO update) >= 2x TRL GRPO episodes/s", "N/A", why)
+        )
     return out
 
 
@@ -670,13 +840,22 @@ def render_text(header: list[str], body: list[list[str]], targets: Sequence[Targ
     return "\n".join(lines)
 
 
-def render_markdown(header: list[str], body: list[list[str]], targets: Sequence[Target], meta: dict[str, str],
-                    interpretation: list[str]) -> str:
+def render_markdown(
+    header: list[str],
+    body: list[list[str]],
+    targets: Sequence[Target],
+    meta: dict[str, str],
+    interpretation: list[str],
+) -> str:
     def esc(x: str) -> str:
         return x.replace("|", "\\|")
 
-    md = ["# Rollout throughput", "",
-          "Produced by `benchmarks/rollout_throughput.py`; do not edit the numbers by hand, re-run the script.", ""]
+    md = [
+        "# Rollout throughput",
+        "",
+        "Produced by `benchmarks/rollout_throughput.py`; do not edit the numbers by hand, re-run the script.",
+        "",
+    ]
     md.append("## Setup")
     md.append("")
     for k, v in meta.items():
@@ -684,8 +863,14 @@ def render_markdown(header: list[str], body: list[list[str]], targets: Sequence[
     md += ["", "## Results", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in body:
         md.append("| " + " | ".join(esc(c) for c in r) + " |")
-    md += ["", "Rates are medians over the timed runs (one warm-up run first). Ratios are tokens/s "
-           "against rows measured in the same run.", "", "## Targets", ""]
+    md += [
+        "",
+        "Rates are medians over the timed runs (one warm-up run first). Ratios are tokens/s "
+        "against rows measured in the same run.",
+        "",
+        "## Targets",
+        "",
+    ]
     for t in targets:
         md.append(f"- **{t.status}** — {t.name}: {t.detail}")
     md += ["", "## Interpretation", ""]
@@ -695,45 +880,89 @@ def render_markdown(header: list[str], body: list[list[str]], targets: Sequence[
 
 
 def interpret(rows: Sequence[Row], args: argparse.Namespace) -> list[str]:
+    """Plain-language reading of the numbers of this run (every claim is computed from them)."""
     by = {r.key: r for r in rows if r.ok}
     out = []
     if "raw_generate" in by and "hf_generate" in by:
+        ratio = by["raw_generate"].tok_s / by["hf_generate"].tok_s
         out.append(
-            f"agentrl's own decode loop (inverse-CDF sampling, log-probs returned) runs at "
-            f"{by['raw_generate'].tok_s / by['hf_generate'].tok_s:.1f}x HF `generate(do_sample=True)` on the same prompts: "
-            f"with a {'49k' if args.model == 'bench49k' else 'small'} vocabulary the sampler, not the model, dominates HF's step."
+            f"agentrl's decode loop (inverse-CDF sampling, log-probs returned) runs at {ratio:.2f}x HF "
+            f"`generate(do_sample=True)` on the same prompts, although HF returns no log-probs; HF draws with "
+            f"`torch.multinomial` over the full vocabulary every step (see DESIGN.md)."
         )
     if "inline" in by and "raw_generate" in by:
+        ratio = by["inline"].tok_s / by["raw_generate"].tok_s
         out.append(
-            f"The inline rollout reaches {by['inline'].tok_s / by['raw_generate'].tok_s:.2f}x raw generation: env steps, "
-            f"tokenisation and episode bookkeeping cost little; the log-probs come from sampling (no second pass)."
+            f"The inline rollout runs at {ratio:.2f}x raw batched generation of the same prompts: env steps, prompt "
+            f"formatting, tokenisation and episode bookkeeping are "
+            + ("within the noise" if ratio >= 0.95 else f"{100 * (1 / ratio - 1):.0f}% extra")
+            + "; its log-probs come from sampling (no second pass)."
         )
     if "rescore" in by and "inline" in by:
         extra = by["inline"].tok_s / by["rescore"].tok_s - 1
-        out.append(f"Re-scoring log-probs after each turn would cost {100 * extra:.0f}% more time per rollout.")
+        out.append(
+            f"Re-scoring log-probs after every turn (a second forward pass) costs {100 * extra:.0f}% more rollout time."
+        )
     if "naive" in by and "inline" in by:
         out.append(
-            f"Batching {args.envs} envs in lock-step is {by['inline'].tok_s / by['naive'].tok_s:.1f}x a one-env-at-a-time loop."
+            f"Stepping {args.envs} envs in lock-step around one batched generate is "
+            f"{by['inline'].tok_s / by['naive'].tok_s:.1f}x a one-env-at-a-time loop (batch 1)."
         )
     ray_rows = [r for r in rows if r.key.startswith("ray_") and r.ok]
     if ray_rows and "inline" in by:
-        parts = ", ".join(f"{r.label.split(', ')[1]} {r.tok_s / by['inline'].tok_s:.2f}x" for r in ray_rows)
-        out.append(
-            f"Ray steady state vs inline: {parts}, after {min(r.startup_s or 0 for r in ray_rows):.0f}+ s start-up. "
-            f"Each actor pins torch to 1 thread, so 1 worker uses half the cores that the inline row uses; on 2 cores "
-            f"Ray pays off only when envs are slow or there are more machines."
+        parts = ", ".join(
+            f"{r.label.split(', ')[1]}: {r.tok_s / by['inline'].tok_s:.2f}x" for r in ray_rows
         )
+        startup = min(r.startup_s or 0.0 for r in ray_rows)
+        line = (
+            f"Ray rollout, steady state vs the inline row ({parts}), after {startup:.0f}+ s of start-up (ray.init + "
+            f"actors building their model). Each actor runs torch with 1 thread."
+        )
+        one = next((r for r in ray_rows if r.key.startswith("ray_1x")), None)
+        two = next((r for r in ray_rows if r.key.startswith("ray_2x")), None)
+        if one is not None and two is not None:
+            ratio = two.tok_s / one.tok_s
+            line += (
+                f" Two actors with half the envs each ran at {ratio:.2f}x one actor with all of them"
+                + (": on this machine Ray buys isolation, not speed." if ratio < 1.2 else ".")
+            )
+        out.append(line)
+        if one is not None and one.tok_s > by["inline"].tok_s:
+            out.append(
+                f"The 1-thread Ray actor was faster than the {args.threads}-thread inline row "
+                f"({one.tok_s:.0f} vs {by['inline'].tok_s:.0f} tokens/s): for a model this small, on this machine, "
+                f"a second OpenMP thread did not pay for its synchronisation."
+            )
+    if "agentrl_train" in by:
+        c, u = (
+            by["agentrl_train"].extra.get("rollout_s", 0.0),
+            by["agentrl_train"].extra.get("update_s", 0.0),
+        )
+        if u > c > 0:
+            out.append(
+                f"The PPO update is {100 * u / (c + u):.0f}% of an agentrl train iteration (rollout {c:.1f} s, update "
+                f"{u:.1f} s): every turn is re-encoded with its whole prompt (the conversation so far), for every "
+                f"epoch, and the loss needs full-vocabulary logits at every action token."
+            )
     if "agentrl_train" in by and "trl_grpo" in by:
-        out.append(
-            f"Whole train iterations: agentrl {by['agentrl_train'].eps_s:.2f} episodes/s vs TRL GRPO "
-            f"{by['trl_grpo'].eps_s:.2f} ({by['agentrl_train'].eps_s / by['trl_grpo'].eps_s:.1f}x). TRL's rollout_func here uses "
-            f"HF generate per turn (TRL has no multi-turn sampler without vLLM); its update is one optimizer step over "
-            f"one sequence per episode, agentrl's PPO does {__import__('agentrl.algorithms.ppo', fromlist=['PPOConfig']).PPOConfig().epochs} "
-            f"epochs of minibatches over turns."
+        ratio = by["agentrl_train"].eps_s / by["trl_grpo"].eps_s
+        line = (
+            f"Whole train iterations: agentrl {by['agentrl_train'].eps_s:.3f} episodes/s vs TRL GRPO "
+            f"{by['trl_grpo'].eps_s:.3f} ({ratio:.2f}x; TRL: {by['trl_grpo'].notes.split(';')[0].replace('median ', '')}). "
+            f"TRL's `rollout_func` here calls HF `generate` each turn (TRL has no multi-turn sampler without vLLM); its "
+            f"update is one optimizer step over one packed sequence per episode, while agentrl's default PPO makes "
+            f"several minibatch passes over turns."
         )
-    failed = [r for r in rows if r.status == "failed"]
-    for r in failed:
-        out.append(f"{r.label} failed: {r.reason}")
+        if "agentrl_train_1ep" in by:
+            line += (
+                f" With one PPO epoch (one pass over the data, as in the TRL step) agentrl makes "
+                f"{by['agentrl_train_1ep'].eps_s:.3f} episodes/s = "
+                f"{by['agentrl_train_1ep'].eps_s / by['trl_grpo'].eps_s:.2f}x TRL."
+            )
+        out.append(line)
+    for r in rows:
+        if r.status == "failed":
+            out.append(f"{r.label} failed: {r.reason}")
     return out
 
 
@@ -741,22 +970,46 @@ def interpret(rows: Sequence[Row], args: argparse.Namespace) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=sorted(MODELS), default="bench49k", help="bench49k (default) or tiny")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--model", choices=sorted(MODELS), default="bench49k", help="bench49k (default) or tiny"
+    )
     p.add_argument("--tokenizer", choices=["word", "char"], default="word")
-    p.add_argument("--envs", type=int, default=16, help="episodes per collect = envs stepped in lock-step")
-    p.add_argument("--turns", type=int, default=10, help="turns per episode (the env never ends early)")
-    p.add_argument("--new-tokens", type=int, default=24, help="max new tokens per turn (stop strings off)")
+    p.add_argument(
+        "--envs", type=int, default=16, help="episodes per collect = envs stepped in lock-step"
+    )
+    p.add_argument(
+        "--turns", type=int, default=10, help="turns per episode (the env never ends early)"
+    )
+    p.add_argument(
+        "--new-tokens", type=int, default=24, help="max new tokens per turn (stop strings off)"
+    )
     p.add_argument("--repeats", type=int, default=3, help="timed runs per row (after one warm-up)")
     p.add_argument("--naive-episodes", type=int, default=4, help="episodes per naive-loop run")
     p.add_argument("--threads", type=int, default=2, help="torch threads for in-process rows")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true", help="tiny workload for smoke tests (2 envs, 2 turns, 4 tokens, 1 repeat)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny workload for smoke tests (2 envs, 2 turns, 4 tokens, 1 repeat)",
+    )
     p.add_argument("--skip-ray", action="store_true")
     p.add_argument("--skip-trl", action="store_true")
     p.add_argument("--skip-hf", action="store_true", help="skip the HF generate reference row")
+    p.add_argument(
+        "--skip-1epoch",
+        action="store_true",
+        help="skip the extra train row with PPO epochs=1 (one pass over the data, like TRL's GRPO step)",
+    )
     p.add_argument("--out", type=Path, default=None, help="write the results as markdown here")
-    p.add_argument("--note", action="append", default=[], help="extra line for the markdown (e.g. machine was shared)")
+    p.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        help="extra line for the markdown (e.g. machine was shared)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.envs, args.turns, args.new_tokens, args.repeats, args.naive_episodes = 2, 2, 4, 1, 1
@@ -774,9 +1027,16 @@ def _guard(rows: list[Row], key: str, label: str, fn: Callable[[], Row]) -> Row 
         row = fn()
     except Exception as e:
         traceback.print_exc(file=sys.stderr)
-        row = Row(key, label, status="failed", reason=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300])
+        row = Row(
+            key,
+            label,
+            status="failed",
+            reason=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300],
+        )
     rows.append(row)
-    log(f"row {key}: {row.status} {fmt(row.tok_s)} tok/s, {fmt(row.eps_s, 3)} ep/s ({time.perf_counter() - t0:.1f} s)")
+    log(
+        f"row {key}: {row.status} {fmt(row.tok_s)} tok/s, {fmt(row.eps_s, 3)} ep/s ({time.perf_counter() - t0:.1f} s)"
+    )
     return row
 
 
@@ -789,15 +1049,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", category=FutureWarning)  # transformers 5 renames (gradient_checkpointing)
+    warnings.filterwarnings(
+        "ignore", category=FutureWarning
+    )  # transformers 5 renames (gradient_checkpointing)
     policy = build_policy(args.model, args.seed, args.tokenizer)
     n_params = sum(p.numel() for p in policy.model.parameters())
     sampling = SamplingConfig(temperature=1.0, top_k=0, max_new_tokens=args.new_tokens, stop=())
     env_kwargs = {"max_turns": args.turns}
     jobs = make_jobs(args.envs, args.seed)
     worker = RolloutWorker(ENV_ID, env_kwargs, args.envs, sampling, policy=policy)
-    log(f"model {args.model} ({n_params / 1e6:.1f}M params), {args.envs} envs x {args.turns} turns x "
-        f"{args.new_tokens} tokens, {args.repeats} repeats, torch threads {torch.get_num_threads()}")
+    log(
+        f"model {args.model} ({n_params / 1e6:.1f}M params), {args.envs} envs x {args.turns} turns x "
+        f"{args.new_tokens} tokens, {args.repeats} repeats, torch threads {torch.get_num_threads()}"
+    )
     eps = worker.collect(jobs, rng_seed=args.seed)  # global warm-up; records the prompts
     prompt_rounds = [[e.turns[t].prompt_ids for e in eps] for t in range(args.turns)]
     s = Setup(args, policy, sampling, env_kwargs, jobs, worker, prompt_rounds)
@@ -818,13 +1082,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     _guard(rows, "rescore", "lock-step loop + re-scoring", lambda: row_rescore(s))
     _guard(rows, "naive", "naive loop", lambda: row_naive(s))
     _guard(rows, "agentrl_train", "agentrl train iteration", lambda: row_agentrl_train(s))
+    if not args.skip_1epoch:
+        _guard(
+            rows,
+            "agentrl_train_1ep",
+            "agentrl train iteration, PPO epochs=1",
+            lambda: row_agentrl_train(s, 1),
+        )
 
     if args.skip_ray:
         rows.append(Row("ray", "agentrl Ray rollout", status="skipped", reason="--skip-ray"))
     else:
         ray_rows(rows, s)
     if args.skip_trl:
-        rows.append(Row("trl_grpo", "TRL GRPOTrainer + rollout_func", status="skipped", reason="--skip-trl"))
+        rows.append(
+            Row("trl_grpo", "TRL GRPOTrainer + rollout_func", status="skipped", reason="--skip-trl")
+        )
     else:
         _guard(rows, "trl_grpo", "TRL GRPOTrainer + rollout_func", lambda: row_trl(s))
 
@@ -849,7 +1122,9 @@ def ray_rows(rows: list[Row], s: Setup) -> None:
     try:
         import ray
     except Exception as e:  # pragma: no cover
-        rows.append(Row("ray", "agentrl Ray rollout", status="failed", reason=f"cannot import ray: {e}"))
+        rows.append(
+            Row("ray", "agentrl Ray rollout", status="failed", reason=f"cannot import ray: {e}")
+        )
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     started_here = False
@@ -857,11 +1132,21 @@ def ray_rows(rows: list[Row], s: Setup) -> None:
         model_cfg = ray_model_config(args.model, args.seed, args.tokenizer, s.policy, tmp)
         t0 = time.perf_counter()
         if not ray.is_initialized():
-            pythonpath = os.pathsep.join(x for x in [str(ROOT), os.environ.get("PYTHONPATH", "")] if x)
+            pythonpath = os.pathsep.join(
+                x for x in [str(ROOT), os.environ.get("PYTHONPATH", "")] if x
+            )
             ray.init(
-                num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False,
-                runtime_env={"env_vars": {"PYTHONPATH": pythonpath, "OMP_WAIT_POLICY": "PASSIVE",
-                                          "TOKENIZERS_PARALLELISM": "false"}},
+                num_cpus=2,
+                include_dashboard=False,
+                configure_logging=False,
+                log_to_driver=False,
+                runtime_env={
+                    "env_vars": {
+                        "PYTHONPATH": pythonpath,
+                        "OMP_WAIT_POLICY": "PASSIVE",
+                        "TOKENIZERS_PARALLELISM": "false",
+                    }
+                },
             )
             started_here = True
         ray_init_s = time.perf_counter() - t0
@@ -869,11 +1154,22 @@ def ray_rows(rows: list[Row], s: Setup) -> None:
         if args.envs >= 2:
             layouts.append((2, args.envs // 2))
         for w, e in layouts:
-            _guard(rows, f"ray_{w}x{e}", f"agentrl Ray rollout, {w} worker(s) x {e} envs",
-                   lambda w=w, e=e: row_ray(s, w, e, model_cfg, ray_init_s))
+            _guard(
+                rows,
+                f"ray_{w}x{e}",
+                f"agentrl Ray rollout, {w} worker(s) x {e} envs",
+                lambda w=w, e=e: row_ray(s, w, e, model_cfg, ray_init_s),
+            )
     except Exception as e:
         traceback.print_exc(file=sys.stderr)
-        rows.append(Row("ray", "agentrl Ray rollout", status="failed", reason=f"{type(e).__name__}: {e}"[:300]))
+        rows.append(
+            Row(
+                "ray",
+                "agentrl Ray rollout",
+                status="failed",
+                reason=f"{type(e).__name__}: {e}"[:300],
+            )
+        )
     finally:
         if started_here:
             ray.shutdown()
@@ -882,8 +1178,15 @@ def ray_rows(rows: list[Row], s: Setup) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def machine_meta(args: argparse.Namespace, n_params: int, load_before: tuple[float, ...], load_after: tuple[float, ...],
-                 total: float, agreement: float, argv: Sequence[str] | None) -> dict[str, str]:
+def machine_meta(
+    args: argparse.Namespace,
+    n_params: int,
+    load_before: tuple[float, ...],
+    load_after: tuple[float, ...],
+    total: float,
+    agreement: float,
+    argv: Sequence[str] | None,
+) -> dict[str, str]:
     import transformers
 
     versions = [f"torch {torch.__version__}", f"transformers {transformers.__version__}"]
@@ -894,17 +1197,19 @@ def machine_meta(args: argparse.Namespace, n_params: int, load_before: tuple[flo
             pass
     cmd_args = list(sys.argv[1:]) if argv is None else list(argv)
     meta = {
-        "command": "`python benchmarks/rollout_throughput.py " + " ".join(shlex.quote(a) for a in cmd_args) + "`",
+        "command": "`python benchmarks/rollout_throughput.py "
+        + " ".join(shlex.quote(a) for a in cmd_args)
+        + "`",
         "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip()
-                   + f", {os.cpu_count()} CPUs, torch threads {args.threads} (Ray actors 1 each), "
-                     f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}",
+        + f", {os.cpu_count()} CPUs, torch threads {args.threads} (Ray actors 1 each), "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}",
         "load average (1 min) before / after": f"{load_before[0]:.2f} / {load_after[0]:.2f}",
         "versions": ", ".join(versions) + f", Python {platform.python_version()}",
         "model": f"{MODELS[args.model]}, {n_params / 1e6:.1f}M parameters, fp32, random init (seed {args.seed})",
         "workload": f"{args.envs} episodes x {args.turns} turns x up to {args.new_tokens} new tokens "
-                    f"(`{ENV_ID}`: never ends early; stop strings off, only eos can end a turn early), "
-                    f"temperature 1, no top-k",
+        f"(`{ENV_ID}`: never ends early; stop strings off, only eos can end a turn early), "
+        f"temperature 1, no top-k",
         "repeats": f"1 warm-up + {args.repeats} timed runs per row; total benchmark time {total:.0f} s",
         "log-prob check": f"max |sampling log-prob - re-scored log-prob| over inline-rollout turns: {agreement:.2e}",
     }

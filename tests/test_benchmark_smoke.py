@@ -1,0 +1,58 @@
+"""Smoke test of benchmarks/rollout_throughput.py: tiny model, tiny workload, no Ray/TRL rows.
+
+Checks that the script runs end to end and prints every expected row and the targets
+section; it makes no timing assertions (the machines are shared and noisy).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import rollout_throughput as bench  # noqa: E402  (needs ROOT on sys.path)
+
+
+@pytest.mark.timeout(120)
+def test_quick_run_prints_every_row(tmp_path, capsys):
+    out = tmp_path / "bench.md"
+    result = bench.main(
+        ["--quick", "--model", "tiny", "--skip-ray", "--skip-trl", "--out", str(out)]
+    )
+
+    rows = {r.key: r for r in result["rows"]}
+    measured = [
+        "raw_generate",
+        "hf_generate",
+        "inline",
+        "rescore",
+        "naive",
+        "agentrl_train",
+        "agentrl_train_1ep",
+    ]
+    for key in measured:
+        assert rows[key].ok, f"{key}: {rows[key].status} {rows[key].reason}"
+        assert rows[key].tok_s > 0 and rows[key].eps_s > 0
+        assert rows[key].tokens > 0
+    assert rows["ray"].status == "skipped"
+    assert rows["trl_grpo"].status == "skipped"
+    # every method did the same work: 2 episodes x 2 turns x up to 4 tokens
+    assert rows["inline"].episodes == 2 and rows["raw_generate"].episodes == 2
+    assert rows["inline"].tokens <= 2 * 2 * 4
+    assert rows["inline"].extra["captured_logprobs"] is True
+
+    printed = capsys.readouterr().out
+    for row in result["rows"]:
+        assert row.label in printed
+    assert "targets:" in printed
+    assert [t.status for t in result["targets"]][-1] == "N/A"  # TRL skipped
+    assert len(result["targets"]) == 3
+
+    md = out.read_text()
+    assert md.startswith("# Rollout throughput")
+    assert "| agentrl inline rollout" in md and "## Targets" in md and "machine" in md
