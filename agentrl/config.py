@@ -55,11 +55,19 @@ class RolloutConfig:
 
 @dataclass
 class EvalConfig:
-    """Periodic greedy evaluation on a fixed set of seeds."""
+    """Periodic evaluation on a fixed set of seeds.
+
+    ``greedy`` logs ``eval/*`` with argmax decoding; ``sample`` logs ``eval_sample/*`` with
+    temperature-1 sampling under a fixed RNG seed (so it is reproducible too). A stochastic
+    policy's greedy decoding can loop (ask the same question again) even when its sampled
+    behaviour is good, so both views are useful.
+    """
 
     every: int = 5
     episodes: int = 32
     seed: int = 1_000_000
+    greedy: bool = True
+    sample: bool = True
 
 
 @dataclass

@@ -13,8 +13,10 @@ COLUMNS = [
     ("iter", "iteration", "{:>4.0f}"),
     ("return", "train/return", "{:>7.2f}"),
     ("success", "train/success", "{:>7.2f}"),
-    ("eval_succ", "eval/success", "{:>9.2f}"),
-    ("eval_ret", "eval/return", "{:>8.2f}"),
+    ("greedy_succ", "eval/success", "{:>11.2f}"),
+    ("greedy_ret", "eval/return", "{:>10.2f}"),
+    ("sample_succ", "eval_sample/success", "{:>11.2f}"),
+    ("sample_ret", "eval_sample/return", "{:>10.2f}"),
     ("tok/s", "perf/tokens_per_s", "{:>7.0f}"),
     ("ep/s", "perf/episodes_per_s", "{:>6.2f}"),
     ("iter_s", "perf/iteration_s", "{:>6.1f}"),
@@ -68,18 +70,18 @@ class MetricsLogger:
     def _print_row(self, row: dict[str, Any]) -> None:
         assert self.console is not None
         if not self._header_done:
-            self.console.print("  ".join(f"[bold]{name:>{len(fmt.format(0))}}[/bold]" for name, _, fmt in COLUMNS))
+            self.console.print("  ".join(f"[bold]{name:>{len(fmt.format(0))}}[/bold]" for name, _, fmt in COLUMNS), soft_wrap=True)
             self._header_done = True
         cells = []
         for _, key, fmt in COLUMNS:
             v = row.get(key)
             width = len(fmt.format(0))
             cells.append(fmt.format(v) if isinstance(v, int | float) else " " * (width - 1) + "-")
-        self.console.print("  ".join(cells), highlight=False)
+        self.console.print("  ".join(cells), highlight=False, soft_wrap=True)
 
     def print(self, message: str) -> None:
         if self.console is not None:
-            self.console.print(message, highlight=False)
+            self.console.print(message, highlight=False, soft_wrap=True)
         else:
             print(message)
 
@@ -121,11 +123,12 @@ def plot_learning_curve(metrics_path: str | Path, out_png: str | Path, title: st
     rows = read_metrics(metrics_path)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, metric in zip(axes, ("return", "success"), strict=True):
-        for split, style in (("train", "-"), ("eval", "o-")):
+        labels = {"train": "train (sampled)", "eval": "eval (greedy)", "eval_sample": "eval (sampled)"}
+        for split, style in (("train", "-"), ("eval", "o-"), ("eval_sample", "s--")):
             pts = [(r["iteration"], r[f"{split}/{metric}"]) for r in rows if r.get(f"{split}/{metric}") is not None]
             if pts:
                 xs, ys = zip(*pts, strict=True)
-                ax.plot(xs, ys, style, label=f"{split} (greedy)" if split == "eval" else split)
+                ax.plot(xs, ys, style, label=labels[split])
         ax.set_xlabel("iteration")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)

@@ -192,13 +192,18 @@ class Trainer:
         return time.perf_counter() - start
 
     def evaluate(self) -> dict[str, float]:
-        """Greedy episodes on the fixed eval seeds."""
+        """Greedy (``eval/*``) and sampled (``eval_sample/*``) episodes on the fixed eval seeds."""
         from agentrl.rollouts.worker import EpisodeJob
 
         cfg = self.cfg
         jobs = [EpisodeJob(j, cfg.eval.seed + j) for j in range(cfg.eval.episodes)]
-        episodes = self.workers.collect(jobs, rng_seed=cfg.eval.seed, greedy=True)
-        return episode_stats("eval", episodes)
+        out: dict[str, float] = {}
+        if cfg.eval.greedy:
+            out.update(episode_stats("eval", self.workers.collect(jobs, rng_seed=cfg.eval.seed, greedy=True)))
+        if cfg.eval.sample:
+            eps = self.workers.collect(jobs, rng_seed=cfg.eval.seed + 1, greedy=False)
+            out.update(episode_stats("eval_sample", eps))
+        return out
 
     def _warm_start(self) -> dict[str, float]:
         from agentrl.warmstart import scripted_episodes
@@ -282,7 +287,7 @@ class Trainer:
             if last is None or last.name != f"step_{done_it:06d}":
                 self._save(done_it, counters)
             rows = read_metrics(log.path)
-            final = next((r for r in reversed(rows) if r.get("eval/success") is not None), {})
+            final = next((r for r in reversed(rows) if any(k.startswith("eval") for k in r)), {})
             log.close()
             png = None
             if cfg.logging.plot:
@@ -297,15 +302,23 @@ class Trainer:
                 "initial_eval_return": init.get("eval/return"),
                 "final_eval_success": final.get("eval/success"),
                 "final_eval_return": final.get("eval/return"),
+                "initial_eval_sample_success": init.get("eval_sample/success"),
+                "initial_eval_sample_return": init.get("eval_sample/return"),
+                "final_eval_sample_success": final.get("eval_sample/success"),
+                "final_eval_sample_return": final.get("eval_sample/return"),
                 "checkpoint": str(self.ckpt.latest()),
                 "plot": str(png) if png else None,
             }
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            parts = []
+            for label, key in (("greedy", "eval"), ("sampled", "eval_sample")):
+                a, b = init.get(f"{key}/success"), final.get(f"{key}/success")
+                ra, rb = init.get(f"{key}/return"), final.get(f"{key}/return")
+                if a is not None or b is not None:
+                    parts.append(f"{label} eval success {_fmt(a)} -> {_fmt(b)}, return {_fmt(ra)} -> {_fmt(rb)}")
             log.print(
-                f"{'interrupted' if interrupted else 'done'}: {done_it} iterations | eval success "
-                f"{_fmt(summary['initial_eval_success'])} -> {_fmt(summary['final_eval_success'])} | eval return "
-                f"{_fmt(summary['initial_eval_return'])} -> {_fmt(summary['final_eval_return'])} | "
-                f"checkpoint {summary['checkpoint']} | run dir {self.run_dir}"
+                f"{'interrupted' if interrupted else 'done'}: {done_it} iterations | " + " | ".join(parts)
+                + f" | checkpoint {summary['checkpoint']} | run dir {self.run_dir}"
             )
             return summary
         finally:
