@@ -171,8 +171,13 @@ class Trainer:
                                    policy=self.learner.policy)
             self.workers: Any = InlineWorkerGroup(worker, cfg.rollout.num_workers)
         else:
-            from agentrl.rollouts.ray_actors import RayWorkerGroup, RemoteLearner
+            from agentrl.rollouts.ray_actors import RayWorkerGroup, RemoteLearner, check_resources
 
+            check_resources(
+                cfg.cluster.learner_num_cpus + cfg.rollout.num_workers * cfg.rollout.num_cpus_per_worker,
+                cfg.cluster.learner_num_gpus,
+                what=f"the learner and {cfg.rollout.num_workers} rollout workers",
+            )
             self.learner = RemoteLearner(cfg.cluster.learner_num_gpus, cfg.cluster.learner_num_cpus, **learner_kwargs)
             self.workers = RayWorkerGroup(
                 cfg.rollout.num_workers, cfg.env.id, cfg.env.kwargs, cfg.rollout.envs_per_worker, self.sampling,

@@ -21,6 +21,18 @@ from .group import chunk_seed, split_jobs
 from .worker import EpisodeJob, RolloutWorker
 
 
+def check_resources(cpus: float, gpus: float, what: str) -> None:
+    """Fail at once (instead of waiting forever) when the cluster can never fit ``what``."""
+    total = ray.cluster_resources()
+    have_cpu, have_gpu = total.get("CPU", 0.0), total.get("GPU", 0.0)
+    if cpus > have_cpu + 1e-9 or gpus > have_gpu + 1e-9:
+        raise RuntimeError(
+            f"{what} need {cpus:g} CPU and {gpus:g} GPU but the Ray cluster has {have_cpu:g} CPU and "
+            f"{have_gpu:g} GPU in total; lower rollout.num_workers / rollout.num_cpus_per_worker / "
+            f"cluster.learner_num_gpus, or add nodes"
+        )
+
+
 class _WorkerActor(RolloutWorker):
     """A rollout worker that imports the user's modules first (registrations, envs)."""
 
@@ -60,7 +72,9 @@ class RayWorkerGroup:
         num_cpus: float = 1.0,
         num_gpus: float = 0.0,
         imports: list[str] | None = None,
+        start_timeout_s: float = 600.0,
     ):
+        check_resources(num_workers * num_cpus, num_workers * num_gpus, what=f"{num_workers} rollout workers")
         actor_cls = ray.remote(_WorkerActor).options(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=2)
         factory = functools.partial(Policy.from_config, model)
         self.workers = [
@@ -70,7 +84,13 @@ class RayWorkerGroup:
             )
             for i in range(num_workers)
         ]
-        ray.get([w.ping.remote() for w in self.workers])
+        try:
+            ray.get([w.ping.remote() for w in self.workers], timeout=start_timeout_s)
+        except ray.exceptions.GetTimeoutError as e:
+            raise RuntimeError(
+                f"rollout workers did not start within {start_timeout_s:.0f} s; cluster resources: "
+                f"{ray.available_resources()} (each worker needs {num_cpus} CPU, {num_gpus} GPU)"
+            ) from e
         self.last_stats: dict[str, float] = {}
 
     def set_weights(self, weights: Any, version: int) -> None:
@@ -100,6 +120,7 @@ class RemoteLearner:
     """A :class:`~agentrl.learner.Learner` in a Ray actor, with the same (blocking) methods."""
 
     def __init__(self, num_gpus: float, num_cpus: float, **kwargs: Any):
+        check_resources(num_cpus, num_gpus, what="the learner")
         cls = ray.remote(Learner).options(num_gpus=num_gpus, num_cpus=num_cpus)
         self.actor = cls.remote(**kwargs)
 

@@ -19,7 +19,8 @@ from agentrl.policy import (
     inverse_cdf_sample,
 )
 
-TINY = dict(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128)
+# The char tokenizer: these tests were written against its ids (the default is "word").
+TINY = dict(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128, tokenizer="char")
 OBS = ["hi", "a much longer observation, with more characters in it", "mid-sized obs", "x"]
 
 
@@ -298,3 +299,26 @@ def test_smollm2_generate_and_score():
         torch.testing.assert_close(
             per_token[i, : len(g.token_ids)], torch.tensor(g.logprobs), atol=1e-4, rtol=0
         )
+
+
+def test_word_tokenizer_round_trip_and_compactness():
+    from agentrl.policy import build_word_tokenizer
+
+    tok = build_word_tokenizer()
+    text = "Questions:\nIs it an animal? Yes.\n\nAction: Does it have wheels?\n~odd {text} 42"
+    ids = tok(text)["input_ids"]
+    assert tok.decode(ids) == text
+    assert len(tok("Is it an animal?")["input_ids"]) <= 5  # whole words are single pieces
+    # prompt + completion tokenised jointly == apart (TRL's SFTTrainer tokenises jointly)
+    prompt, completion = "Questions:\n\nAction: ", "Is it a dog?\n"
+    assert tok(prompt + completion)["input_ids"] == tok(prompt)["input_ids"] + tok(completion)["input_ids"]
+
+
+def test_word_policy_logprobs_equal_sampling():
+    policy = tiny_policy(tokenizer="word")
+    ids = policy.encode_prompts(["Questions:\n", "Questions:\nIs it an animal? No.\n"])
+    gens = policy.generate(ids, SamplingConfig(max_new_tokens=6), generator=torch.Generator().manual_seed(0))
+    _, per_token, mask = policy.action_logprobs([g.prompt_ids for g in gens], [g.token_ids for g in gens])
+    for i, g in enumerate(gens):
+        got = per_token[i][mask[i].bool()].tolist()
+        assert got == pytest.approx(g.logprobs, abs=1e-4)

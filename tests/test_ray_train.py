@@ -10,7 +10,8 @@ from agentrl.trainer import Trainer
 @pytest.mark.ray
 def test_ray_training_matches_inline(ray_cluster, tiny_overrides, tmp_path):
     base = [*tiny_overrides, "env=guess_the_number", "iterations=2", "rollout.num_workers=2",
-            "rollout.episodes_per_iter=6", "rollout.envs_per_worker=3"]
+            "rollout.episodes_per_iter=6", "rollout.envs_per_worker=3",
+            "rollout.num_cpus_per_worker=0.5", "cluster.learner_num_cpus=0.5"]
     ray_run = Trainer(load_config([*base, "cluster=local", f"run_dir={tmp_path / 'ray'}"]), console=False).run()
     inline = Trainer(load_config([*base, "cluster=inline", f"run_dir={tmp_path / 'inline'}"]), console=False).run()
     a = read_metrics(tmp_path / "ray" / "metrics.jsonl")
@@ -21,3 +22,10 @@ def test_ray_training_matches_inline(ray_cluster, tiny_overrides, tmp_path):
             if key in ra:
                 assert ra[key] == pytest.approx(rb[key], abs=1e-5), key
     assert ray_run["checkpoint"].endswith("step_000002") and inline["iterations"] == 2
+
+
+@pytest.mark.ray
+def test_too_many_workers_fail_fast(ray_cluster, tiny_overrides):
+    cfg = load_config([*tiny_overrides, "cluster=local", "rollout.num_workers=5"])
+    with pytest.raises(RuntimeError, match="need 6 CPU .* has 2 CPU"):
+        Trainer(cfg, console=False).run()
