@@ -24,7 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from agentrl.checkpoint import CheckpointError, CheckpointManager, resolve_checkpoint, verify_checkpoint
+from agentrl.checkpoint import (
+    CheckpointError,
+    CheckpointManager,
+    resolve_checkpoint,
+    verify_checkpoint,
+)
 from agentrl.config import ConfigError, TrainConfig, make_dataclass_config, to_plain
 from agentrl.metrics import MetricsLogger, plot_learning_curve, read_metrics
 from agentrl.types import Episode

@@ -35,6 +35,7 @@ def tiny_overrides(tmp_path):
     return [
         *TINY_MODEL,
         "cluster=inline",
+        "algorithm=ppo",
         f"run_dir={tmp_path / 'run'}",
         "logging.tensorboard=false",
         "logging.plot=false",

@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+
 from agentrl.algorithms.archer import (  # importing registers "archer", "archer_offline", "chai"
     Archer,
     ArcherConfig,
@@ -30,7 +31,6 @@ from agentrl.algorithms.archer.losses import (
     q_loss,
     v_loss,
 )
-
 from agentrl.policy import ModelConfig, Policy, SamplingConfig
 from agentrl.types import Episode, Turn
 

@@ -42,9 +42,15 @@ def test_train_writes_outputs(tiny_overrides, tmp_path):
     assert s["final_eval_success"] is not None
 
 
-@pytest.mark.parametrize("algorithm", ["ppo", "filtered_bc"])
+SMALL_ARCHER = ["algorithm.critic_epochs=2", "algorithm.batch_size=8", "algorithm.warmup_iters=1",
+                "algorithm.critic_model.hidden_size=32", "algorithm.critic_model.num_layers=1"]
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "filtered_bc", "archer"])
 def test_resume_equals_uninterrupted(tiny_overrides, tmp_path, algorithm):
-    base = [*tiny_overrides, "env=guess_the_number", f"algorithm={algorithm}", "eval.every=1", "checkpoint.every=2"]
+    extra = SMALL_ARCHER if algorithm == "archer" else []
+    base = [*tiny_overrides, "env=guess_the_number", f"algorithm={algorithm}", *extra, "eval.every=1",
+            "checkpoint.every=2"]
     full = _run([*base, "iterations=4", f"run_dir={tmp_path / 'full'}"])
     # "kill" a run after iteration 2 (its checkpoint), then resume it to 4
     _run([*base, "iterations=2", f"run_dir={tmp_path / 'part'}"])
@@ -53,7 +59,8 @@ def test_resume_equals_uninterrupted(tiny_overrides, tmp_path, algorithm):
     assert [r["iteration"] for r in b] == [0, 1, 2, 3, 4]
     for ra, rb in zip(a, b, strict=True):
         for k in ra:
-            if k.startswith(("train/", "eval/", "ppo/loss", "filtered_bc/nll")) or k in DETERMINISTIC_KEYS:
+            if k.startswith(("train/", "eval/", "eval_sample/", "ppo/loss", "filtered_bc/nll", "archer/q_loss",
+                             "archer/v_loss", "archer/actor_loss")) or k in DETERMINISTIC_KEYS:
                 assert ra[k] == pytest.approx(rb[k], abs=1e-6), (ra["iteration"], k)
 
 
