@@ -157,3 +157,14 @@ def test_unknown_env_id_is_clear(tiny_overrides):
 def _cleanup_runs():
     yield
     shutil.rmtree("runs", ignore_errors=True) if os.path.isdir("runs") and not os.listdir("runs") else None
+
+
+def test_lora_run_checkpoints_adapter_and_resumes(tiny_overrides, tmp_path):
+    base = [*tiny_overrides, "env=guess_the_number", "model.lora=true", "checkpoint.every=1", "eval.every=1"]
+    full = _run([*base, "iterations=2", f"run_dir={tmp_path / 'full'}"])
+    policy_dir = Path(full["checkpoint"]) / "policy"
+    assert (policy_dir / "adapter_model.safetensors").exists()
+    assert not (policy_dir / "model.safetensors").exists()  # only the adapter is saved
+    _run([*base, "iterations=1", f"run_dir={tmp_path / 'part'}"])
+    resumed = _run([*base, "iterations=2", f"run_dir={tmp_path / 'part'}", "resume=latest"])
+    assert _rows(resumed["run_dir"])[-1]["ppo/loss"] == pytest.approx(_rows(full["run_dir"])[-1]["ppo/loss"], abs=1e-6)
