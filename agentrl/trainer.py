@@ -71,6 +71,11 @@ def validate_components(cfg: TrainConfig) -> None:
     algo_cls = ALGORITHMS.get(cfg.algorithm["name"])
     if getattr(algo_cls, "Config", None) is not None:
         make_dataclass_config(algo_cls.Config, algorithm_section(cfg), where=f"algorithm={cfg.algorithm['name']}")
+    if hasattr(algo_cls, "act") and cfg.cluster.mode != "inline":
+        raise ConfigError(
+            f"algorithm={cfg.algorithm['name']} acts with the learner's critic, which rollout actors do not "
+            "have yet: run it with cluster=inline"
+        )
     build_reward(cfg.reward)
     build_curriculum(cfg.curriculum, seed=cfg.seed)
     make_env(cfg.env.id, cfg.env.kwargs).close()
@@ -190,6 +195,11 @@ class Trainer:
             )
         self.reward = build_reward(cfg.reward)
         self.curriculum = build_curriculum(cfg.curriculum, seed=cfg.seed)
+        # An algorithm with its own acting rule (CHAI: best of k by the critic) acts in rollouts.
+        self._act = None
+        if self.ray is None and hasattr(self.learner.algorithm, "act"):
+            algorithm, sampling = self.learner.algorithm, self.sampling
+            self._act = lambda observations: algorithm.act(observations, sampling)
 
     # --- pieces of the loop ---------------------------------------------------------------
     def _sync_weights(self) -> float:
@@ -343,7 +353,7 @@ class Trainer:
         seeds = iteration_seeds(cfg.seed, it, n)
         jobs = [job_cls(j, s, t) for j, (s, t) in enumerate(zip(seeds, tasks, strict=True))]
         t1 = time.perf_counter()
-        episodes = self.workers.collect(jobs, rng_seed=iteration_rng_seed(cfg.seed, it))
+        episodes = self.workers.collect(jobs, rng_seed=iteration_rng_seed(cfg.seed, it), act=self._act)
         collect_s = time.perf_counter() - t1
         gen_tokens = self.workers.last_stats.get("gen_tokens", 0.0)
         from agentrl.rewards import apply_reward

@@ -10,6 +10,7 @@ exactly what the policy sees at rollout time, and fine-tune with completion-only
 from __future__ import annotations
 
 import tempfile
+import warnings
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,8 @@ def sft_warm_start(policy: Any, rows: list[dict[str, str]], epochs: float, lr: f
     if not rows:
         raise ValueError("warm start has no data: the scripted policy produced no turns")
     dataset = Dataset.from_list(rows)
-    with tempfile.TemporaryDirectory(prefix="agentrl-sft-") as out:
+    with tempfile.TemporaryDirectory(prefix="agentrl-sft-") as out, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # transformers' own deprecations inside SFTConfig
         args = SFTConfig(
             output_dir=out,
             num_train_epochs=epochs,

@@ -35,3 +35,13 @@ def test_turn_advantages_mean_baseline():
     assert adv.tolist() == [-1.0, 1.0, 0.0, 0.0]
     norm = turn_advantages(returns, turn, baseline="mean", normalize=True)
     assert float(norm.std()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_length_grouped_minibatches_cover_every_row_once():
+    from agentrl.algorithms.ppo.learner import length_grouped_minibatches
+
+    lengths = torch.tensor([5, 50, 6, 48, 7, 52, 4, 49])
+    mbs = length_grouped_minibatches(lengths, 4, torch.Generator().manual_seed(0))
+    assert sorted(torch.cat(mbs).tolist()) == list(range(8))
+    spans = sorted(int(lengths[mb].max() - lengths[mb].min()) for mb in mbs)
+    assert spans == [3, 4]  # short rows together, long rows together

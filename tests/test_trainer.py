@@ -168,3 +168,23 @@ def test_lora_run_checkpoints_adapter_and_resumes(tiny_overrides, tmp_path):
     _run([*base, "iterations=1", f"run_dir={tmp_path / 'part'}"])
     resumed = _run([*base, "iterations=2", f"run_dir={tmp_path / 'part'}", "resume=latest"])
     assert _rows(resumed["run_dir"])[-1]["ppo/loss"] == pytest.approx(_rows(full["run_dir"])[-1]["ppo/loss"], abs=1e-6)
+
+
+def test_chai_acts_with_its_critic_inline(tiny_overrides, monkeypatch):
+    from agentrl.algorithms.archer.chai import Chai
+
+    calls = []
+    original = Chai.act
+
+    def spy(self, observations, sampling=None):
+        calls.append(len(observations))
+        return original(self, observations, sampling)
+
+    monkeypatch.setattr(Chai, "act", spy)
+    s = _run([*tiny_overrides, "env=guess_the_number", "algorithm=chai", *SMALL_ARCHER[:2],
+              "algorithm.critic_model.hidden_size=32", "algorithm.critic_model.num_layers=1",
+              "algorithm.num_candidates=2", "iterations=1"])
+    assert calls, "CHAI's best-of-k acting rule was not used in rollouts"
+    assert any(k.startswith("chai/") for k in _rows(s["run_dir"])[-1])
+    with pytest.raises(ConfigError, match="cluster=inline"):
+        Trainer(load_config([*tiny_overrides, "algorithm=chai", "cluster=local"]), console=False)

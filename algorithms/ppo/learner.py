@@ -26,6 +26,25 @@ from .config import PPOConfig
 from .losses import clipped_policy_loss, turn_advantages
 
 
+def length_grouped_minibatches(lengths: torch.Tensor, size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Random minibatches of rows with similar lengths (less padding), in random order.
+
+    Rows are shuffled, then sorted by length inside windows of ``8 * size`` rows and cut into
+    minibatches; the minibatch order is shuffled again. Multi-turn prompts grow with every
+    turn, so random minibatches otherwise pad most rows to the longest conversation.
+    """
+    n = lengths.numel()
+    order = torch.randperm(n, generator=generator)
+    batches: list[torch.Tensor] = []
+    window = 8 * size
+    for lo in range(0, n, window):
+        chunk = order[lo : lo + window]
+        chunk = chunk[torch.argsort(lengths[chunk], stable=True)]
+        batches.extend(chunk[i : i + size] for i in range(0, chunk.numel(), size))
+    perm = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in perm]
+
+
 @ALGORITHMS.register("ppo")
 class PPO:
     """Token-level PPO on utterances (see the module docstring)."""
@@ -55,10 +74,9 @@ class PPO:
         self.policy.model.train()
         stats: dict[str, list[float]] = {"loss": [], "clip_frac": [], "approx_kl": [], "grad_norm": []}
         n = len(batch)
+        lengths = torch.tensor([len(p) + len(a) for p, a in zip(batch.prompts, batch.actions, strict=True)])
         for _ in range(cfg.epochs):
-            order = torch.randperm(n, generator=self.generator)
-            for lo in range(0, n, cfg.minibatch_size):
-                idx = order[lo : lo + cfg.minibatch_size]
+            for idx in length_grouped_minibatches(lengths, cfg.minibatch_size, self.generator):
                 mb = batch.select(idx)
                 _, logp, mask = self.policy.action_logprobs(mb.prompts, mb.actions)
                 loss, s = clipped_policy_loss(logp, old[idx, : logp.shape[1]], adv[idx], mask, cfg.clip)
