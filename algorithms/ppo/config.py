@@ -13,7 +13,10 @@ class PPOConfig:
         lr: Adam learning rate of the policy.
         gamma: discount across turns for the reward-to-go.
         clip: PPO ratio clip epsilon.
-        epochs: passes over the iteration's turns.
+        epochs: passes over the iteration's turns. 1 by default, as verl and OpenRLHF
+            (``ppo_epochs`` / ``max_epochs``) and TRL's GRPO (``num_iterations``) do for LLMs:
+            the clip still acts from the second minibatch on; more passes cost proportionally
+            more update time (docs/benchmarks.md).
         minibatch_size: turns per optimiser step.
         normalize_advantage: standardise advantages over the iteration's turns.
         baseline: ``"mean"`` (subtract the batch mean of the returns at the same turn
@@ -26,7 +29,7 @@ class PPOConfig:
     lr: float = 1e-4
     gamma: float = 0.95
     clip: float = 0.2
-    epochs: int = 2
+    epochs: int = 1
     minibatch_size: int = 64
     normalize_advantage: bool = True
     baseline: str = "mean"
