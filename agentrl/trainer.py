@@ -68,7 +68,7 @@ def validate_components(cfg: TrainConfig) -> None:
 
     for mod in cfg.imports:
         importlib.import_module(mod)
-    algo_cls = ALGORITHMS.get(cfg.algorithm["name"])
+    algo_cls: Any = ALGORITHMS.get(cfg.algorithm["name"])
     if getattr(algo_cls, "Config", None) is not None:
         make_dataclass_config(algo_cls.Config, algorithm_section(cfg), where=f"algorithm={cfg.algorithm['name']}")
     if hasattr(algo_cls, "act") and cfg.cluster.mode != "inline":
@@ -171,7 +171,7 @@ class Trainer:
             top_k=cfg.rollout.sampling.top_k,
             max_new_tokens=cfg.env.max_new_tokens,
         )
-        learner_kwargs = dict(
+        learner_kwargs: dict[str, Any] = dict(
             model=cfg.model, algorithm=algorithm_section(cfg), seed=cfg.seed,
             sampling_temperature=cfg.rollout.sampling.temperature, imports=list(cfg.imports),
         )
@@ -307,7 +307,7 @@ class Trainer:
             if last is None or last.name != f"step_{done_it:06d}":
                 self._save(done_it, counters)
             rows = read_metrics(log.path)
-            final = next((r for r in reversed(rows) if any(k.startswith("eval") for k in r)), {})
+            final: dict[str, Any] = next((r for r in reversed(rows) if any(k.startswith("eval") for k in r)), {})
             log.close()
             png = None
             if cfg.logging.plot:

@@ -77,7 +77,7 @@ class RayWorkerGroup:
         check_resources(num_workers * num_cpus, num_workers * num_gpus, what=f"{num_workers} rollout workers")
         actor_cls = ray.remote(_WorkerActor).options(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=2)
         factory = functools.partial(Policy.from_config, model)
-        self.workers = [
+        self.workers: list[Any] = [
             actor_cls.remote(
                 list(imports or []), env_id, env_kwargs, num_envs, sampling,
                 policy_factory=factory, worker_index=i,
@@ -122,7 +122,7 @@ class RemoteLearner:
     def __init__(self, num_gpus: float, num_cpus: float, **kwargs: Any):
         check_resources(num_cpus, num_gpus, what="the learner")
         cls = ray.remote(Learner).options(num_gpus=num_gpus, num_cpus=num_cpus)
-        self.actor = cls.remote(**kwargs)
+        self.actor: Any = cls.remote(**kwargs)
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.actor, name)

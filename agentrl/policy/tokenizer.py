@@ -31,15 +31,7 @@ def build_char_tokenizer() -> PreTrainedTokenizerFast:
     # Every character is its own piece: split on the empty pattern, keep each char.
     tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
     tok.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        padding_side="left",
-        clean_up_tokenization_spaces=False,
-    )
+    return _wrap(tok)
 
 
 # --- the word tokenizer ---------------------------------------------------------------------
