@@ -167,7 +167,7 @@ def compose(overrides: list[str] | None = None, config_name: str = "config") -> 
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             return hydra_compose(config_name=config_name, overrides=list(overrides or []))
     except HydraException as e:
-        raise ConfigError(str(e)) from e
+        raise ConfigError(str(e).split("\nConfig search path:")[0].rstrip()) from e
     finally:
         GlobalHydra.instance().clear()
 

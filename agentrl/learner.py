@@ -35,6 +35,7 @@ class Learner:
         seed: seeds torch/numpy/python in this process and the algorithm.
         sampling_temperature: the rollout temperature (algorithms that re-score need it).
         imports: user modules to import first (so their registrations exist here too).
+        import_path: folder put on ``sys.path`` for those imports (the driver's cwd).
     """
 
     def __init__(
@@ -44,11 +45,11 @@ class Learner:
         seed: int = 0,
         sampling_temperature: float = 1.0,
         imports: list[str] | None = None,
+        import_path: str | None = None,
     ):
-        import importlib
+        from agentrl.registry import import_user_modules
 
-        for mod in imports or []:
-            importlib.import_module(mod)
+        import_user_modules(list(imports or []), import_path)
         seed_everything(seed)
         self.model_config = model
         self.policy = Policy.from_config(model)

@@ -38,6 +38,25 @@ def import_dotted(path: str) -> Any:
     return obj
 
 
+def import_user_modules(modules: list[str], search_path: str | None = None) -> None:
+    """Import the user's modules named in config ``imports`` (their registrations run).
+
+    ``search_path`` (default: the current directory) is put on ``sys.path`` first, so a
+    package next to where ``agentrl train`` was started is found, also inside Ray actors.
+    """
+    import os
+    import sys
+
+    path = search_path or os.getcwd()
+    if modules and path not in sys.path:
+        sys.path.insert(0, path)
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise RegistryError(f"cannot import module {name!r} listed in imports: {e}") from e
+
+
 class Registry(Generic[T]):
     """Maps names to classes or factories.
 

@@ -12,7 +12,6 @@ Reproducibility: iteration ``i`` draws its env seeds and sampling seeds from
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import signal
@@ -32,6 +31,7 @@ from agentrl.checkpoint import (
 )
 from agentrl.config import ConfigError, TrainConfig, make_dataclass_config, to_plain
 from agentrl.metrics import MetricsLogger, plot_learning_curve, read_metrics
+from agentrl.registry import import_user_modules
 from agentrl.types import Episode
 
 
@@ -66,8 +66,7 @@ def validate_components(cfg: TrainConfig) -> None:
     from agentrl.rewards import build_reward
     from agentrl.rollouts.worker import make_env
 
-    for mod in cfg.imports:
-        importlib.import_module(mod)
+    import_user_modules(list(cfg.imports))
     algo_cls: Any = ALGORITHMS.get(cfg.algorithm["name"])
     if getattr(algo_cls, "Config", None) is not None:
         make_dataclass_config(algo_cls.Config, algorithm_section(cfg), where=f"algorithm={cfg.algorithm['name']}")
@@ -174,6 +173,7 @@ class Trainer:
         learner_kwargs: dict[str, Any] = dict(
             model=cfg.model, algorithm=algorithm_section(cfg), seed=cfg.seed,
             sampling_temperature=cfg.rollout.sampling.temperature, imports=list(cfg.imports),
+            import_path=os.getcwd(),
         )
         if self.ray is None:
             self.learner: Any = Learner(**learner_kwargs)
@@ -192,6 +192,7 @@ class Trainer:
             self.workers = RayWorkerGroup(
                 cfg.rollout.num_workers, cfg.env.id, cfg.env.kwargs, cfg.rollout.envs_per_worker, self.sampling,
                 cfg.model, num_cpus=cfg.rollout.num_cpus_per_worker, imports=list(cfg.imports),
+                import_path=os.getcwd(),
             )
         self.reward = build_reward(cfg.reward)
         self.curriculum = build_curriculum(cfg.curriculum, seed=cfg.seed)
@@ -220,8 +221,8 @@ class Trainer:
         out: dict[str, float] = {}
         if cfg.eval.greedy:
             out.update(episode_stats("eval", self.workers.collect(jobs, rng_seed=cfg.eval.seed, greedy=True)))
-        if cfg.eval.sample:
-            eps = self.workers.collect(jobs, rng_seed=cfg.eval.seed + 1, greedy=False)
+        if cfg.eval.sample:  # with the algorithm's own acting rule, if it has one (CHAI)
+            eps = self.workers.collect(jobs, rng_seed=cfg.eval.seed + 1, greedy=False, act=self._act)
             out.update(episode_stats("eval_sample", eps))
         return out
 

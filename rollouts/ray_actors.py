@@ -36,14 +36,10 @@ def check_resources(cpus: float, gpus: float, what: str) -> None:
 class _WorkerActor(RolloutWorker):
     """A rollout worker that imports the user's modules first (registrations, envs)."""
 
-    def __init__(self, imports: list[str], *args: Any, **kwargs: Any):
-        import importlib
+    def __init__(self, imports: list[str], import_path: str | None, *args: Any, **kwargs: Any):
+        from agentrl.registry import import_user_modules
 
-        import torch
-
-        torch.set_num_threads(1)
-        for mod in imports:
-            importlib.import_module(mod)
+        import_user_modules(imports, import_path)
         super().__init__(*args, **kwargs)
 
     def ping(self) -> bool:
@@ -59,6 +55,7 @@ class RayWorkerGroup:
         model: the policy config each actor builds its inference copy from.
         num_cpus / num_gpus: resources per actor.
         imports: user modules to import in each actor.
+        import_path: folder put on ``sys.path`` for those imports (the driver's cwd).
     """
 
     def __init__(
@@ -72,6 +69,7 @@ class RayWorkerGroup:
         num_cpus: float = 1.0,
         num_gpus: float = 0.0,
         imports: list[str] | None = None,
+        import_path: str | None = None,
         start_timeout_s: float = 600.0,
     ):
         check_resources(num_workers * num_cpus, num_workers * num_gpus, what=f"{num_workers} rollout workers")
@@ -79,7 +77,7 @@ class RayWorkerGroup:
         factory = functools.partial(Policy.from_config, model)
         self.workers: list[Any] = [
             actor_cls.remote(
-                list(imports or []), env_id, env_kwargs, num_envs, sampling,
+                list(imports or []), import_path, env_id, env_kwargs, num_envs, sampling,
                 policy_factory=factory, worker_index=i,
             )
             for i in range(num_workers)
