@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import time
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from agentrl.checkpoint import (
-    CheckpointError,
     CheckpointManager,
     resolve_checkpoint,
     verify_checkpoint,
@@ -414,4 +412,4 @@ def train(cfg: TrainConfig, console: bool = True) -> dict[str, Any]:
     return Trainer(cfg, console=console).run()
 
 
-__all__ = ["CheckpointError", "Trainer", "iteration_seeds", "replace", "train"]
+__all__ = ["Trainer", "episode_stats", "iteration_seeds", "train"]
