@@ -768,57 +768,36 @@ class Target:
 def evaluate_targets(rows: Sequence[Row]) -> list[Target]:
     by = {r.key: r for r in rows}
 
-    def ok(*keys: str) -> bool:
-        return all(k in by and by[k].ok for k in keys)
+    def target(name: str, a: str, b: str, check) -> Target:
+        """``check(row_a, row_b) -> (passed, detail)`` when both rows ran, else N/A."""
+        missing = [k for k in (a, b) if k not in by or not by[k].ok]
+        if missing:
+            k = missing[0]
+            why = f"{k} row " + (f"{by[k].status}: {by[k].reason}" if k in by else "not run")
+            return Target(name, "N/A", why)
+        passed, detail = check(by[a], by[b])
+        return Target(name, "PASS" if passed else "FAIL", detail)
 
-    out = []
-    if ok("inline", "raw_generate"):
-        ratio = by["inline"].tok_s / by["raw_generate"].tok_s
-        captured = bool(by["inline"].extra.get("captured_logprobs", False))
-        status = "PASS" if ratio >= 0.95 and captured else "FAIL"
-        out.append(
-            Target(
-                "rollout >= 0.95x raw generate, log-probs captured during sampling",
-                status,
-                f"inline {ratio:.2f}x raw Policy.generate; log-probs from sampling: {'yes' if captured else 'no'}",
-            )
+    def vs_raw(inline: Row, raw: Row):
+        ratio = inline.tok_s / raw.tok_s
+        captured = bool(inline.extra.get("captured_logprobs", False))
+        return ratio >= 0.95 and captured, (
+            f"inline {ratio:.2f}x raw Policy.generate; log-probs from sampling: {'yes' if captured else 'no'}"
         )
-    else:
-        out.append(
-            Target(
-                "rollout >= 0.95x raw generate, log-probs captured during sampling",
-                "N/A",
-                "row missing",
-            )
-        )
-    if ok("inline", "naive"):
-        ratio = by["inline"].tok_s / by["naive"].tok_s
-        out.append(
-            Target(
-                "rollout >= 2.5x the naive loop",
-                "PASS" if ratio >= 2.5 else "FAIL",
-                f"inline {ratio:.2f}x naive (tokens/s)",
-            )
-        )
-    else:
-        out.append(Target("rollout >= 2.5x the naive loop", "N/A", "row missing"))
-    if ok("agentrl_train", "trl_grpo"):
-        ratio = by["agentrl_train"].eps_s / by["trl_grpo"].eps_s
-        out.append(
-            Target(
-                "train iterations (rollout + PPO update) >= 2x TRL GRPO episodes/s",
-                "PASS" if ratio >= 2.0 else "FAIL",
-                f"agentrl {by['agentrl_train'].eps_s:.3f} vs TRL {by['trl_grpo'].eps_s:.3f} episodes/s = {ratio:.2f}x",
-            )
-        )
-    else:
-        why = "TRL row " + (
-            by["trl_grpo"].status + ": " + by["trl_grpo"].reason if "trl_grpo" in by else "not run"
-        )
-        out.append(
-            Target("train iterations (rollout + PPO update) >= 2x TRL GRPO episodes/s", "N/A", why)
-        )
-    return out
+
+    def vs_naive(inline: Row, naive: Row):
+        ratio = inline.tok_s / naive.tok_s
+        return ratio >= 2.5, f"inline {ratio:.2f}x naive (tokens/s)"
+
+    def vs_trl(ours: Row, trl: Row):
+        ratio = ours.eps_s / trl.eps_s
+        return ratio >= 2.0, f"agentrl {ours.eps_s:.3f} vs TRL {trl.eps_s:.3f} episodes/s = {ratio:.2f}x"
+
+    return [
+        target("rollout >= 0.95x raw generate, log-probs captured during sampling", "inline", "raw_generate", vs_raw),
+        target("rollout >= 2.5x the naive loop", "inline", "naive", vs_naive),
+        target("train iterations (rollout + PPO update) >= 2x TRL GRPO episodes/s", "agentrl_train", "trl_grpo", vs_trl),
+    ]
 
 
 def render_text(header: list[str], body: list[list[str]], targets: Sequence[Target]) -> str:
