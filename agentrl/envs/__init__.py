@@ -6,6 +6,8 @@
 
 - ``agentrl/TwentyQuestions-v0`` (:class:`~agentrl.envs.twenty_questions.TwentyQuestionsEnv`)
 - ``agentrl/GuessTheNumber-v0`` (:class:`~agentrl.envs.guess_the_number.GuessTheNumberEnv`)
+- ``agentrl/ToolChain-v0`` (:class:`~agentrl.envs.toolchain.ToolChainEnv`): plans of module names (RLTF)
+- ``agentrl/Game24-v0`` (:class:`~agentrl.envs.game24.Game24Env`)
 
 Entry points are lazy ``"module:Class"`` strings; the envs truncate themselves at their
 ``max_turns``, so no ``max_episode_steps`` is registered (no ``TimeLimit`` wrapper).
@@ -18,6 +20,8 @@ import gymnasium
 ENV_ALIASES: dict[str, str] = {
     "twenty_questions": "agentrl/TwentyQuestions-v0",
     "guess_the_number": "agentrl/GuessTheNumber-v0",
+    "game24": "agentrl/Game24-v0",
+    "toolchain": "agentrl/ToolChain-v0",
 }
 """Short names (used in configs) -> Gymnasium ids."""
 
@@ -27,6 +31,8 @@ ENV_IDS: tuple[str, ...] = tuple(ENV_ALIASES.values())
 _ENTRY_POINTS = {
     "agentrl/TwentyQuestions-v0": "agentrl.envs.twenty_questions:TwentyQuestionsEnv",
     "agentrl/GuessTheNumber-v0": "agentrl.envs.guess_the_number:GuessTheNumberEnv",
+    "agentrl/Game24-v0": "agentrl.envs.game24:Game24Env",
+    "agentrl/ToolChain-v0": "agentrl.envs.toolchain:ToolChainEnv",
 }
 
 for _id, _entry_point in _ENTRY_POINTS.items():

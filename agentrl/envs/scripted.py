@@ -13,7 +13,8 @@ Kinds (:func:`make_scripted`):
   so far and ask the question that splits them most evenly (ties go to a guess, then are
   broken at random), so it guesses when one or a few words remain; wins every game on the
   10-word subset in at most 6 turns. Guess the Number -- binary search on the feasible
-  interval.
+  interval. ToolChain -- the chain read back from the task sentence (checked on the
+  examples; else the shortest consistent chain); ``random`` there is a random valid plan.
 - ``"mix"``: each turn random with probability ``epsilon`` (0.5), else good -- mediocre
   demonstrations for warm starts that leave room for RL to improve.
 """
@@ -25,7 +26,9 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 
+from agentrl.envs import game24 as g24
 from agentrl.envs import guess_the_number as gtn
+from agentrl.envs import toolchain as tc
 from agentrl.envs import twenty_questions as tq
 from agentrl.types import Episode, TaskSpec, Turn
 
@@ -147,6 +150,8 @@ class MixPolicy(_Base):
 _POLICIES: dict[str, dict[str, Any]] = {
     "agentrl/TwentyQuestions-v0": {"random": TwentyQuestionsRandom, "good": TwentyQuestionsGood},
     "agentrl/GuessTheNumber-v0": {"random": GuessTheNumberRandom, "good": GuessTheNumberGood},
+    "agentrl/Game24-v0": {"random": g24.Game24Random, "good": g24.Game24Good},
+    "agentrl/ToolChain-v0": {"random": tc.ToolChainRandom, "good": tc.ToolChainGood},
 }
 KINDS = ("random", "good", "mix")
 

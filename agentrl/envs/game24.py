@@ -1,0 +1,345 @@
+"""Game of 24: combine four numbers with + - * / into 24, one arithmetic step per turn.
+
+The puzzle is four integers in ``[1, 13]`` (only solvable ones are generated: a brute-force
+solver over exact fractions checks every candidate, so a seed fixes the puzzle). Each turn
+the agent writes one step ``"a op b = c"`` (e.g. ``"4 * 6 = 24"``): ``a`` and ``b`` must be
+numbers still left, ``op`` one of ``+ - * /`` (``x`` also means ``*``), and ``c`` the exact
+result (fractions as ``"8/3"``). The step replaces ``a`` and ``b`` by ``c``. After three
+valid steps one number is left: reward 1.0 and ``info["success"]`` if it is 24, else 0.0.
+
+An invalid step (unparseable, a number not left, a wrong result, division by zero) never
+raises: it costs ``invalid_penalty`` (reward ``-invalid_penalty``), sets
+``info["invalid_action"]`` and ends the episode (``terminated``) -- so a trajectory is at
+most three steps and its outcome is a function of its text alone.
+
+Observation::
+
+    Use + - * / to make 24 from: 4 6 1 1
+    Write one step per turn, like "4 * 6 = 24".
+    4 * 6 = 24 | left: 24 1 1
+    Numbers left: 24 1 1
+
+ARMAP hooks (used by :mod:`agentrl.rewards.armap`): :meth:`Game24Env.intent`,
+:meth:`~Game24Env.response_text` (the steps, one a line), :func:`score_response` (the env's
+own scorer of a written solution), :func:`corrupt_response` (the paper's corruptions:
+hallucinated number, missing number, format error, number not in the puzzle),
+:meth:`~Game24Env.reference_response` (the solver's solution), and
+:meth:`~Game24Env.get_state` / :meth:`~Game24Env.set_state` / :meth:`~Game24Env.clone` for
+tree search.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import itertools
+import re
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from agentrl.envs.base import TextEnv
+from agentrl.types import Episode, TaskSpec
+
+TARGET = 24
+_NUM = r"-?\d+(?:/\d+)?"
+_STEP = re.compile(rf"^\s*({_NUM})\s*([-+*/xX×])\s*({_NUM})\s*=\s*({_NUM})\s*$")
+_OPS = ("+", "-", "*", "/")
+
+
+def fmt(x: Fraction) -> str:
+    """``Fraction(8, 3) -> "8/3"``, ``Fraction(24) -> "24"``."""
+    return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
+
+
+def parse_number(text: str) -> Fraction | None:
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def apply_op(a: Fraction, op: str, b: Fraction) -> Fraction | None:
+    """``a op b``, or ``None`` for a division by zero."""
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if b == 0:
+        return None
+    return a / b
+
+
+def parse_step(text: str) -> tuple[Fraction, str, Fraction, Fraction] | None:
+    """``"4 * 6 = 24" -> (4, "*", 6, 24)``; ``None`` if the text is not one step."""
+    m = _STEP.match(text.strip().splitlines()[0] if text.strip() else "")
+    if m is None:
+        return None
+    a, b, c = (parse_number(m.group(i)) for i in (1, 3, 4))
+    if a is None or b is None or c is None:
+        return None
+    op = "*" if m.group(2) in ("x", "X", "×") else m.group(2)
+    return a, op, b, c
+
+
+def apply_step(numbers: list[Fraction], text: str) -> tuple[list[Fraction] | None, str]:
+    """Apply one written step to ``numbers``; returns ``(new_numbers, "")`` or ``(None, why)``."""
+    step = parse_step(text)
+    if step is None:
+        return None, "format"
+    a, op, b, c = step
+    left = list(numbers)
+    for x in (a, b):
+        if x not in left:
+            return None, "number not left"
+        left.remove(x)
+    result = apply_op(a, op, b)
+    if result is None:
+        return None, "division by zero"
+    if result != c:
+        return None, "wrong result"
+    return [*left, c], ""
+
+
+@functools.lru_cache(maxsize=20000)
+def _solve(numbers: tuple[Fraction, ...]) -> tuple[str, ...] | None:
+    if len(numbers) == 1:
+        return () if numbers[0] == TARGET else None
+    for i, j in itertools.permutations(range(len(numbers)), 2):
+        a, b = numbers[i], numbers[j]
+        rest = [numbers[k] for k in range(len(numbers)) if k not in (i, j)]
+        for op in _OPS:
+            if op in ("+", "*") and i > j:  # commutative: one order is enough
+                continue
+            c = apply_op(a, op, b)
+            if c is None:
+                continue
+            tail = _solve(tuple(sorted([*rest, c])))
+            if tail is not None:
+                return (f"{fmt(a)} {op} {fmt(b)} = {fmt(c)}", *tail)
+    return None
+
+
+def solve(numbers: list[int] | list[Fraction] | tuple[Any, ...]) -> list[str] | None:
+    """The steps of a solution (brute force over exact fractions), or ``None`` if unsolvable."""
+    out = _solve(tuple(sorted(Fraction(n) for n in numbers)))
+    return None if out is None else list(out)
+
+
+def score_response(task: TaskSpec, response: str) -> float:
+    """The env's own scorer: 1.0 if ``response`` (steps, one a line) solves the puzzle, else 0.0."""
+    numbers = [Fraction(n) for n in task["numbers"]]
+    lines = [ln for ln in response.splitlines() if ln.strip()]
+    if len(lines) != len(numbers) - 1:
+        return 0.0
+    for line in lines:
+        new, _why = apply_step(numbers, line)
+        if new is None:
+            return 0.0
+        numbers = new
+    return 1.0 if numbers == [TARGET] else 0.0
+
+
+CORRUPTIONS = ("hallucinated_number", "missing_number", "format_error", "number_not_in_puzzle")
+
+
+def corrupt_response(
+    task: TaskSpec, response: str, rng: np.random.Generator, kind: str | None = None
+) -> str:
+    """A wrong variant of ``response`` (the ARMAP corruptions of a correct solution).
+
+    Kinds: ``hallucinated_number`` (a result is off), ``missing_number`` (the last step is
+    dropped, so a number is never used), ``format_error`` (a step loses its ``=``),
+    ``number_not_in_puzzle`` (an operand is replaced by a number the puzzle lacks).
+    """
+    lines = [ln for ln in response.splitlines() if ln.strip()] or ["1 + 1 = 2"]
+    kind = kind or CORRUPTIONS[int(rng.integers(len(CORRUPTIONS)))]
+    i = int(rng.integers(len(lines)))
+    parsed = parse_step(lines[i])
+    if kind == "missing_number" and len(lines) > 1:
+        return "\n".join(lines[:-1])
+    if kind == "format_error" or parsed is None:
+        return "\n".join(
+            [*lines[:i], lines[i].replace("=", "").replace("  ", " "), *lines[i + 1 :]]
+        )
+    a, op, b, c = parsed
+    if kind == "hallucinated_number":
+        c = c + int(rng.choice([-2, -1, 1, 2]))
+    else:  # number_not_in_puzzle (also the fallback of missing_number for one line)
+        present = {Fraction(n) for n in task["numbers"]}
+        choices = [Fraction(n) for n in range(1, 14) if Fraction(n) not in present]
+        a = choices[int(rng.integers(len(choices)))]
+        c = apply_op(a, op, b) or c
+    lines[i] = f"{fmt(a)} {op} {fmt(b)} = {fmt(c)}"
+    return "\n".join(lines)
+
+
+class Game24Env(TextEnv):
+    """Game of 24 with one arithmetic step per turn.
+
+    Args:
+        low / high: range of the puzzle's four numbers (1..13).
+        invalid_penalty: an invalid step is rewarded ``-invalid_penalty`` and ends the episode.
+        render_mode: ``None`` or ``"ansi"``.
+
+    Task spec: ``{"numbers": [4, 6, 1, 1]}`` (need not be solvable); an empty spec samples a
+    solvable puzzle with ``self.np_random``.
+    """
+
+    def __init__(
+        self,
+        low: int = 1,
+        high: int = 13,
+        invalid_penalty: float = 0.1,
+        render_mode: str | None = None,
+    ):
+        super().__init__(render_mode=render_mode)
+        if not 1 <= low <= high:
+            raise ValueError(f"need 1 <= low <= high, got low={low}, high={high}")
+        self.low, self.high = int(low), int(high)
+        self.invalid_penalty = float(invalid_penalty)
+        self.max_turns = 3
+        self.numbers: list[Fraction] = []
+        self.history: list[str] = []
+
+    # --- TextEnv API -----------------------------------------------------------------------
+    def sample_task(self) -> dict[str, Any]:
+        """A solvable puzzle drawn with ``self.np_random`` (rejection sampling)."""
+        for _ in range(10_000):
+            nums = sorted(int(x) for x in self.np_random.integers(self.low, self.high + 1, size=4))
+            if solve(nums) is not None:
+                return {"numbers": nums}
+        raise RuntimeError(f"no solvable puzzle found in [{self.low}, {self.high}]")
+
+    def _reset(self, task: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        nums = task.get("numbers")
+        if not isinstance(nums, list | tuple) or len(nums) < 2:
+            raise ValueError(
+                f"a Game24 task needs 'numbers': a list of >= 2 integers, got {nums!r}"
+            )
+        task["numbers"] = [int(n) for n in nums]
+        self.numbers = [Fraction(n) for n in task["numbers"]]
+        self.history = []
+        self.max_turns = len(self.numbers) - 1
+        return self._observation(), {}
+
+    def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
+        line = action.strip().splitlines()[0] if action.strip() else ""
+        new, why = apply_step(self.numbers, line)
+        if new is None:
+            self.history.append(f"{' '.join(line.split())[:60]} | invalid ({why})")
+            info = {"success": False, "invalid_action": True, "error_kind": why}
+            return self._observation(), -self.invalid_penalty, True, info
+        self.numbers = new
+        self.history.append(f"{' '.join(line.split())} | left: {self._left()}")
+        if len(self.numbers) == 1:
+            won = self.numbers[0] == TARGET
+            return self._observation(), (1.0 if won else 0.0), True, {"success": won}
+        return self._observation(), 0.0, False, {"success": False}
+
+    # --- text --------------------------------------------------------------------------------
+    def _left(self) -> str:
+        return " ".join(fmt(x) for x in self.numbers)
+
+    def _observation(self) -> str:
+        return (
+            "\n".join([self.intent(self.task), *self.history, f"Numbers left: {self._left()}"])
+            + "\n"
+        )
+
+    # --- ARMAP hooks ---------------------------------------------------------------------------
+    @staticmethod
+    def intent(task: TaskSpec) -> str:
+        """The task instruction for a puzzle."""
+        nums = " ".join(str(n) for n in task["numbers"])
+        return f'Use + - * / to make 24 from: {nums}\nWrite one step per turn, like "4 * 6 = 24".'
+
+    @staticmethod
+    def response_text(episode: Episode) -> str:
+        """A trajectory's response: its steps, one a line (the outcome follows from them)."""
+        return "\n".join(
+            " ".join(t.action.strip().splitlines()[0].split()) if t.action.strip() else ""
+            for t in episode.turns
+        )
+
+    @staticmethod
+    def score_response(task: TaskSpec, response: str) -> float:
+        return score_response(task, response)
+
+    @staticmethod
+    def corrupt_response(task: TaskSpec, response: str, rng: np.random.Generator) -> str:
+        return corrupt_response(task, response, rng)
+
+    @staticmethod
+    def reference_response(task: TaskSpec) -> str | None:
+        steps = solve(task["numbers"])
+        return None if steps is None else "\n".join(steps)
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything that determines the future of the episode (JSON-able)."""
+        return {
+            "task": copy.deepcopy(self.task),
+            "numbers": [fmt(x) for x in self.numbers],
+            "history": list(self.history),
+            "turn": self._turn,
+            "done": self._done,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> str:
+        """Restore :meth:`get_state`'s output; returns the observation at that state."""
+        self.task = copy.deepcopy(state["task"])
+        self.numbers = [Fraction(x) for x in state["numbers"]]
+        self.history = list(state["history"])
+        self._turn, self._done = int(state["turn"]), bool(state["done"])
+        self.max_turns = len(self.task["numbers"]) - 1
+        self._last_obs = self._observation()
+        return self._last_obs
+
+    def clone(self) -> Game24Env:
+        """An independent copy at the same state (for tree search)."""
+        other = Game24Env(self.low, self.high, self.invalid_penalty, self.render_mode)
+        other.set_state(self.get_state())
+        return other
+
+
+# --- scripted players (registered in agentrl.envs.scripted) ----------------------------------
+
+
+def parse_left(observation: str) -> list[Fraction]:
+    """The numbers left, read from the last ``Numbers left:`` line of an observation."""
+    for line in reversed(observation.splitlines()):
+        if line.startswith("Numbers left:"):
+            out = [parse_number(t) for t in line.split(":", 1)[1].split()]
+            return [x for x in out if x is not None]
+    raise ValueError(f"not a Game24 observation: {observation[:80]!r}")
+
+
+class Game24Random:
+    """A uniformly random step: two numbers left, a random operator, the correct result."""
+
+    rng: np.random.Generator
+
+    def reset(self, task: TaskSpec, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def act(self, observation: str) -> str:
+        nums = parse_left(observation)
+        if len(nums) < 2:
+            return "done"
+        while True:
+            i, j = (int(k) for k in self.rng.choice(len(nums), size=2, replace=False))
+            op = _OPS[int(self.rng.integers(4))]
+            c = apply_op(nums[i], op, nums[j])
+            if c is not None:
+                return f"{fmt(nums[i])} {op} {fmt(nums[j])} = {fmt(c)}"
+
+
+class Game24Good(Game24Random):
+    """The solver's next step from the numbers left (a random step if none solves them)."""
+
+    def act(self, observation: str) -> str:
+        steps = solve(parse_left(observation))
+        return steps[0] if steps else super().act(observation)
