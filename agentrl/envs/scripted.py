@@ -72,7 +72,7 @@ class TwentyQuestionsGood(_Base):
 
     def __init__(self, word_list: str | list[str] = "subset"):
         self.words = tq.resolve_word_list(word_list)
-        self._questions = [tq.parse_question(q) for q in tq.QUESTIONS]
+        self._questions = [tq.parse_question(q) for q in tq.questions_for(self.words)]
 
     def candidates(self, observation: str) -> list[str]:
         """The words of the prior consistent with every answered question in ``observation``."""

@@ -22,12 +22,20 @@ Question grammar (case-insensitive, whitespace collapsed, the trailing ``?`` opt
   ``Does it have wheels?``, ``Can it fly?``.
 
 Anything else (free text, an empty string, an unknown word, category or attribute, or an
-attribute with the wrong verb) is answered ``Invalid Question.`` and still costs -1. There
-are :data:`QUESTIONS` (25) non-guess questions plus one guess per word; on the default
-10-word subset that is 35 distinct questions, small enough for a tiny char-level LM.
-Deviation from the reference: the reference oracle is an LLM over 157 words in 17
-categories; here it is an exact table over 30 words, so the game is deterministic and
-every word has a unique answer signature.
+attribute with the wrong verb) is answered ``Invalid Question.`` and still costs -1.
+
+Word lists: ``"subset"`` (default: the reference 10 words), ``"classic"`` (30 words) and
+``"full"`` (157 words in 17 categories, :mod:`~agentrl.envs.twenty_questions_words`). The
+subset and classic games use the 25 classic questions (:data:`QUESTIONS`; with the 10
+guesses that is 35 distinct actions, small enough for a tiny LM); the full game uses all
+63 (:data:`ALL_QUESTIONS`). Every word has a unique answer signature over its questions.
+
+Oracles: ``oracle="table"`` (default) answers from the table; ``oracle="lm"`` lets any HF
+causal LM answer ``Yes.``/``No.`` (:class:`~agentrl.envs.lm_oracle.LMOracle`), as in the
+reference, which used a fine-tuned T5. Guesses are still judged by the rules (so success
+is exact), and a question that is empty after sanitising is ``Invalid Question.``.
+Deviation from the reference: the default oracle is an exact table rather than an LLM, so
+the game is deterministic and cheap.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentrl.envs.base import PRINTABLE, TextEnv
+from agentrl.envs.lm_oracle import LMOracle, make_oracle
+from agentrl.envs.twenty_questions_words import EXTRA_ATTRIBUTES, EXTRA_CATEGORIES, parse_rows
 
 YES, NO, INVALID = "Yes.", "No.", "Invalid Question."
 ANSWERS = (YES, NO, INVALID)
@@ -44,8 +54,9 @@ HEADER = "Questions:\n"
 MAX_QUESTION_CHARS = 100
 """Questions are echoed into the observation cut at this length (keeps it in its space)."""
 
-# Attribute -> the verb that asks about it ("Is it made of metal?").
-ATTRIBUTES: dict[str, str] = {
+# Attribute -> the verb that asks about it ("Is it made of metal?"). The classic 14; the
+# full table adds :data:`~agentrl.envs.twenty_questions_words.EXTRA_ATTRIBUTES`.
+CLASSIC_ATTRIBUTES: dict[str, str] = {
     "alive": "is",
     "edible": "is",
     "made of metal": "is",
@@ -62,7 +73,7 @@ ATTRIBUTES: dict[str, str] = {
     "fly": "can",
 }
 
-CATEGORIES: tuple[str, ...] = (
+CLASSIC_CATEGORIES: tuple[str, ...] = (
     "animal",
     "food",
     "fruit",
@@ -76,11 +87,15 @@ CATEGORIES: tuple[str, ...] = (
     "office supply",
 )
 # Mass nouns read better without an article ("Is it food?"); both forms are accepted.
-_MASS_NOUNS = frozenset({"food", "clothing", "furniture", "sports equipment"})
+_MASS_NOUNS = frozenset({"food", "clothing", "furniture", "sports equipment", "jewelry"})
+CATEGORIES: tuple[str, ...] = CLASSIC_CATEGORIES + EXTRA_CATEGORIES
+"""All 17 categories (the classic 11, then the extra 6)."""
+ATTRIBUTES: dict[str, str] = {**CLASSIC_ATTRIBUTES, **EXTRA_ATTRIBUTES}
+"""Every attribute -> its verb (the classic 14, then the extra ones)."""
 
-# word -> (categories, attributes that are true). Every attribute not listed is false.
+# The classic 30 words: word -> (categories, classic attributes that are true).
 # fmt: off
-WORDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+CLASSIC_WORDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     w: (frozenset(c), frozenset(a))
     for w, c, a in [
         # animals
@@ -127,6 +142,21 @@ WORDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 }
 # fmt: on
 
+
+def _merge_tables() -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+    # Classic words keep their classic answers; the full table only adds the new facts.
+    full = parse_rows()
+    extra_cats, extra_attrs = frozenset(EXTRA_CATEGORIES), frozenset(EXTRA_ATTRIBUTES)
+    for word, (cats, attrs) in CLASSIC_WORDS.items():
+        new_cats, new_attrs = full.get(word, (frozenset(), frozenset()))
+        full[word] = (cats | (new_cats & extra_cats), attrs | (new_attrs & extra_attrs))
+    return full
+
+
+WORDS: dict[str, tuple[frozenset[str], frozenset[str]]] = _merge_tables()
+"""word -> (categories, attributes that are true) for all 157 words; every other attribute
+is false."""
+
 SUBSET: tuple[str, ...] = (
     "football", "dog", "banana", "truck", "pants",
     "computer", "piano", "chair", "pen", "scissors",
@@ -134,7 +164,10 @@ SUBSET: tuple[str, ...] = (
 """The 10-word subset of the reference env: the default task distribution."""
 
 FULL: tuple[str, ...] = tuple(WORDS)
-"""Every word of the table (``word_list="full"``)."""
+"""Every word of the table (``word_list="full"``): 157 words in 17 categories."""
+
+CLASSIC: tuple[str, ...] = tuple(CLASSIC_WORDS)
+"""The 30 classic words (``word_list="classic"``), told apart by :data:`QUESTIONS` alone."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +175,8 @@ class Question:
     """A parsed question.
 
     Attributes:
-        kind: ``"guess"``, ``"category"`` or ``"attribute"``.
+        kind: ``"guess"``, ``"category"``, ``"attribute"`` (or ``"free"``: a question
+            only the LM oracle answers).
         key: the word, category or attribute asked about.
     """
 
@@ -164,10 +198,23 @@ def question_text(q: Question) -> str:
 
 
 QUESTIONS: tuple[str, ...] = tuple(
+    [question_text(Question("category", c)) for c in CLASSIC_CATEGORIES]
+    + [question_text(Question("attribute", a)) for a in CLASSIC_ATTRIBUTES]
+)
+"""The 25 classic non-guess questions (categories, then attributes): enough for the
+classic words, and the action set of the subset game."""
+
+ALL_QUESTIONS: tuple[str, ...] = tuple(
     [question_text(Question("category", c)) for c in CATEGORIES]
     + [question_text(Question("attribute", a)) for a in ATTRIBUTES]
 )
-"""The canonical non-guess questions (categories, then attributes)."""
+"""Every canonical non-guess question (17 categories, 46 attributes), for the full table."""
+
+
+def questions_for(words: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The non-guess questions of a word list: :data:`QUESTIONS` when every word is a
+    classic word (so the subset game keeps its 35 actions), else :data:`ALL_QUESTIONS`."""
+    return QUESTIONS if set(words) <= set(CLASSIC_WORDS) else ALL_QUESTIONS
 
 
 def guess_text(word: str) -> str:
@@ -176,8 +223,8 @@ def guess_text(word: str) -> str:
 
 
 def valid_questions(words: tuple[str, ...] | list[str] = SUBSET) -> list[str]:
-    """Every canonical question for a word list: :data:`QUESTIONS` plus one guess per word."""
-    return list(QUESTIONS) + [guess_text(w) for w in words]
+    """Every canonical question for a word list: :func:`questions_for` plus one guess per word."""
+    return list(questions_for(words)) + [guess_text(w) for w in words]
 
 
 _IS_IT = re.compile(r"^is it (?:(?:a|an) )?(.+)$")
@@ -242,14 +289,14 @@ def parse_observation(observation: str) -> list[tuple[str, str]]:
 
 
 def resolve_word_list(word_list: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """``"subset"`` -> :data:`SUBSET`, ``"full"`` -> :data:`FULL`, or a checked list of words."""
+    """``"subset"`` -> :data:`SUBSET`, ``"classic"`` -> :data:`CLASSIC`, ``"full"`` ->
+    :data:`FULL`, or a checked list of words."""
     if isinstance(word_list, str):
-        if word_list == "subset":
-            return SUBSET
-        if word_list == "full":
-            return FULL
+        named = {"subset": SUBSET, "classic": CLASSIC, "full": FULL}
+        if word_list in named:
+            return named[word_list]
         raise ValueError(
-            f"word_list must be 'subset', 'full' or a list of words, got {word_list!r}"
+            f"word_list must be 'subset', 'classic', 'full' or a list of words, got {word_list!r}"
         )
     words = tuple(word_list)
     unknown = [w for w in words if w not in WORDS]
@@ -262,9 +309,14 @@ class TwentyQuestionsEnv(TextEnv):
     """Twenty Questions with a rule-based oracle (see the module docstring for the rules).
 
     Args:
-        word_list: ``"subset"`` (the reference 10 words, default), ``"full"`` (all 30 words
-            of :data:`WORDS`) or an explicit list; the task distribution is uniform over it.
+        word_list: ``"subset"`` (the reference 10 words, default), ``"classic"`` (30),
+            ``"full"`` (all 157 words of :data:`WORDS`) or an explicit list; the task
+            distribution is uniform over it.
         max_turns: turn limit (20).
+        oracle: ``"table"`` (exact answers) or ``"lm"`` (an HF causal LM answers).
+        oracle_model: for ``oracle="lm"``: a model path/id, a loaded ``PreTrainedModel``
+            or an :class:`~agentrl.envs.lm_oracle.LMOracle`.
+        oracle_tokenizer: the tokenizer when ``oracle_model`` is a loaded model.
         render_mode: ``None`` or ``"ansi"`` (``render()`` returns the observation).
 
     Task spec: ``{"word": "dog"}`` (any word of :data:`WORDS`).
@@ -277,9 +329,17 @@ class TwentyQuestionsEnv(TextEnv):
         word_list: str | list[str] | tuple[str, ...] = "subset",
         max_turns: int = 20,
         render_mode: str | None = None,
+        oracle: str = "table",
+        oracle_model: Any = None,
+        oracle_tokenizer: Any = None,
     ):
         super().__init__(render_mode=render_mode)
         self.words = resolve_word_list(word_list)
+        if oracle not in ("table", "lm"):
+            raise ValueError(f"oracle must be 'table' or 'lm', got {oracle!r}")
+        self.lm: LMOracle | None = None
+        if oracle == "lm":
+            self.lm = make_oracle(oracle_model, oracle_tokenizer)
         self.max_turns = max_turns
         self.word = ""
         self._lines: list[str] = []
@@ -298,9 +358,20 @@ class TwentyQuestionsEnv(TextEnv):
         self._lines = []
         return HEADER, {}
 
-    def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
+    def _answer(self, action: str) -> tuple[Question | None, str]:
         q = parse_question(action)
-        ans = INVALID if q is None else (YES if holds(self.word, q) else NO)
+        if self.lm is None or (q is not None and q.kind == "guess"):
+            return q, INVALID if q is None else (YES if holds(self.word, q) else NO)
+        text = sanitize(action)
+        if not text:
+            return None, INVALID
+        prompt = f"The hidden word is {self.word}. Question: {text} Answer (Yes or No):"
+        yes = self.lm.choose(prompt, (" Yes", " No")) == 0
+        # a free-text question the LM answered counts as valid
+        return q or Question("free", text), YES if yes else NO
+
+    def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
+        q, ans = self._answer(action)
         won = q is not None and q.kind == "guess" and ans == YES
         self._lines.append(f"{sanitize(action)} {ans}\n")
         info = {"success": won, "invalid_action": q is None, "answer": ans}
