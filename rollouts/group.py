@@ -4,6 +4,11 @@ Jobs of one collect call are split into ``num_workers`` contiguous chunks and ch
 samples with the seed ``rng_seed * 1009 + w``; an inline group plays the chunks one after
 another with a single worker, a Ray group plays them in parallel. Both therefore produce the
 same episodes for the same weights and seeds.
+
+``start_collect`` returns a :class:`PendingCollect` at once (a Ray group keeps collecting
+in its actors while the caller trains); ``collect`` is ``start_collect(...).result()``.
+An inline group collects inside ``start_collect``, so asynchronous runs inline produce the
+same episodes as over Ray, only without the overlap.
 """
 
 from __future__ import annotations
@@ -34,6 +39,26 @@ def chunk_seed(rng_seed: int, worker: int) -> int:
     return int(rng_seed) * 1009 + worker
 
 
+class PendingCollect:
+    """Episodes being collected; ``result()`` waits for them (once; later calls return the same list).
+
+    Args:
+        wait: a callable returning ``(episodes, stats)``; ``stats`` (e.g. ``gen_tokens``) is
+            available as :attr:`stats` after ``result()``.
+    """
+
+    def __init__(self, wait: Any):
+        self._wait = wait
+        self._episodes: list[Episode] | None = None
+        self.stats: dict[str, float] = {}
+
+    def result(self) -> list[Episode]:
+        if self._episodes is None:
+            self._episodes, self.stats = self._wait()
+            self._wait = None
+        return self._episodes
+
+
 class InlineWorkerGroup:
     """All collection in the calling process, with one worker sharing the learner's policy."""
 
@@ -48,15 +73,25 @@ class InlineWorkerGroup:
         else:
             self.worker.policy_version = version
 
-    def collect(self, jobs: Sequence[EpisodeJob], rng_seed: int, greedy: bool = False, act: Any = None) -> list[Episode]:
+    def collect(
+        self, jobs: Sequence[EpisodeJob], rng_seed: int, greedy: bool = False, act: Any = None
+    ) -> list[Episode]:
+        return self.start_collect(jobs, rng_seed, greedy, act).result()
+
+    def start_collect(
+        self, jobs: Sequence[EpisodeJob], rng_seed: int, greedy: bool = False, act: Any = None
+    ) -> PendingCollect:
         episodes: list[Episode] = []
         gen_tokens = 0.0
         for w, chunk in enumerate(split_jobs(jobs, self.num_chunks)):
             if chunk:
-                episodes.extend(self.worker.collect(chunk, chunk_seed(rng_seed, w), greedy=greedy, act=act))
+                episodes.extend(
+                    self.worker.collect(chunk, chunk_seed(rng_seed, w), greedy=greedy, act=act)
+                )
                 gen_tokens += self.worker.last_stats.get("gen_tokens", 0.0)
-        self.last_stats = {"gen_tokens": gen_tokens}
-        return episodes
+        stats = {"gen_tokens": gen_tokens}
+        self.last_stats = stats
+        return PendingCollect(lambda: (episodes, stats))
 
     def shutdown(self) -> None:
         pass

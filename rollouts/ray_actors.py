@@ -17,7 +17,7 @@ from agentrl.learner import Learner
 from agentrl.policy import ModelConfig, Policy, SamplingConfig
 from agentrl.types import Episode
 
-from .group import chunk_seed, split_jobs
+from .group import PendingCollect, chunk_seed, split_jobs
 from .worker import EpisodeJob, RolloutWorker
 
 
@@ -72,13 +72,23 @@ class RayWorkerGroup:
         import_path: str | None = None,
         start_timeout_s: float = 600.0,
     ):
-        check_resources(num_workers * num_cpus, num_workers * num_gpus, what=f"{num_workers} rollout workers")
-        actor_cls = ray.remote(_WorkerActor).options(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=2)
+        check_resources(
+            num_workers * num_cpus, num_workers * num_gpus, what=f"{num_workers} rollout workers"
+        )
+        actor_cls = ray.remote(_WorkerActor).options(
+            num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=2
+        )
         factory = functools.partial(Policy.from_config, model)
         self.workers: list[Any] = [
             actor_cls.remote(
-                list(imports or []), import_path, env_id, env_kwargs, num_envs, sampling,
-                policy_factory=factory, worker_index=i,
+                list(imports or []),
+                import_path,
+                env_id,
+                env_kwargs,
+                num_envs,
+                sampling,
+                policy_factory=factory,
+                worker_index=i,
             )
             for i in range(num_workers)
         ]
@@ -95,19 +105,36 @@ class RayWorkerGroup:
         ref = ray.put(weights)
         ray.get([w.set_weights.remote(ref, version) for w in self.workers])
 
-    def collect(self, jobs: Sequence[EpisodeJob], rng_seed: int, greedy: bool = False, act: Any = None) -> list[Episode]:
+    def collect(
+        self, jobs: Sequence[EpisodeJob], rng_seed: int, greedy: bool = False, act: Any = None
+    ) -> list[Episode]:
+        return self.start_collect(jobs, rng_seed, greedy, act).result()
+
+    def start_collect(
+        self, jobs: Sequence[EpisodeJob], rng_seed: int, greedy: bool = False, act: Any = None
+    ) -> PendingCollect:
+        """Submit the chunks to the actors and return at once; the actors run them in order
+        after anything already queued (a later ``set_weights`` waits for this collection)."""
         if act is not None:
-            raise NotImplementedError("custom acting rules (act=...) run only with cluster=inline for now")
+            raise NotImplementedError(
+                "custom acting rules (act=...) run only with cluster=inline for now"
+            )
         chunks = split_jobs(jobs, len(self.workers))
-        refs = [
-            w.collect.remote(chunk, chunk_seed(rng_seed, i), greedy)
+        busy = [
+            (i, w, chunk)
             for i, (w, chunk) in enumerate(zip(self.workers, chunks, strict=True))
             if chunk
         ]
-        results = ray.get(refs)
-        stats = ray.get([w.get_last_stats.remote() for w, c in zip(self.workers, chunks, strict=True) if c])
-        self.last_stats = {"gen_tokens": sum(s.get("gen_tokens", 0.0) for s in stats)}
-        return [ep for chunk in results for ep in chunk]
+        refs = [w.collect.remote(chunk, chunk_seed(rng_seed, i), greedy) for i, w, chunk in busy]
+        stat_refs = [w.get_last_stats.remote() for _, w, _ in busy]
+
+        def wait() -> tuple[list[Episode], dict[str, float]]:
+            results = ray.get(refs)
+            stats = ray.get(stat_refs)
+            self.last_stats = {"gen_tokens": sum(s.get("gen_tokens", 0.0) for s in stats)}
+            return [ep for chunk in results for ep in chunk], self.last_stats
+
+        return PendingCollect(wait)
 
     def shutdown(self) -> None:
         for w in self.workers:
