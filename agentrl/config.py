@@ -128,6 +128,10 @@ class TrainConfig:
     warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    lifelong: list[Any] = field(default_factory=list)
+    """Lifelong components, in hook order: names or ``{name: ..., **options}`` (docs/lifelong.md)."""
+    scenario: dict[str, Any] = field(default_factory=dict)
+    """A task sequence for ``agentrl lifelong run`` (``scenario=NAME``; agentrl.lifelong.scenario)."""
 
     def __post_init__(self) -> None:
         _check(self.iterations >= 0, "iterations", self.iterations, "an integer >= 0")

@@ -46,6 +46,7 @@ class Learner:
         sampling_temperature: float = 1.0,
         imports: list[str] | None = None,
         import_path: str | None = None,
+        lifelong: list[Any] | None = None,
     ):
         from agentrl.registry import import_user_modules
 
@@ -58,13 +59,29 @@ class Learner:
         if hasattr(self.algorithm, "sampling_temperature"):
             self.algorithm.sampling_temperature = sampling_temperature
         self.version = 0
+        from agentrl.lifelong.base import attach_lifelong
+
+        self.lifelong = attach_lifelong(list(lifelong or []), self.algorithm, self.algorithm_name, seed)
 
     # --- training -----------------------------------------------------------------------
     def update(self, episodes: list[Episode]) -> dict[str, float]:
-        stats = self.algorithm.update(episodes)
+        if not self.lifelong:
+            stats = self.algorithm.update(episodes)
+        else:  # the hook order is documented in agentrl/lifelong/base.py
+            batch, lifelong_stats = self.lifelong.before_update(episodes, self)
+            stats = {**self.algorithm.update(batch), **lifelong_stats}
+            self.lifelong.after_update(episodes)
         self.version += 1
         self.policy.version = self.version
         return {k: float(v) for k, v in stats.items()}
+
+    def lifelong_task_start(self, task: dict[str, Any]) -> None:
+        """A task (scenario block) begins: every lifelong component's ``on_task_start``."""
+        self.lifelong.task_start(task)
+
+    def lifelong_task_end(self) -> dict[str, float]:
+        """The task ends: every ``on_task_end``, then every ``consolidate`` (EWC's Fisher, sleep)."""
+        return self.lifelong.task_end(self)
 
     def warm_start(self, rows: list[dict[str, str]], epochs: float, lr: float, batch_size: int, seed: int) -> dict[str, float]:
         from agentrl.warmstart import sft_warm_start
@@ -102,6 +119,8 @@ class Learner:
             with open(d / "replay" / "rows.jsonl", "w") as f:
                 for row in rows_fn():
                     f.write(json.dumps(row) + "\n")
+        if self.lifelong:
+            self.lifelong.save(d / "lifelong")
 
     def load(self, directory: str | Path, weights_only: bool = False) -> None:
         """Restore from a verified checkpoint; ``weights_only`` loads just the policy (init_from)."""
@@ -109,6 +128,8 @@ class Learner:
         saved = Policy.load(d / "policy", model_config=self.model_config)
         self.policy.set_weights(saved.get_weights(), version=self.version)
         del saved
+        if self.lifelong:  # init_from carries replay, anchors, Fisher and the task history too
+            self.lifelong.load(d / "lifelong")
         if weights_only:
             return
         state = torch.load(d / "algorithm" / "state.pt", weights_only=True)

@@ -76,6 +76,10 @@ def validate_components(cfg: TrainConfig) -> None:
     build_reward(cfg.reward)
     build_curriculum(cfg.curriculum, seed=cfg.seed)
     make_env(cfg.env.id, cfg.env.kwargs).close()
+    if cfg.lifelong:
+        from agentrl.lifelong.base import validate_lifelong
+
+        validate_lifelong(list(cfg.lifelong), cfg.algorithm["name"])
 
 
 def algorithm_section(cfg: TrainConfig) -> dict[str, Any]:
@@ -107,8 +111,10 @@ class Trainer:
         console: print the live table (tests turn it off).
     """
 
-    def __init__(self, cfg: TrainConfig, console: bool = True):
+    def __init__(self, cfg: TrainConfig, console: bool = True, lifelong_task: dict[str, Any] | None = None):
         self.cfg = cfg
+        # With lifelong components, a run is one task unless a detector finds boundaries in it.
+        self.lifelong_task = lifelong_task or {"name": cfg.env.id.split("/")[-1].split("-")[0]}
         self.console = console
         validate_components(cfg)
         self.resume_from: Path | None = None
@@ -171,6 +177,7 @@ class Trainer:
         learner_kwargs: dict[str, Any] = dict(
             model=cfg.model, algorithm=algorithm_section(cfg), seed=cfg.seed,
             sampling_temperature=cfg.rollout.sampling.temperature, imports=list(cfg.imports),
+            lifelong=list(cfg.lifelong),
             import_path=os.getcwd(),
         )
         if self.ray is None:
@@ -277,6 +284,8 @@ class Trainer:
                 log.print(f"resumed from {self.resume_from} at iteration {counters['iteration']}")
             start_it = int(counters["iteration"])
             if start_it == 0:
+                if cfg.lifelong:
+                    self.learner.lifelong_task_start(self.lifelong_task)
                 extra: dict[str, float] = {}
                 if cfg.warm_start.enabled and self.init_from is None:
                     log.print(f"warm start: behaviour cloning of the '{cfg.warm_start.policy}' scripted policy "
@@ -302,6 +311,9 @@ class Trainer:
                     signal.signal(signal.SIGINT, previous)
             interrupted = self._stop_requested
             done_it = int(counters["iteration"])
+            if cfg.lifelong and not interrupted and done_it == cfg.iterations:  # task end: consolidate
+                counters["lifelong_task_end"] = self.learner.lifelong_task_end()
+                self._save(done_it, counters)
             last = self.ckpt.latest()
             if last is None or last.name != f"step_{done_it:06d}":
                 self._save(done_it, counters)

@@ -232,6 +232,7 @@ class Archer:
     """
 
     Config = ArcherConfig
+    supports_extra_loss = True  # lifelong extra losses (EWC) join every actor step
 
     def __init__(self, config: ArcherConfig | None, policy: Any, seed: int = 0):
         self.config = config or ArcherConfig()
@@ -327,6 +328,11 @@ class Archer:
                 (loss / len(chunks)).backward()
                 loss_sum += loss.item() / len(chunks)
                 logp_sum += float(sums.detach().mean()) / len(chunks)
+            extra_fn = getattr(self, "extra_loss_fn", None)  # set by the learner (agentrl.lifelong)
+            extra = extra_fn(self.policy) if extra_fn is not None else None
+            if extra is not None:
+                extra.backward()
+                loss_sum += float(extra)
         finally:
             model.train(was_training)
         norm = torch.nn.utils.clip_grad_norm_(self.actor_params, cfg.grad_clip)

@@ -35,6 +35,8 @@ class FilteredBC:
     """Online filtered BC (see the module docstring)."""
 
     Config = FilteredBCConfig
+    supports_extra_loss = True  # ``extra_loss_fn(policy)`` (set by the learner) joins every step
+    extra_loss_fn: Any = None
 
     def __init__(self, config: FilteredBCConfig | None, policy: Any, seed: int = 0):
         self.config = config or FilteredBCConfig()
@@ -59,6 +61,9 @@ class FilteredBC:
             mb = batch.select(idx)
             _, logp, mask = self.policy.action_logprobs(mb.prompts, mb.actions)
             loss = -(logp * mask).sum() / mask.sum().clamp(min=1.0)
+            extra = self.extra_loss_fn(self.policy) if self.extra_loss_fn is not None else None
+            if extra is not None:  # a lifelong regulariser, e.g. EWC
+                loss = loss + extra
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

@@ -50,6 +50,8 @@ class PPO:
     """Token-level PPO on utterances (see the module docstring)."""
 
     Config = PPOConfig
+    supports_extra_loss = True  # ``extra_loss_fn(policy)`` (set by the learner) joins every step
+    extra_loss_fn: Any = None
 
     def __init__(self, config: PPOConfig | None, policy: Any, seed: int = 0):
         self.config = config or PPOConfig()
@@ -82,6 +84,9 @@ class PPO:
                 loss, s = clipped_policy_loss(logp, old[idx, : logp.shape[1]], adv[idx], mask, cfg.clip)
                 if cfg.entropy_coef:
                     loss = loss + cfg.entropy_coef * (logp * mask).sum() / mask.sum().clamp(min=1)
+                extra = self.extra_loss_fn(self.policy) if self.extra_loss_fn is not None else None
+                if extra is not None:  # a lifelong regulariser, e.g. EWC
+                    loss = loss + extra
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
