@@ -40,6 +40,9 @@ class EnvConfig:
 class SamplingSection:
     temperature: float = 1.0
     top_k: int = 0
+    constraint: str | None = None
+    """Constrained decoding (:mod:`agentrl.policy.constraints`), e.g. ``toolchain``: only
+    valid plans are sampled; log-probs are those of the constrained distribution."""
 
 
 @dataclass
@@ -51,6 +54,11 @@ class RolloutConfig:
     episodes_per_iter: int = 32
     num_cpus_per_worker: float = 1.0
     sampling: SamplingSection = field(default_factory=SamplingSection)
+    async_collection: bool = False
+    """Collect iteration ``i+1`` while the learner updates on iteration ``i`` (for
+    off-policy learners such as ArCHer): the episodes are then one policy version old,
+    logged as ``async/staleness``. Overlaps only with Ray workers; inline runs produce the
+    same episodes sequentially."""
 
 
 @dataclass
@@ -116,6 +124,9 @@ class TrainConfig:
     run_dir: str | None = None
     resume: str | None = None
     init_from: str | None = None
+    data: str | None = None
+    """A JSONL file of episodes (one ``Episode.to_dict()`` per line) for offline algorithms
+    (``archer_offline``): sets ``algorithm.dataset``, and no rollouts are collected."""
     imports: list[str] = field(default_factory=list)
     env: EnvConfig = field(default_factory=EnvConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

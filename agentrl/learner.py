@@ -34,6 +34,8 @@ class Learner:
         algorithm: the ``algorithm`` config section (``name`` + the algorithm's keys).
         seed: seeds torch/numpy/python in this process and the algorithm.
         sampling_temperature: the rollout temperature (algorithms that re-score need it).
+        sampling_constraint: the rollout's decoding constraint; re-scoring
+            (``policy.action_logprobs``) applies it by default, so log-probs match sampling.
         imports: user modules to import first (so their registrations exist here too).
         import_path: folder put on ``sys.path`` for those imports (the driver's cwd).
     """
@@ -44,6 +46,7 @@ class Learner:
         algorithm: dict[str, Any],
         seed: int = 0,
         sampling_temperature: float = 1.0,
+        sampling_constraint: str | None = None,
         imports: list[str] | None = None,
         import_path: str | None = None,
         lifelong: list[Any] | None = None,
@@ -54,6 +57,7 @@ class Learner:
         seed_everything(seed)
         self.model_config = model
         self.policy = Policy.from_config(model)
+        self.policy.score_constraint = sampling_constraint
         self.algorithm_name = algorithm["name"]
         self.algorithm = build_algorithm(algorithm["name"], algorithm, self.policy, seed=seed)
         if hasattr(self.algorithm, "sampling_temperature"):
@@ -61,7 +65,9 @@ class Learner:
         self.version = 0
         from agentrl.lifelong.base import attach_lifelong
 
-        self.lifelong = attach_lifelong(list(lifelong or []), self.algorithm, self.algorithm_name, seed)
+        self.lifelong = attach_lifelong(
+            list(lifelong or []), self.algorithm, self.algorithm_name, seed
+        )
 
     # --- training -----------------------------------------------------------------------
     def update(self, episodes: list[Episode]) -> dict[str, float]:
@@ -83,13 +89,19 @@ class Learner:
         """The task ends: every ``on_task_end``, then every ``consolidate`` (EWC's Fisher, sleep)."""
         return self.lifelong.task_end(self)
 
-    def warm_start(self, rows: list[dict[str, str]], epochs: float, lr: float, batch_size: int, seed: int) -> dict[str, float]:
+    def warm_start(
+        self, rows: list[dict[str, str]], epochs: float, lr: float, batch_size: int, seed: int
+    ) -> dict[str, float]:
         from agentrl.warmstart import sft_warm_start
 
         return sft_warm_start(self.policy, rows, epochs, lr, batch_size, seed)
 
     def format_prompts(self, observations: list[str]) -> list[str]:
         return [self.policy.format_prompt(o) for o in observations]
+
+    def get_version(self) -> int:
+        """Number of updates so far (the version the next episodes are compared with)."""
+        return self.version
 
     def get_weights(self) -> tuple[dict[str, torch.Tensor], int]:
         return self.policy.get_weights(), self.version
@@ -148,8 +160,12 @@ def _rng_state() -> dict[str, Any]:
     np_state: Any = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
-        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "numpy": {
+            "key": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached": float(np_state[4]),
+        },
         "python": json.dumps(random.getstate()),
     }
 
@@ -157,6 +173,8 @@ def _rng_state() -> dict[str, Any]:
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    np.random.set_state(
+        ("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
+    )
     py = json.loads(state["python"])
     random.setstate((py[0], tuple(py[1]), py[2]))

@@ -53,7 +53,8 @@ def episode_stats(prefix: str, episodes: list[Episode]) -> dict[str, float]:
         f"{prefix}/errors": float(sum(e.error is not None for e in episodes)),
         f"{prefix}/invalid_actions": sum(
             sum(bool(t.info.get("invalid_action")) for t in e.turns) for e in episodes
-        ) / max(sum(e.num_turns for e in episodes), 1),
+        )
+        / max(sum(e.num_turns for e in episodes), 1),
     }
 
 
@@ -67,13 +68,29 @@ def validate_components(cfg: TrainConfig) -> None:
     import_user_modules(list(cfg.imports))
     algo_cls: Any = ALGORITHMS.get(cfg.algorithm["name"])
     if getattr(algo_cls, "Config", None) is not None:
-        make_dataclass_config(algo_cls.Config, algorithm_section(cfg), where=f"algorithm={cfg.algorithm['name']}")
+        make_dataclass_config(
+            algo_cls.Config, algorithm_section(cfg), where=f"algorithm={cfg.algorithm['name']}"
+        )
     if hasattr(algo_cls, "act") and cfg.cluster.mode != "inline":
         raise ConfigError(
             f"algorithm={cfg.algorithm['name']} acts with the learner's critic, which rollout actors do not "
             "have yet: run it with cluster=inline"
         )
+    if cfg.data:  # a damaged dataset fails here, before any work, naming file and line
+        from agentrl.types import load_episodes
+
+        try:
+            load_episodes(cfg.data)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"data: {e}") from e
     build_reward(cfg.reward)
+    if cfg.rollout.sampling.constraint:
+        from agentrl.policy.constraints import resolve_grammar
+
+        try:
+            resolve_grammar(cfg.rollout.sampling.constraint)
+        except ValueError as e:
+            raise ConfigError(f"rollout.sampling.constraint: {e}") from e
     build_curriculum(cfg.curriculum, seed=cfg.seed)
     make_env(cfg.env.id, cfg.env.kwargs).close()
     if cfg.lifelong:
@@ -94,7 +111,24 @@ def algorithm_section(cfg: TrainConfig) -> dict[str, Any]:
     fields = {f.name for f in dataclasses.fields(config_cls)} if config_cls else set()
     if "max_new_tokens" in fields:
         section.setdefault("max_new_tokens", cfg.env.max_new_tokens)
+    if cfg.data:
+        if "dataset" not in fields:
+            offline = sorted(n for n in ALGORITHMS.names() if getattr(ALGORITHMS.get(n), "offline", False))
+            raise ConfigError(
+                f"data={cfg.data} is for offline algorithms ({', '.join(offline)}); "
+                f"algorithm={section['name']} learns from its own rollouts"
+            )
+        if not Path(cfg.data).is_file():
+            raise ConfigError(f"data={cfg.data}: no such file (a JSONL of episodes, one Episode.to_dict() per line)")
+        section["dataset"] = str(Path(cfg.data).resolve())
     return section
+
+
+def is_offline(cfg: TrainConfig) -> bool:
+    """Whether the algorithm learns from a fixed dataset only (the trainer then collects no rollouts)."""
+    from agentrl.registry import ALGORITHMS
+
+    return bool(getattr(ALGORITHMS.get(cfg.algorithm["name"]), "offline", False))
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -111,7 +145,9 @@ class Trainer:
         console: print the live table (tests turn it off).
     """
 
-    def __init__(self, cfg: TrainConfig, console: bool = True, lifelong_task: dict[str, Any] | None = None):
+    def __init__(
+        self, cfg: TrainConfig, console: bool = True, lifelong_task: dict[str, Any] | None = None
+    ):
         self.cfg = cfg
         # With lifelong components, a run is one task unless a detector finds boundaries in it.
         self.lifelong_task = lifelong_task or {"name": cfg.env.id.split("/")[-1].split("-")[0]}
@@ -132,6 +168,8 @@ class Trainer:
             verify_checkpoint(self.init_from)
         self.ckpt = CheckpointManager(run_dir / "checkpoints", keep=cfg.checkpoint.keep)
         self._stop_requested = False
+        self._pending: Any = None  # the next iteration's collection in asynchronous mode
+        self._offline = is_offline(cfg)  # learns from cfg.data only: no rollouts
 
     # --- setup --------------------------------------------------------------------------
     def _start_cluster(self) -> None:
@@ -150,14 +188,24 @@ class Trainer:
         if cfg.cluster.mode == "local":
             # Logical CPUs: enough for the learner and every worker even on a 2-core laptop
             # (torch threads, not Ray's bookkeeping, decide the real parallelism).
-            needed = cfg.cluster.learner_num_cpus + cfg.rollout.num_workers * cfg.rollout.num_cpus_per_worker
+            needed = (
+                cfg.cluster.learner_num_cpus
+                + cfg.rollout.num_workers * cfg.rollout.num_cpus_per_worker
+            )
             num_cpus = cfg.cluster.num_cpus or max(os.cpu_count() or 1, int(needed + 0.999))
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True,
-                     configure_logging=False, dashboard_host="127.0.0.1")
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=True,
+                configure_logging=False,
+                dashboard_host="127.0.0.1",
+            )
         else:
             address = cfg.cluster.address or os.environ.get("RAY_ADDRESS")
             if not address:
-                raise ConfigError("cluster=address needs cluster.address=HOST:PORT|auto or the RAY_ADDRESS env var")
+                raise ConfigError(
+                    "cluster=address needs cluster.address=HOST:PORT|auto or the RAY_ADDRESS env var"
+                )
             ray.init(address=address)
 
     def _build(self) -> None:
@@ -173,33 +221,56 @@ class Trainer:
             temperature=cfg.rollout.sampling.temperature,
             top_k=cfg.rollout.sampling.top_k,
             max_new_tokens=cfg.env.max_new_tokens,
+            constraint=cfg.rollout.sampling.constraint,
         )
         learner_kwargs: dict[str, Any] = dict(
-            model=cfg.model, algorithm=algorithm_section(cfg), seed=cfg.seed,
-            sampling_temperature=cfg.rollout.sampling.temperature, imports=list(cfg.imports),
+            model=cfg.model,
+            algorithm=algorithm_section(cfg),
+            seed=cfg.seed,
+            sampling_temperature=cfg.rollout.sampling.temperature,
+            imports=list(cfg.imports),
             lifelong=list(cfg.lifelong),
+            sampling_constraint=cfg.rollout.sampling.constraint,
             import_path=os.getcwd(),
         )
         if self.ray is None:
             self.learner: Any = Learner(**learner_kwargs)
-            worker = RolloutWorker(cfg.env.id, cfg.env.kwargs, cfg.rollout.envs_per_worker, self.sampling,
-                                   policy=self.learner.policy)
+            worker = RolloutWorker(
+                cfg.env.id,
+                cfg.env.kwargs,
+                cfg.rollout.envs_per_worker,
+                self.sampling,
+                policy=self.learner.policy,
+            )
             self.workers: Any = InlineWorkerGroup(worker, cfg.rollout.num_workers)
         else:
             from agentrl.rollouts.ray_actors import RayWorkerGroup, RemoteLearner, check_resources
 
             check_resources(
-                cfg.cluster.learner_num_cpus + cfg.rollout.num_workers * cfg.rollout.num_cpus_per_worker,
+                cfg.cluster.learner_num_cpus
+                + cfg.rollout.num_workers * cfg.rollout.num_cpus_per_worker,
                 cfg.cluster.learner_num_gpus,
                 what=f"the learner and {cfg.rollout.num_workers} rollout workers",
             )
-            self.learner = RemoteLearner(cfg.cluster.learner_num_gpus, cfg.cluster.learner_num_cpus, **learner_kwargs)
+            self.learner = RemoteLearner(
+                cfg.cluster.learner_num_gpus, cfg.cluster.learner_num_cpus, **learner_kwargs
+            )
             self.workers = RayWorkerGroup(
-                cfg.rollout.num_workers, cfg.env.id, cfg.env.kwargs, cfg.rollout.envs_per_worker, self.sampling,
-                cfg.model, num_cpus=cfg.rollout.num_cpus_per_worker, imports=list(cfg.imports),
+                cfg.rollout.num_workers,
+                cfg.env.id,
+                cfg.env.kwargs,
+                cfg.rollout.envs_per_worker,
+                self.sampling,
+                cfg.model,
+                num_cpus=cfg.rollout.num_cpus_per_worker,
+                imports=list(cfg.imports),
                 import_path=os.getcwd(),
             )
         self.reward = build_reward(cfg.reward)
+        if self.ray is not None and not getattr(self.reward, "passthrough", False):
+            from agentrl.rollouts.reward_actors import RemoteReward  # the reward model in its own actor
+
+            self.reward = RemoteReward(cfg.reward, self.reward, imports=list(cfg.imports), import_path=os.getcwd())
         self.curriculum = build_curriculum(cfg.curriculum, seed=cfg.seed)
         # An algorithm with its own acting rule (CHAI: best of k by the critic) acts in rollouts.
         self._act = None
@@ -222,36 +293,70 @@ class Trainer:
         from agentrl.rollouts.worker import EpisodeJob
 
         cfg = self.cfg
+        self._sync_weights()  # the workers may still hold the weights they collected with
         jobs = [EpisodeJob(j, cfg.eval.seed + j) for j in range(cfg.eval.episodes)]
         out: dict[str, float] = {}
+        eps: list[Episode] = []
         if cfg.eval.greedy:
-            out.update(episode_stats("eval", self.workers.collect(jobs, rng_seed=cfg.eval.seed, greedy=True)))
+            eps = self.workers.collect(jobs, rng_seed=cfg.eval.seed, greedy=True)
+            out.update(episode_stats("eval", eps))
         if cfg.eval.sample:  # with the algorithm's own acting rule, if it has one (CHAI)
-            eps = self.workers.collect(jobs, rng_seed=cfg.eval.seed + 1, greedy=False, act=self._act)
+            eps = self.workers.collect(
+                jobs, rng_seed=cfg.eval.seed + 1, greedy=False, act=self._act
+            )
             out.update(episode_stats("eval_sample", eps))
+        if eps:  # which policy was evaluated (the learner's number of updates)
+            out["eval/policy_version"] = float(min(e.policy_version for e in eps))
         return out
 
     def _warm_start(self) -> dict[str, float]:
         from agentrl.warmstart import scripted_episodes
 
         ws = self.cfg.warm_start
-        eps = scripted_episodes(self.cfg.env.id, self.cfg.env.kwargs, ws.policy, ws.episodes, seed=self.cfg.seed + 7919,
-                                epsilon=ws.epsilon)
+        eps = scripted_episodes(
+            self.cfg.env.id,
+            self.cfg.env.kwargs,
+            ws.policy,
+            ws.episodes,
+            seed=self.cfg.seed + 7919,
+            epsilon=ws.epsilon,
+        )
         observations = [t.observation for e in eps for t in e.turns]
         prompts = self.learner.format_prompts(observations)
-        rows = [{"prompt": p, "completion": t.action + "\n"}
-                for p, t in zip(prompts, (t for e in eps for t in e.turns), strict=True)]
+        rows = [
+            {"prompt": p, "completion": t.action + "\n"}
+            for p, t in zip(prompts, (t for e in eps for t in e.turns), strict=True)
+        ]
         stats = self.learner.warm_start(rows, ws.epochs, ws.lr, ws.batch_size, self.cfg.seed)
         stats["warm_start/scripted_success"] = sum(e.success for e in eps) / max(len(eps), 1)
         return stats
 
     def _save(self, iteration: int, counters: dict[str, Any]) -> Path:
-        meta = {"config": to_plain(self.cfg), "components": {
-            "algorithm": self.cfg.algorithm["name"], "reward": self.cfg.reward["name"],
-            "curriculum": self.cfg.curriculum["name"], "env": self.cfg.env.id, "model": self.cfg.model.name}}
+        meta = {
+            "config": to_plain(self.cfg),
+            "components": {
+                "algorithm": self.cfg.algorithm["name"],
+                "reward": self.cfg.reward["name"],
+                "curriculum": self.cfg.curriculum["name"],
+                "env": self.cfg.env.id,
+                "model": self.cfg.model.name,
+            },
+        }
+
+        pending: list[Episode] | None = None
+        stats: dict[str, float] = {}
+        if (
+            self._pending is not None
+        ):  # asynchronous mode: the next iteration's episodes travel along
+            pending, stats = self._pending.result(), self._pending.stats
 
         def write(d: Path) -> None:
             self.learner.save(str(d))
+            if pending is not None:
+                with open(d / "pending_episodes.jsonl", "w") as f:
+                    f.write(json.dumps({"stats": stats}) + "\n")
+                    for e in pending:
+                        f.write(json.dumps(e.to_dict()) + "\n")
             (d / "curriculum.json").write_text(json.dumps(self.curriculum.state_dict()))
             (d / "counters.json").write_text(json.dumps({**counters, "iteration": iteration}))
 
@@ -260,6 +365,14 @@ class Trainer:
     def _restore(self, path: Path) -> dict[str, Any]:
         self.learner.load(str(path))
         self.curriculum.load_state_dict(json.loads((path / "curriculum.json").read_text()))
+        pending = path / "pending_episodes.jsonl"
+        if pending.exists():
+            from agentrl.rollouts.group import PendingCollect
+
+            lines = pending.read_text().splitlines()
+            stats = json.loads(lines[0])["stats"]
+            episodes = [Episode.from_dict(json.loads(line)) for line in lines[1:]]
+            self._pending = PendingCollect(lambda: (episodes, stats))
         return json.loads((path / "counters.json").read_text())
 
     # --- the loop -------------------------------------------------------------------------
@@ -277,8 +390,12 @@ class Trainer:
                 counters = self._restore(self.resume_from)
             elif self.init_from is not None:
                 self.learner.load(str(self.init_from), weights_only=True)
-            log = MetricsLogger(self.run_dir, cfg.logging.tensorboard, self.console and cfg.logging.progress,
-                                truncate_after=counters["iteration"] if self.resume_from else None)
+            log = MetricsLogger(
+                self.run_dir,
+                cfg.logging.tensorboard,
+                self.console and cfg.logging.progress,
+                truncate_after=counters["iteration"] if self.resume_from else None,
+            )
             (self.run_dir / "config.json").write_text(json.dumps(to_plain(cfg), indent=2))
             if self.resume_from is not None:
                 log.print(f"resumed from {self.resume_from} at iteration {counters['iteration']}")
@@ -288,8 +405,10 @@ class Trainer:
                     self.learner.lifelong_task_start(self.lifelong_task)
                 extra: dict[str, float] = {}
                 if cfg.warm_start.enabled and self.init_from is None:
-                    log.print(f"warm start: behaviour cloning of the '{cfg.warm_start.policy}' scripted policy "
-                              f"({cfg.warm_start.episodes} episodes) with TRL SFTTrainer ...")
+                    log.print(
+                        f"warm start: behaviour cloning of the '{cfg.warm_start.policy}' scripted policy "
+                        f"({cfg.warm_start.episodes} episodes) with TRL SFTTrainer ..."
+                    )
                     extra = self._warm_start()
                 self._sync_weights()
                 initial = self.evaluate()
@@ -311,19 +430,26 @@ class Trainer:
                     signal.signal(signal.SIGINT, previous)
             interrupted = self._stop_requested
             done_it = int(counters["iteration"])
-            if cfg.lifelong and not interrupted and done_it == cfg.iterations:  # task end: consolidate
+            if (
+                cfg.lifelong and not interrupted and done_it == cfg.iterations
+            ):  # task end: consolidate
                 counters["lifelong_task_end"] = self.learner.lifelong_task_end()
                 self._save(done_it, counters)
             last = self.ckpt.latest()
             if last is None or last.name != f"step_{done_it:06d}":
                 self._save(done_it, counters)
             rows = read_metrics(log.path)
-            final: dict[str, Any] = next((r for r in reversed(rows) if any(k.startswith("eval") for k in r)), {})
+            final: dict[str, Any] = next(
+                (r for r in reversed(rows) if any(k.startswith("eval") for k in r)), {}
+            )
             log.close()
             png = None
             if cfg.logging.plot:
-                png = plot_learning_curve(log.path, self.run_dir / "learning_curve.png",
-                                          title=f"{cfg.algorithm['name']} on {cfg.env.id}")
+                png = plot_learning_curve(
+                    log.path,
+                    self.run_dir / "learning_curve.png",
+                    title=f"{cfg.algorithm['name']} on {cfg.env.id}",
+                )
             init = counters.get("initial_eval") or {}
             summary = {
                 "run_dir": str(self.run_dir),
@@ -346,29 +472,55 @@ class Trainer:
                 a, b = init.get(f"{key}/success"), final.get(f"{key}/success")
                 ra, rb = init.get(f"{key}/return"), final.get(f"{key}/return")
                 if a is not None or b is not None:
-                    parts.append(f"{label} eval success {_fmt(a)} -> {_fmt(b)}, return {_fmt(ra)} -> {_fmt(rb)}")
+                    parts.append(
+                        f"{label} eval success {_fmt(a)} -> {_fmt(b)}, return {_fmt(ra)} -> {_fmt(rb)}"
+                    )
             log.print(
-                f"{'interrupted' if interrupted else 'done'}: {done_it} iterations | " + " | ".join(parts)
+                f"{'interrupted' if interrupted else 'done'}: {done_it} iterations | "
+                + " | ".join(parts)
                 + f" | checkpoint {summary['checkpoint']} | run dir {self.run_dir}"
             )
             return summary
         finally:
             self._shutdown()
 
-    def _iteration(self, it: int, counters: dict[str, Any], job_cls: Any) -> dict[str, Any]:
+    def _launch(self, it: int, job_cls: Any) -> Any:
+        """Sample tasks and submit iteration ``it``'s episodes; returns a pending collection."""
         cfg = self.cfg
-        t0 = time.perf_counter()
-        sync_s = self._sync_weights()
         n = cfg.rollout.episodes_per_iter
         tasks = self.curriculum.sample(n)
         seeds = iteration_seeds(cfg.seed, it, n)
         jobs = [job_cls(j, s, t) for j, (s, t) in enumerate(zip(seeds, tasks, strict=True))]
-        t1 = time.perf_counter()
-        episodes = self.workers.collect(jobs, rng_seed=iteration_rng_seed(cfg.seed, it), act=self._act)
-        collect_s = time.perf_counter() - t1
-        gen_tokens = self.workers.last_stats.get("gen_tokens", 0.0)
+        return self.workers.start_collect(
+            jobs, rng_seed=iteration_rng_seed(cfg.seed, it), act=self._act
+        )
+
+    def _iteration(self, it: int, counters: dict[str, Any], job_cls: Any) -> dict[str, Any]:
+        """One iteration. Synchronous: sync weights, collect ``it``, update. Asynchronous
+        (``rollout.async_collection``): wait for ``it`` (launched during the previous update),
+        launch ``it + 1`` with the current weights, then update on ``it`` while it runs."""
         from agentrl.rewards import apply_reward
 
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        sync_s = 0.0
+        if self._pending is None and not self._offline:
+            sync_s += self._sync_weights()
+            self._pending = self._launch(it, job_cls)
+        t1 = time.perf_counter()
+        episodes: list[Episode] = []
+        gen_tokens = 0.0
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            episodes = pending.result()
+            gen_tokens = pending.stats.get("gen_tokens", 0.0)
+        wait_s = time.perf_counter() - t1
+        # Launched even after the last iteration: the final checkpoint then carries it, so a
+        # resumed or extended run continues exactly as an uninterrupted one would.
+        if cfg.rollout.async_collection and not self._offline:
+            sync_s += self._sync_weights()
+            self._pending = self._launch(it + 1, job_cls)
+        version = int(self.learner.get_version())
         labelled = apply_reward(self.reward, episodes)
         t2 = time.perf_counter()
         stats = self.learner.update(labelled)
@@ -377,15 +529,20 @@ class Trainer:
         counters["episodes"] = int(counters.get("episodes", 0)) + len(episodes)
         row: dict[str, Any] = {
             **episode_stats("train", episodes),
-            "train/relabelled_return": sum(e.total_reward for e in labelled) / max(len(labelled), 1),
+            "train/relabelled_return": sum(e.total_reward for e in labelled)
+            / max(len(labelled), 1),
             **stats,
-            "perf/tokens_per_s": gen_tokens / max(collect_s, 1e-9),
-            "perf/episodes_per_s": len(episodes) / max(collect_s, 1e-9),
-            "perf/collect_s": collect_s,
+            "perf/collect_wait_s": wait_s,
             "perf/update_s": update_s,
             "perf/sync_s": sync_s,
+            "async/staleness": sum(version - e.policy_version for e in episodes)
+            / max(len(episodes), 1),
             "episodes_total": counters["episodes"],
         }
+        train_s = time.perf_counter() - t0  # one iteration's collection + update, without eval
+        row["perf/tokens_per_s"] = gen_tokens / max(train_s, 1e-9)
+        row["perf/episodes_per_s"] = len(episodes) / max(train_s, 1e-9)
+        row["perf/learner_wait_frac"] = wait_s / max(train_s, 1e-9)
         if (cfg.eval.every and it % cfg.eval.every == 0) or it == cfg.iterations:
             row.update(self.evaluate())
         row["perf/iteration_s"] = time.perf_counter() - t0
@@ -395,10 +552,12 @@ class Trainer:
         if self._stop_requested:  # a second Ctrl-C aborts at once
             raise KeyboardInterrupt
         self._stop_requested = True
-        print("\nCtrl-C: finishing this iteration, saving a checkpoint, then exiting (Ctrl-C again to abort)")
+        print(
+            "\nCtrl-C: finishing this iteration, saving a checkpoint, then exiting (Ctrl-C again to abort)"
+        )
 
     def _shutdown(self) -> None:
-        for obj in (getattr(self, "workers", None), getattr(self, "learner", None)):
+        for obj in (getattr(self, "workers", None), getattr(self, "learner", None), getattr(self, "reward", None)):
             fn = getattr(obj, "shutdown", None)
             if callable(fn) and self.ray is not None:
                 try:

@@ -125,3 +125,33 @@ class Episode:
         d = dict(d)
         d["turns"] = [Turn(**t) for t in d.get("turns", [])]
         return Episode(**d)
+
+
+def save_episodes(path: str, episodes: list[Episode]) -> None:
+    """Write episodes as JSONL, one :meth:`Episode.to_dict` per line (a dataset for offline
+    algorithms: ``agentrl train algorithm=archer_offline data=PATH``)."""
+    import json
+
+    with open(path, "w") as f:
+        for e in episodes:
+            f.write(json.dumps(e.to_dict()) + "\n")
+
+
+def load_episodes(path: str) -> list[Episode]:
+    """Episodes from a JSONL file, one :meth:`Episode.to_dict` per line; a bad line raises
+    ``ValueError`` naming the file and line."""
+    import json
+
+    episodes = []
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                episodes.append(Episode.from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{lineno}: not an episode (Episode.to_dict() as JSON): {e}") from e
+    if not episodes:
+        raise ValueError(f"{path}: no episodes")
+    return episodes
+

@@ -22,12 +22,28 @@ def _rows(run_dir):
     return read_metrics(Path(run_dir) / "metrics.jsonl")
 
 
-DETERMINISTIC_KEYS = ("train/return", "train/success", "train/turns", "ppo/loss", "ppo/approx_kl", "eval/return")
+DETERMINISTIC_KEYS = (
+    "train/return",
+    "train/success",
+    "train/turns",
+    "ppo/loss",
+    "ppo/approx_kl",
+    "eval/return",
+)
 
 
 def test_train_writes_outputs(tiny_overrides, tmp_path):
-    s = _run([*tiny_overrides, "env=guess_the_number", "iterations=2", "logging.plot=true",
-              "logging.tensorboard=true", "checkpoint.every=1", "checkpoint.keep=1"])
+    s = _run(
+        [
+            *tiny_overrides,
+            "env=guess_the_number",
+            "iterations=2",
+            "logging.plot=true",
+            "logging.tensorboard=true",
+            "checkpoint.every=1",
+            "checkpoint.keep=1",
+        ]
+    )
     run = Path(s["run_dir"])
     rows = _rows(run)
     assert [r["iteration"] for r in rows] == [0, 1, 2]
@@ -42,15 +58,26 @@ def test_train_writes_outputs(tiny_overrides, tmp_path):
     assert s["final_eval_success"] is not None
 
 
-SMALL_ARCHER = ["algorithm.critic_epochs=2", "algorithm.batch_size=8", "algorithm.warmup_iters=1",
-                "algorithm.critic_model.hidden_size=32", "algorithm.critic_model.num_layers=1"]
+SMALL_ARCHER = [
+    "algorithm.critic_epochs=2",
+    "algorithm.batch_size=8",
+    "algorithm.warmup_iters=1",
+    "algorithm.critic_model.hidden_size=32",
+    "algorithm.critic_model.num_layers=1",
+]
 
 
 @pytest.mark.parametrize("algorithm", ["ppo", "filtered_bc", "archer"])
 def test_resume_equals_uninterrupted(tiny_overrides, tmp_path, algorithm):
     extra = SMALL_ARCHER if algorithm == "archer" else []
-    base = [*tiny_overrides, "env=guess_the_number", f"algorithm={algorithm}", *extra, "eval.every=1",
-            "checkpoint.every=2"]
+    base = [
+        *tiny_overrides,
+        "env=guess_the_number",
+        f"algorithm={algorithm}",
+        *extra,
+        "eval.every=1",
+        "checkpoint.every=2",
+    ]
     full = _run([*base, "iterations=4", f"run_dir={tmp_path / 'full'}"])
     # "kill" a run after iteration 2 (its checkpoint), then resume it to 4
     _run([*base, "iterations=2", f"run_dir={tmp_path / 'part'}"])
@@ -59,8 +86,21 @@ def test_resume_equals_uninterrupted(tiny_overrides, tmp_path, algorithm):
     assert [r["iteration"] for r in b] == [0, 1, 2, 3, 4]
     for ra, rb in zip(a, b, strict=True):
         for k in ra:
-            if k.startswith(("train/", "eval/", "eval_sample/", "ppo/loss", "filtered_bc/nll", "archer/q_loss",
-                             "archer/v_loss", "archer/actor_loss")) or k in DETERMINISTIC_KEYS:
+            if (
+                k.startswith(
+                    (
+                        "train/",
+                        "eval/",
+                        "eval_sample/",
+                        "ppo/loss",
+                        "filtered_bc/nll",
+                        "archer/q_loss",
+                        "archer/v_loss",
+                        "archer/actor_loss",
+                    )
+                )
+                or k in DETERMINISTIC_KEYS
+            ):
                 assert ra[k] == pytest.approx(rb[k], abs=1e-6), (ra["iteration"], k)
 
 
@@ -85,7 +125,10 @@ def test_damaged_checkpoint_is_refused(tiny_overrides, tmp_path):
     weights.write_bytes(bytes(data))
     before = weights.read_bytes()
     with pytest.raises(CheckpointError, match="checksum mismatch in policy/model.safetensors"):
-        Trainer(load_config([*tiny_overrides, "env=guess_the_number", "iterations=2", "resume=latest"]), console=False)
+        Trainer(
+            load_config([*tiny_overrides, "env=guess_the_number", "iterations=2", "resume=latest"]),
+            console=False,
+        )
     assert weights.read_bytes() == before  # nothing was overwritten
     (ckpt / "manifest.json").unlink()
     with pytest.raises(CheckpointError, match="manifest.json is missing"):
@@ -110,8 +153,15 @@ def test_interrupted_save_keeps_latest(tiny_overrides, tmp_path, monkeypatch):
 
 def test_init_from_starts_new_run_with_weights(tiny_overrides, tmp_path):
     s = _run([*tiny_overrides, "env=guess_the_number", "iterations=1"])
-    new = _run([*tiny_overrides, "env=guess_the_number", "iterations=1", f"init_from={s['checkpoint']}",
-                f"run_dir={tmp_path / 'new'}"])
+    new = _run(
+        [
+            *tiny_overrides,
+            "env=guess_the_number",
+            "iterations=1",
+            f"init_from={s['checkpoint']}",
+            f"run_dir={tmp_path / 'new'}",
+        ]
+    )
     rows = _rows(new["run_dir"])
     assert rows[0]["iteration"] == 0
     # the new run's initial eval is the old run's final eval: same weights, same seeds
@@ -122,7 +172,9 @@ def test_sigint_saves_and_exits(tiny_overrides, tmp_path):
     import signal
     import threading
 
-    cfg = load_config([*tiny_overrides, "env=guess_the_number", "iterations=50", "checkpoint.every=0"])
+    cfg = load_config(
+        [*tiny_overrides, "env=guess_the_number", "iterations=50", "checkpoint.every=0"]
+    )
     trainer = Trainer(cfg, console=False)
     original = trainer._iteration
 
@@ -139,10 +191,25 @@ def test_sigint_saves_and_exits(tiny_overrides, tmp_path):
 
 
 def test_warm_start_improves_over_random_init(tiny_overrides, tmp_path):
-    base = [*tiny_overrides, "env=guess_the_number", "iterations=0", "eval.episodes=16", "model.hidden_size=64"]
+    base = [
+        *tiny_overrides,
+        "env=guess_the_number",
+        "iterations=0",
+        "eval.episodes=16",
+        "model.hidden_size=64",
+    ]
     cold = _run([*base, f"run_dir={tmp_path / 'cold'}"])
-    warm = _run([*base, f"run_dir={tmp_path / 'warm'}", "warm_start.enabled=true", "warm_start.policy=good",
-                 "warm_start.episodes=60", "warm_start.epochs=3", "warm_start.lr=3e-3"])
+    warm = _run(
+        [
+            *base,
+            f"run_dir={tmp_path / 'warm'}",
+            "warm_start.enabled=true",
+            "warm_start.policy=good",
+            "warm_start.episodes=60",
+            "warm_start.epochs=3",
+            "warm_start.lr=3e-3",
+        ]
+    )
     assert warm["initial_eval_success"] > cold["initial_eval_success"] + 0.3
 
 
@@ -156,18 +223,28 @@ def test_unknown_env_id_is_clear(tiny_overrides):
 @pytest.fixture(autouse=True)
 def _cleanup_runs():
     yield
-    shutil.rmtree("runs", ignore_errors=True) if os.path.isdir("runs") and not os.listdir("runs") else None
+    shutil.rmtree("runs", ignore_errors=True) if os.path.isdir("runs") and not os.listdir(
+        "runs"
+    ) else None
 
 
 def test_lora_run_checkpoints_adapter_and_resumes(tiny_overrides, tmp_path):
-    base = [*tiny_overrides, "env=guess_the_number", "model.lora=true", "checkpoint.every=1", "eval.every=1"]
+    base = [
+        *tiny_overrides,
+        "env=guess_the_number",
+        "model.lora=true",
+        "checkpoint.every=1",
+        "eval.every=1",
+    ]
     full = _run([*base, "iterations=2", f"run_dir={tmp_path / 'full'}"])
     policy_dir = Path(full["checkpoint"]) / "policy"
     assert (policy_dir / "adapter_model.safetensors").exists()
     assert not (policy_dir / "model.safetensors").exists()  # only the adapter is saved
     _run([*base, "iterations=1", f"run_dir={tmp_path / 'part'}"])
     resumed = _run([*base, "iterations=2", f"run_dir={tmp_path / 'part'}", "resume=latest"])
-    assert _rows(resumed["run_dir"])[-1]["ppo/loss"] == pytest.approx(_rows(full["run_dir"])[-1]["ppo/loss"], abs=1e-6)
+    assert _rows(resumed["run_dir"])[-1]["ppo/loss"] == pytest.approx(
+        _rows(full["run_dir"])[-1]["ppo/loss"], abs=1e-6
+    )
 
 
 def test_chai_acts_with_its_critic_inline(tiny_overrides, monkeypatch):
@@ -181,10 +258,95 @@ def test_chai_acts_with_its_critic_inline(tiny_overrides, monkeypatch):
         return original(self, observations, sampling)
 
     monkeypatch.setattr(Chai, "act", spy)
-    s = _run([*tiny_overrides, "env=guess_the_number", "algorithm=chai", *SMALL_ARCHER[:2],
-              "algorithm.critic_model.hidden_size=32", "algorithm.critic_model.num_layers=1",
-              "algorithm.num_candidates=2", "iterations=1"])
+    s = _run(
+        [
+            *tiny_overrides,
+            "env=guess_the_number",
+            "algorithm=chai",
+            *SMALL_ARCHER[:2],
+            "algorithm.critic_model.hidden_size=32",
+            "algorithm.critic_model.num_layers=1",
+            "algorithm.num_candidates=2",
+            "iterations=1",
+        ]
+    )
     assert calls, "CHAI's best-of-k acting rule was not used in rollouts"
     assert any(k.startswith("chai/") for k in _rows(s["run_dir"])[-1])
     with pytest.raises(ConfigError, match="cluster=inline"):
         Trainer(load_config([*tiny_overrides, "algorithm=chai", "cluster=local"]), console=False)
+
+
+def test_async_collection_is_one_version_stale_and_resumes_exactly(tiny_overrides, tmp_path):
+    base = [
+        *tiny_overrides,
+        "env=guess_the_number",
+        "algorithm=archer",
+        *SMALL_ARCHER,
+        "eval.every=2",
+        "checkpoint.every=2",
+        "rollout.async_collection=true",
+    ]
+    full = _run([*base, "iterations=4", f"run_dir={tmp_path / 'full'}"])
+    rows = _rows(full["run_dir"])
+    # iteration 1 is collected by the initial policy; every later one while the learner
+    # updated on the previous, i.e. by the policy one update behind the learner
+    assert [r["async/staleness"] for r in rows[1:]] == [0.0, 1.0, 1.0, 1.0]
+    assert all(0.0 <= r["perf/learner_wait_frac"] <= 1.0 for r in rows[1:])
+    # the next iteration's episodes are already collected and travel in the checkpoint
+    assert (Path(full["checkpoint"]) / "pending_episodes.jsonl").exists()
+    _run([*base, "iterations=2", f"run_dir={tmp_path / 'part'}"])
+    resumed = _run([*base, "iterations=4", f"run_dir={tmp_path / 'part'}", "resume=latest"])
+    for ra, rb in zip(rows, _rows(resumed["run_dir"]), strict=True):
+        for k in (
+            "train/return",
+            "train/turns",
+            "archer/q_loss",
+            "archer/actor_loss",
+            "eval/return",
+            "async/staleness",
+        ):
+            if k in ra:
+                assert ra[k] == pytest.approx(rb[k], abs=1e-6), (ra["iteration"], k)
+
+
+def _offline_dataset(path, n=60):
+    from agentrl.types import save_episodes
+    from agentrl.warmstart import scripted_episodes
+
+    eps = scripted_episodes("agentrl/GuessTheNumber-v0", {"high": 4, "max_turns": 3}, "good", n, seed=3)
+    save_episodes(str(path), eps)
+    return eps
+
+
+def test_offline_archer_trains_from_data_without_rollouts(tiny_overrides, tmp_path):
+    from agentrl.cli import main
+
+    data = tmp_path / "episodes.jsonl"
+    _offline_dataset(data)
+    run = tmp_path / "offline"
+    args = [*tiny_overrides, "env=guess_the_number", "env.kwargs.high=4", "+env.kwargs.max_turns=3",
+            "algorithm=archer_offline", f"data={data}", *SMALL_ARCHER, "algorithm.actor_lr=3e-3",
+            "algorithm.actor_epochs=8", "algorithm.batch_size=32", "iterations=6", "eval.every=6",
+            "eval.episodes=32", f"run_dir={run}"]
+    assert main(["train", *args]) == 0
+    rows = _rows(run)
+    assert all("train/return" not in r for r in rows[1:])  # nothing was collected
+    assert rows[-1]["episodes_total"] == 0 and rows[-1]["archer/actor_trained"] == 1.0
+    # learning from the good player's games beats the untrained policy on the same eval seeds
+    assert rows[-1]["eval_sample/success"] > rows[0]["eval_sample/success"] + 0.2
+
+
+def test_offline_data_errors_are_clear(tiny_overrides, tmp_path, capsys):
+    from agentrl.cli import main
+
+    data = tmp_path / "episodes.jsonl"
+    _offline_dataset(data, n=2)
+    assert main(["train", *tiny_overrides, f"data={data}"]) == 2  # ppo learns from rollouts
+    assert "offline algorithms (archer_offline)" in capsys.readouterr().err
+    assert main(["train", *tiny_overrides, "algorithm=archer_offline", f"data={tmp_path / 'nope.jsonl'}"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    with open(data, "a") as f:
+        f.write('{"turns": 3}\n')
+    assert main(["train", *tiny_overrides, "algorithm=archer_offline", f"data={data}"]) == 2
+    assert "episodes.jsonl:3: not an episode" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing started

@@ -63,7 +63,7 @@ import torch
 
 from agentrl.policy import SamplingConfig
 from agentrl.registry import ALGORITHMS
-from agentrl.types import Episode, Generation
+from agentrl.types import Episode, Generation, load_episodes
 
 from .config import ArcherConfig, ArcherOfflineConfig
 from .critic import DoubleCritic, build_critic
@@ -389,6 +389,7 @@ class ArcherOffline(Archer):
 
     Config = ArcherOfflineConfig
     config: ArcherOfflineConfig
+    offline = True  # the trainer collects no rollouts; ``agentrl train algorithm=archer_offline data=PATH``
 
     def __init__(self, config: ArcherOfflineConfig | None, policy: Any, seed: int = 0):
         super().__init__(config or ArcherOfflineConfig(), policy, seed)
@@ -417,14 +418,6 @@ class ArcherOffline(Archer):
             "old": None,
             "stats": stats,
         }
-
-
-def load_episodes(path: str) -> list[Episode]:
-    """Episodes from a JSONL file, one :meth:`Episode.to_dict` per line."""
-    import json
-
-    with open(path) as f:
-        return [Episode.from_dict(json.loads(line)) for line in f if line.strip()]
 
 
 __all__ = ["Archer", "ArcherOffline", "CriticLearner", "load_episodes"]
