@@ -111,8 +111,9 @@ class LifelongStack:
         components: ``(name, component)`` pairs in the order their hooks run.
 
     Attributes:
-        tasks: names of the tasks started so far, in order (the scenario position that
-            ``init_from`` carries into a new run).
+        tasks: names of the tasks started so far, in order.
+        history: the task dicts started so far (JSON values only; a scenario's tasks carry
+            ``scenario`` and ``position``: the scenario position ``init_from`` carries).
         current: the task in progress (``None`` between tasks).
         detected_changes: how many task changes detectors reported.
     """
@@ -124,6 +125,7 @@ class LifelongStack:
             raise ValueError(f"lifelong component(s) listed twice: {', '.join(dupes)}")
         self.components = list(components)
         self.tasks: list[str] = []
+        self.history: list[dict[str, Any]] = []
         self.current: dict[str, Any] | None = None
         self.detected_changes = 0
 
@@ -161,6 +163,9 @@ class LifelongStack:
         task.setdefault("name", f"task{len(self.tasks)}")
         self.current = task
         self.tasks.append(str(task["name"]))
+        self.history.append(
+            {k: v for k, v in task.items() if isinstance(v, str | int | float | bool)}
+        )
         self._call("on_task_start", task)
 
     def task_end(self, learner: Any) -> dict[str, float]:
@@ -211,6 +216,7 @@ class LifelongStack:
         return {
             "names": self.names,
             "tasks": list(self.tasks),
+            "history": [dict(h) for h in self.history],
             "current": self.current,
             "detected_changes": self.detected_changes,
             "components": {n: c.state_dict() for n, c in self.components},
@@ -220,6 +226,7 @@ class LifelongStack:
         """Restore; components absent from ``state`` keep their fresh state (a new run may add
         components). Returns the names that were restored. ``strict`` requires all of them."""
         self.tasks = list(state.get("tasks", []))
+        self.history = [dict(h) for h in state.get("history", [])]
         self.current = state.get("current")
         self.detected_changes = int(state.get("detected_changes", 0))
         saved = state.get("components", {})
