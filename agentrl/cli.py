@@ -4,6 +4,7 @@
     agentrl eval checkpoint=PATH [overrides]  greedy evaluation of a checkpoint
     agentrl config [overrides...]             print the composed, validated config
     agentrl list                              registered algorithms, rewards, curricula, envs
+    agentrl check-env ID [key=value...]       check a text env (Gymnasium checker + agentrl checks)
 """
 
 from __future__ import annotations
@@ -81,6 +82,27 @@ def cmd_config(overrides: list[str]) -> int:
     return 0
 
 
+def cmd_check_env(args: list[str]) -> int:
+    import yaml
+
+    from agentrl.envs.check import check_text_env
+
+    if not args or "=" in args[0]:
+        return _fail("check-env needs an env id or alias, e.g. agentrl check-env maze size=5")
+    kwargs = {}
+    for a in args[1:]:
+        key, sep, value = a.partition("=")
+        if not sep:
+            return _fail(f"check-env options are key=value env kwargs, got {a!r}")
+        kwargs[key] = yaml.safe_load(value)
+    results = check_text_env(args[0], kwargs)
+    for r in results:
+        print(r)
+    failed = [r for r in results if not r.ok]
+    print(f"{args[0]}: {len(results) - len(failed)}/{len(results)} checks passed")
+    return 1 if failed else 0
+
+
 def cmd_list() -> int:
     import gymnasium as gym
 
@@ -100,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     cmd, rest = argv[0], argv[1:]
-    commands = {"train": cmd_train, "eval": cmd_eval, "config": cmd_config}
+    commands = {"train": cmd_train, "eval": cmd_eval, "config": cmd_config, "check-env": cmd_check_env}
     if cmd == "list":
         return cmd_list()
     if cmd not in commands:

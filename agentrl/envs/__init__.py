@@ -6,6 +6,7 @@
 
 - ``agentrl/TwentyQuestions-v0`` (:class:`~agentrl.envs.twenty_questions.TwentyQuestionsEnv`)
 - ``agentrl/GuessTheNumber-v0`` (:class:`~agentrl.envs.guess_the_number.GuessTheNumberEnv`)
+- ``agentrl/GuessMyCity-v0``, ``agentrl/Wordle-v0``, ``agentrl/Maze-v0`` (see docs/envs.md)
 - ``agentrl/ToolChain-v0`` (:class:`~agentrl.envs.toolchain.ToolChainEnv`): plans of module names (RLTF)
 - ``agentrl/Game24-v0`` (:class:`~agentrl.envs.game24.Game24Env`)
 
@@ -20,6 +21,9 @@ import gymnasium
 ENV_ALIASES: dict[str, str] = {
     "twenty_questions": "agentrl/TwentyQuestions-v0",
     "guess_the_number": "agentrl/GuessTheNumber-v0",
+    "guess_my_city": "agentrl/GuessMyCity-v0",
+    "wordle": "agentrl/Wordle-v0",
+    "maze": "agentrl/Maze-v0",
     "game24": "agentrl/Game24-v0",
     "toolchain": "agentrl/ToolChain-v0",
 }
@@ -31,6 +35,9 @@ ENV_IDS: tuple[str, ...] = tuple(ENV_ALIASES.values())
 _ENTRY_POINTS = {
     "agentrl/TwentyQuestions-v0": "agentrl.envs.twenty_questions:TwentyQuestionsEnv",
     "agentrl/GuessTheNumber-v0": "agentrl.envs.guess_the_number:GuessTheNumberEnv",
+    "agentrl/GuessMyCity-v0": "agentrl.envs.guess_my_city:GuessMyCityEnv",
+    "agentrl/Wordle-v0": "agentrl.envs.wordle:WordleEnv",
+    "agentrl/Maze-v0": "agentrl.envs.maze:MazeEnv",
     "agentrl/Game24-v0": "agentrl.envs.game24:Game24Env",
     "agentrl/ToolChain-v0": "agentrl.envs.toolchain:ToolChainEnv",
 }

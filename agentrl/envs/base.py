@@ -29,11 +29,15 @@ class TextEnv(gym.Env[str, str]):
 
     Subclasses set ``max_turns`` and implement:
 
-    - ``_reset(task) -> (observation, info)``: start an episode for ``task`` (a dict,
-      possibly empty: then sample one with ``self.np_random``).
-    - ``_step(action) -> (observation, reward, terminated, info)``: one turn. Truncation
-      at ``max_turns`` is added by the base class. ``info`` should carry ``"success"``.
+    - ``_reset(task) -> observation`` or ``(observation, info)``: start an episode for
+      ``task`` (a dict, possibly empty: then sample one with ``self.np_random``).
+    - ``_step(action) -> (observation, reward, terminated)`` or ``(observation, reward,
+      terminated, info)``: one turn. Truncation at ``max_turns`` is added by the base
+      class. ``info`` should carry ``"success"`` (default: ``terminated and reward > 0``).
     - ``sample_task() -> dict`` (optional): a task from the env's default distribution.
+
+    That is all a user's env needs (docs/howto_env.md has a complete example); register
+    it with :func:`register_env` and check it with ``agentrl check-env``.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
@@ -49,10 +53,12 @@ class TextEnv(gym.Env[str, str]):
         self.task: dict[str, Any] = {}
 
     # --- subclass API ---------------------------------------------------------------
-    def _reset(self, task: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _reset(self, task: dict[str, Any]) -> str | tuple[str, dict[str, Any]]:
         raise NotImplementedError
 
-    def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
+    def _step(
+        self, action: str
+    ) -> tuple[str, float, bool] | tuple[str, float, bool, dict[str, Any]]:
         raise NotImplementedError
 
     def sample_task(self) -> dict[str, Any]:
@@ -67,7 +73,9 @@ class TextEnv(gym.Env[str, str]):
         self.task = dict(task)
         self._turn = 0
         self._done = False
-        obs, info = self._reset(self.task)
+        out = self._reset(self.task)
+        obs, info = (out, {}) if isinstance(out, str) else out
+        info = dict(info)
         info.setdefault("success", False)
         info.setdefault("task_id", self.task_id(self.task))
         self._last_obs = obs
@@ -75,11 +83,18 @@ class TextEnv(gym.Env[str, str]):
 
     def step(self, action: str):
         if self._done:
-            raise RuntimeError(f"{type(self).__name__}.step() called after the episode ended; call reset()")
+            raise RuntimeError(
+                f"{type(self).__name__}.step() called after the episode ended; call reset()"
+            )
         if not isinstance(action, str):
             raise TypeError(f"action must be a str, got {type(action).__name__}")
         self._turn += 1
-        obs, reward, terminated, info = self._step(action)
+        out = self._step(action)
+        if len(out) == 3:
+            obs, reward, terminated = out  # type: ignore[misc]
+            info: dict[str, Any] = {"success": bool(terminated and reward > 0)}
+        else:
+            obs, reward, terminated, info = out  # type: ignore[misc]
         truncated = (not terminated) and self._turn >= self.max_turns
         info.setdefault("success", False)
         info.setdefault("invalid_action", False)
@@ -96,3 +111,25 @@ class TextEnv(gym.Env[str, str]):
     def task_id(task: dict[str, Any]) -> str:
         """A stable string id for a task spec."""
         return ",".join(f"{k}={task[k]}" for k in sorted(task))
+
+
+def register_env(env_id: str, entry_point: Any, alias: str | None = None, **kwargs: Any) -> str:
+    """Register a text env with Gymnasium (and an optional config alias); returns the id.
+
+    Args:
+        env_id: the Gymnasium id, e.g. ``"myproject/Counter-v0"``.
+        entry_point: the class, a factory, or a lazy ``"module:Class"`` string.
+        alias: a short name usable as ``env=<alias>`` in configs and CLIs.
+        **kwargs: default constructor kwargs.
+
+    Registering the same id again (a module imported twice, e.g. in a Ray worker) is a no-op.
+    """
+    if env_id not in gym.registry:
+        gym.register(id=env_id, entry_point=entry_point, kwargs=kwargs)
+    if alias is not None:
+        from agentrl.envs import ENV_ALIASES
+
+        if ENV_ALIASES.get(alias, env_id) != env_id:
+            raise ValueError(f"alias {alias!r} already names {ENV_ALIASES[alias]!r}")
+        ENV_ALIASES[alias] = env_id
+    return env_id

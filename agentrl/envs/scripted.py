@@ -15,6 +15,7 @@ Kinds (:func:`make_scripted`):
   10-word subset in at most 6 turns. Guess the Number -- binary search on the feasible
   interval. ToolChain -- the chain read back from the task sentence (checked on the
   examples; else the shortest consistent chain); ``random`` there is a random valid plan.
+- Guess My City, Wordle, Maze: see :mod:`agentrl.envs.scripted_suite`.
 - ``"mix"``: each turn random with probability ``epsilon`` (0.5), else good -- mediocre
   demonstrations for warm starts that leave room for RL to improve.
 """
@@ -28,6 +29,7 @@ import numpy as np
 
 from agentrl.envs import game24 as g24
 from agentrl.envs import guess_the_number as gtn
+from agentrl.envs import scripted_suite as suite
 from agentrl.envs import toolchain as tc
 from agentrl.envs import twenty_questions as tq
 from agentrl.types import Episode, TaskSpec, Turn
@@ -152,6 +154,9 @@ _POLICIES: dict[str, dict[str, Any]] = {
     "agentrl/GuessTheNumber-v0": {"random": GuessTheNumberRandom, "good": GuessTheNumberGood},
     "agentrl/Game24-v0": {"random": g24.Game24Random, "good": g24.Game24Good},
     "agentrl/ToolChain-v0": {"random": tc.ToolChainRandom, "good": tc.ToolChainGood},
+    "agentrl/GuessMyCity-v0": {"random": suite.GuessMyCityRandom, "good": suite.GuessMyCityGood},
+    "agentrl/Wordle-v0": {"random": suite.WordleRandom, "good": suite.WordleGood},
+    "agentrl/Maze-v0": {"random": suite.MazeRandom, "good": suite.MazeGood},
 }
 KINDS = ("random", "good", "mix")
 

@@ -1,0 +1,257 @@
+"""``agentrl check-env``: Gymnasium's env checker plus agentrl's own checks for text envs.
+
+:func:`check_text_env` runs, in order (a failed ``make`` stops the rest):
+
+- ``make``: ``gymnasium.make(id, **kwargs)`` works (aliases such as ``maze`` resolve).
+- ``gymnasium``: :func:`gymnasium.utils.env_checker.check_env` passes with no warning.
+- ``text spaces``: observation and action spaces are ``gymnasium.spaces.Text``.
+- ``printable``: every observation of a few episodes is a string of printable characters
+  inside the observation space.
+- ``info keys``: reset info has ``success`` and ``task_id``; step info also ``invalid_action``.
+- ``determinism``: the same seed and actions give the same task, observations and rewards.
+- ``bad actions``: empty, binary-junk and 10,000-character actions are answered, not raised.
+- ``episode ends``: junk actions end the episode within ``max_steps`` steps.
+- ``step after done``: stepping a finished episode raises an error that says so.
+
+Actions come from the env's scripted ``random`` policy when it has one, else from
+``action_space.sample()`` seeded by the episode seed.
+"""
+
+from __future__ import annotations
+
+import string
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+
+STEP_INFO_KEYS = ("success", "invalid_action", "task_id")
+RESET_INFO_KEYS = ("success", "task_id")
+BAD_ACTIONS = ("", "\x00\x01\x02 \ufffd junk ~~~", "x" * 10_000)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check: its name, whether it passed, and what went wrong (or a short note)."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{'PASS' if self.ok else 'FAIL'}  {self.name}" + (
+            f": {self.detail}" if self.detail else ""
+        )
+
+
+class EnvCheckError(AssertionError):
+    """Raised by :func:`assert_env_ok` with every failed check in the message."""
+
+
+def _action_source(env: gym.Env, env_id: str, seed: int) -> Callable[[str], str]:
+    from agentrl.envs.scripted import make_scripted, policy_rng
+
+    try:
+        policy = make_scripted(env_id, "random")
+    except ValueError:  # no scripted policy: sample the action space
+        env.action_space.seed(seed)
+        return lambda obs: str(env.action_space.sample())
+    policy.reset({}, policy_rng(seed))
+    return policy.act
+
+
+def _play(env_id: str, kwargs: dict[str, Any], seed: int, max_steps: int) -> dict[str, Any]:
+    env = gym.make(env_id, **kwargs)
+    try:
+        obs, info = env.reset(seed=seed)
+        act = _action_source(env, env_id, seed)
+        record: dict[str, Any] = {"obs": [obs], "infos": [info], "rewards": [], "ends": []}
+        record["task"] = dict(getattr(env.unwrapped, "task", {}) or {})
+        for _ in range(max_steps):
+            obs, reward, terminated, truncated, info = env.step(act(obs))
+            record["obs"].append(obs)
+            record["infos"].append(info)
+            record["rewards"].append(float(reward))
+            record["ends"].append((bool(terminated), bool(truncated)))
+            if terminated or truncated:
+                break
+        record["space"] = env.observation_space
+        return record
+    finally:
+        env.close()
+
+
+def _check_printable(records: list[dict[str, Any]]) -> CheckResult:
+    allowed = set(string.printable)
+    for rec in records:
+        for obs in rec["obs"]:
+            if not isinstance(obs, str):
+                return CheckResult(
+                    "printable", False, f"observation is {type(obs).__name__}, not str"
+                )
+            bad = sorted(set(obs) - allowed)
+            if bad:
+                return CheckResult(
+                    "printable", False, f"unprintable characters {bad[:5]} in {obs[:60]!r}"
+                )
+            if not rec["space"].contains(obs):
+                return CheckResult(
+                    "printable",
+                    False,
+                    f"observation of length {len(obs)} is outside the observation space",
+                )
+    return CheckResult("printable", True)
+
+
+def _check_info(records: list[dict[str, Any]]) -> CheckResult:
+    for rec in records:
+        missing = [k for k in RESET_INFO_KEYS if k not in rec["infos"][0]]
+        if missing:
+            return CheckResult("info keys", False, f"reset info lacks {missing}")
+        for info in rec["infos"][1:]:
+            missing = [k for k in STEP_INFO_KEYS if k not in info]
+            if missing:
+                return CheckResult("info keys", False, f"step info lacks {missing}")
+    return CheckResult("info keys", True)
+
+
+def _check_bad_actions_and_end(
+    env_id: str, kwargs: dict[str, Any], max_steps: int
+) -> list[CheckResult]:
+    env = gym.make(env_id, **kwargs)
+    results = []
+    try:
+        env.reset(seed=0)
+        done = False
+        for action in BAD_ACTIONS:
+            try:
+                obs, _, terminated, truncated, _ = env.step(action)
+            except Exception as e:
+                results.append(
+                    CheckResult(
+                        "bad actions",
+                        False,
+                        f"step({action[:20]!r}) raised {type(e).__name__}: {e}",
+                    )
+                )
+                return results
+            if not isinstance(obs, str):
+                results.append(
+                    CheckResult(
+                        "bad actions", False, "a bad action returned a non-string observation"
+                    )
+                )
+                return results
+            if terminated or truncated:
+                done = True
+                break
+        results.append(CheckResult("bad actions", True))
+        steps = len(BAD_ACTIONS)
+        while not done and steps < max_steps:
+            *_, terminated, truncated, _ = env.step("???")
+            done, steps = terminated or truncated, steps + 1
+        if not done:
+            results.append(
+                CheckResult(
+                    "episode ends",
+                    False,
+                    f"no termination or truncation after {max_steps} steps of junk actions",
+                )
+            )
+            return results
+        results.append(CheckResult("episode ends", True, f"{steps} steps"))
+        try:
+            env.step("???")
+        except Exception as e:  # the expected outcome
+            ok = "reset" in str(e).lower() or "done" in str(e).lower() or "ended" in str(e).lower()
+            results.append(
+                CheckResult(
+                    "step after done",
+                    ok,
+                    "" if ok else f"raised, but the message does not say why: {e}",
+                )
+            )
+        else:
+            results.append(
+                CheckResult(
+                    "step after done", False, "step() after the episode ended did not raise"
+                )
+            )
+    finally:
+        env.close()
+    return results
+
+
+def check_text_env(
+    env_id: str,
+    kwargs: dict[str, Any] | None = None,
+    seeds: tuple[int, ...] = (0, 1, 2),
+    max_steps: int = 1000,
+    gym_checker: bool = True,
+) -> list[CheckResult]:
+    """Run every check on an env id or alias; returns one :class:`CheckResult` per check."""
+    from agentrl.envs import resolve_env_id
+
+    kwargs = dict(kwargs or {})
+    try:
+        env_id = resolve_env_id(env_id)
+        env = gym.make(env_id, **kwargs)
+    except Exception as e:
+        return [CheckResult("make", False, f"{type(e).__name__}: {e}")]
+    results = [CheckResult("make", True, env_id)]
+    if gym_checker:
+        from gymnasium.utils.env_checker import check_env
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                check_env(env.unwrapped, skip_render_check=True)
+                err = ""
+            except Exception as e:
+                err = f"{type(e).__name__}: {e}"
+        msgs = [
+            str(w.message)
+            for w in caught
+            if "gymnasium" in w.filename and not issubclass(w.category, DeprecationWarning)
+        ]
+        results.append(CheckResult("gymnasium", not err and not msgs, err or "; ".join(msgs)))
+    spaces_ok = isinstance(env.observation_space, gym.spaces.Text) and isinstance(
+        env.action_space, gym.spaces.Text
+    )
+    results.append(
+        CheckResult(
+            "text spaces",
+            spaces_ok,
+            "" if spaces_ok else f"got {env.observation_space} / {env.action_space}",
+        )
+    )
+    env.close()
+    try:
+        runs = [_play(env_id, kwargs, s, max_steps) for s in seeds]
+        again = _play(env_id, kwargs, seeds[0], max_steps)
+    except Exception as e:
+        results.append(CheckResult("episodes", False, f"{type(e).__name__}: {e}"))
+        return results
+    results += [_check_printable(runs), _check_info(runs)]
+    same = all(again[k] == runs[0][k] for k in ("task", "obs", "rewards", "ends"))
+    results.append(
+        CheckResult(
+            "determinism",
+            same,
+            "" if same else f"seed {seeds[0]} played twice gave different episodes",
+        )
+    )
+    results += _check_bad_actions_and_end(env_id, kwargs, max_steps)
+    return results
+
+
+def assert_env_ok(env_id: str, kwargs: dict[str, Any] | None = None, **options: Any) -> None:
+    """:func:`check_text_env`, raising :class:`EnvCheckError` listing the failed checks."""
+    failed = [r for r in check_text_env(env_id, kwargs, **options) if not r.ok]
+    if failed:
+        raise EnvCheckError(f"{env_id} failed: " + "; ".join(str(r) for r in failed))
+
+
+__all__ = ["CheckResult", "EnvCheckError", "assert_env_ok", "check_text_env"]
