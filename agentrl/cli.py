@@ -5,6 +5,8 @@
     agentrl config [overrides...]             print the composed, validated config
     agentrl list                              registered algorithms, rewards, curricula, envs
     agentrl check-env ID [key=value...]       check a text env (Gymnasium checker + agentrl checks)
+    agentrl reward collect|synthesize|train   the ARMAP reward-model pipeline (agentrl reward help)
+    agentrl plan [key=value...]               reward-guided planning: best_of_n, reflexion, mcts
 """
 
 from __future__ import annotations
@@ -122,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     cmd, rest = argv[0], argv[1:]
-    commands = {"train": cmd_train, "eval": cmd_eval, "config": cmd_config, "check-env": cmd_check_env}
+    from agentrl.reward_cli import cmd_plan, cmd_reward
+
+    commands = {"train": cmd_train, "eval": cmd_eval, "config": cmd_config, "reward": cmd_reward, "plan": cmd_plan, "check-env": cmd_check_env}
     if cmd == "list":
         return cmd_list()
     if cmd not in commands:

@@ -1,0 +1,66 @@
+"""Turning episodes into the (intent, response) texts that reward models judge.
+
+An env may provide ARMAP hooks (duck-typed on ``env.unwrapped``; Game of 24 has them all):
+
+- ``intent(task) -> str``: the task instruction (default: the episode's first observation).
+- ``response_text(episode) -> str``: what the agent produced (default: the transcript after
+  the first observation -- the final observation when the episode recorded it in
+  ``turns[-1].info["final_observation"]``, else the last observation and the last action).
+- ``score_response(task, response) -> float``: the env's own scorer of a response.
+- ``corrupt_response(task, response, rng) -> str``: a wrong variant of a good response.
+- ``reference_response(task) -> str | None``: a known-good response.
+- ``clone()`` or ``get_state()/set_state(state)``: tree search (MCTS).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from agentrl.types import Episode, TaskSpec
+
+
+@functools.lru_cache(maxsize=16)
+def env_for(env_id: str, kwargs_json: str = "{}") -> Any:
+    """An (unwrapped) env instance used only for its hooks, cached per id and kwargs."""
+    import json
+
+    from agentrl.rollouts.worker import make_env
+
+    return make_env(env_id, json.loads(kwargs_json)).unwrapped
+
+
+def hook(env: Any, name: str) -> Any:
+    """The env's hook ``name`` or ``None``."""
+    return getattr(getattr(env, "unwrapped", env), name, None)
+
+
+def episode_intent(episode: Episode, env: Any = None) -> str:
+    fn = hook(env, "intent") if env is not None else None
+    if fn is not None:
+        return str(fn(episode.task))
+    return episode.turns[0].observation.strip() if episode.turns else ""
+
+
+def episode_response(episode: Episode, env: Any = None) -> str:
+    fn = hook(env, "response_text") if env is not None else None
+    if fn is not None:
+        return str(fn(episode))
+    if not episode.turns:
+        return ""
+    first, last = episode.turns[0].observation, episode.turns[-1]
+    final = last.info.get("final_observation")
+    text = final if isinstance(final, str) and final else f"{last.observation}> {last.action}\n"
+    return text[len(first) :] if text.startswith(first) else text
+
+
+def intent_and_response(episode: Episode, env: Any = None) -> tuple[str, str]:
+    """``(intent, response)`` of an episode, using ``env``'s hooks where it has them."""
+    if env is None:
+        env = env_for(episode.env_id)
+    return episode_intent(episode, env), episode_response(episode, env)
+
+
+def task_intent(env: Any, task: TaskSpec, first_observation: str) -> str:
+    fn = hook(env, "intent")
+    return str(fn(task)) if fn is not None else first_observation.strip()
