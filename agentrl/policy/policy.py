@@ -12,6 +12,12 @@ with the KV cache) so that the log-probs come out of sampling for free and the d
 the cheap inverse-CDF sampler (:mod:`agentrl.policy.sampling`). Scoring
 (:meth:`Policy.action_logprobs`) runs the model once on prompt+action and computes the
 log-softmax only at action positions.
+
+Constrained decoding (``SamplingConfig.constraint``, :mod:`agentrl.policy.constraints`)
+masks the logits of every step to the tokens that keep the text a valid plan prefix; the
+reported log-probs are those of that constrained distribution, and
+:meth:`Policy.action_logprobs` applies the same masks when given the constraint (by
+default :attr:`Policy.score_constraint`), so re-scored log-probs match sampled ones.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from agentrl.policy.constraints import TokenConstraint, resolve_grammar
 from agentrl.policy.models import ModelConfig, load_model_and_tokenizer, torch_dtype
 from agentrl.policy.sampling import SamplingConfig, sample_next
 from agentrl.types import Generation
@@ -48,6 +55,9 @@ class Policy:
         system_prompt: see :meth:`format_prompt`.
         model_config: the :class:`ModelConfig` it was built from, when known (needed to
             rebuild the base model of a LoRA policy in :meth:`load`).
+        score_constraint: the decoding constraint :meth:`action_logprobs` applies when the
+            caller names none (the learner sets it to ``rollout.sampling.constraint`` so that
+            every algorithm re-scores the distribution it sampled from).
     """
 
     def __init__(
@@ -75,6 +85,8 @@ class Policy:
         # transformers 5.x renamed ``past_key_values`` to ``cache``.
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self._stop_cache: dict[tuple[tuple[str, ...], int], torch.Tensor] = {}
+        self.score_constraint: str | None = None
+        self._constraints: dict[tuple[str, int], TokenConstraint] = {}
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, device: str | torch.device | None = None) -> Policy:
@@ -128,6 +140,15 @@ class Policy:
                     mask[eos] = True
             self._stop_cache[key] = mask.to(self.device)
         return self._stop_cache[key]
+
+    def token_constraint(self, name: str, vocab_size: int) -> TokenConstraint:
+        """The (cached) :class:`TokenConstraint` of constraint ``name`` for this tokenizer."""
+        key = (name, vocab_size)
+        if key not in self._constraints:
+            self._constraints[key] = TokenConstraint(
+                resolve_grammar(name), self.tokenizer, vocab_size, sorted(self._eos_ids())
+            )
+        return self._constraints[key]
 
     def _eos_ids(self) -> set[int]:
         ids = {self.tokenizer.eos_token_id}
@@ -205,6 +226,10 @@ class Policy:
         cache = _cache_of(out)
         logits = out.logits[:, -1]  # [B, V]
         stop_mask = self.stop_token_mask(sampling.stop, logits.shape[-1])
+        constraint = (
+            self.token_constraint(sampling.constraint, logits.shape[-1]) if sampling.constraint else None
+        )
+        texts = [""] * batch  # text so far per original row (only tracked under a constraint)
         next_pos = lens.clone()  # [B'] position of the token fed next
         rows = list(range(batch))  # original index of each row still in the cache
         live = torch.ones(batch, dtype=torch.bool, device=dev)  # [B'] not finished yet
@@ -213,6 +238,8 @@ class Policy:
         stopped = [False] * batch
 
         for step in range(sampling.max_new_tokens):
+            if constraint is not None:
+                logits = constraint.apply(logits, [texts[r] for r in rows])
             ids, lp = sample_next(logits, sampling, generator)  # [B'], [B']
             hit = stop_mask[ids]
             ids_l, lp_l, hit_l, live_l = ids.tolist(), lp.tolist(), hit.tolist(), live.tolist()
@@ -221,6 +248,8 @@ class Policy:
                     continue
                 tokens[r].append(ids_l[j])
                 logps[r].append(lp_l[j])
+                if constraint is not None:
+                    texts[r] += constraint.token_text[ids_l[j]]
                 if not hit_l[j] and check_text:
                     hit_l[j] = self._text_has_stop(tokens[r], sampling.stop)
                 if hit_l[j]:
@@ -290,6 +319,7 @@ class Policy:
         *,
         temperature: float = 1.0,
         batch_size: int | None = None,
+        constraint: str | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Log-probs of ``action_ids`` given ``prompt_ids``, differentiable.
 
@@ -305,6 +335,9 @@ class Policy:
             temperature: logits are divided by it (use the sampling temperature to
                 reproduce :class:`Generation` log-probs; top-k truncation is not applied).
             batch_size: rows per forward pass, to bound memory.
+            constraint: score under this decoding constraint (the softmax renormalised over
+                the tokens it allows at each position, as :meth:`generate` samples);
+                default :attr:`score_constraint`.
 
         Returns:
             ``(sums [B], per_token [B, L], mask [B, L])`` with ``L = max L_i``;
@@ -318,9 +351,10 @@ class Policy:
             empty = torch.zeros(0, 0, device=self.device)
             return empty.sum(-1), empty, empty.bool()
         step = batch_size or batch
+        constraint = constraint or self.score_constraint
         chunks = [
             self._score_chunk(
-                prompt_ids[i : i + step], action_ids[i : i + step], temperature, width
+                prompt_ids[i : i + step], action_ids[i : i + step], temperature, width, constraint
             )
             for i in range(0, batch, step)
         ]
@@ -334,6 +368,7 @@ class Policy:
         action_ids: Sequence[Sequence[int]],
         temperature: float,
         width: int,
+        constraint: str | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         dev = self.device
         batch = len(prompt_ids)
@@ -367,6 +402,13 @@ class Policy:
         logits = out.logits[:, :-1].float()  # [b, a_width, V]
         if temperature != 1.0:
             logits = logits / temperature
+        if constraint is not None:
+            tc = self.token_constraint(constraint, logits.shape[-1])
+            allowed = torch.stack(
+                [tc.masks(tc.texts_of(list(a)) + [""] * (a_width - len(a)), dev) for a in action_ids]
+            )  # [b, a_width, V]; padded positions are masked out of the result below
+            allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
+            logits = logits.masked_fill(~allowed, float("-inf"))
         chosen = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
         lp = chosen - torch.logsumexp(logits, dim=-1)  # [b, a_width]
         per_token[:, :a_width] = lp.masked_fill(~mask[:, :a_width], 0.0)

@@ -24,6 +24,9 @@ class SamplingConfig:
         stop: generation of a sequence ends at the first token whose text contains one of
             these strings (or at eos); the returned text is cut before the stop string.
         greedy: take the argmax instead of sampling.
+        constraint: name of a decoding constraint (:mod:`agentrl.policy.constraints`, e.g.
+            ``"toolchain"``): tokens that cannot continue a valid plan are masked before
+            temperature/top-k, and the log-probs are those of the constrained distribution.
     """
 
     temperature: float = 1.0
@@ -31,6 +34,7 @@ class SamplingConfig:
     max_new_tokens: int = 24
     stop: tuple[str, ...] | list[str] = ("\n",)
     greedy: bool = False
+    constraint: str | None = None
 
     @property
     def is_greedy(self) -> bool:

@@ -1,0 +1,257 @@
+"""Zero-shot vs supervised vs RLTF planners on held-out ToolChain test tasks (docs/rltf.md).
+
+For each seed, a tiny Llama (the ``tiny`` model config, trained from scratch) is
+
+1. **zero-shot**: the untrained policy (the "base" planner);
+2. **supervised**: fine-tuned with TRL's SFTTrainer on the ``good`` scripted planner's
+   plans for a few solved train tasks (``--sft-tasks``), as the paper's fine-tuned planner;
+3. **RLTF**: the supervised policy trained further with RLTF on train tasks (task
+   feedback only, no plans shown) for ``--iterations`` updates.
+
+All three decode under the ``toolchain`` constraint and are scored greedily on the same
+``--test-tasks`` tasks of the held-out test split (module combinations never seen in
+training). Score = mean task reward (share of examples solved; -1 for an invalid plan).
+
+    python benchmarks/rltf.py                      # 3 seeds, writes docs/rltf.md + docs/rltf.png
+    python benchmarks/rltf.py --seeds 0 --iterations 20 --out /tmp/rltf   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ENV_ID = "agentrl/ToolChain-v0"
+
+
+def make_policy(seed: int, model_overrides: dict[str, Any]) -> Any:
+    from agentrl.learner import seed_everything
+    from agentrl.policy import ModelConfig, Policy
+
+    seed_everything(seed)
+    policy = Policy.from_config(ModelConfig(name="tiny", init_seed=seed, **model_overrides))
+    policy.score_constraint = "toolchain"
+    return policy
+
+
+def evaluate(
+    policy: Any, env_kwargs: dict[str, Any], tasks: list[dict[str, Any]], greedy: bool = True
+) -> dict[str, float]:
+    """Mean reward (task score) and success on ``tasks``, constrained decoding."""
+    from agentrl.policy import SamplingConfig
+    from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
+
+    sampling = SamplingConfig(max_new_tokens=48, constraint="toolchain")
+    worker = RolloutWorker(ENV_ID, env_kwargs, 32, sampling, policy=policy)
+    jobs = [EpisodeJob(i, 10_000 + i, t) for i, t in enumerate(tasks)]
+    eps = worker.collect(jobs, rng_seed=123, greedy=greedy)
+    return {
+        "score": float(np.mean([e.env_reward for e in eps])),
+        "success": float(np.mean([e.success for e in eps])),
+        "invalid": float(np.mean([bool(e.turns[-1].info.get("invalid_action")) for e in eps])),
+    }
+
+
+def supervised(
+    policy: Any, env_kwargs: dict[str, Any], n_tasks: int, seed: int, epochs: float, lr: float
+) -> dict[str, float]:
+    """SFT on the good planner's plans for ``n_tasks`` train tasks (TRL SFTTrainer)."""
+    from agentrl.envs.scripted import make_scripted, run_scripted_episode
+    from agentrl.rollouts.worker import make_env
+    from agentrl.warmstart import sft_rows, sft_warm_start
+
+    env = make_env(ENV_ID, env_kwargs)
+    good = make_scripted(ENV_ID, "good")
+    rng = np.random.default_rng(seed)
+    episodes = [
+        run_scripted_episode(env, good, seed=seed * 100_000 + i, rng=rng) for i in range(n_tasks)
+    ]
+    env.close()
+    return sft_warm_start(policy, sft_rows(policy, episodes), epochs, lr, batch_size=16, seed=seed)
+
+
+def rltf(
+    policy: Any,
+    env_kwargs: dict[str, Any],
+    seed: int,
+    iterations: int,
+    episodes: int,
+    algo: dict[str, Any],
+    log: list[dict[str, float]],
+    eval_fn: Any = None,
+    eval_every: int = 0,
+) -> None:
+    """RLTF updates on freshly sampled train tasks (``episodes`` per update)."""
+    from agentrl.algorithm import build_algorithm
+    from agentrl.policy import SamplingConfig
+    from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
+    from agentrl.trainer import iteration_rng_seed, iteration_seeds
+
+    algorithm: Any = build_algorithm("rltf", {"name": "rltf", **algo}, policy, seed=seed)
+    sampling = SamplingConfig(max_new_tokens=48, constraint="toolchain")
+    worker = RolloutWorker(ENV_ID, env_kwargs, episodes, sampling, policy=policy)
+    for it in range(1, iterations + 1):
+        jobs = [EpisodeJob(j, s) for j, s in enumerate(iteration_seeds(seed, it, episodes))]
+        eps = worker.collect(
+            jobs, rng_seed=iteration_rng_seed(seed, it), act=lambda o: algorithm.act(o, sampling)
+        )
+        stats = algorithm.update(eps)
+        row = {
+            "iteration": it,
+            "train_reward": stats["rltf/reward"],
+            "epsilon": stats["rltf/epsilon"],
+        }
+        if eval_fn is not None and eval_every and it % eval_every == 0:
+            row["test_score"] = eval_fn()["score"]
+        log.append(row)
+
+
+def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    from agentrl.envs.toolchain import ToolChainEnv
+
+    base = {"split_seed": seed, "max_chain": args.max_chain, "num_examples": 3}
+    train_kwargs = {**base, "split": "train"}
+    test_kwargs = {**base, "split": "test"}
+    test_tasks = ToolChainEnv(**test_kwargs).task_list(args.test_tasks)
+    model = {
+        "hidden_size": args.hidden,
+        "num_layers": args.layers,
+        "num_heads": 4,
+        "intermediate_size": 2 * args.hidden,
+    }
+    policy = make_policy(seed, model)
+    out: dict[str, Any] = {"seed": seed}
+    t0 = time.perf_counter()
+    out["zero_shot"] = evaluate(policy, test_kwargs, test_tasks)
+    out["zero_shot_train"] = evaluate(
+        policy, train_kwargs, ToolChainEnv(**train_kwargs).task_list(args.test_tasks)
+    )
+    sft = supervised(policy, train_kwargs, args.sft_tasks, seed, args.sft_epochs, args.sft_lr)
+    out["sft_loss"] = sft["warm_start/loss"]
+    out["supervised"] = evaluate(policy, test_kwargs, test_tasks)
+    log: list[dict[str, float]] = []
+    algo = {
+        "lr": args.lr,
+        "num_candidates": args.k,
+        "epsilon": args.epsilon,
+        "epsilon_decay": args.epsilon_decay,
+        "min_epsilon": args.min_epsilon,
+        "choice": args.choice,
+    }
+    rltf(
+        policy,
+        train_kwargs,
+        seed,
+        args.iterations,
+        args.episodes,
+        algo,
+        log,
+        eval_fn=lambda: evaluate(policy, test_kwargs, test_tasks),
+        eval_every=args.eval_every,
+    )
+    out["rltf"] = evaluate(policy, test_kwargs, test_tasks)
+    out["curve"] = log
+    out["seconds"] = time.perf_counter() - t0
+    print(json.dumps({k: v for k, v in out.items() if k != "curve"}), flush=True)
+    return out
+
+
+def write_report(results: list[dict[str, Any]], args: argparse.Namespace, out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = ["zero_shot", "supervised", "rltf"]
+    labels = {
+        "zero_shot": "zero-shot (untrained)",
+        "supervised": f"supervised ({args.sft_tasks} tasks, SFT)",
+        "rltf": f"RLTF ({args.iterations} updates)",
+    }
+    lines = [
+        "| planner | "
+        + " | ".join(f"seed {r['seed']}" for r in results)
+        + " | mean ± std | success (mean) |",
+        "|---|" + "---|" * (len(results) + 2),
+    ]
+    for arm in arms:
+        scores = [r[arm]["score"] for r in results]
+        succ = [r[arm]["success"] for r in results]
+        lines.append(
+            f"| {labels[arm]} | "
+            + " | ".join(f"{s:.3f}" for s in scores)
+            + f" | {np.mean(scores):.3f} ± {np.std(scores):.3f} | {np.mean(succ):.3f} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    means = [np.mean([r[a]["score"] for r in results]) for a in arms]
+    stds = [np.std([r[a]["score"] for r in results]) for a in arms]
+    ax1.bar([labels[a] for a in arms], means, yerr=stds, capsize=4, color=["#999", "#69c", "#c63"])
+    for i, a in enumerate(arms):
+        ax1.scatter([i] * len(results), [r[a]["score"] for r in results], color="k", s=10, zorder=3)
+    ax1.set_ylabel("test task score (held-out combinations)")
+    ax1.tick_params(axis="x", labelsize=8)
+    for r in results:
+        its = [row["iteration"] for row in r["curve"] if "test_score" in row]
+        ax2.plot(
+            [0, *its],
+            [r["supervised"]["score"]]
+            + [row["test_score"] for row in r["curve"] if "test_score" in row],
+            label=f"seed {r['seed']} test",
+        )
+        ax2.plot(
+            [row["iteration"] for row in r["curve"]],
+            [row["train_reward"] for row in r["curve"]],
+            alpha=0.3,
+            linestyle=":",
+            label=f"seed {r['seed']} train (acting)",
+        )
+    ax2.set_xlabel("RLTF update")
+    ax2.set_ylabel("score")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_dir / "rltf.png", dpi=110)
+    (out_dir / "rltf_results.json").write_text(
+        json.dumps({"args": vars(args), "results": results}, indent=1)
+    )
+    (out_dir / "rltf_table.md").write_text(table + "\n")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--max-chain", type=int, default=2)
+    p.add_argument("--test-tasks", type=int, default=128)
+    p.add_argument("--sft-tasks", type=int, default=32)
+    p.add_argument("--sft-epochs", type=float, default=10.0)
+    p.add_argument("--sft-lr", type=float, default=2e-3)
+    p.add_argument("--iterations", type=int, default=150)
+    p.add_argument("--episodes", type=int, default=32)
+    p.add_argument("--k", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epsilon", type=float, default=0.2)
+    p.add_argument("--epsilon-decay", type=float, default=0.9)
+    p.add_argument("--min-epsilon", type=float, default=0.0)
+    p.add_argument("--choice", default="best")
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--eval-every", type=int, default=25)
+    p.add_argument("--out", default="docs")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    results = [run_seed(s, args) for s in args.seeds]
+    write_report(results, args, Path(args.out))
+
+
+if __name__ == "__main__":
+    main()
