@@ -144,3 +144,22 @@ def test_clone_and_set_state():
     _, _, _, _, _ = base.step("1 * 1 = 1")
     _, r, term, _, info = base.step("24 * 1 = 24")
     assert r == 1.0 and info["success"]
+
+
+def test_short_form_when_results_are_not_required():
+    env = gym.make(ID, require_result=False)
+    obs, _ = env.reset(seed=0, options={"task": {"numbers": [4, 6, 1, 1]}})
+    assert 'like "4 * 6" (the result is computed for you)' in obs
+    obs, _, _, _, info = env.step("4 * 6")
+    assert info["step"] == "4 * 6 = 24" and "4 * 6 = 24 | left: 1 1 24" in obs
+    _, _, term, _, info = env.step("1 * 1 = 3")  # a written result must still be right
+    assert term and info["error_kind"] == "wrong result"
+    strict = gym.make(ID)
+    strict.reset(seed=0, options={"task": {"numbers": [4, 6, 1, 1]}})
+    assert strict.step("4 * 6")[4]["error_kind"] == "format"
+    # the scripted players write the short form when asked, and the response is written in full
+    ep = run_scripted_episode(env, make_scripted(ID, "good"), seed=3)
+    assert ep.success and all("=" not in t.action for t in ep.turns)
+    response = g24.Game24Env.response_text(ep)
+    assert g24.score_response(ep.task, response) == 1.0
+    assert env.unwrapped.clone().require_result is False

@@ -45,7 +45,10 @@ from agentrl.types import Episode, TaskSpec
 TARGET = 24
 _NUM = r"-?\d+(?:/\d+)?"
 _STEP = re.compile(rf"^\s*({_NUM})\s*([-+*/xX×])\s*({_NUM})\s*=\s*({_NUM})\s*$")
+_SHORT = re.compile(rf"^\s*({_NUM})\s*([-+*/xX×])\s*({_NUM})\s*$")
 _OPS = ("+", "-", "*", "/")
+FULL_HINT = 'like "4 * 6 = 24".'
+SHORT_HINT = 'like "4 * 6" (the result is computed for you).'
 
 
 def fmt(x: Fraction) -> str:
@@ -85,23 +88,35 @@ def parse_step(text: str) -> tuple[Fraction, str, Fraction, Fraction] | None:
     return a, op, b, c
 
 
-def apply_step(numbers: list[Fraction], text: str) -> tuple[list[Fraction] | None, str]:
-    """Apply one written step to ``numbers``; returns ``(new_numbers, "")`` or ``(None, why)``."""
-    step = parse_step(text)
+def apply_step(
+    numbers: list[Fraction], text: str, require_result: bool = True
+) -> tuple[list[Fraction] | None, str, str]:
+    """Apply one written step to ``numbers``.
+
+    Returns ``(new_numbers, "", "a op b = c")`` (the step written out in full) or
+    ``(None, why, "")``. With ``require_result=False`` the short form ``"a op b"`` is
+    accepted too and the result is computed (a result that is written must still be right).
+    """
+    step: tuple[Fraction, str, Fraction, Fraction | None] | None = parse_step(text)
+    if step is None and not require_result:
+        m = _SHORT.match(text.strip().splitlines()[0] if text.strip() else "")
+        a0, b0 = (parse_number(m.group(1)), parse_number(m.group(3))) if m else (None, None)
+        if m and a0 is not None and b0 is not None:
+            step = (a0, "*" if m.group(2) in ("x", "X", "×") else m.group(2), b0, None)
     if step is None:
-        return None, "format"
+        return None, "format", ""
     a, op, b, c = step
     left = list(numbers)
     for x in (a, b):
         if x not in left:
-            return None, "number not left"
+            return None, "number not left", ""
         left.remove(x)
     result = apply_op(a, op, b)
     if result is None:
-        return None, "division by zero"
-    if result != c:
-        return None, "wrong result"
-    return [*left, c], ""
+        return None, "division by zero", ""
+    if c is not None and result != c:
+        return None, "wrong result", ""
+    return [*left, result], "", f"{fmt(a)} {op} {fmt(b)} = {fmt(result)}"
 
 
 @functools.lru_cache(maxsize=20000)
@@ -136,7 +151,7 @@ def score_response(task: TaskSpec, response: str) -> float:
     if len(lines) != len(numbers) - 1:
         return 0.0
     for line in lines:
-        new, _why = apply_step(numbers, line)
+        new, _why, _ = apply_step(numbers, line)
         if new is None:
             return 0.0
         numbers = new
@@ -183,6 +198,9 @@ class Game24Env(TextEnv):
     Args:
         low / high: range of the puzzle's four numbers (1..13).
         invalid_penalty: an invalid step is rewarded ``-invalid_penalty`` and ends the episode.
+        require_result: steps must state their result (``"4 * 6 = 24"``); with ``False``
+            the short form ``"4 * 6"`` is accepted and the env computes the result (a
+            relaxed action form that small models can learn without arithmetic).
         render_mode: ``None`` or ``"ansi"``.
 
     Task spec: ``{"numbers": [4, 6, 1, 1]}`` (need not be solvable); an empty spec samples a
@@ -194,6 +212,7 @@ class Game24Env(TextEnv):
         low: int = 1,
         high: int = 13,
         invalid_penalty: float = 0.1,
+        require_result: bool = True,
         render_mode: str | None = None,
     ):
         super().__init__(render_mode=render_mode)
@@ -201,6 +220,7 @@ class Game24Env(TextEnv):
             raise ValueError(f"need 1 <= low <= high, got low={low}, high={high}")
         self.low, self.high = int(low), int(high)
         self.invalid_penalty = float(invalid_penalty)
+        self.require_result = bool(require_result)
         self.max_turns = 3
         self.numbers: list[Fraction] = []
         self.history: list[str] = []
@@ -228,42 +248,44 @@ class Game24Env(TextEnv):
 
     def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
         line = action.strip().splitlines()[0] if action.strip() else ""
-        new, why = apply_step(self.numbers, line)
+        new, why, full = apply_step(self.numbers, line, self.require_result)
         if new is None:
             self.history.append(f"{' '.join(line.split())[:60]} | invalid ({why})")
             info = {"success": False, "invalid_action": True, "error_kind": why}
             return self._observation(), -self.invalid_penalty, True, info
         self.numbers = new
-        self.history.append(f"{' '.join(line.split())} | left: {self._left()}")
+        self.history.append(f"{full} | left: {self._left()}")
         if len(self.numbers) == 1:
             won = self.numbers[0] == TARGET
-            return self._observation(), (1.0 if won else 0.0), True, {"success": won}
-        return self._observation(), 0.0, False, {"success": False}
+            return self._observation(), (1.0 if won else 0.0), True, {"success": won, "step": full}
+        return self._observation(), 0.0, False, {"success": False, "step": full}
 
     # --- text --------------------------------------------------------------------------------
     def _left(self) -> str:
         return " ".join(fmt(x) for x in self.numbers)
 
     def _observation(self) -> str:
-        return (
-            "\n".join([self.intent(self.task), *self.history, f"Numbers left: {self._left()}"])
-            + "\n"
-        )
+        intent = self.intent(self.task)
+        if not self.require_result:
+            intent = intent.replace(FULL_HINT, SHORT_HINT)
+        return "\n".join([intent, *self.history, f"Numbers left: {self._left()}"]) + "\n"
 
     # --- ARMAP hooks ---------------------------------------------------------------------------
     @staticmethod
     def intent(task: TaskSpec) -> str:
         """The task instruction for a puzzle."""
         nums = " ".join(str(n) for n in task["numbers"])
-        return f'Use + - * / to make 24 from: {nums}\nWrite one step per turn, like "4 * 6 = 24".'
+        return f"Use + - * / to make 24 from: {nums}\nWrite one step per turn, {FULL_HINT}"
 
     @staticmethod
     def response_text(episode: Episode) -> str:
-        """A trajectory's response: its steps, one a line (the outcome follows from them)."""
-        return "\n".join(
-            " ".join(t.action.strip().splitlines()[0].split()) if t.action.strip() else ""
-            for t in episode.turns
-        )
+        """A trajectory's response: its steps written out in full, one a line (the outcome
+        follows from them); an invalid step as the agent wrote it."""
+        lines = []
+        for t in episode.turns:
+            raw = " ".join(t.action.strip().splitlines()[0].split()) if t.action.strip() else ""
+            lines.append(str(t.info.get("step") or raw))
+        return "\n".join(lines)
 
     @staticmethod
     def score_response(task: TaskSpec, response: str) -> float:
@@ -300,7 +322,9 @@ class Game24Env(TextEnv):
 
     def clone(self) -> Game24Env:
         """An independent copy at the same state (for tree search)."""
-        other = Game24Env(self.low, self.high, self.invalid_penalty, self.render_mode)
+        other = Game24Env(
+            self.low, self.high, self.invalid_penalty, self.require_result, self.render_mode
+        )
         other.set_state(self.get_state())
         return other
 
@@ -315,6 +339,13 @@ def parse_left(observation: str) -> list[Fraction]:
             out = [parse_number(t) for t in line.split(":", 1)[1].split()]
             return [x for x in out if x is not None]
     raise ValueError(f"not a Game24 observation: {observation[:80]!r}")
+
+
+def write_step(a: Fraction, op: str, b: Fraction, c: Fraction, observation: str) -> str:
+    """``"a op b = c"``, or the short ``"a op b"`` when the observation asks for it."""
+    if SHORT_HINT in observation:
+        return f"{fmt(a)} {op} {fmt(b)}"
+    return f"{fmt(a)} {op} {fmt(b)} = {fmt(c)}"
 
 
 class Game24Random:
@@ -334,7 +365,7 @@ class Game24Random:
             op = _OPS[int(self.rng.integers(4))]
             c = apply_op(nums[i], op, nums[j])
             if c is not None:
-                return f"{fmt(nums[i])} {op} {fmt(nums[j])} = {fmt(c)}"
+                return write_step(nums[i], op, nums[j], c, observation)
 
 
 class Game24Good(Game24Random):
@@ -342,4 +373,8 @@ class Game24Good(Game24Random):
 
     def act(self, observation: str) -> str:
         steps = solve(parse_left(observation))
-        return steps[0] if steps else super().act(observation)
+        if not steps:
+            return super().act(observation)
+        step = parse_step(steps[0])
+        assert step is not None
+        return write_step(*step, observation)
