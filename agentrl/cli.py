@@ -4,7 +4,7 @@
     agentrl eval checkpoint=PATH [overrides]  greedy evaluation of a checkpoint
     agentrl config [overrides...]             print the composed, validated config
     agentrl list                              registered algorithms, rewards, curricula, envs
-    agentrl check-env ID [key=value...]       check a text env (Gymnasium checker + agentrl checks)
+    agentrl check-env [--import MOD] ID [k=v] check a text env (Gymnasium checker + agentrl checks)
     agentrl reward collect|synthesize|train   the ARMAP reward-model pipeline (agentrl reward help)
     agentrl plan [key=value...]               reward-guided planning: best_of_n, reflexion, mcts
 """
@@ -89,8 +89,19 @@ def cmd_check_env(args: list[str]) -> int:
 
     from agentrl.envs.check import check_text_env
 
+    while len(args) >= 2 and args[0] == "--import":  # user modules that register envs
+        from agentrl.registry import RegistryError, import_user_modules
+
+        try:
+            import_user_modules([args[1]])
+        except RegistryError as e:
+            return _fail(str(e))
+        args = args[2:]
     if not args or "=" in args[0]:
-        return _fail("check-env needs an env id or alias, e.g. agentrl check-env maze size=5")
+        return _fail(
+            "check-env needs an env id or alias, e.g. agentrl check-env maze size=5 "
+            "(--import MODULE first to register your own env)"
+        )
     kwargs = {}
     for a in args[1:]:
         key, sep, value = a.partition("=")

@@ -58,7 +58,7 @@ def resolve_env_id(name: str) -> str:
     return name
 
 
-from agentrl.envs.base import TextEnv  # noqa: E402
+from agentrl.envs.base import TextEnv, register_env  # noqa: E402
 from agentrl.envs.guess_the_number import GuessTheNumberEnv  # noqa: E402
 from agentrl.envs.scripted import ScriptedPolicy, make_scripted, run_scripted_episode  # noqa: E402
 from agentrl.envs.twenty_questions import TwentyQuestionsEnv  # noqa: E402
@@ -71,6 +71,7 @@ __all__ = [
     "TextEnv",
     "TwentyQuestionsEnv",
     "make_scripted",
+    "register_env",
     "resolve_env_id",
     "run_scripted_episode",
 ]
