@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-import agentrl.envs  # noqa: F401  (registers the envs)
+import agentrl.envs
 from agentrl.envs import guess_my_city as gmc
 from agentrl.envs import make_scripted, maze, run_scripted_episode, wordle
 from agentrl.envs import twenty_questions as tq
@@ -293,3 +293,33 @@ def test_maze_moves_walls_and_policies():
         assert ep.num_turns == len(maze.shortest_path(maze.parse_grid(ep.turns[0].observation)))
     with pytest.raises(ValueError, match="size"):
         gym.make(MAZE, size=1)
+
+
+# --- `agentrl train env=<each built-in>`: a one-iteration PPO smoke ------------------------
+
+
+@pytest.mark.parametrize("alias", sorted(agentrl.envs.ENV_ALIASES))
+def test_train_smoke_on_each_builtin_env(alias, tiny_overrides):
+    import inspect
+    from pathlib import Path
+
+    from agentrl.config import load_config
+    from agentrl.metrics import read_metrics
+    from agentrl.trainer import Trainer
+
+    root = Path(__file__).resolve().parents[1]
+    assert (root / "configs" / "env" / f"{alias}.yaml").exists(), f"configs/env/{alias}.yaml"
+    env_cls = gym.spec(agentrl.envs.ENV_ALIASES[alias]).entry_point
+    cls = getattr(__import__(env_cls.split(":")[0], fromlist=["x"]), env_cls.split(":")[1])
+    short = ["++env.kwargs.max_turns=3"] if "max_turns" in inspect.signature(cls).parameters else []
+    summary = Trainer(
+        load_config(
+            [*tiny_overrides, f"env={alias}", "iterations=1", "rollout.episodes_per_iter=2",
+             "rollout.envs_per_worker=2", "eval.episodes=2", "eval.sample=false",
+             "checkpoint.every=100", *short]
+        ),
+        console=False,
+    ).run()  # fmt: skip
+    rows = read_metrics(Path(summary["run_dir"]) / "metrics.jsonl")
+    assert rows[-1]["iteration"] == 1 and np.isfinite(rows[-1]["ppo/loss"])
+    assert rows[-1]["train/errors"] == 0.0 and 1 <= rows[-1]["train/turns"]
