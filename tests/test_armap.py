@@ -436,3 +436,46 @@ def test_cli_pipeline_end_to_end(tmp_path, capsys):
         and "reward synthesize" in err
         and "valid kinds" in err
     )
+
+
+def test_train_with_lora_and_an_encoder_backbone(pipeline, tmp_path):
+    d, *_ = pipeline
+    for backbone in (
+        RMBackboneConfig(
+            hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, lora=True
+        ),
+        RMBackboneConfig(
+            name="tiny_encoder",
+            hidden_size=32,
+            num_layers=1,
+            num_heads=2,
+            intermediate_size=64,
+            lora=True,
+            lora_target_modules=["query", "value"],
+        ),
+    ):
+        out = tmp_path / backbone.name
+        res = train_reward_model(
+            TrainRMConfig(
+                data=str(d / "triplets.jsonl"),
+                out=str(out),
+                backbone=backbone,
+                epochs=1,
+                batch_size=32,
+            )
+        )
+        scorer = RewardModelScorer(out)  # saved merged: loads as a plain model
+        assert scorer.meta["backbone"]["lora"] is True and 0.0 <= res["heldout_accuracy"] <= 1.0
+        assert len(scorer.score(["a"], ["b"])) == 1
+    # retraining the same data makes a new version next to the old one
+    again = train_reward_model(
+        TrainRMConfig(
+            data=str(d / "triplets.jsonl"),
+            out=str(tmp_path / "tiny"),
+            backbone=RMBackboneConfig(
+                hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64
+            ),
+            epochs=1,
+        )
+    )
+    assert again["path"].endswith("v002") and (tmp_path / "tiny" / "latest").read_text() == "v002"
