@@ -9,9 +9,9 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 
-import agentrl.envs  # noqa: F401  (registers the envs)
+import agentrl.envs
 from agentrl.cli import main
-from agentrl.envs import ENV_ALIASES, TextEnv, make_scripted, register_env, run_scripted_episode
+from agentrl.envs import TextEnv, make_scripted, register_env, run_scripted_episode
 from agentrl.envs.check import EnvCheckError, assert_env_ok, check_text_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +111,9 @@ def test_checks_catch_broken_envs(cls, failing):
 
 def test_register_env_alias_and_short_forms():
     env_id = register_env("agentrl-test/Short-v0", _Base, alias="short_test")
-    assert ENV_ALIASES["short_test"] == env_id and register_env(env_id, _Base) == env_id
+    assert (
+        agentrl.envs.ENV_ALIASES["short_test"] == env_id and register_env(env_id, _Base) == env_id
+    )
     with pytest.raises(ValueError, match="already names"):
         register_env("agentrl-test/Other-v0", _Base, alias="short_test")
     env = gym.make("agentrl-test/Short-v0")
@@ -119,7 +121,7 @@ def test_register_env_alias_and_short_forms():
     assert obs == "start\n" and info == {"success": False, "task_id": ""}
     _, reward, term, trunc, info = env.step("x")
     assert info == {"success": False, "invalid_action": False, "task_id": "", "turn": 1}
-    del ENV_ALIASES["short_test"]
+    del agentrl.envs.ENV_ALIASES["short_test"]
 
 
 # --- the how-to page -------------------------------------------------------------------------
@@ -139,7 +141,7 @@ def test_howto_example_runs_and_passes_check_env(tmp_path, monkeypatch, capsys):
     try:
         assert main(["check-env", "--import", "my_envs", "reverse"]) == 0
         assert "reverse: 9/9 checks passed" in capsys.readouterr().out
-        env = gym.make(ENV_ALIASES["reverse"])
+        env = gym.make(agentrl.envs.ENV_ALIASES["reverse"])
         obs, _ = env.reset(seed=0, options={"task": {"word": "river"}})
         assert obs == "Reverse the word: river\n"
         obs, r, term, _, info = env.step("42")
@@ -148,7 +150,7 @@ def test_howto_example_runs_and_passes_check_env(tmp_path, monkeypatch, capsys):
         assert (r, term, info["success"]) == (1.0, True, True)
         assert main(["check-env", "--import", "no_such_module_xyz", "reverse"]) == 2
     finally:
-        ENV_ALIASES.pop("reverse", None)
+        agentrl.envs.ENV_ALIASES.pop("reverse", None)
         sys.modules.pop("my_envs", None)
 
 
@@ -212,6 +214,6 @@ def test_scripted_episode_with_the_example_policy_kinds():
     for alias in ("guess_my_city", "wordle", "maze"):
         for kind in ("random", "good"):
             ep = run_scripted_episode(
-                gym.make(ENV_ALIASES[alias]), make_scripted(alias, kind), seed=5
+                gym.make(agentrl.envs.ENV_ALIASES[alias]), make_scripted(alias, kind), seed=5
             )
             assert ep.turns[-1].terminated or ep.turns[-1].truncated

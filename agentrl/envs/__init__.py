@@ -7,6 +7,8 @@
 - ``agentrl/TwentyQuestions-v0`` (:class:`~agentrl.envs.twenty_questions.TwentyQuestionsEnv`)
 - ``agentrl/GuessTheNumber-v0`` (:class:`~agentrl.envs.guess_the_number.GuessTheNumberEnv`)
 - ``agentrl/GuessMyCity-v0``, ``agentrl/Wordle-v0``, ``agentrl/Maze-v0`` (see docs/envs.md)
+- adapters (optional extras): ``agentrl/TextWorld-v0``, ``agentrl/TextArena-<Game>-v0``,
+  ``agentrl/BabyAI-v0`` (:mod:`agentrl.envs.adapters`)
 - ``agentrl/ToolChain-v0`` (:class:`~agentrl.envs.toolchain.ToolChainEnv`): plans of module names (RLTF)
 - ``agentrl/Game24-v0`` (:class:`~agentrl.envs.game24.Game24Env`)
 
@@ -45,6 +47,13 @@ _ENTRY_POINTS = {
 for _id, _entry_point in _ENTRY_POINTS.items():
     if _id not in gymnasium.registry:  # re-importing (e.g. in a Ray worker) must not warn
         gymnasium.register(id=_id, entry_point=_entry_point)
+
+# Adapters to TextWorld / TextArena / MiniGrid: ids only, the optional extra loads on make.
+from agentrl.envs.adapters import ADAPTER_ENVS  # noqa: E402
+
+for _id, (_entry_point, _kwargs) in ADAPTER_ENVS.items():
+    if _id not in gymnasium.registry:
+        gymnasium.register(id=_id, entry_point=_entry_point, kwargs=_kwargs)
 
 
 def resolve_env_id(name: str) -> str:

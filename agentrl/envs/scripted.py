@@ -175,16 +175,22 @@ def make_scripted(env_id: str, kind: str, **kwargs: Any) -> ScriptedPolicy:
         ValueError: unknown env id or kind (the message lists the valid ones).
     """
     from agentrl.envs import ENV_ALIASES  # here, not at import time: the package imports us
+    from agentrl.envs.adapters.policies import POLICIES as ADAPTER_POLICIES
 
     full_id = ENV_ALIASES.get(env_id, env_id)
-    if full_id not in _POLICIES:
+    policies = {**_POLICIES, **ADAPTER_POLICIES}
+    if full_id not in policies:
         raise ValueError(
-            f"no scripted policies for env {env_id!r}; valid env ids: {sorted(_POLICIES)}, "
+            f"no scripted policies for env {env_id!r}; valid env ids: {sorted(policies)}, "
             f"aliases: {sorted(ENV_ALIASES)}"
         )
     if kind not in KINDS:
         raise ValueError(f"unknown scripted policy kind {kind!r}; valid kinds: {list(KINDS)}")
-    classes = _POLICIES[full_id]
+    classes = policies[full_id]
+    if kind not in classes and not (kind == "mix" and {"random", "good"} <= set(classes)):
+        raise ValueError(
+            f"env {full_id!r} has no {kind!r} scripted policy; it has: {sorted(classes)}"
+        )
     if kind == "mix":
         epsilon = kwargs.pop("epsilon", 0.5)
         return MixPolicy(classes["random"](**kwargs), classes["good"](**kwargs), epsilon)

@@ -1,0 +1,225 @@
+"""Scripted policies for the adapters, acting on the observation text only.
+
+None of these import the wrapped libraries. ``good`` policies:
+
+- TextArena GuessTheNumber: binary search on the range and the higher/lower replies.
+- TextArena Mastermind: a random code consistent with every black/white feedback so far.
+- TextArena FrozenLake: the first move of a shortest hole-free path on the latest board.
+- TextArena TowerOfHanoi: the optimal next move from the latest board (any position).
+
+``random`` policies pick a uniformly random well-formed move (TextWorld: a random
+admissible command; BabyAI: a random action name). Sokoban, TextWorld and BabyAI have no
+``good`` text policy here: TextWorld's reset info carries the game's walkthrough, and
+BabyAI's own expert (``minigrid.utils.baby_ai_bot.BabyAIBot``) reads the level's
+internals; the adapter tests play with those.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from agentrl.types import TaskSpec
+
+
+class _Base:
+    rng: np.random.Generator
+
+    def reset(self, task: TaskSpec, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def _pick(self, options: list[str] | tuple[str, ...]) -> str:
+        return options[int(self.rng.integers(len(options)))]
+
+
+def _last_board(observation: str) -> str:
+    return observation.rsplit("Current Board:", 1)[-1]
+
+
+# --- GuessTheNumber ----------------------------------------------------------------------------
+
+
+class GuessTheNumberGood(_Base):
+    def act(self, observation: str) -> str:
+        m = re.search(r"between (\d+) and (\d+)", observation)
+        lo, hi = (int(m.group(1)), int(m.group(2))) if m else (1, 20)
+        pairs = re.findall(
+            r"\[Player\] \[(\d+)\]\n\[GAME\] The target number is (higher|lower)", observation
+        )
+        for guess, hint in pairs:
+            if hint == "higher":
+                lo = max(lo, int(guess) + 1)
+            else:
+                hi = min(hi, int(guess) - 1)
+        return f"[{(lo + hi) // 2}]" if lo <= hi else f"[{lo}]"
+
+
+class GuessTheNumberRandom(_Base):
+    def act(self, observation: str) -> str:
+        m = re.search(r"between (\d+) and (\d+)", observation)
+        lo, hi = (int(m.group(1)), int(m.group(2))) if m else (1, 20)
+        return f"[{int(self.rng.integers(lo, hi + 1))}]"
+
+
+# --- Mastermind --------------------------------------------------------------------------------
+
+
+def _mastermind_spec(observation: str) -> tuple[int, int, bool]:
+    m = re.search(
+        r"(\d+) digits long, each digit from 1 to (\d+)(, with no duplicates)?", observation
+    )
+    return (int(m.group(1)), int(m.group(2)), bool(m.group(3))) if m else (4, 6, True)
+
+
+def pegs(guess: tuple[int, ...], code: tuple[int, ...]) -> tuple[int, int]:
+    """(black, white) pegs of ``guess`` against ``code``."""
+    black = sum(g == c for g, c in zip(guess, code, strict=True))
+    common = sum(min(guess.count(d), code.count(d)) for d in set(guess))
+    return black, common - black
+
+
+class MastermindGood(_Base):
+    def act(self, observation: str) -> str:
+        length, digits, unique = _mastermind_spec(observation)
+        pool = (
+            itertools.permutations(range(1, digits + 1), length)
+            if unique
+            else itertools.product(range(1, digits + 1), repeat=length)
+        )
+        history = [
+            (tuple(int(d) for d in g.split()), (int(b), int(w)))
+            for g, b, w in re.findall(
+                r"Submitted \[([\d ]+)\]\. Feedback: (\d+) black peg\(s\), (\d+) white", observation
+            )
+        ]
+        fit = [c for c in pool if all(pegs(g, c) == fb for g, fb in history)]
+        code = fit[int(self.rng.integers(len(fit)))] if fit else tuple(range(1, length + 1))
+        return "[" + " ".join(map(str, code)) + "]"
+
+
+class MastermindRandom(_Base):
+    def act(self, observation: str) -> str:
+        length, digits, unique = _mastermind_spec(observation)
+        code = self.rng.choice(np.arange(1, digits + 1), size=length, replace=not unique)
+        return "[" + " ".join(str(int(d)) for d in code) + "]"
+
+
+# --- grid games --------------------------------------------------------------------------------
+
+_MOVES = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
+
+
+def frozen_lake_grid(observation: str) -> list[list[str]]:
+    """The latest FrozenLake board as rows of cell symbols (``" "``, ``H``, ``G``, ``P``)."""
+    rows = []
+    for line in _last_board(observation).splitlines():
+        if line.startswith("|"):
+            rows.append([cell.strip() or " " for cell in line.strip("|").split("|")])
+    return rows
+
+
+class FrozenLakeGood(_Base):
+    def act(self, observation: str) -> str:
+        grid = frozen_lake_grid(observation)
+        cells = {(r, c): ch for r, row in enumerate(grid) for c, ch in enumerate(row)}
+        start = next((p for p, ch in cells.items() if ch == "P"), None)
+        if start is None:
+            return "[down]"
+        back: dict[tuple[int, int], Any] = {start: None}
+        queue = deque([start])
+        while queue:
+            p = queue.popleft()
+            if cells[p] == "G":
+                first = None
+                while back[p] is not None:
+                    p, first = back[p]
+                return f"[{first}]"
+            for move, (dr, dc) in _MOVES.items():
+                q = (p[0] + dr, p[1] + dc)
+                if q in cells and cells[q] != "H" and q not in back:
+                    back[q] = (p, move)
+                    queue.append(q)
+        return f"[{self._pick(tuple(_MOVES))}]"
+
+
+class GridRandom(_Base):
+    """A random ``[up|down|left|right]`` (FrozenLake, Sokoban)."""
+
+    def act(self, observation: str) -> str:
+        return f"[{self._pick(tuple(_MOVES))}]"
+
+
+# --- Tower of Hanoi ----------------------------------------------------------------------------
+
+
+def hanoi_board(observation: str) -> dict[str, list[int]]:
+    """The latest board, ``{"A": [3, 2, 1], "B": [], "C": []}`` (bottom first)."""
+    board = {}
+    for name, disks in re.findall(r"^([A-C]): \[([\d, ]*)\]", _last_board(observation), re.M):
+        board[name] = [int(d) for d in disks.split(",") if d.strip()]
+    return board
+
+
+def hanoi_next_move(board: dict[str, list[int]], target: str) -> tuple[str, str] | None:
+    """The optimal next move that brings every disk to ``target`` (``None`` when done)."""
+    where = {disk: peg for peg, disks in board.items() for disk in disks}
+
+    def solve(n: int, to: str) -> tuple[str, str] | None:
+        if n == 0:
+            return None
+        src = where[n]
+        if src == to:
+            return solve(n - 1, to)
+        spare = next(p for p in board if p not in (src, to))
+        return solve(n - 1, spare) or (src, to)
+
+    return solve(len(where), target)
+
+
+class TowerOfHanoiGood(_Base):
+    def act(self, observation: str) -> str:
+        m = re.search(r"to tower ([A-C])", observation)
+        move = hanoi_next_move(hanoi_board(observation), m.group(1) if m else "C")
+        return f"[{move[0]} {move[1]}]" if move else "[A C]"
+
+
+class TowerOfHanoiRandom(_Base):
+    def act(self, observation: str) -> str:
+        src, dst = self.rng.choice(["A", "B", "C"], size=2, replace=False)
+        return f"[{src} {dst}]"
+
+
+# --- TextWorld and BabyAI ----------------------------------------------------------------------
+
+
+def admissible(observation: str) -> list[str]:
+    """The commands listed on the observation's ``Admissible commands:`` line."""
+    line = observation.rsplit("Admissible commands:", 1)[-1].strip().splitlines()
+    return [c.strip() for c in line[0].split(",") if c.strip()] if line else []
+
+
+class TextWorldRandom(_Base):
+    def act(self, observation: str) -> str:
+        return self._pick(admissible(observation) or ["look"])
+
+
+class BabyAIRandom(_Base):
+    def act(self, observation: str) -> str:
+        return self._pick(("turn left", "turn right", "go forward", "pick up", "drop", "toggle"))
+
+
+_TA = "agentrl/TextArena-{}-v0"
+POLICIES: dict[str, dict[str, Any]] = {
+    _TA.format("GuessTheNumber"): {"random": GuessTheNumberRandom, "good": GuessTheNumberGood},
+    _TA.format("Mastermind"): {"random": MastermindRandom, "good": MastermindGood},
+    _TA.format("FrozenLake"): {"random": GridRandom, "good": FrozenLakeGood},
+    _TA.format("TowerOfHanoi"): {"random": TowerOfHanoiRandom, "good": TowerOfHanoiGood},
+    _TA.format("Sokoban"): {"random": GridRandom},
+    "agentrl/TextWorld-v0": {"random": TextWorldRandom},
+    "agentrl/BabyAI-v0": {"random": BabyAIRandom},
+}
+"""Adapter id -> the scripted policy classes it has."""
