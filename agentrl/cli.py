@@ -4,6 +4,7 @@
     agentrl eval checkpoint=PATH [overrides]  greedy evaluation of a checkpoint
     agentrl config [overrides...]             print the composed, validated config
     agentrl list                              registered algorithms, rewards, curricula, envs
+    agentrl lifelong run|report|list ...      lifelong scenarios and their L2M metrics (docs/lifelong.md)
     agentrl check-env [--import MOD] ID [k=v] check a text env (Gymnasium checker + agentrl checks)
     agentrl reward collect|synthesize|train   the ARMAP reward-model pipeline (agentrl reward help)
     agentrl plan [key=value...]               reward-guided planning: best_of_n, reflexion, mcts
@@ -116,6 +117,12 @@ def cmd_check_env(args: list[str]) -> int:
     return 1 if failed else 0
 
 
+def cmd_lifelong(args: list[str]) -> int:
+    from agentrl.lifelong.cli import main as lifelong_main
+
+    return lifelong_main(args)
+
+
 def cmd_list() -> int:
     import gymnasium as gym
 
@@ -125,6 +132,9 @@ def cmd_list() -> int:
     print("algorithms: " + ", ".join(ALGORITHMS.names()))
     print("rewards:    " + ", ".join(REWARDS.names()))
     print("curricula:  " + ", ".join(CURRICULA.names()))
+    from agentrl.registry import LIFELONG
+
+    print("lifelong:   " + ", ".join(LIFELONG.names()))
     print("envs:       " + ", ".join(sorted(k for k in gym.registry if k.startswith("agentrl/"))))
     return 0
 
@@ -137,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     from agentrl.reward_cli import cmd_plan, cmd_reward
 
-    commands = {"train": cmd_train, "eval": cmd_eval, "config": cmd_config, "reward": cmd_reward, "plan": cmd_plan, "check-env": cmd_check_env}
+    commands = {"train": cmd_train, "eval": cmd_eval, "config": cmd_config, "reward": cmd_reward, "plan": cmd_plan, "check-env": cmd_check_env,
+                "lifelong": cmd_lifelong}
     if cmd == "list":
         return cmd_list()
     if cmd not in commands:

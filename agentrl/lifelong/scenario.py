@@ -169,7 +169,10 @@ class BlockLogger:
     def __init__(
         self, base: Path, name: str, sc: ScenarioConfig, extra_info: dict[str, Any] | None = None
     ):
-        from l2logger import l2logger
+        try:
+            from l2logger import l2logger
+        except ImportError as e:
+            raise ImportError("scenario logs need l2logger: pip install 'agentrl[lifelong]'") from e
 
         info = {
             "complexity": sc.complexity,
