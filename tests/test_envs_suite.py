@@ -323,3 +323,27 @@ def test_train_smoke_on_each_builtin_env(alias, tiny_overrides):
     rows = read_metrics(Path(summary["run_dir"]) / "metrics.jsonl")
     assert rows[-1]["iteration"] == 1 and np.isfinite(rows[-1]["ppo/loss"])
     assert rows[-1]["train/errors"] == 0.0 and 1 <= rows[-1]["train/turns"]
+
+
+def test_env_scores_script_writes_the_table(tmp_path):
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks import env_scores
+
+    doc = tmp_path / "envs.md"
+    doc.write_text(f"intro\n{env_scores.START}\nold\n{env_scores.END}\noutro\n")
+    scores = env_scores.main(
+        ["--seeds", "2", "--no-adapters", "--out", str(tmp_path / "s.md"), "--envs-doc", str(doc)]
+    )
+    assert {s.kind for s in scores} == {"random", "good"} and len(scores) >= 12
+    good = {s.label: s for s in scores if s.kind == "good"}
+    assert good["Maze (4x4)"].success == 1.0 and good["Wordle (487 words)"].success == 1.0
+    text = doc.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    assert (
+        "| Maze (4x4) | good | 1.00 | 1.00 |" in text and (tmp_path / "s.png").stat().st_size > 1000
+    )

@@ -14,9 +14,10 @@ characters outside the printable set are replaced (Sokoban's box-on-goal ``√``
 
 Actions: the text is passed to the game as is; the games read the move in square
 brackets (``"[up]"``, ``"[A C]"``, ``"[2 1 4 5]"``, ``"[12]"``). Reward: the game's own
-reward when it ends (1 for a win; 0 or the game's partial score otherwise), 0 before;
-terminated when the game says it is over, ``info["success"]`` when that reward is
-positive, ``info["reason"]`` the game's explanation. Invalid moves follow TextArena's rule:
+reward when it ends (1 for a win; otherwise 0 or the partial credit in ``[0, 1)`` that some
+games give, e.g. for a close final guess), 0 before; terminated when the game says it is
+over, ``info["success"]`` when that reward is 1 (a win), ``info["reason"]`` the game's
+explanation. Invalid moves follow TextArena's rule:
 the first gets a warning and a retry, the next one ends the game without reward; each sets
 ``info["invalid_action"]`` and adds ``invalid_penalty`` (0.0 by default). Truncated after
 ``max_turns`` (200; the games end themselves earlier).
@@ -114,7 +115,7 @@ class TextArenaEnv(TextEnv):
             details = (game_info or {}).get(0, {})
             reason = clean(str(details.get("reason", "")))
             invalid = invalid or bool(details.get("invalid_move", False))
-            info.update(success=final > 0, reason=reason, invalid_action=invalid)
+            info.update(success=final >= 1.0, reason=reason, invalid_action=invalid)
             reward += final
             if reason:
                 self._messages.append(f"[GAME] {reason}")
