@@ -347,3 +347,14 @@ def test_env_scores_script_writes_the_table(tmp_path):
     assert (
         "| Maze (4x4) | good | 1.00 | 1.00 |" in text and (tmp_path / "s.png").stat().st_size > 1000
     )
+
+
+@pytest.mark.parametrize("env_id", [TQ, GMC])
+def test_lm_oracle_envs_pass_check_env(env_id, tiny_lm):
+    from agentrl.envs.check import check_text_env
+
+    model, tok = tiny_lm
+    results = check_text_env(
+        env_id, {"oracle": "lm", "oracle_model": LMOracle(model, tok)}, seeds=(0, 1)
+    )
+    assert all(r.ok for r in results), [str(r) for r in results if not r.ok]
