@@ -167,3 +167,26 @@ def test_rewards_package_imports_no_ray():
     code = "import sys, agentrl.rewards, agentrl.rewards.armap, agentrl.rewards.armap.plan; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("reward", ["env", "rule"])
+def test_agentrl_train_swaps_reward_by_name(tiny_overrides, tmp_path, reward):
+    from agentrl.cli import main
+    from agentrl.metrics import read_metrics
+
+    args = [
+        *tiny_overrides,
+        "env=guess_the_number",
+        "iterations=1",
+        "eval.every=0",
+        "eval.sample=false",
+        f"reward={reward}",
+    ]
+    if reward == "rule":
+        args += ["reward.fn=turn_penalty", "reward.weight=0.5"]
+    assert main(["train", *args]) == 0
+    row = read_metrics(tmp_path / "run" / "metrics.jsonl")[-1]
+    if reward == "rule":  # the learner saw 0.5 * (-turns); the true env return is logged apart
+        assert row["train/relabelled_return"] == pytest.approx(-0.5 * row["train/turns"])
+    else:
+        assert row["train/relabelled_return"] == pytest.approx(row["train/return"])

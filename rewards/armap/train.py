@@ -106,6 +106,7 @@ def train_reward_model(cfg: TrainRMConfig) -> dict[str, Any]:
     import warnings
 
     from datasets import Dataset
+    from transformers import PrinterCallback
     from transformers.utils import logging as hf_logging
     from trl import RewardConfig
 
@@ -161,13 +162,29 @@ def train_reward_model(cfg: TrainRMConfig) -> dict[str, Any]:
     trainer_cls.center_coef = cfg.center_coef
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    import datasets
+    import huggingface_hub.utils as hub_utils
+
+    bars = hf_logging.is_progress_bar_enabled()
+    ds_bars, hub_bars = (
+        datasets.is_progress_bar_enabled(),
+        not hub_utils.are_progress_bars_disabled(),
+    )
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    hub_utils.disable_progress_bars()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trainer = trainer_cls(model=model, args=args, train_dataset=ds, processing_class=tok)
+            trainer.remove_callback(PrinterCallback)  # no per-step dicts on stdout
             result = trainer.train(resume_from_checkpoint=True if resume else None)
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+        if ds_bars:
+            datasets.enable_progress_bars()
     trained = trainer.model
     scorer = RewardModelScorer.from_model(trained, tok, max_length=cfg.max_length)
     train_acc, _ = evaluate_pairs(scorer, train_rows[:500])
@@ -191,6 +208,8 @@ def train_reward_model(cfg: TrainRMConfig) -> dict[str, Any]:
         "text_format": "rm_text(intent, response, eos)",
     }
     path = save_reward_model(trained, tok, cfg.out, meta)
+    if hub_bars:
+        hub_utils.enable_progress_bars()
     append_jsonl(path / "heldout.jsonl", held_scores)
     shutil.rmtree(work, ignore_errors=True)
     return {"path": str(path), **metrics}
