@@ -69,10 +69,8 @@ def test_textworld_random_policy_plays_to_the_end(tmp_path):
 
 # --- TextArena ---------------------------------------------------------------------------------
 
-GOOD = ("GuessTheNumber", "Mastermind", "FrozenLake", "TowerOfHanoi")
 
-
-@pytest.mark.parametrize("game", GOOD)
+@pytest.mark.parametrize("game", TEXTARENA_GAMES)
 def test_textarena_good_policy_wins(game):
     env_id = f"agentrl/TextArena-{game}-v0"
     wins = []
@@ -117,6 +115,9 @@ def test_textarena_policies_on_hand_made_text():
         "[GAME] Submitted [1 2 3 4]. Feedback: 4 black peg(s), 0 white peg(s)."
     )
     assert guess == "[1 2 3 4]"
+    board = "Current Board:\n\n# # # # #\n# P X O #\n# # # # #\n"
+    assert ap.sokoban_plan(board) == ["right"]  # push the box onto the goal
+    assert ap.sokoban_plan("Current Board:\n\n# # # # #\n# X P O #\n# # # # #\n") == []
 
 
 # --- BabyAI / MiniGrid -------------------------------------------------------------------------

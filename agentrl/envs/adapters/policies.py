@@ -6,9 +6,10 @@ None of these import the wrapped libraries. ``good`` policies:
 - TextArena Mastermind: a random code consistent with every black/white feedback so far.
 - TextArena FrozenLake: the first move of a shortest hole-free path on the latest board.
 - TextArena TowerOfHanoi: the optimal next move from the latest board (any position).
+- TextArena Sokoban: the first move of a shortest plan (BFS over player and box positions).
 
 ``random`` policies pick a uniformly random well-formed move (TextWorld: a random
-admissible command; BabyAI: a random action name). Sokoban, TextWorld and BabyAI have no
+admissible command; BabyAI: a random action name). TextWorld and BabyAI have no
 ``good`` text policy here: TextWorld's reset info carries the game's walkthrough, and
 BabyAI's own expert (``minigrid.utils.baby_ai_bot.BabyAIBot``) reads the level's
 internals; the adapter tests play with those.
@@ -153,6 +154,81 @@ class GridRandom(_Base):
         return f"[{self._pick(tuple(_MOVES))}]"
 
 
+def sokoban_boards(observation: str) -> list[list[list[str]]]:
+    """Every Sokoban board in the observation, as rows of symbols (``# _ O X * P``)."""
+    boards = []
+    for chunk in observation.split("Current Board:")[1:]:
+        rows = [line.split() for line in chunk.splitlines() if line.strip()]
+        rows = [r for r in rows if r and set(r) <= set("#_OX*P")]
+        if rows:
+            boards.append(rows)
+    return boards
+
+
+def sokoban_plan(observation: str, max_states: int = 200_000) -> list[str]:
+    """A shortest push plan for the latest board (BFS over player and box positions).
+
+    Goals are read from every board of the transcript, so a goal hidden under the player
+    or a box on the latest board is still known. Empty if no plan is found.
+    """
+    boards = sokoban_boards(observation)
+    if not boards:
+        return []
+    goals = {
+        (r, c) for b in boards for r, row in enumerate(b) for c, ch in enumerate(row) if ch in "O*"
+    }
+    board = boards[-1]
+    walls = {(r, c) for r, row in enumerate(board) for c, ch in enumerate(row) if ch == "#"}
+    inside = {(r, c) for r, row in enumerate(board) for c, _ in enumerate(row)}
+    boxes = frozenset(
+        (r, c) for r, row in enumerate(board) for c, ch in enumerate(row) if ch in "X*"
+    )
+    player = next(
+        ((r, c) for r, row in enumerate(board) for c, ch in enumerate(row) if ch == "P"), None
+    )
+    if player is None or not goals:
+        return []
+
+    def free(p: tuple[int, int], bx: frozenset) -> bool:
+        return p in inside and p not in walls and p not in bx
+
+    start = (player, boxes)
+    back: dict[Any, Any] = {start: None}
+    queue = deque([start])
+    while queue and len(back) < max_states:
+        state = queue.popleft()
+        pos, bx = state
+        if bx <= goals:
+            plan = []
+            while back[state] is not None:
+                state, move = back[state]
+                plan.append(move)
+            return plan[::-1]
+        for move, (dr, dc) in _MOVES.items():
+            nxt = (pos[0] + dr, pos[1] + dc)
+            if nxt in bx:
+                beyond = (nxt[0] + dr, nxt[1] + dc)
+                if not free(beyond, bx):
+                    continue
+                new = (nxt, (bx - {nxt}) | {beyond})
+            elif free(nxt, bx):
+                new = (nxt, bx)
+            else:
+                continue
+            if new not in back:
+                back[new] = (state, move)
+                queue.append(new)
+    return []
+
+
+class SokobanGood(_Base):
+    """The first move of a shortest plan that puts every box on a goal."""
+
+    def act(self, observation: str) -> str:
+        plan = sokoban_plan(observation)
+        return f"[{plan[0]}]" if plan else f"[{self._pick(tuple(_MOVES))}]"
+
+
 # --- Tower of Hanoi ----------------------------------------------------------------------------
 
 
@@ -218,7 +294,7 @@ POLICIES: dict[str, dict[str, Any]] = {
     _TA.format("Mastermind"): {"random": MastermindRandom, "good": MastermindGood},
     _TA.format("FrozenLake"): {"random": GridRandom, "good": FrozenLakeGood},
     _TA.format("TowerOfHanoi"): {"random": TowerOfHanoiRandom, "good": TowerOfHanoiGood},
-    _TA.format("Sokoban"): {"random": GridRandom},
+    _TA.format("Sokoban"): {"random": GridRandom, "good": SokobanGood},
     "agentrl/TextWorld-v0": {"random": TextWorldRandom},
     "agentrl/BabyAI-v0": {"random": BabyAIRandom},
 }
