@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,7 @@ def make_game(
     made, _ = textworld.make(opts)
     os.replace(Path(made).with_suffix(".json"), path.with_suffix(".json"))
     os.replace(made, path)
+    shutil.rmtree(tmp_dir, ignore_errors=True)
     return path
 
 
@@ -121,8 +124,12 @@ class TextWorldEnv(TextEnv):
             admissible_commands=True, policy_commands=True, max_score=True, won=True,
             lost=True, objective=True, description=True, score=True,
         )  # fmt: skip
-        self._game = self._tw.start(str(path), request_infos=infos)
-        self._state = self._game.reset()
+        with warnings.catch_warnings():
+            # jericho warns that it cannot track the score of TextWorld's games itself;
+            # TextWorld reports the score, so the warning is noise here
+            warnings.filterwarnings("ignore", message=".*not fully supported.*")
+            self._game = self._tw.start(str(path), request_infos=infos)
+            self._state = self._game.reset()
         self._score = 0
         walkthrough = list(self._state.policy_commands or [])
         obs = f"{self._state.objective}\n\n{self._state.description}"
@@ -131,7 +138,7 @@ class TextWorldEnv(TextEnv):
 
     def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
         # letters, digits, spaces, - and ' only: the interpreter treats e.g. "\\" as escapes
-        command = " ".join(re.sub(r"[^a-z0-9' -]", " ", action[:200].lower()).split())
+        command = " ".join(re.sub(r"[^a-z0-9' -]", " ", action[:180].lower()).split())
         admissible = {c.lower() for c in (self._state.admissible_commands or [])}
         invalid = command not in admissible
         self._state, _, done = self._game.step(command)
