@@ -25,7 +25,7 @@ from agentrl.checkpoint import CheckpointManager
 from agentrl.config import load_config, to_plain
 from agentrl.learner import Learner
 from agentrl.lifelong.report import report
-from agentrl.lifelong.scenario import run_scenario, scenario_config
+from agentrl.lifelong.scenario import run_scenario, run_ste, scenario_config
 from agentrl.warmstart import scripted_episodes, sft_rows
 
 EPOCHS = 6.0
@@ -80,7 +80,16 @@ def pretrain(seed: int, root: Path, episodes: int = 100) -> str:
     return str(CheckpointManager(root / "checkpoints").save(0, learner.save, meta))
 
 
-def run_method(method: str, seed: int, start: str, root: Path, lam: float) -> dict[str, Any]:
+def single_task_experts(seed: int, start: str, root: Path) -> Path:
+    """One expert per task from the same start, no lifelong components (for the STE metrics)."""
+    cfg = load_config([*COMMON, f"seed={seed}", f"run_dir={root}"])
+    run_ste(cfg, scenario_config(cfg), root, start, lambda *a, **k: None)
+    return root / "ste"
+
+
+def run_method(
+    method: str, seed: int, start: str, root: Path, lam: float, ste: Path | None
+) -> dict[str, Any]:
     entries = [COMPONENT_OPTIONS[c].replace("LAM", str(lam)) for c in METHODS[method]]
     overrides = [
         *COMMON,
@@ -91,7 +100,7 @@ def run_method(method: str, seed: int, start: str, root: Path, lam: float) -> di
     ]
     t = time.perf_counter()
     run_scenario(load_config(overrides), console=False)
-    result = report(root)
+    result = report(root, ste_dir=ste)
     result["seconds"] = time.perf_counter() - t
     return result
 
@@ -110,6 +119,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--lam", type=float, default=1000.0, help="online EWC lambda")
+    ap.add_argument(
+        "--no-ste", dest="ste", action="store_false", help="skip the single-task experts"
+    )
     ap.add_argument("--root", default="runs/bench_lifelong")
     ap.add_argument("--out", default="docs/lifelong_results.md")
     args = ap.parse_args()
@@ -117,8 +129,9 @@ def main() -> None:
     results: dict[str, list[dict[str, Any]]] = {m: [] for m in args.methods}
     for seed in args.seeds:
         start = pretrain(seed, root / f"pretrain-seed{seed}")
+        ste = single_task_experts(seed, start, root / f"ste-seed{seed}") if args.ste else None
         for method in args.methods:
-            r = run_method(method, seed, start, root / f"{method}-seed{seed}", args.lam)
+            r = run_method(method, seed, start, root / f"{method}-seed{seed}", args.lam, ste)
             results[method].append(r)
             lt = r["lifetime"]
             print(
@@ -136,6 +149,8 @@ def write(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace, ou
         "backward_transfer_contrast",
         "forward_transfer_ratio",
         "forward_transfer_contrast",
+        "ste_rel_perf",
+        "sample_efficiency",
     ]
     header = "| method | " + " | ".join(keys) + " | final mean success | seconds/run |"
     lines = [header, "|" + "---|" * (len(keys) + 3)]

@@ -313,3 +313,59 @@ def test_bad_lifelong_config_fails_early_with_clear_messages():
         LifelongStack.build(["replay", "replay"])
     with pytest.raises(ValueError, match="capacity must be >= 1"):
         ReplayConfig(capacity=0)
+
+
+def test_wake_sleep_consolidation_keeps_old_and_takes_new():
+    import copy
+
+    from agentrl.learner import Learner
+    from agentrl.lifelong.consolidation import (
+        ConsolidationConfig,
+        WakeSleepConsolidation,
+        action_log_distributions,
+        distillation_kl,
+    )
+
+    cfg = load_config(
+        [
+            "model.hidden_size=32",
+            "model.num_layers=1",
+            "model.intermediate_size=64",
+            "model.num_heads=2",
+        ]
+    )
+    learner = Learner(cfg.model, {"name": "filtered_bc"}, seed=0)
+    comp = WakeSleepConsolidation(ConsolidationConfig(steps=40, batch_size=8, lr=1e-2), seed=0)
+    old_turn, new_turn = ([5, 6, 7], [8, 9]), ([11, 12, 13], [14, 15])
+
+    def feed(task: str, turn: tuple[list[int], list[int]]) -> None:
+        comp.on_task_start({"name": task})
+        ep = _episode(0)
+        ep.turns[0].prompt_ids, ep.turns[0].action_ids = turn
+        comp.on_episode(ep)
+
+    feed("a", old_turn)
+    assert comp.consolidate(learner) == {"sleep_steps": 0.0}  # first sleep: store the stable copy
+    stable_a = copy.deepcopy(learner.policy)
+    with torch.no_grad():  # the wake phase of task b changes the plastic policy
+        for p in learner.policy.model.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    plastic_b = copy.deepcopy(learner.policy)
+    feed("b", new_turn)
+    stats = comp.consolidate(learner)
+    assert stats["sleep_steps"] == 40.0
+
+    def kl(teacher, student, turn) -> float:
+        with torch.no_grad():
+            t, mask = action_log_distributions(teacher, [turn[0]], [turn[1]])
+            s, _ = action_log_distributions(student, [turn[0]], [turn[1]])
+        return float(distillation_kl(t, s, mask))
+
+    consolidated = learner.policy  # the plastic policy was reset to the new stable weights
+    assert all(torch.equal(v, comp.stable[k]) for k, v in consolidated.get_weights().items())
+    assert kl(stable_a, consolidated, old_turn) < 0.5 * kl(
+        stable_a, plastic_b, old_turn
+    )  # old skill kept
+    assert kl(plastic_b, consolidated, new_turn) < 0.5 * kl(
+        plastic_b, stable_a, new_turn
+    )  # new skill taken

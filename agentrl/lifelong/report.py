@@ -44,10 +44,10 @@ def find_log_dir(run_dir: str | Path) -> Path:
     return candidates[-1].parent
 
 
-def read_ste(run_dir: str | Path, perf: str) -> dict[str, list[list[Regime]]]:
-    """Single-task-expert runs under ``run_dir/ste/l2logs`` (task -> list of runs)."""
+def read_ste(ste_dir: str | Path, perf: str) -> dict[str, list[list[Regime]]]:
+    """Single-task-expert runs under ``ste_dir/l2logs`` (task -> list of runs)."""
     out: dict[str, list[list[Regime]]] = {}
-    for info in sorted((Path(run_dir) / "ste" / "l2logs").glob("*/logger_info.json")):
+    for info in sorted((Path(ste_dir) / "l2logs").glob("*/logger_info.json")):
         regimes = to_regimes(read_l2log(info.parent), perf)
         tasks = {r.task for r in regimes if r.block_type == "train"}
         if len(tasks) == 1:
@@ -55,11 +55,20 @@ def read_ste(run_dir: str | Path, perf: str) -> dict[str, list[list[Regime]]]:
     return out
 
 
-def report(run_dir: str | Path, perf: str = "success", smoothing: str = "flat") -> dict[str, Any]:
-    """Metrics of a scenario run (plus its test-block performance matrix)."""
+def report(
+    run_dir: str | Path,
+    perf: str = "success",
+    smoothing: str = "flat",
+    ste_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Metrics of a scenario run (plus its test-block performance matrix).
+
+    ``ste_dir``: where the single-task experts were logged (default ``run_dir/ste``).
+    """
     log_dir = find_log_dir(run_dir)
     regimes = to_regimes(read_l2log(log_dir), perf)
-    result = lifetime_metrics(regimes, read_ste(run_dir, perf), smoothing=smoothing)
+    ste = read_ste(ste_dir if ste_dir is not None else Path(run_dir) / "ste", perf)
+    result = lifetime_metrics(regimes, ste, smoothing=smoothing)
     result["log_dir"] = str(log_dir)
     result["test_matrix"] = test_matrix(regimes)
     return result
