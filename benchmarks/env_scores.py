@@ -47,6 +47,7 @@ ADAPTERS: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     ],
     ("TextWorld (2 rooms, quest 2)", "agentrl/TextWorld-v0", {"max_turns": 30}, {}),
     ("BabyAI GoToRedBallNoDists", "agentrl/BabyAI-v0", {}, {}),
+    ("BabyAI GoToLocal", "agentrl/BabyAI-v0", {"env_name": "BabyAI-GoToLocal-v0"}, {}),
 ]
 
 

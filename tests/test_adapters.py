@@ -161,3 +161,8 @@ def test_babyai_text_actions_and_view():
     assert obs2.splitlines()[:-1] == obs.splitlines()[:-1]  # nothing moved
     ep = run_scripted_episode(env, make_scripted("agentrl/BabyAI-v0", "random"), seed=1)
     assert ep.turns[-1].terminated or ep.turns[-1].truncated  # played to the level's end
+    good = [
+        run_scripted_episode(env, make_scripted("agentrl/BabyAI-v0", "good"), seed=s)
+        for s in range(10)
+    ]
+    assert np.mean([e.success for e in good]) >= 0.9  # the text alone is enough to find the ball

@@ -8,11 +8,14 @@ None of these import the wrapped libraries. ``good`` policies:
 - TextArena TowerOfHanoi: the optimal next move from the latest board (any position).
 - TextArena Sokoban: the first move of a shortest plan (BFS over player and box positions).
 
+- BabyAI "go to" missions: walk towards the named object as the text describes it
+  (other missions: random actions).
+
 ``random`` policies pick a uniformly random well-formed move (TextWorld: a random
-admissible command; BabyAI: a random action name). TextWorld and BabyAI have no
-``good`` text policy here: TextWorld's reset info carries the game's walkthrough, and
-BabyAI's own expert (``minigrid.utils.baby_ai_bot.BabyAIBot``) reads the level's
-internals; the adapter tests play with those.
+admissible command; BabyAI: a random action name). TextWorld has no ``good`` text policy
+here: its reset info carries the game's walkthrough, which the adapter tests play; BabyAI's
+own expert (``minigrid.utils.baby_ai_bot.BabyAIBot``, reading the level's internals) is
+also played there through the text actions.
 """
 
 from __future__ import annotations
@@ -288,6 +291,46 @@ class BabyAIRandom(_Base):
         return self._pick(("turn left", "turn right", "go forward", "pick up", "drop", "toggle"))
 
 
+_SEEN = re.compile(
+    r"a (?:open |closed |locked )?(\w+) (\w+), (?:(\d+) steps? forward)?(?: and )?(?:(\d+) steps? (left|right))?"
+)
+
+
+class BabyAIGoToGood(_Base):
+    """For "go to the <color> <object>" missions: walk to the object as the text shows it.
+
+    Object in view: turn towards it when it is level with the agent, else walk forward
+    (turning away from whatever blocks the way); out of view: turn left, or walk forward
+    one time in three so that the agent leaves a corner. Other missions: random actions.
+    """
+
+    def act(self, observation: str) -> str:
+        m = re.search(r"Mission: go to (?:the|a) (\w+) (\w+)", observation)
+        lines = observation.splitlines()
+        seen = next((ln for ln in lines if ln.startswith("You see: ")), "")
+        target = None
+        for color, kind, fwd, side, way in _SEEN.findall(seen):
+            if m and (color, kind) == (m.group(1), m.group(2)):
+                target = (int(fwd or 0), int(side or 0) * (1 if way == "right" else -1))
+                break
+        if m is None:
+            return self._pick(("turn left", "turn right", "go forward"))
+        if target is None:
+            return (
+                "go forward"
+                if self.rng.random() < 1 / 3 and "bumped" not in lines[-1]
+                else "turn left"
+            )
+        forward, side = target
+        if forward == 0:
+            return "turn right" if side > 0 else "turn left"
+        if forward == 1 and side == 0:
+            return "done"
+        if "bumped" in lines[-1]:
+            return "turn right" if side >= 0 else "turn left"
+        return "go forward"
+
+
 _TA = "agentrl/TextArena-{}-v0"
 POLICIES: dict[str, dict[str, Any]] = {
     _TA.format("GuessTheNumber"): {"random": GuessTheNumberRandom, "good": GuessTheNumberGood},
@@ -296,6 +339,6 @@ POLICIES: dict[str, dict[str, Any]] = {
     _TA.format("TowerOfHanoi"): {"random": TowerOfHanoiRandom, "good": TowerOfHanoiGood},
     _TA.format("Sokoban"): {"random": GridRandom, "good": SokobanGood},
     "agentrl/TextWorld-v0": {"random": TextWorldRandom},
-    "agentrl/BabyAI-v0": {"random": BabyAIRandom},
+    "agentrl/BabyAI-v0": {"random": BabyAIRandom, "good": BabyAIGoToGood},
 }
 """Adapter id -> the scripted policy classes it has."""
