@@ -267,7 +267,7 @@ def test_task_change_detector_on_observations_and_rewards():
     assert return_shift([0.0, 1.0] * 4, [0.0, 1.0] * 4) == pytest.approx(0.0)
 
 
-def test_extra_loss_changes_the_ppo_and_bc_updates():
+def test_extra_loss_changes_the_ppo_bc_and_archer_actor_updates():
     from agentrl.learner import Learner
 
     cfg = load_config(
@@ -278,9 +278,25 @@ def test_extra_loss_changes_the_ppo_and_bc_updates():
             "model.num_heads=2",
         ]
     )
+    archer = {
+        "name": "archer",
+        "warmup_iters": 0,
+        "critic_epochs": 1,
+        "actor_epochs": 1,
+        "batch_size": 2,
+        "grad_accum": 1,
+        "critic_model": {
+            "name": "tiny_encoder",
+            "hidden_size": 16,
+            "num_layers": 1,
+            "num_heads": 2,
+            "intermediate_size": 32,
+        },
+    }
     for algo in (
         {"name": "filtered_bc", "steps": 1, "top_fraction": 1.0},
         {"name": "ppo", "minibatch_size": 4},
+        archer,  # the actor step
     ):
         results = []
         for entries in ([], [{"name": "ewc", "lam": 1e6}]):

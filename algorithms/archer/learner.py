@@ -332,7 +332,7 @@ class Archer:
             extra = extra_fn(self.policy) if extra_fn is not None else None
             if extra is not None:
                 extra.backward()
-                loss_sum += float(extra)
+                loss_sum += float(extra.detach())
         finally:
             model.train(was_training)
         norm = torch.nn.utils.clip_grad_norm_(self.actor_params, cfg.grad_clip)
