@@ -178,3 +178,33 @@ def test_scenario_configs_validate():
         scenario_config(load_config([]))
     with pytest.raises(ConfigError, match="lower case"):
         scenario_config(load_config(["scenario=guess_ranges", "scenario.tasks.0.name=Low_1"]))
+
+
+def test_detected_boundaries_trigger_consolidation(tmp_path):
+    # The components are not told where tasks change; the detector finds the new ranges
+    # (new first observations) in the first iteration of each block and EWC consolidates.
+    scenario = [
+        "scenario=guess_ranges",
+        "scenario.boundaries=detected",
+        "scenario.eval_episodes=2",
+        *(f"scenario.tasks.{k}.iterations=2" for k in range(3)),
+    ]
+    lifelong = "lifelong=[{name:task_change,window:8},{name:online_ewc,lam:1.0}]"
+    from agentrl.lifelong.scenario import run_scenario
+
+    summary = run_scenario(
+        load_config([*TINY, lifelong, *scenario, f"run_dir={tmp_path}"]), console=False
+    )
+    state = read_lifelong_state(summary["checkpoint"])
+    assert state["tasks"] == ["low", "detected1", "detected2"]
+    assert state["components"]["task_change"]["changes"] == 2
+    assert len(state["components"]["online_ewc"]["anchors"]) == 1
+    assert [h["position"] for h in state["history"] if "position" in h] == [
+        0,
+        1,
+        2,
+    ]  # the scenario position
+    for block in ("03-train-mid", "05-train-high"):
+        rows = [json.loads(line) for line in open(tmp_path / "blocks" / block / "metrics.jsonl")]
+        first = next(r for r in rows if "lifelong/batch_episodes" in r)
+        assert first["lifelong/task_change"] == 1.0 and first["lifelong/online_ewc/anchors"] == 1.0

@@ -77,6 +77,10 @@ class LifelongComponent(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+def _plain(task: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in task.items() if isinstance(v, str | int | float | bool)}
+
+
 def _entry_name(entry: Any) -> tuple[str, dict[str, Any]]:
     if isinstance(entry, str):
         return entry, {}
@@ -158,18 +162,30 @@ class LifelongStack:
 
     # --- task boundaries -------------------------------------------------------------------
     def task_start(self, task: dict[str, Any]) -> None:
-        """Begin ``task`` (a dict with at least ``name``) in every component."""
+        """Begin ``task`` (a dict with at least ``name``) in every component.
+
+        A task with ``"given": False`` is a hint, not a boundary: if a task is in progress
+        (e.g. restored by ``init_from``) it continues, and only a detector ends it.
+        """
+        if task.get("given", True) is False and self.current is not None:
+            # recorded (a scenario's position), but the components are not told
+            self.history.append({**_plain(task), "continued": True})
+            return
         task = dict(task)
         task.setdefault("name", f"task{len(self.tasks)}")
         self.current = task
         self.tasks.append(str(task["name"]))
-        self.history.append(
-            {k: v for k, v in task.items() if isinstance(v, str | int | float | bool)}
-        )
+        self.history.append(_plain(task))
         self._call("on_task_start", task)
 
-    def task_end(self, learner: Any) -> dict[str, float]:
-        """End the current task: every ``on_task_end``, then every ``consolidate``."""
+    def task_end(self, learner: Any, detected: bool = False) -> dict[str, float]:
+        """End the current task: every ``on_task_end``, then every ``consolidate``.
+
+        A task started with ``"given": False`` ends only when a detector says so
+        (``detected=True``); the end of a run then leaves it running.
+        """
+        if not detected and self.current is not None and self.current.get("given", True) is False:
+            return {}
         task = self.current or {"name": f"task{len(self.tasks)}"}
         self._call("on_task_end", task)
         stats: dict[str, float] = {}
@@ -187,8 +203,11 @@ class LifelongStack:
         stats: dict[str, float] = {}
         if any(bool(flag) for _, flag in self._call("detect_task_change", list(episodes))):
             self.detected_changes += 1
-            stats.update(self.task_end(learner))
-            self.task_start({"name": f"detected{self.detected_changes}", "detected": True})
+            given = (self.current or {}).get("given", True)
+            stats.update(self.task_end(learner, detected=True))
+            self.task_start(
+                {"name": f"detected{self.detected_changes}", "detected": True, "given": given}
+            )
             stats["lifelong/task_change"] = 1.0
         batch = list(episodes)
         for _, comp in self.components:

@@ -142,11 +142,18 @@ class _EWCBase:
         return 0.0 if value is None else float(value)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"anchors": self.anchors, "fishers": self.fishers}
+        # The recent episodes travel too: a detected boundary in the next run needs them.
+        return {
+            "anchors": self.anchors,
+            "fishers": self.fishers,
+            "recent": [e.to_dict() for e in self.recent],
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.anchors = [dict(a) for a in state["anchors"]]
         self.fishers = [dict(f) for f in state["fishers"]]
+        self.recent.clear()
+        self.recent.extend(Episode.from_dict(d) for d in state.get("recent", []))
 
 
 def _snapshot(policy: Any) -> dict[str, torch.Tensor]:

@@ -75,8 +75,16 @@ class ScenarioConfig:
     complexity: str = "1-low"
     difficulty: str = "2-medium"
     scenario_type: str = "custom"
+    boundaries: str = "given"
+    """``given``: each task's start and end reach the components (consolidation at every
+    task end); ``detected``: the components are not told, a ``task_change`` component must
+    find the boundaries (the first task's start is the only one given)."""
 
     def __post_init__(self) -> None:
+        if self.boundaries not in ("given", "detected"):
+            raise ValueError(
+                f"scenario.boundaries must be 'given' or 'detected', got {self.boundaries!r}"
+            )
         if not self.tasks:
             raise ValueError("a scenario needs at least one task (scenario.tasks)")
         names = [t.name for t in self.tasks]
@@ -303,7 +311,12 @@ def run_scenario(cfg: TrainConfig, ste: bool = False, console: bool = True) -> d
         trainer = Trainer(
             bcfg,
             console=False,
-            lifelong_task={"name": task.name, "scenario": sc.name, "position": k},
+            lifelong_task={
+                "name": task.name,
+                "scenario": sc.name,
+                "position": k,
+                "given": sc.boundaries == "given",
+            },
         )
         result = trainer.run()
         checkpoint = result["checkpoint"]
