@@ -1,19 +1,28 @@
 """Zero-shot vs supervised vs RLTF planners on held-out ToolChain test tasks (docs/rltf.md).
 
-For each seed, a tiny Llama (the ``tiny`` model config, trained from scratch) is
+Setting (defaults; every knob is a flag): ToolChain tasks over 6 modules (reverse, sort,
+double, inc, sum, max) with chains of 1-2 modules, 2 examples shown per task, the plan
+written one module per turn (``multi_turn``, intermediate results shown back), decoded
+under a constraint over those 6 names; the train/test split holds out 20% of the
+two-module combinations (``split_seed`` = the seed). The policy is a tiny Llama
+(hidden 64, 2 layers) trained from scratch, with a 512-piece BPE fitted to train-split
+ToolChain text (so words are tokens, as for a pretrained tokenizer). For each seed:
 
 1. **zero-shot**: the untrained policy (the "base" planner);
 2. **supervised**: fine-tuned with TRL's SFTTrainer on the ``good`` scripted planner's
-   plans for a few solved train tasks (``--sft-tasks``), as the paper's fine-tuned planner;
-3. **RLTF**: the supervised policy trained further with RLTF on train tasks (task
-   feedback only, no plans shown) for ``--iterations`` updates.
+   plans for a few solved train tasks (``--sft-tasks`` 16, 60 epochs), as the paper's
+   fine-tuned planner;
+3. **RLTF**: the supervised policy trained further with RLTF on freshly sampled train
+   tasks (task feedback only, no plans shown): ``--iterations`` 100 updates of 32 tasks,
+   ``k`` = 4 candidates per turn, epsilon 0.2 x 0.9 per update with a 0.1 floor, lr 3e-4.
 
-All three decode under the ``toolchain`` constraint and are scored greedily on the same
-``--test-tasks`` tasks of the held-out test split (module combinations never seen in
-training). Score = mean task reward (share of examples solved; -1 for an invalid plan).
+All three decode greedily under the constraint and are scored on the same ``--test-tasks``
+(128) tasks of the held-out test split. Score = mean task reward (share of examples
+solved; -1 for an invalid plan, which the constraint rules out).
 
-    python benchmarks/rltf.py                      # 3 seeds, writes docs/rltf.md + docs/rltf.png
+    python benchmarks/rltf.py                      # 3 seeds, ~5-10 min on 2 busy cores
     python benchmarks/rltf.py --seeds 0 --iterations 20 --out /tmp/rltf   # a quick look
+    python benchmarks/rltf.py --single-turn       # whole plans in one turn (see docs/rltf.md)
 """
 
 from __future__ import annotations
@@ -28,15 +37,69 @@ import numpy as np
 import torch
 
 ENV_ID = "agentrl/ToolChain-v0"
+CONSTRAINT = "toolchain"
+"""The decoding constraint (``main`` registers one over ``--modules`` only)."""
 
 
-def make_policy(seed: int, model_overrides: dict[str, Any]) -> Any:
+def register_subset_constraint(modules: list[str], multi_turn: bool) -> None:
+    """Plans over ``modules`` only (the policy cannot name a module the tasks never use);
+    one module per turn in multi-turn mode."""
+    global CONSTRAINT
+    from agentrl.envs.toolchain import MODULE_NAMES
+    from agentrl.policy.constraints import CONSTRAINTS, PlanGrammar
+
+    CONSTRAINT = "toolchain_step" if multi_turn else "toolchain"
+    if sorted(modules) == sorted(MODULE_NAMES):
+        return
+    names = tuple(m for m in MODULE_NAMES if m in modules)
+    items = 1 if multi_turn else 4
+    CONSTRAINTS["toolchain_subset"] = lambda: PlanGrammar(
+        names=names, separator=" ", max_items=items
+    )
+    CONSTRAINT = "toolchain_subset"
+
+
+def toolchain_tokenizer(env_kwargs: dict[str, Any], n_tasks: int = 2000) -> Any:
+    """A 512-piece BPE (the ``word`` tokenizer's recipe) trained on train-split ToolChain text:
+    the words of task sentences and module names become single tokens, as they would be for
+    a pretrained model's tokenizer. Only observations and plans of the train split are used."""
+    from agentrl.envs.scripted import make_scripted
+    from agentrl.envs.toolchain import ToolChainEnv
+    from agentrl.policy.tokenizer import _wrap, train_word_tokenizer
+
+    env = ToolChainEnv(**{**env_kwargs, "split": "train"})
+    good = make_scripted(ENV_ID, "good")
+    texts = []
+    for task in env.task_list(n_tasks):
+        obs, _ = env.reset(seed=0, options={"task": task})
+        texts.append(obs + "\nAction: " + good.act(obs) + "\n")
+    return _wrap(train_word_tokenizer(texts))
+
+
+def make_policy(seed: int, model: dict[str, Any], tokenizer: Any = None) -> Any:
+    """A tiny Llama from scratch (the ``tiny`` recipe) on ``tokenizer`` (default: the word one)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     from agentrl.learner import seed_everything
-    from agentrl.policy import ModelConfig, Policy
+    from agentrl.policy import Policy, build_word_tokenizer
 
     seed_everything(seed)
-    policy = Policy.from_config(ModelConfig(name="tiny", init_seed=seed, **model_overrides))
-    policy.score_constraint = "toolchain"
+    tok = tokenizer if tokenizer is not None else build_word_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=model["hidden_size"],
+        num_hidden_layers=model["num_layers"],
+        num_attention_heads=model["num_heads"],
+        num_key_value_heads=model["num_heads"],
+        intermediate_size=model["intermediate_size"],
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    policy = Policy(LlamaForCausalLM(config).eval(), tok)
+    policy.score_constraint = CONSTRAINT
     return policy
 
 
@@ -47,7 +110,7 @@ def evaluate(
     from agentrl.policy import SamplingConfig
     from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
 
-    sampling = SamplingConfig(max_new_tokens=48, constraint="toolchain")
+    sampling = SamplingConfig(max_new_tokens=48, constraint=CONSTRAINT)
     worker = RolloutWorker(ENV_ID, env_kwargs, 32, sampling, policy=policy)
     jobs = [EpisodeJob(i, 10_000 + i, t) for i, t in enumerate(tasks)]
     eps = worker.collect(jobs, rng_seed=123, greedy=greedy)
@@ -94,7 +157,7 @@ def rltf(
     from agentrl.trainer import iteration_rng_seed, iteration_seeds
 
     algorithm: Any = build_algorithm("rltf", {"name": "rltf", **algo}, policy, seed=seed)
-    sampling = SamplingConfig(max_new_tokens=48, constraint="toolchain")
+    sampling = SamplingConfig(max_new_tokens=48, constraint=CONSTRAINT)
     worker = RolloutWorker(ENV_ID, env_kwargs, episodes, sampling, policy=policy)
     for it in range(1, iterations + 1):
         jobs = [EpisodeJob(j, s) for j, s in enumerate(iteration_seeds(seed, it, episodes))]
@@ -109,13 +172,20 @@ def rltf(
         }
         if eval_fn is not None and eval_every and it % eval_every == 0:
             row["test_score"] = eval_fn()["score"]
+            print(json.dumps(row), flush=True)
         log.append(row)
 
 
 def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     from agentrl.envs.toolchain import ToolChainEnv
 
-    base = {"split_seed": seed, "max_chain": args.max_chain, "num_examples": 3}
+    base = {
+        "split_seed": seed,
+        "max_chain": args.max_chain,
+        "num_examples": args.examples,
+        "modules": args.modules,
+        "multi_turn": args.multi_turn,
+    }
     train_kwargs = {**base, "split": "train"}
     test_kwargs = {**base, "split": "test"}
     test_tasks = ToolChainEnv(**test_kwargs).task_list(args.test_tasks)
@@ -125,7 +195,9 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
         "num_heads": 4,
         "intermediate_size": 2 * args.hidden,
     }
-    policy = make_policy(seed, model)
+    policy = make_policy(
+        seed, model, toolchain_tokenizer(base) if args.tokenizer == "toolchain" else None
+    )
     out: dict[str, Any] = {"seed": seed}
     t0 = time.perf_counter()
     out["zero_shot"] = evaluate(policy, test_kwargs, test_tasks)
@@ -143,6 +215,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
         "epsilon_decay": args.epsilon_decay,
         "min_epsilon": args.min_epsilon,
         "choice": args.choice,
+        "normalize_advantage": args.normalize,
     }
     rltf(
         policy,
@@ -231,23 +304,31 @@ def main() -> None:
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--max-chain", type=int, default=2)
+    p.add_argument(
+        "--modules", type=lambda t: t.split(","), default="reverse,sort,double,inc,sum,max"
+    )
+    p.add_argument("--examples", type=int, default=2)
+    p.add_argument("--normalize", action="store_true")
+    p.add_argument("--single-turn", dest="multi_turn", action="store_false")
+    p.add_argument("--tokenizer", choices=["toolchain", "word"], default="toolchain")
     p.add_argument("--test-tasks", type=int, default=128)
-    p.add_argument("--sft-tasks", type=int, default=32)
-    p.add_argument("--sft-epochs", type=float, default=10.0)
+    p.add_argument("--sft-tasks", type=int, default=16)
+    p.add_argument("--sft-epochs", type=float, default=60.0)
     p.add_argument("--sft-lr", type=float, default=2e-3)
-    p.add_argument("--iterations", type=int, default=150)
+    p.add_argument("--iterations", type=int, default=100)
     p.add_argument("--episodes", type=int, default=32)
-    p.add_argument("--k", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--k", type=int, default=4)
+    p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--epsilon", type=float, default=0.2)
     p.add_argument("--epsilon-decay", type=float, default=0.9)
-    p.add_argument("--min-epsilon", type=float, default=0.0)
+    p.add_argument("--min-epsilon", type=float, default=0.1)
     p.add_argument("--choice", default="best")
-    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--eval-every", type=int, default=25)
+    p.add_argument("--eval-every", type=int, default=20)
     p.add_argument("--out", default="docs")
     args = p.parse_args()
+    register_subset_constraint(args.modules, args.multi_turn)
     torch.set_num_threads(1)
     results = [run_seed(s, args) for s in args.seeds]
     write_report(results, args, Path(args.out))

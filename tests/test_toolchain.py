@@ -140,3 +140,31 @@ def test_good_player_falls_back_to_search_without_the_sentence():
     policy.reset({}, np.random.default_rng(0))
     plan = tc.parse_plan(policy.act(garbled))
     assert plan is not None and env.score(plan) == 1.0 and len(plan) <= 2
+
+
+def test_multi_turn_shows_intermediate_results_and_scores_the_whole_plan():
+    env = _env(multi_turn=True)
+    obs, _ = env.reset(seed=0, options={"task": {"chain": "sort max", "seed": 2}})
+    inputs = [tc._parse_value(x) for x, _ in tc.parse_observation(obs)[1]]
+    assert obs.endswith("\nStep 1 of 2: " + tc.parse_observation(obs)[0][0] + ".")
+    assert "\nNow: " + " ; ".join(repr(x) for x in inputs) + "\n" in obs
+    obs, reward, terminated, truncated, info = env.step("sort")
+    assert (reward, terminated, truncated) == (0.0, False, False)
+    assert "\nNow: " + " ; ".join(repr(sorted(x)) for x in inputs) + "\nStep 2 of 2: " in obs
+    _, reward, terminated, truncated, info = env.step("max")
+    assert reward == 1.0 and terminated and not truncated and info["success"]
+    env.reset(seed=0, options={"task": {"chain": "sort max", "seed": 2}})
+    assert "\nNow: error ; error" in env.step("upper")[0]  # a wrong type shows as an error
+    assert env.step("max")[1] == 0.0
+    env.reset(seed=0, options={"task": {"chain": "sort max", "seed": 2}})
+    _, reward, terminated, _, info = env.step("sort sum")  # one module per turn
+    assert reward == -1.0 and terminated and info["invalid_action"]
+
+
+def test_good_player_multi_turn_solves_every_task():
+    env = gym.make(TC, multi_turn=True, split="test")
+    good = make_scripted(TC, "good")
+    episodes = [run_scripted_episode(env, good, seed=s) for s in range(30)]
+    assert all(
+        e.total_reward == 1.0 and e.num_turns == len(e.task["chain"].split()) for e in episodes
+    )

@@ -20,6 +20,18 @@ Observation (one turn)::
 Action: module names separated by spaces (commas, ``|``, ``;`` and ``->`` also separate),
 e.g. ``"reverse sum"``. Terminated after one turn.
 
+Multi-turn mode (``multi_turn=True``): the plan is written one module per turn, one turn
+per step of the task; each observation adds the step to do next and the intermediate
+results of the modules chosen so far::
+
+    ...examples as above...
+    Now: [3, 1, 2] ; [5, 0, 4, 4] ; [7, 7]
+    Step 1 of 2: flip the order.
+
+An action is then exactly one module name (the ``toolchain_step`` constraint); the last
+turn is rewarded with the share of examples the whole plan solves (0 before; -1 and the
+end of the episode for an invalid action).
+
 Task spec: ``{"chain": "reverse sum", "seed": 17}``; the seed fixes the examples and the
 wording of the description. ``sample_task`` draws a chain of the env's split and a seed.
 
@@ -145,6 +157,7 @@ PLAN_SEPARATOR = " "
 _IDEMPOTENT = {"sort", "dedup", "upper", "novowel", "evens", "head"}
 _PHRASE_TO_MODULE = {p: m.name for m in MODULES.values() for p in m.phrases}
 _SPLIT = re.compile(r"(?:\s|,|;|\||->)+")
+_STEP = re.compile(r"\nStep \d+ of \d+: (.*)\.$")
 _WORDS = (
     "apple river stone candle forest garden mirror pepper rocket silver tiger violin basket".split()
 )
@@ -198,11 +211,15 @@ def _redundant(chain: tuple[str, ...]) -> bool:
 
 
 @lru_cache(maxsize=16)
-def all_chains(min_chain: int = 1, max_chain: int = 4) -> tuple[tuple[str, ...], ...]:
-    """Every type-correct, non-redundant chain from a ``str`` or ``list`` input, in a fixed order."""
+def all_chains(
+    min_chain: int = 1, max_chain: int = 4, modules: tuple[str, ...] | None = None
+) -> tuple[tuple[str, ...], ...]:
+    """Every type-correct, non-redundant chain from a ``str`` or ``list`` input, in a fixed
+    order, over ``modules`` (default: all of :data:`MODULES`)."""
+    names = MODULE_NAMES if modules is None else tuple(m for m in MODULE_NAMES if m in modules)
     out = []
     for n in range(min_chain, max_chain + 1):
-        for chain in itertools.product(MODULE_NAMES, repeat=n):
+        for chain in itertools.product(names, repeat=n):
             if _redundant(chain):
                 continue
             if output_type(chain, _S) is not None or output_type(chain, _L) is not None:
@@ -217,11 +234,12 @@ def split_chains(
     test_fraction: float = 0.2,
     min_chain: int = 1,
     max_chain: int = 4,
+    modules: tuple[str, ...] | None = None,
 ) -> tuple[tuple[str, ...], ...]:
     """The chains of ``split`` (``"train"``, ``"test"`` or ``"all"``); see the module docstring."""
     if split not in ("train", "test", "all"):
         raise ValueError(f"unknown split {split!r}; valid splits: ['all', 'test', 'train']")
-    chains = all_chains(min_chain, max_chain)
+    chains = all_chains(min_chain, max_chain, modules)
     if split == "all":
         return chains
     multi = [i for i, c in enumerate(chains) if len(c) >= 2]
@@ -308,6 +326,9 @@ class ToolChainEnv(TextEnv):
         num_examples: examples per task (3); the reward is the share solved.
         num_tasks: if > 0, :meth:`sample_task` draws from only the first ``num_tasks``
             tasks of a fixed seeded list of the split (a small task set); 0 = unlimited.
+        modules: build task chains from these modules only (default: all); plans may
+            still name any module.
+        multi_turn: one module per turn with intermediate results shown (module docstring).
         render_mode: ``None`` or ``"ansi"``.
     """
 
@@ -323,6 +344,8 @@ class ToolChainEnv(TextEnv):
         max_modules: int = 4,
         num_examples: int = 3,
         num_tasks: int = 0,
+        modules: list[str] | tuple[str, ...] | None = None,
+        multi_turn: bool = False,
         render_mode: str | None = None,
     ):
         super().__init__(render_mode=render_mode)
@@ -334,15 +357,24 @@ class ToolChainEnv(TextEnv):
             raise ValueError(
                 f"num_examples must be >= 1 and num_tasks >= 0, got {num_examples}, {num_tasks}"
             )
-        self.chains = split_chains(split, split_seed, test_fraction, min_chain, max_chain)
+        if modules is not None:
+            unknown = sorted(set(modules) - set(MODULE_NAMES))
+            if unknown or not modules:
+                raise ValueError(f"unknown modules {unknown}; valid: {list(MODULE_NAMES)}")
+        subset = None if modules is None else tuple(sorted(modules))
+        self.chains = split_chains(split, split_seed, test_fraction, min_chain, max_chain, subset)
         if not self.chains:
             raise ValueError(f"split {split!r} has no chains (test_fraction={test_fraction})")
         self.split = split
         self.max_modules = max_modules
         self.num_examples = num_examples
         self.num_tasks = num_tasks
+        self.multi_turn = bool(multi_turn)
         self.examples: list[tuple[Value, Value]] = []
         self.chain: tuple[str, ...] = ()
+        self.plan: list[str] = []
+        self._task_text = ""
+        self._phrases: list[str] = []
 
     def task_list(self, n: int) -> list[dict[str, Any]]:
         """A fixed, seeded list of ``n`` tasks of this split (the same for every instance)."""
@@ -369,7 +401,21 @@ class ToolChainEnv(TextEnv):
             task["seed"] = int(self.np_random.integers(2**31))
         self.chain = tuple(chain)
         obs, self.examples = render_task(self.chain, int(task["seed"]), self.num_examples)
+        if self.multi_turn:
+            self.max_turns = len(chain)
+            self.plan = []
+            self._task_text = obs
+            self._phrases = parse_observation(obs)[0]
+            obs = self._step_observation()
         return obs, {"chain_length": len(chain)}
+
+    def _step_observation(self) -> str:
+        values = [run_chain(self.plan, x) for x, _ in self.examples]
+        now = " ; ".join("error" if v is None else _fmt(v) for v in values)
+        i = len(self.plan)
+        return (
+            f"{self._task_text}\nNow: {now}\nStep {i + 1} of {len(self.chain)}: {self._phrases[i]}."
+        )
 
     def score(self, plan: list[str]) -> float:
         """Share of this task's examples that ``plan`` maps to the expected output."""
@@ -377,10 +423,22 @@ class ToolChainEnv(TextEnv):
         return solved / len(self.examples)
 
     def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
+        if self.multi_turn:
+            return self._step_one(action)
         plan = parse_plan(action, self.max_modules)
         if plan is None:
             return "", -1.0, True, {"success": False, "invalid_action": True, "score": -1.0}
         score = self.score(plan)
+        return "", score, True, {"success": score == 1.0, "invalid_action": False, "score": score}
+
+    def _step_one(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
+        step = parse_plan(action, max_modules=1)
+        if step is None:
+            return "", -1.0, True, {"success": False, "invalid_action": True, "score": -1.0}
+        self.plan.append(step[0])
+        if len(self.plan) < len(self.chain):
+            return self._step_observation(), 0.0, False, {"invalid_action": False}
+        score = self.score(self.plan)
         return "", score, True, {"success": score == 1.0, "invalid_action": False, "score": score}
 
 
@@ -417,7 +475,7 @@ class ToolChainRandom:
         self.rng = rng
 
     def act(self, observation: str) -> str:
-        n = int(self.rng.integers(1, self.max_modules + 1))
+        n = 1 if _STEP.search(observation) else int(self.rng.integers(1, self.max_modules + 1))
         return PLAN_SEPARATOR.join(
             MODULE_NAMES[int(i)] for i in self.rng.integers(len(MODULE_NAMES), size=n)
         )
@@ -436,6 +494,14 @@ class ToolChainGood:
         self.rng = rng
 
     def act(self, observation: str) -> str:
+        step = _STEP.search(observation)
+        if step is not None:  # multi-turn: the module of the step asked for
+            module = _PHRASE_TO_MODULE.get(step.group(1))
+            return (
+                module
+                if module is not None
+                else MODULE_NAMES[int(self.rng.integers(len(MODULE_NAMES)))]
+            )
         chain = chain_from_description(observation)
         if chain is not None and consistent(chain, observation):
             return PLAN_SEPARATOR.join(chain)

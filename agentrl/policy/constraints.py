@@ -113,7 +113,17 @@ def toolchain_grammar() -> PlanGrammar:
     return PlanGrammar(names=MODULE_NAMES, separator=PLAN_SEPARATOR, max_items=4, terminator="\n")
 
 
-CONSTRAINTS: dict[str, Callable[[], PlanGrammar]] = {"toolchain": toolchain_grammar}
+def toolchain_step_grammar() -> PlanGrammar:
+    """One ToolChain module name per turn (the env's ``multi_turn`` mode)."""
+    from agentrl.envs.toolchain import MODULE_NAMES
+
+    return PlanGrammar(names=MODULE_NAMES, separator=" ", max_items=1, terminator="\n")
+
+
+CONSTRAINTS: dict[str, Callable[[], PlanGrammar]] = {
+    "toolchain": toolchain_grammar,
+    "toolchain_step": toolchain_step_grammar,
+}
 """Named constraints (``rollout.sampling.constraint=<name>``)."""
 
 
@@ -205,4 +215,11 @@ class TokenConstraint:
         return out
 
 
-__all__ = ["CONSTRAINTS", "PlanGrammar", "TokenConstraint", "resolve_grammar", "toolchain_grammar"]
+__all__ = [
+    "CONSTRAINTS",
+    "PlanGrammar",
+    "TokenConstraint",
+    "resolve_grammar",
+    "toolchain_grammar",
+    "toolchain_step_grammar",
+]
