@@ -208,3 +208,22 @@ def test_detected_boundaries_trigger_consolidation(tmp_path):
         rows = [json.loads(line) for line in open(tmp_path / "blocks" / block / "metrics.jsonl")]
         first = next(r for r in rows if "lifelong/batch_episodes" in r)
         assert first["lifelong/task_change"] == 1.0 and first["lifelong/online_ewc/anchors"] == 1.0
+
+
+def test_cli_lifelong_errors_and_list(capsys):
+    from agentrl.cli import main as cli_main
+
+    assert cli_main(["lifelong", "run", "cluster=inline"]) == 2
+    assert "no scenario: pass scenario=NAME" in capsys.readouterr().err
+    assert (
+        cli_main(["lifelong", "run", "scenario=guess_ranges", "lifelong=[nope]", "cluster=inline"])
+        == 2
+    )
+    assert "unknown lifelong component 'nope'" in capsys.readouterr().err
+    assert cli_main(["lifelong", "report", "/nonexistent/run"]) == 2
+    assert "no l2logger logs" in capsys.readouterr().err
+    assert cli_main(["lifelong", "frobnicate"]) == 2
+    assert "valid: run, report, list" in capsys.readouterr().err
+    assert cli_main(["lifelong", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "online_ewc" in out and "guess_ranges" in out

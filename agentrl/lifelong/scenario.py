@@ -251,6 +251,10 @@ def run_scenario(cfg: TrainConfig, ste: bool = False, console: bool = True) -> d
     from agentrl.trainer import Trainer
 
     sc = scenario_config(cfg)
+    if cfg.lifelong:  # fail before any block runs
+        from agentrl.lifelong.base import validate_lifelong
+
+        validate_lifelong(list(cfg.lifelong), cfg.algorithm["name"])
     run_dir = Path(cfg.run_dir or f"runs/lifelong-{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
     start_ckpt: str | None = None
