@@ -38,6 +38,8 @@ class Learner:
             (``policy.action_logprobs``) applies it by default, so log-probs match sampling.
         imports: user modules to import first (so their registrations exist here too).
         import_path: folder put on ``sys.path`` for those imports (the driver's cwd).
+        lifelong: lifelong components (names or ``{name, **options}``), in hook order; they
+            live here, next to the policy (:mod:`agentrl.lifelong`, docs/lifelong.md).
     """
 
     def __init__(
