@@ -10,7 +10,7 @@ ToolChain text (so words are tokens, as for a pretrained tokenizer). For each se
 
 1. **zero-shot**: the untrained policy (the "base" planner);
 2. **supervised**: fine-tuned with TRL's SFTTrainer on the ``good`` scripted planner's
-   plans for a few solved train tasks (``--sft-tasks`` 16, 60 epochs), as the paper's
+   plans for a few solved train tasks (``--sft-tasks`` 8, 60 epochs), as the paper's
    fine-tuned planner;
 3. **RLTF**: the supervised policy trained further with RLTF on freshly sampled train
    tasks (task feedback only, no plans shown): ``--iterations`` 100 updates of 32 tasks,
@@ -312,7 +312,7 @@ def main() -> None:
     p.add_argument("--single-turn", dest="multi_turn", action="store_false")
     p.add_argument("--tokenizer", choices=["toolchain", "word"], default="toolchain")
     p.add_argument("--test-tasks", type=int, default=128)
-    p.add_argument("--sft-tasks", type=int, default=16)
+    p.add_argument("--sft-tasks", type=int, default=8)
     p.add_argument("--sft-epochs", type=float, default=60.0)
     p.add_argument("--sft-lr", type=float, default=2e-3)
     p.add_argument("--iterations", type=int, default=100)

@@ -310,17 +310,27 @@ def test_short_rltf_run_improves_the_task_score():
 # --- through the Trainer ----------------------------------------------------------------------
 
 
-def test_train_rltf_on_toolchain_through_the_trainer(tmp_path):
+@pytest.mark.parametrize(
+    "setup",
+    [
+        [
+            "algorithm=rltf",
+            "env=toolchain",
+            "cluster=inline",
+            "rollout.sampling.constraint=toolchain",
+        ],
+        ["+experiment=rltf_toolchain"],  # multi-turn, toolchain_step constraint
+    ],
+    ids=["single_turn", "experiment"],
+)
+def test_train_rltf_on_toolchain_through_the_trainer(tmp_path, setup):
     from agentrl.trainer import train
 
     cfg = load_config(
         [
             *TINY_MODEL,
-            "algorithm=rltf",
-            "env=toolchain",
-            "cluster=inline",
+            *setup,
             f"run_dir={tmp_path / 'run'}",
-            "rollout.sampling.constraint=toolchain",
             "rollout.num_workers=1",
             "rollout.envs_per_worker=4",
             "rollout.episodes_per_iter=8",
