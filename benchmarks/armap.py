@@ -38,6 +38,7 @@ ENVS: dict[str, dict[str, Any]] = {
         "epochs": 4.0,
         "proposer": {"proposer": "mix", "epsilon": 0.7},
         "tasks": 100,
+        "exclude_seen": True,  # plan on puzzles absent from the RM's training data
     },
     "guess_the_number": {
         "collect": {
@@ -50,6 +51,7 @@ ENVS: dict[str, dict[str, Any]] = {
         "epochs": 3.0,
         "proposer": {"proposer": "random", "env_kwargs": {"low": 1, "high": 32}},
         "tasks": 100,
+        "exclude_seen": False,  # all 32 targets were explored; the trajectories planned are new
     },
 }
 
@@ -97,7 +99,7 @@ def run_env(name: str, spec: dict[str, Any], work: Path, seed: int) -> dict[str,
         env_kwargs=env_kwargs,
         tasks=spec["tasks"],
         seed=100_000 + seed,
-        exclude=str(d / "triplets.jsonl"),
+        exclude=str(d / "triplets.jsonl") if spec["exclude_seen"] else None,
         **prop,
     )
     out["bon"] = run_plan(
@@ -142,36 +144,82 @@ def run_env(name: str, spec: dict[str, Any], work: Path, seed: int) -> dict[str,
     return out
 
 
-def run_rl(work: Path, rm_path: str, iterations: int, seed: int) -> dict[str, Any]:
-    """PPO on Game24 (short-form steps) trained only on the learned RM's score."""
+RL_ENV = {"high": 4, "max_turns": 2}  # the repo's small learning game (tests/test_learning.py)
+
+
+def run_rl(work: Path, iterations: int, seed: int) -> dict[str, Any]:
+    """ARMAP on a small GuessTheNumber, then PPO trained only on the learned RM's score.
+
+    The RM is learned from random exploration (ranked pairs: same target, success vs not);
+    the PPO run never sees the env reward, which is logged beside the RM reward.
+    """
     from agentrl.config import load_config
     from agentrl.trainer import train
 
-    cfg = load_config(
-        [
-            "env=game24",
-            "env.kwargs.require_result=false",
-            "reward=learned_rm",
-            f"reward.path={rm_path}",
-            "algorithm=ppo",
-            "cluster=inline",
-            f"iterations={iterations}",
-            f"run_dir={work / 'rl'}",
-            f"seed={seed}",
-            "logging.tensorboard=false",
-            "logging.plot=true",
-            "logging.progress=false",
-            "rollout.num_workers=1",
-            "rollout.envs_per_worker=16",
-            "rollout.episodes_per_iter=32",
-            "eval.every=10",
-            "eval.episodes=128",
-            "warm_start.episodes=300",
-            "checkpoint.every=0",
-        ]
+    d = work / "rl_gtn"
+    collect(
+        CollectConfig(
+            env="guess_the_number",
+            env_kwargs=dict(RL_ENV),
+            episodes=600,
+            policy="random",
+            repeats=6,
+            seed=seed,
+            out=str(d / "traj.jsonl"),
+        )
     )
-    summary = train(cfg, console=False)
+    synthesize(
+        SynthesizeConfig(
+            trajectories=str(d / "traj.jsonl"), out=str(d / "triplets.jsonl"), seed=seed
+        )
+    )
+    rm = train_reward_model(
+        TrainRMConfig(
+            data=str(d / "triplets.jsonl"),
+            out=str(d / "rm"),
+            epochs=2.0,
+            seed=seed,
+            backbone=RMBackboneConfig(**ENVS["guess_the_number"]["backbone"]),
+        )
+    )
+    overrides = [
+        "env=guess_the_number",
+        f"env.kwargs.high={RL_ENV['high']}",
+        f"+env.kwargs.max_turns={RL_ENV['max_turns']}",
+        "reward=learned_rm",
+        f"reward.path={d / 'rm'}",
+        f"+reward.env_kwargs.high={RL_ENV['high']}",
+        f"+reward.env_kwargs.max_turns={RL_ENV['max_turns']}",
+        "algorithm=ppo",
+        "algorithm.lr=1e-3",
+        "cluster=inline",
+        f"iterations={iterations}",
+        f"run_dir={d / 'run'}",
+        f"seed={seed}",
+        "model.hidden_size=64",
+        "model.num_layers=1",
+        "model.intermediate_size=128",
+        "model.num_heads=2",
+        "logging.tensorboard=false",
+        "logging.plot=true",
+        "logging.progress=false",
+        "rollout.num_workers=1",
+        "rollout.envs_per_worker=16",
+        "rollout.episodes_per_iter=64",
+        "eval.every=4",
+        "eval.episodes=128",
+        "eval.greedy=false",
+        "warm_start.enabled=true",
+        "warm_start.policy=random",
+        "warm_start.episodes=100",
+        "warm_start.epochs=2",
+        "warm_start.lr=3e-3",
+        "checkpoint.every=0",
+    ]
+    summary = train(load_config(overrides), console=False)
     rows = [json.loads(line) for line in open(Path(summary["run_dir"]) / "metrics.jsonl")]
+    summary["rm"] = rm
+    summary["command"] = "agentrl train " + " ".join(overrides)
     summary["curve"] = [
         {
             k: r.get(k)
@@ -180,8 +228,8 @@ def run_rl(work: Path, rm_path: str, iterations: int, seed: int) -> dict[str, An
                 "train/return",
                 "train/success",
                 "train/relabelled_return",
-                "eval/success",
                 "eval_sample/success",
+                "eval_sample/invalid_actions",
             )
         }
         for r in rows
@@ -273,22 +321,24 @@ def report(results: dict[str, Any], rl: dict[str, Any] | None, args: argparse.Na
             "",
             "## RL on the learned reward (`reward=learned_rm`)",
             "",
-            "PPO on Game24 (short-form steps, `env.kwargs.require_result=false`), BC warm start from the "
-            "`mix` scripted player, trained only on the Game24 reward model's score (sigmoid); "
-            "the true env success is measured on 128 fixed evaluation puzzles.",
+            f"GuessTheNumber with targets 1..{RL_ENV['high']} and {RL_ENV['max_turns']} turns (the repo's small "
+            "learning game). ARMAP stages 1-3 from 600 random-policy episodes (ranked pairs) give a reward model "
+            f"with held-out pairwise accuracy {rl['rm']['heldout_accuracy']:.3f}; PPO from a weak BC start is "
+            "then trained **only on that model's score** (sigmoid). The true env success is measured on 128 "
+            "fixed evaluation episodes (sampled with a fixed seed) and logged next to the RM reward.",
             "",
-            "| iteration | train true success | train RM return | eval success (greedy) | eval success (sampled) |",
+            "| iteration | train true success | train RM return | eval true success | eval invalid actions |",
             "|---|---|---|---|---|",
         ]
         for r in rl["curve"]:
-            if r.get("eval/success") is not None:
-                tr = r.get("train/success")
-                rr = r.get("train/relabelled_return")
+            if r.get("eval_sample/success") is not None:
+                tr, rr = r.get("train/success"), r.get("train/relabelled_return")
                 lines.append(
                     f"| {r['iteration']} | {'-' if tr is None else f'{tr:.3f}'} | "
-                    f"{'-' if rr is None else f'{rr:.3f}'} | {r['eval/success']:.3f} | "
-                    f"{r.get('eval_sample/success') or 0:.3f} |"
+                    f"{'-' if rr is None else f'{rr:.3f}'} | {r['eval_sample/success']:.3f} | "
+                    f"{r.get('eval_sample/invalid_actions') or 0:.3f} |"
                 )
+        lines += ["", f"Command: `{rl['command']}`"]
     lines += [
         "",
         "Wall time: " + ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in results.items()),
@@ -305,14 +355,22 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--envs", default="game24,guess_the_number")
     ap.add_argument("--rl", action="store_true")
-    ap.add_argument("--rl-iterations", type=int, default=40)
+    ap.add_argument("--rl-iterations", type=int, default=16)
+    ap.add_argument(
+        "--rl-only", action="store_true", help="only the RL part (planning results from --work)"
+    )
     ap.add_argument("--docs", default="docs")
     args = ap.parse_args()
     work = Path(args.work)
-    results = {name: run_env(name, ENVS[name], work, args.seed) for name in args.envs.split(",")}
+    if args.rl_only:
+        results = json.loads((work / "results.json").read_text())["envs"]
+    else:
+        results = {
+            name: run_env(name, ENVS[name], work, args.seed) for name in args.envs.split(",")
+        }
     rl = None
     if args.rl:
-        rl = run_rl(work, str(work / "game24" / "rm_tiny"), args.rl_iterations, args.seed)
+        rl = run_rl(work, args.rl_iterations, args.seed)
         print(
             f"[rl] eval success {rl['initial_eval_success']} -> {rl['final_eval_success']}, sampled "
             f"{rl['initial_eval_sample_success']} -> {rl['final_eval_sample_success']}",

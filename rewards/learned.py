@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agentrl.registry import REWARDS
@@ -27,6 +27,8 @@ class LearnedRMConfig(RewardConfig):
     path: str | None = None
     """A checkpoint root (its ``latest`` version) or one version folder."""
     transform: str = "sigmoid"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """The run's ``env.kwargs`` (envs without ARMAP hooks replay episodes with them)."""
     batch_size: int = 32
     max_length: int = 512
 
@@ -55,7 +57,7 @@ class LearnedRewardModel:
         )
 
     def score(self, episodes: Sequence[Episode]) -> list[float]:
-        pairs = [intent_and_response(ep) for ep in episodes]
+        pairs = [intent_and_response(ep, env_kwargs=self.config.env_kwargs) for ep in episodes]
         raw = self.scorer.score([i for i, _ in pairs], [r for _, r in pairs])
         if self.config.transform == "raw":
             return raw

@@ -3,9 +3,10 @@
 An env may provide ARMAP hooks (duck-typed on ``env.unwrapped``; Game of 24 has them all):
 
 - ``intent(task) -> str``: the task instruction (default: the episode's first observation).
-- ``response_text(episode) -> str``: what the agent produced (default: the transcript after
-  the first observation -- the final observation when the episode recorded it in
-  ``turns[-1].info["final_observation"]``, else the last observation and the last action).
+- ``response_text(episode) -> str``: what the agent produced (default: the final
+  observation after the first one's text -- as recorded in
+  ``turns[-1].info["final_observation"]``, or rebuilt by replaying the actions from
+  ``reset(seed, task)``).
 - ``score_response(task, response) -> float``: the env's own scorer of a response.
 - ``corrupt_response(task, response, rng) -> str``: a wrong variant of a good response.
 - ``reference_response(task) -> str | None``: a known-good response.
@@ -50,14 +51,40 @@ def episode_response(episode: Episode, env: Any = None) -> str:
         return ""
     first, last = episode.turns[0].observation, episode.turns[-1]
     final = last.info.get("final_observation")
+    if not (isinstance(final, str) and final) and env is not None:
+        final = replay_final_observation(episode, env)
     text = final if isinstance(final, str) and final else f"{last.observation}> {last.action}\n"
     return text[len(first) :] if text.startswith(first) else text
 
 
-def intent_and_response(episode: Episode, env: Any = None) -> tuple[str, str]:
-    """``(intent, response)`` of an episode, using ``env``'s hooks where it has them."""
+def replay_final_observation(episode: Episode, env: Any) -> str | None:
+    """The observation after the last turn, rebuilt by replaying the episode's actions from
+    ``reset(seed, task)`` (rollout workers do not keep it); ``None`` if the replay fails."""
+    try:
+        obs, _ = env.reset(
+            seed=episode.seed, options={"task": dict(episode.task)} if episode.task else None
+        )
+        for turn in episode.turns:
+            obs, _r, terminated, truncated, _info = env.step(turn.action)
+            if terminated or truncated:
+                break
+        return str(env.render() or obs)
+    except Exception:
+        return None
+
+
+def intent_and_response(
+    episode: Episode, env: Any = None, env_kwargs: dict[str, Any] | None = None
+) -> tuple[str, str]:
+    """``(intent, response)`` of an episode, using ``env``'s hooks where it has them.
+
+    Without ``env``, one is made from the episode's id and ``env_kwargs`` (which should be
+    the kwargs the episode was played with, for the replay of the final observation).
+    """
     if env is None:
-        env = env_for(episode.env_id)
+        import json
+
+        env = env_for(episode.env_id, json.dumps(env_kwargs or {}, sort_keys=True))
     return episode_intent(episode, env), episode_response(episode, env)
 
 

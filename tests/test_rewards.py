@@ -190,3 +190,17 @@ def test_agentrl_train_swaps_reward_by_name(tiny_overrides, tmp_path, reward):
         assert row["train/relabelled_return"] == pytest.approx(-0.5 * row["train/turns"])
     else:
         assert row["train/relabelled_return"] == pytest.approx(row["train/return"])
+
+
+def test_default_response_replays_the_final_observation():
+    import gymnasium as gym
+
+    from agentrl.envs import make_scripted, run_scripted_episode
+    from agentrl.rewards.trajectory import intent_and_response
+
+    env = gym.make("agentrl/GuessTheNumber-v0")
+    ep = run_scripted_episode(env, make_scripted("guess_the_number", "good"), seed=4)
+    assert ep.success and "final_observation" not in ep.turns[-1].info  # as rollout workers record it
+    intent, response = intent_and_response(ep)
+    assert intent == "Guess the number between 1 and 16."
+    assert response.rstrip().endswith(f"{ep.turns[-1].action}: correct")
