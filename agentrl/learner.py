@@ -34,8 +34,9 @@ class Learner:
         algorithm: the ``algorithm`` config section (``name`` + the algorithm's keys).
         seed: seeds torch/numpy/python in this process and the algorithm.
         sampling_temperature: the rollout temperature (algorithms that re-score need it).
-        sampling_constraint: the rollout's decoding constraint; re-scoring
-            (``policy.action_logprobs``) applies it by default, so log-probs match sampling.
+        sampling_constraint: the rollout's decoding constraint; the policy's own sampling
+            and re-scoring (``policy.action_logprobs``) apply it by default, so log-probs
+            match sampling.
         imports: user modules to import first (so their registrations exist here too).
         import_path: folder put on ``sys.path`` for those imports (the driver's cwd).
         lifelong: lifelong components (names or ``{name, **options}``), in hook order; they
@@ -59,7 +60,7 @@ class Learner:
         seed_everything(seed)
         self.model_config = model
         self.policy = Policy.from_config(model)
-        self.policy.score_constraint = sampling_constraint
+        self.policy.default_constraint = sampling_constraint
         self.algorithm_name = algorithm["name"]
         self.algorithm = build_algorithm(algorithm["name"], algorithm, self.policy, seed=seed)
         if hasattr(self.algorithm, "sampling_temperature"):

@@ -99,7 +99,7 @@ def make_policy(seed: int, model: dict[str, Any], tokenizer: Any = None) -> Any:
         eos_token_id=tok.eos_token_id,
     )
     policy = Policy(LlamaForCausalLM(config).eval(), tok)
-    policy.score_constraint = CONSTRAINT
+    policy.default_constraint = CONSTRAINT
     return policy
 
 

@@ -131,7 +131,7 @@ def test_constrained_logprobs_match_between_sampling_and_scoring():
     with torch.no_grad():
         sums, per_token, mask = policy.action_logprobs(prompts, actions, constraint="toolchain")
         plain, _, _ = policy.action_logprobs(prompts, actions)
-        policy.score_constraint = "toolchain"
+        policy.default_constraint = "toolchain"
         default, _, _ = policy.action_logprobs(prompts, actions)
     sampled = torch.tensor([g.logprob for g in gens])
     torch.testing.assert_close(sums, sampled, atol=1e-4, rtol=1e-4)
@@ -141,6 +141,16 @@ def test_constrained_logprobs_match_between_sampling_and_scoring():
         torch.testing.assert_close(
             row[: len(g.logprobs)], torch.tensor(g.logprobs), atol=1e-4, rtol=1e-4
         )
+    # the default constraint also governs sampling that names none (e.g. ArCHer's fresh actions)
+    own = policy.generate_text(
+        ["Task: sort it."] * 8, SamplingConfig(max_new_tokens=48), torch.Generator().manual_seed(1)
+    )
+    assert [g.token_ids for g in own] == actions
+    policy.default_constraint = None
+    free = policy.generate_text(
+        ["Task: sort it."] * 8, SamplingConfig(max_new_tokens=48), torch.Generator().manual_seed(1)
+    )
+    assert [g.token_ids for g in free] != actions
 
 
 # --- REINFORCE pieces, by hand -----------------------------------------------------------------
@@ -191,7 +201,7 @@ def _episode(policy: Policy, observation: str, plan: str, reward: float) -> Epis
 def test_update_follows_the_hand_computed_gradient():
     """One RLTF update equals one Adam step on -mean((R - b) log pi), b = first batch mean."""
     policy = _policy(0)
-    policy.score_constraint = "toolchain"
+    policy.default_constraint = "toolchain"
     eps = [
         _episode(policy, "Task: sort it.", "sort", 1.0),
         _episode(policy, "Task: sort it.", "reverse sum", 0.0),
@@ -252,7 +262,7 @@ def test_act_picks_epsilon_greedily_among_k_candidates():
 
 def test_state_dict_roundtrip_with_kl_reference():
     policy = _policy(0)
-    policy.score_constraint = "toolchain"
+    policy.default_constraint = "toolchain"
     algo = RLTF(RLTFConfig(kl_coef=0.1), policy, seed=0)
     eps = [
         _episode(policy, "Task: sort it.", "sort", 1.0),
@@ -292,7 +302,7 @@ def test_short_rltf_run_improves_the_task_score():
     env_kwargs = {"max_chain": 1, "num_tasks": 3}
     tasks = ToolChainEnv(**env_kwargs).task_list(3)
     policy = _policy(0)
-    policy.score_constraint = "toolchain"
+    policy.default_constraint = "toolchain"
     before = _score(policy, env_kwargs, tasks)
     algo = RLTF(RLTFConfig(lr=3e-3, num_candidates=4, epsilon=0.5, min_epsilon=0.2), policy, seed=0)
     sampling = SamplingConfig(max_new_tokens=48, constraint="toolchain")

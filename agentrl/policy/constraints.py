@@ -21,7 +21,7 @@ where the plan is complete.
 Log-probs: under a constraint, :meth:`Policy.generate` samples from, and reports the
 log-probs of, the *constrained* distribution (the policy's softmax renormalised over the
 allowed tokens), and :meth:`Policy.action_logprobs` with the same constraint (by default
-``policy.score_constraint``) scores the same distribution, so sampling and learning agree.
+``policy.default_constraint``) scores the same distribution, so sampling and learning agree.
 
 Constraints are named (``rollout.sampling.constraint=toolchain``); a dotted path
 ``"pkg.module:factory"`` to a zero-argument function returning a :class:`PlanGrammar`

@@ -13,11 +13,12 @@ the cheap inverse-CDF sampler (:mod:`agentrl.policy.sampling`). Scoring
 (:meth:`Policy.action_logprobs`) runs the model once on prompt+action and computes the
 log-softmax only at action positions.
 
-Constrained decoding (``SamplingConfig.constraint``, :mod:`agentrl.policy.constraints`)
-masks the logits of every step to the tokens that keep the text a valid plan prefix; the
-reported log-probs are those of that constrained distribution, and
-:meth:`Policy.action_logprobs` applies the same masks when given the constraint (by
-default :attr:`Policy.score_constraint`), so re-scored log-probs match sampled ones.
+Constrained decoding (``SamplingConfig.constraint``, else :attr:`Policy.default_constraint`;
+:mod:`agentrl.policy.constraints`) masks the logits of every step to the tokens that keep
+the text a valid plan prefix; the reported log-probs are those of that constrained
+distribution, and :meth:`Policy.action_logprobs` applies the same masks (its
+``constraint`` argument, else ``default_constraint``), so re-scored log-probs match
+sampled ones. With neither set, decoding and scoring are unchanged.
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ class Policy:
         system_prompt: see :meth:`format_prompt`.
         model_config: the :class:`ModelConfig` it was built from, when known (needed to
             rebuild the base model of a LoRA policy in :meth:`load`).
-        score_constraint: the decoding constraint :meth:`action_logprobs` applies when the
-            caller names none (the learner sets it to ``rollout.sampling.constraint`` so that
-            every algorithm re-scores the distribution it sampled from).
+        default_constraint: the decoding constraint :meth:`generate` and
+            :meth:`action_logprobs` apply when the caller names none (the learner sets it to
+            ``rollout.sampling.constraint``, so an algorithm that samples on its own, like
+            ArCHer's fresh actions, or re-scores, gets the same constrained distribution).
     """
 
     def __init__(
@@ -85,7 +87,7 @@ class Policy:
         # transformers 5.x renamed ``past_key_values`` to ``cache``.
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self._stop_cache: dict[tuple[tuple[str, ...], int], torch.Tensor] = {}
-        self.score_constraint: str | None = None
+        self.default_constraint: str | None = None
         self._constraints: dict[tuple[str, int], TokenConstraint] = {}
 
     @classmethod
@@ -226,9 +228,8 @@ class Policy:
         cache = _cache_of(out)
         logits = out.logits[:, -1]  # [B, V]
         stop_mask = self.stop_token_mask(sampling.stop, logits.shape[-1])
-        constraint = (
-            self.token_constraint(sampling.constraint, logits.shape[-1]) if sampling.constraint else None
-        )
+        name = sampling.constraint or self.default_constraint
+        constraint = self.token_constraint(name, logits.shape[-1]) if name else None
         texts = [""] * batch  # text so far per original row (only tracked under a constraint)
         next_pos = lens.clone()  # [B'] position of the token fed next
         rows = list(range(batch))  # original index of each row still in the cache
@@ -337,7 +338,7 @@ class Policy:
             batch_size: rows per forward pass, to bound memory.
             constraint: score under this decoding constraint (the softmax renormalised over
                 the tokens it allows at each position, as :meth:`generate` samples);
-                default :attr:`score_constraint`.
+                default :attr:`default_constraint`.
 
         Returns:
             ``(sums [B], per_token [B, L], mask [B, L])`` with ``L = max L_i``;
@@ -351,7 +352,7 @@ class Policy:
             empty = torch.zeros(0, 0, device=self.device)
             return empty.sum(-1), empty, empty.bool()
         step = batch_size or batch
-        constraint = constraint or self.score_constraint
+        constraint = constraint or self.default_constraint
         chunks = [
             self._score_chunk(
                 prompt_ids[i : i + step], action_ids[i : i + step], temperature, width, constraint
@@ -405,7 +406,10 @@ class Policy:
         if constraint is not None:
             tc = self.token_constraint(constraint, logits.shape[-1])
             allowed = torch.stack(
-                [tc.masks(tc.texts_of(list(a)) + [""] * (a_width - len(a)), dev) for a in action_ids]
+                [
+                    tc.masks(tc.texts_of(list(a)) + [""] * (a_width - len(a)), dev)
+                    for a in action_ids
+                ]
             )  # [b, a_width, V]; padded positions are masked out of the result below
             allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
             logits = logits.masked_fill(~allowed, float("-inf"))
