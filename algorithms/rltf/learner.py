@@ -10,7 +10,9 @@ plan's log-probability,
     L = -mean_i (R_i - b) * log pi(plan_i | task_i)  [+ kl_coef * KL(pi || pi_0)]
 
 with a running-mean baseline ``b`` (an exponential moving average of the batch-mean
-reward). Plans are decoded under a constraint (``rollout.sampling.constraint=toolchain``,
+reward). For plans written over several turns (ToolChain's ``multi_turn``), every turn is
+one such term with ``R`` = the episode's (discounted, ``gamma``) reward-to-go and the
+candidates drawn per turn. Plans are decoded under a constraint (``rollout.sampling.constraint=toolchain``,
 :mod:`agentrl.policy.constraints`) so only valid plans are proposed; ``log pi`` is then the
 constrained distribution's, as sampled (see :meth:`Policy.action_logprobs`).
 
