@@ -285,6 +285,8 @@ def test_reflexion_retries_until_the_score_passes():
     seen = []
 
     class Recording(FixedProposer):
+        reads_reflections = True
+
         def act(self, observation):
             seen.append(observation)
             return super().act(observation)
@@ -479,3 +481,19 @@ def test_train_with_lora_and_an_encoder_backbone(pipeline, tmp_path):
         )
     )
     assert again["path"].endswith("v002") and (tmp_path / "tiny" / "latest").read_text() == "v002"
+
+
+def test_reflexion_with_a_scripted_player_retries_without_touching_its_observations():
+    env = gym.make("agentrl/GuessTheNumber-v0")
+    oracle = build_reward({"name": "env"}).score
+    res = reflexion(
+        env,
+        make_scripted("guess_the_number", "random"),
+        oracle,
+        3,
+        None,
+        np.random.default_rng(0),
+        max_attempts=8,
+        threshold=0.5,
+    )
+    assert res["episode"].success and res["attempts"] == 1 + res["scores"].index(1.0)

@@ -8,8 +8,9 @@ reward: ``learned_rm``, ``llm_judge``, ``env`` as an oracle, ...).
 - :func:`best_of_n`: sample N trajectories, keep the best-scored one. Reports ``avg`` (the
   mean sample's success), ``max`` (oracle: did any sample succeed) and ``sel`` (the success
   of the reward model's pick).
-- :func:`reflexion`: retry until the score passes ``threshold``; each retry sees the earlier
-  attempts and their scores as a reflection prefixed to the observation.
+- :func:`reflexion`: retry until the score passes ``threshold``; each retry of a proposer
+  that reads text sees the earlier attempts and their scores as a reflection prefixed to
+  the observation.
 - :func:`mcts`: Monte-Carlo tree search over turns (UCT selection, proposer-sampled
   expansions, proposer rollouts, the reward model's score at the terminal state only) on
   envs that can be cloned (``clone()``, ``get_state/set_state`` or ``deepcopy``); returns
@@ -39,6 +40,8 @@ class Proposer(Protocol):
 
 class PolicyProposer:
     """An LM :class:`~agentrl.policy.Policy` as a proposer (sampling with a seeded generator)."""
+
+    reads_reflections = True  # Reflexion prefixes its reflections to the observations
 
     def __init__(self, policy: Any, sampling: Any):
         self.policy, self.sampling = policy, sampling
@@ -193,14 +196,20 @@ def reflexion(
     max_attempts: int = 5,
     threshold: float = 0.5,
 ) -> dict[str, Any]:
-    """Retry with reflections until ``score >= threshold`` (or ``max_attempts``); returns the best attempt."""
+    """Retry with reflections until ``score >= threshold`` (or ``max_attempts``); returns the best attempt.
+
+    A proposer with ``reads_reflections = True`` (LM proposers) sees the reflections on the
+    earlier attempts before each observation; others (scripted players, which parse the
+    observation) simply retry with fresh randomness.
+    """
     from ..trajectory import intent_and_response
 
     attempts: list[Episode] = []
     scores: list[float] = []
     reflections = ""
+    reads = bool(getattr(proposer, "reads_reflections", False))
     for k in range(max_attempts):
-        ep = rollout(env, proposer, seed, task, rng, prefix=reflections)
+        ep = rollout(env, proposer, seed, task, rng, prefix=reflections if reads else "")
         s = float(score([ep])[0])
         attempts.append(ep)
         scores.append(s)
