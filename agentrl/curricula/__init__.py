@@ -2,8 +2,22 @@
 
 A curriculum implements ``sample(n) -> list[TaskSpec]``, ``update(episodes)``,
 ``state_dict()`` / ``load_state_dict(sd)`` (JSON-able, written to ``curriculum.json``).
+Built-ins: ``uniform`` (default), ``learning_progress`` and ``omni`` (docs/curricula.md).
 """
 
+from .learning_progress import LearningProgressConfig, LearningProgressCurriculum
+from .omni import LLMInterestingness, OmniConfig, OmniCurriculum, RuleInterestingness
 from .uniform import Curriculum, UniformConfig, UniformCurriculum, build_curriculum
 
-__all__ = ["Curriculum", "UniformConfig", "UniformCurriculum", "build_curriculum"]
+__all__ = [
+    "Curriculum",
+    "LearningProgressConfig",
+    "LearningProgressCurriculum",
+    "LLMInterestingness",
+    "OmniConfig",
+    "OmniCurriculum",
+    "RuleInterestingness",
+    "UniformConfig",
+    "UniformCurriculum",
+    "build_curriculum",
+]

@@ -11,6 +11,7 @@
   ``agentrl/BabyAI-v0`` (:mod:`agentrl.envs.adapters`)
 - ``agentrl/ToolChain-v0`` (:class:`~agentrl.envs.toolchain.ToolChainEnv`): plans of module names (RLTF)
 - ``agentrl/Game24-v0`` (:class:`~agentrl.envs.game24.Game24Env`)
+- ``agentrl/TextCraft-v0`` (:class:`~agentrl.envs.textcraft.TextCraftEnv`): Crafter-like tech tree, tasks for curricula
 
 Entry points are lazy ``"module:Class"`` strings; the envs truncate themselves at their
 ``max_turns``, so no ``max_episode_steps`` is registered (no ``TimeLimit`` wrapper).
@@ -28,6 +29,7 @@ ENV_ALIASES: dict[str, str] = {
     "maze": "agentrl/Maze-v0",
     "game24": "agentrl/Game24-v0",
     "toolchain": "agentrl/ToolChain-v0",
+    "textcraft": "agentrl/TextCraft-v0",
 }
 """Short names (used in configs) -> Gymnasium ids."""
 
@@ -42,6 +44,7 @@ _ENTRY_POINTS = {
     "agentrl/Maze-v0": "agentrl.envs.maze:MazeEnv",
     "agentrl/Game24-v0": "agentrl.envs.game24:Game24Env",
     "agentrl/ToolChain-v0": "agentrl.envs.toolchain:ToolChainEnv",
+    "agentrl/TextCraft-v0": "agentrl.envs.textcraft:TextCraftEnv",
 }
 
 for _id, _entry_point in _ENTRY_POINTS.items():

@@ -1,0 +1,171 @@
+"""Curricula: OMNI's learning progress on hand-computed values, sampling weights, the models
+of interestingness (rule, LLM with its cache), and state surviving a checkpoint round trip."""
+
+import json
+
+import numpy as np
+import pytest
+
+from agentrl.config import ConfigError
+from agentrl.curricula import (
+    LearningProgressConfig,
+    LearningProgressCurriculum,
+    LLMInterestingness,
+    OmniConfig,
+    OmniCurriculum,
+    RuleInterestingness,
+    build_curriculum,
+)
+from agentrl.curricula.learning_progress import learning_progress, lp_weights, normalise, reweight
+from agentrl.curricula.omni import label_tasks
+from agentrl.types import Episode
+
+TASKS = [{"skill": s, "count": c} for s in ("a", "b") for c in (1, 2)] + [
+    {"skill": "x", "count": 1}
+]
+
+
+def ep(task, success):
+    return Episode(env_id="t", task=dict(task), seed=0, success=success)
+
+
+# --- learning progress ------------------------------------------------------------------------
+
+
+def test_lp_formula_by_hand():
+    assert normalise(0.75, 0.5) == 0.5 and normalise(0.2, 0.5) == 0.0
+    assert reweight(0.0) == 0.0 and reweight(1.0) == pytest.approx(1.0)
+    assert reweight(0.1) == pytest.approx(0.5)  # f(t) = 1/2
+    assert reweight(0.01) == pytest.approx(0.009 / 0.108)
+    # one success measurement 1.0 from zero: p_fast = 0.1, p_slow = 0.01
+    assert learning_progress(0.1, 0.01) == pytest.approx(0.5 - 0.009 / 0.108)
+    with pytest.raises(ValueError, match="random_rate"):
+        normalise(0.5, 1.0)
+
+
+def test_ema_updates_by_hand():
+    cur = LearningProgressCurriculum(LearningProgressConfig(tasks=TASKS, random_success=0.5))
+    cur.update([ep(TASKS[0], True), ep(TASKS[0], True), ep(TASKS[0], False), ep(TASKS[0], True)])
+    # raw 0.75 -> norm 0.5 -> p_fast 0.05 -> p_slow 0.005
+    assert cur.p_fast[0] == pytest.approx(0.05) and cur.p_slow[0] == pytest.approx(0.005)
+    cur.update([ep(TASKS[0], True)])  # norm 1: p_fast = 0.1 + 0.045, p_slow = 0.0145 + 0.0045
+    assert cur.p_fast[0] == pytest.approx(0.145) and cur.p_slow[0] == pytest.approx(0.019)
+    assert cur.learning_progress()[0] == pytest.approx(abs(reweight(0.145) - reweight(0.019)))
+    assert cur.measured.tolist() == [2, 0, 0, 0, 0]
+
+
+def test_weights_sum_to_one_and_are_zero_where_they_must_be():
+    w = lp_weights(np.array([0.4, 0.0, 0.0]), np.array([0.1, 0.0, 0.0]))
+    assert w.tolist() == [1.0, 0.0, 0.0]
+    w = lp_weights(np.array([0.4, 0.2, 0.0, 0.0]), np.array([0.1, 0.1, 0.3, 0.0]))
+    # z-scores of [0.4, 0.2, 0.0] are [1.2247, 0, -1.2247]; the unmeasured task gets 0
+    s = 1 / (1 + np.exp(-np.array([1.5**0.5, 0.0, -(1.5**0.5)])))
+    assert w[:3] == pytest.approx(s / s.sum()) and w[3] == 0.0 and w.sum() == pytest.approx(1.0)
+    assert lp_weights(np.zeros(4), np.zeros(4)).tolist() == [0.25] * 4  # nothing measured: uniform
+
+
+def test_sampling_follows_the_weights_plus_round_robin_exploration():
+    cur = LearningProgressCurriculum(LearningProgressConfig(tasks=TASKS, explore=0.2), seed=0)
+    cur.update([ep(TASKS[2], True)])
+    assert cur.weights().tolist() == [0.0, 0.0, 1.0, 0.0, 0.0]
+    tasks = cur.sample(10)
+    assert tasks[:2] == TASKS[:2]  # ceil(0.2 * 10) round-robin picks
+    assert tasks[2:] == [TASKS[2]] * 8
+    assert cur.sample(10)[:2] == TASKS[2:4]  # the round robin goes on
+
+
+def test_state_survives_a_json_round_trip_and_resumes_identically():
+    cfg = OmniConfig(tasks=TASKS, learned_threshold=0.1)
+    a = OmniCurriculum(cfg, seed=3)
+    for _ in range(3):
+        a.update([ep(TASKS[0], True), ep(TASKS[2], True), ep(TASKS[3], False)])
+    a.sample(7)
+    b = OmniCurriculum(cfg, seed=99)
+    b.load_state_dict(json.loads(json.dumps(a.state_dict())))
+    assert b.weights().tolist() == a.weights().tolist() and b.labels == a.labels
+    assert b.sample(20) == a.sample(20)
+    other = OmniCurriculum(OmniConfig(tasks=TASKS[:3]))
+    with pytest.raises(ValueError, match="task list"):
+        other.load_state_dict(a.state_dict())
+
+
+def test_build_by_name_with_clear_errors():
+    cur = build_curriculum(
+        {"name": "learning_progress", "tasks_from": "agentrl.envs.textcraft:task_list"}, seed=0
+    )
+    assert len(cur.tasks) == 105
+    with pytest.raises(ValueError, match="tasks_from"):
+        build_curriculum({"name": "learning_progress"}, seed=0)
+    with pytest.raises(ConfigError, match="valid: rule, llm, none"):
+        build_curriculum({"name": "omni", "tasks": TASKS, "moi": "magic"}, seed=0)
+
+
+# --- models of interestingness ------------------------------------------------------------------
+
+
+def test_rule_moi_and_labelling_sweep():
+    moi = RuleInterestingness(("count",))
+    assert moi.boring({"skill": "a", "count": 2}, {"skill": "a", "count": 1})
+    assert not moi.boring({"skill": "b", "count": 1}, {"skill": "a", "count": 1})
+    assert not moi.boring(TASKS[0], TASKS[0])
+    # b/2 is best learned, then a/1; a/2 and b/1 are their repeat variants
+    labels = label_tasks(TASKS, np.array([0.6, 0.0, 0.1, 0.9, 0.0]), 0.5, moi)
+    assert labels == ["interesting", "boring", "boring", "interesting", ""]
+
+
+def test_omni_downweights_boring_tasks_by_a_thousand():
+    cfg = OmniConfig(tasks=TASKS, learned_threshold=0.15, explore=0.0)
+    lp, omni = LearningProgressCurriculum(cfg), OmniCurriculum(cfg)
+    for cur in (lp, omni):
+        cur.update(
+            [ep(TASKS[0], True)]
+        )  # a/1 learned (p_fast 0.19); a/2 and b/1 on their way (0.1)
+        cur.update([ep(TASKS[0], True), ep(TASKS[1], True), ep(TASKS[2], True)])
+    assert omni.labels == ["interesting", "boring", "", "", ""]
+    w_lp, w = lp.weights(), omni.weights()
+    raw = w_lp * np.array([1, 0.001, 1, 1, 1])
+    assert w == pytest.approx(raw / raw.sum()) and w.sum() == pytest.approx(1.0)
+    assert w[3] == w[4] == 0.0
+
+
+def tiny_policy():
+    from agentrl.policy import ModelConfig, Policy
+
+    return Policy.from_config(
+        ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+    )
+
+
+def test_llm_moi_caches_answers_on_disk_and_in_checkpoints(tmp_path):
+    from agentrl.envs.textcraft import describe_task
+
+    path = tmp_path / "moi.json"
+    policy = tiny_policy()
+    moi = LLMInterestingness(policy=policy, describe=describe_task, cache_path=str(path))
+    wood1, wood3 = (
+        {"achievement": "collect_wood", "count": 1},
+        {"achievement": "collect_wood", "count": 3},
+    )
+    first = moi.boring(wood3, wood1)
+    assert moi.calls == 1 and isinstance(first, bool)
+    assert moi.boring(wood3, wood1) == first and moi.calls == 1  # cache hit: the model is not run
+    assert json.loads(path.read_text()) == {"collect wood || collect 3 wood": first}
+    # a new process reads the disk cache; a model that must not be called proves it
+    again = LLMInterestingness(
+        policy=None, model={"name": "no-such-model"}, describe=describe_task, cache_path=str(path)
+    )
+    assert again.boring(wood3, wood1) == first and again.calls == 0
+    # and the answers travel in the curriculum's checkpoint state
+    cfg = OmniConfig(
+        tasks=[wood1, wood3],
+        moi="llm",
+        learned_threshold=0.05,
+        describe="agentrl.envs.textcraft:describe_task",
+    )
+    cur = OmniCurriculum(cfg, moi=moi)
+    cur.update([ep(wood1, True)])
+    state = json.loads(json.dumps(cur.state_dict()))
+    assert state["moi_cache"]["collect wood || collect 3 wood"] == first
+    fresh = OmniCurriculum(OmniConfig(**{**vars(cfg), "model": {"name": "no-such-model"}}))
+    fresh.load_state_dict(state)
+    assert fresh.moi.boring(wood3, wood1) == first and fresh.moi.calls == 0
