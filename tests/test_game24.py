@@ -163,3 +163,24 @@ def test_short_form_when_results_are_not_required():
     response = g24.Game24Env.response_text(ep)
     assert g24.score_response(ep.task, response) == 1.0
     assert env.unwrapped.clone().require_result is False
+
+
+def test_letters_form():
+    env = gym.make(ID, letters=True)
+    obs, _ = env.reset(seed=0, options={"task": {"numbers": [4, 6, 1, 1]}})
+    assert obs.endswith("Numbers left: a=4 b=6 c=1 d=1\n") and 'like "a * b"' in obs
+    obs, _, _, _, info = env.step("a * b")
+    assert info["step"] == "4 * 6 = 24" and obs.endswith("Numbers left: a=1 b=1 c=24\n")
+    obs, _, _, _, info = env.step("a * b")
+    _, r, term, _, info = env.step("b x a")
+    assert r == 1.0 and info["success"] and info["step"] == "1 * 24 = 24"
+    env.reset(seed=0, options={"task": {"numbers": [4, 6, 1, 1]}})
+    assert env.step("a * e")[4]["error_kind"] == "format"  # no number e
+    env.reset(seed=0, options={"task": {"numbers": [4, 6, 1, 1]}})
+    assert env.step("a * a")[4]["invalid_action"]
+    for kind in ("good", "random"):
+        ep = run_scripted_episode(env, make_scripted(ID, kind), seed=5)
+        assert all(t.action[0] in "abcd" for t in ep.turns) and not any(
+            t.info["invalid_action"] for t in ep.turns
+        )
+        assert ep.success or kind == "random"

@@ -49,6 +49,9 @@ _SHORT = re.compile(rf"^\s*({_NUM})\s*([-+*/xX×])\s*({_NUM})\s*$")
 _OPS = ("+", "-", "*", "/")
 FULL_HINT = 'like "4 * 6 = 24".'
 SHORT_HINT = 'like "4 * 6" (the result is computed for you).'
+LETTER_HINT = 'like "a * b" (letters name the numbers left; the result is computed for you).'
+LETTERS = "abcdefgh"
+_LETTER_STEP = re.compile(rf"^\s*([{LETTERS}])\s*([-+*/xX×])\s*([{LETTERS}])\s*$")
 
 
 def fmt(x: Fraction) -> str:
@@ -201,6 +204,9 @@ class Game24Env(TextEnv):
         require_result: steps must state their result (``"4 * 6 = 24"``); with ``False``
             the short form ``"4 * 6"`` is accepted and the env computes the result (a
             relaxed action form that small models can learn without arithmetic).
+        letters: name the numbers left by letters (``Numbers left: a=4 b=6 c=1 d=1``) and
+            accept steps like ``"a * b"`` (the result is computed); the most relaxed form,
+            for tiny models that cannot yet copy numbers from the prompt.
         render_mode: ``None`` or ``"ansi"``.
 
     Task spec: ``{"numbers": [4, 6, 1, 1]}`` (need not be solvable); an empty spec samples a
@@ -213,6 +219,7 @@ class Game24Env(TextEnv):
         high: int = 13,
         invalid_penalty: float = 0.1,
         require_result: bool = True,
+        letters: bool = False,
         render_mode: str | None = None,
     ):
         super().__init__(render_mode=render_mode)
@@ -221,6 +228,7 @@ class Game24Env(TextEnv):
         self.low, self.high = int(low), int(high)
         self.invalid_penalty = float(invalid_penalty)
         self.require_result = bool(require_result)
+        self.letters = bool(letters)
         self.max_turns = 3
         self.numbers: list[Fraction] = []
         self.history: list[str] = []
@@ -248,7 +256,9 @@ class Game24Env(TextEnv):
 
     def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
         line = action.strip().splitlines()[0] if action.strip() else ""
-        new, why, full = apply_step(self.numbers, line, self.require_result)
+        new, why, full = apply_step(
+            self.numbers, self._from_letters(line), self.require_result and not self.letters
+        )
         if new is None:
             self.history.append(f"{' '.join(line.split())[:60]} | invalid ({why})")
             info = {"success": False, "invalid_action": True, "error_kind": why}
@@ -260,15 +270,30 @@ class Game24Env(TextEnv):
             return self._observation(), (1.0 if won else 0.0), True, {"success": won, "step": full}
         return self._observation(), 0.0, False, {"success": False, "step": full}
 
+    def _from_letters(self, line: str) -> str:
+        """``"a * b"`` -> ``"4 * 6"`` in letters mode (other text is returned unchanged)."""
+        m = _LETTER_STEP.match(line) if self.letters else None
+        if m is None:
+            return line
+        i, j = LETTERS.index(m.group(1)), LETTERS.index(m.group(3))
+        if i == j or max(i, j) >= len(self.numbers):
+            return f"{line} (no such pair)"  # not a valid step: reported as a format error
+        op = "*" if m.group(2) in ("x", "X", "×") else m.group(2)
+        return f"{fmt(self.numbers[i])} {op} {fmt(self.numbers[j])}"
+
     # --- text --------------------------------------------------------------------------------
     def _left(self) -> str:
         return " ".join(fmt(x) for x in self.numbers)
 
     def _observation(self) -> str:
         intent = self.intent(self.task)
-        if not self.require_result:
+        left = self._left()
+        if self.letters:
+            intent = intent.replace(FULL_HINT, LETTER_HINT)
+            left = " ".join(f"{LETTERS[k]}={fmt(x)}" for k, x in enumerate(self.numbers))
+        elif not self.require_result:
             intent = intent.replace(FULL_HINT, SHORT_HINT)
-        return "\n".join([intent, *self.history, f"Numbers left: {self._left()}"]) + "\n"
+        return "\n".join([intent, *self.history, f"Numbers left: {left}"]) + "\n"
 
     # --- ARMAP hooks ---------------------------------------------------------------------------
     @staticmethod
@@ -323,7 +348,12 @@ class Game24Env(TextEnv):
     def clone(self) -> Game24Env:
         """An independent copy at the same state (for tree search)."""
         other = Game24Env(
-            self.low, self.high, self.invalid_penalty, self.require_result, self.render_mode
+            self.low,
+            self.high,
+            self.invalid_penalty,
+            self.require_result,
+            self.letters,
+            self.render_mode,
         )
         other.set_state(self.get_state())
         return other
@@ -336,16 +366,21 @@ def parse_left(observation: str) -> list[Fraction]:
     """The numbers left, read from the last ``Numbers left:`` line of an observation."""
     for line in reversed(observation.splitlines()):
         if line.startswith("Numbers left:"):
-            out = [parse_number(t) for t in line.split(":", 1)[1].split()]
+            out = [parse_number(t.rpartition("=")[2]) for t in line.split(":", 1)[1].split()]
             return [x for x in out if x is not None]
     raise ValueError(f"not a Game24 observation: {observation[:80]!r}")
 
 
-def write_step(a: Fraction, op: str, b: Fraction, c: Fraction, observation: str) -> str:
-    """``"a op b = c"``, or the short ``"a op b"`` when the observation asks for it."""
+def write_step(nums: list[Fraction], i: int, op: str, j: int, observation: str) -> str:
+    """The step ``nums[i] op nums[j]`` in the form the observation asks for: full
+    (``"4 * 6 = 24"``), short (``"4 * 6"``) or letters (``"a * b"``)."""
+    if LETTER_HINT in observation:
+        return f"{LETTERS[i]} {op} {LETTERS[j]}"
+    a, b = nums[i], nums[j]
     if SHORT_HINT in observation:
         return f"{fmt(a)} {op} {fmt(b)}"
-    return f"{fmt(a)} {op} {fmt(b)} = {fmt(c)}"
+    c = apply_op(a, op, b)
+    return f"{fmt(a)} {op} {fmt(b)} = {fmt(c) if c is not None else '?'}"
 
 
 class Game24Random:
@@ -365,7 +400,7 @@ class Game24Random:
             op = _OPS[int(self.rng.integers(4))]
             c = apply_op(nums[i], op, nums[j])
             if c is not None:
-                return write_step(nums[i], op, nums[j], c, observation)
+                return write_step(nums, i, op, j, observation)
 
 
 class Game24Good(Game24Random):
@@ -377,4 +412,8 @@ class Game24Good(Game24Random):
             return super().act(observation)
         step = parse_step(steps[0])
         assert step is not None
-        return write_step(*step, observation)
+        nums = parse_left(observation)
+        a, op, b, _ = step
+        i = nums.index(a)
+        j = next(k for k, x in enumerate(nums) if x == b and k != i)
+        return write_step(nums, i, op, j, observation)
