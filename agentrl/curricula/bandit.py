@@ -1,0 +1,189 @@
+"""A synthetic "task bandit" for comparing curricula in seconds, without a policy.
+
+A task's success probability grows with the number of times it was practised:
+``p = sigmoid((n - d) / (d / 4))`` for a task of difficulty ``d`` (the episodes it needs to
+reach 0.5), so an unpractised task succeeds almost never. Tasks come as OMNI's do
+(``{"skill": ..., "count": ...}``):
+
+- ``families`` skills, each with repeat variants ``counts`` (count ``c`` is
+  ``1 + count_scale * (c - 1)`` times harder than count 1); practice on one task does not
+  help another, so a repeat variant of a learned skill costs episodes and adds nothing new;
+- ``impossible`` tasks (``skill="never_*"``) that never succeed.
+
+The figure of merit, as in OMNI, is the number of *interesting* tasks learned: distinct
+skills with at least one variant whose true success is above a threshold (repeat variants
+count once, impossible tasks never). :func:`run_bandit` plays a curriculum through the
+real ``sample`` / ``update`` API with :class:`~agentrl.types.Episode` objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agentrl.curricula.learning_progress import LearningProgressConfig, LearningProgressCurriculum
+from agentrl.curricula.omni import OmniConfig, OmniCurriculum, RuleInterestingness
+from agentrl.curricula.uniform import UniformConfig, UniformCurriculum
+from agentrl.types import Episode, TaskSpec
+
+CURRICULA_COMPARED = ("uniform", "learning_progress", "omni_noisy", "omni_oracle")
+
+
+@dataclass
+class BanditConfig:
+    """The simulated task space and the training budget.
+
+    Attributes:
+        families: distinct skills; ``counts``: their repeat variants (7, as in OMNI's 105
+            Crafter tasks); ``impossible``: tasks that never succeed.
+        difficulty: range of a skill's count-1 difficulty ``d`` (episodes to reach 0.5).
+        count_scale: count ``c`` is ``1 + count_scale * (c - 1)`` times harder.
+        width: the sigmoid's width as a share of ``d`` (0.5: an unpractised task succeeds
+            with probability 0.12).
+        levels: tech-tree depth (1: every skill can be practised from the start).
+        episodes, batch: training budget and episodes per ``sample`` / ``update``.
+        learned_threshold: the omni curricula's learned threshold.
+        thresholds: success thresholds of the learned counts.
+    """
+
+    families: int = 25
+    counts: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
+    impossible: int = 150
+    difficulty: tuple[float, float] = (10.0, 60.0)
+    count_scale: float = 0.1
+    width: float = 0.5
+    levels: int = 1
+    episodes: int = 3000
+    batch: int = 50
+    learned_threshold: float = 0.5
+    thresholds: tuple[float, ...] = (0.1, 0.2, 0.4, 0.6)
+
+
+class TaskBandit:
+    """The simulated tasks and their practice counts (module docstring)."""
+
+    def __init__(self, cfg: BanditConfig, seed: int = 0):
+        rng = np.random.default_rng([seed, 7])
+        base = rng.uniform(*cfg.difficulty, size=cfg.families)
+        self.tasks: list[TaskSpec] = []
+        self.difficulty: list[float] = []
+        for f in range(cfg.families):
+            for c in cfg.counts:
+                self.tasks.append({"skill": f"s{f:02d}", "count": c})
+                self.difficulty.append(float(base[f]) * (1 + cfg.count_scale * (c - 1)))
+        for i in range(cfg.impossible):
+            self.tasks.append({"skill": f"never_{i:03d}", "count": 1})
+            self.difficulty.append(math.inf)
+        self.index = {self.key(t): i for i, t in enumerate(self.tasks)}
+        # a tech tree: a skill of level L > 0 is practised only once its parent (a skill of
+        # level L - 1) succeeds at its count-1 task with probability >= 0.5
+        per_level = max(cfg.families // cfg.levels, 1)
+        self.parent: dict[int, int] = {}
+        for f in range(per_level, cfg.families):
+            level = min(f // per_level, cfg.levels - 1)
+            lo = (level - 1) * per_level
+            self.parent[f] = lo + int(rng.integers(per_level))
+        self.n_counts = len(cfg.counts)
+        self.width = cfg.width
+        self.practice = np.zeros(len(self.tasks), dtype=int)
+        self.plays = np.zeros(len(self.tasks), dtype=int)
+
+    @staticmethod
+    def key(task: TaskSpec) -> str:
+        return f"{task['skill']}/{task['count']}"
+
+    def success_prob(self, i: int) -> float:
+        d = self.difficulty[i]
+        if not self.unlocked(i):
+            return 0.0
+        return 1.0 / (1.0 + math.exp(-(self.practice[i] - d) / (d * self.width)))
+
+    def unlocked(self, i: int) -> bool:
+        if math.isinf(self.difficulty[i]):
+            return False
+        f = i // self.n_counts
+        return f not in self.parent or self.success_prob(self.parent[f] * self.n_counts) >= 0.5
+
+    def play(self, task: TaskSpec, rng: np.random.Generator) -> bool:
+        i = self.index[self.key(task)]
+        won = bool(rng.random() < self.success_prob(i))
+        self.plays[i] += 1
+        if self.unlocked(i):
+            self.practice[i] += 1
+        return won
+
+    def learned(self, threshold: float) -> tuple[int, int]:
+        """``(interesting skills learned, tasks learned)`` at ``threshold``."""
+        hit = [i for i in range(len(self.tasks)) if self.success_prob(i) > threshold]
+        return len({self.tasks[i]["skill"] for i in hit}), len(hit)
+
+
+@dataclass
+class NoisyInterestingness:
+    """The rule MoI with each (candidate, learned) answer flipped with probability ``noise``
+    (fixed per pair): a stand-in for an imperfect LLM judge in the fast comparison."""
+
+    noise: float = 0.05
+    rule: RuleInterestingness = field(default_factory=RuleInterestingness)
+
+    def boring(self, candidate: TaskSpec, learned: TaskSpec) -> bool:
+        digest = hashlib.sha256(
+            f"{sorted(candidate.items())}|{sorted(learned.items())}".encode()
+        ).digest()
+        flip = int.from_bytes(digest[:4], "little") / 2**32 < self.noise
+        return self.rule.boring(candidate, learned) != flip
+
+
+def make_compared(
+    name: str, tasks: list[TaskSpec], seed: int, learned_threshold: float = 0.5
+) -> Any:
+    """One of :data:`CURRICULA_COMPARED` over ``tasks``."""
+    if name == "uniform":
+        return UniformCurriculum(UniformConfig(tasks=tasks), seed=seed)
+    if name == "learning_progress":
+        return LearningProgressCurriculum(LearningProgressConfig(tasks=tasks), seed=seed)
+    if name in ("omni_oracle", "omni_noisy"):
+        moi = RuleInterestingness(("count",)) if name == "omni_oracle" else NoisyInterestingness()
+        return OmniCurriculum(
+            OmniConfig(tasks=tasks, moi="none", learned_threshold=learned_threshold),
+            seed=seed,
+            moi=moi,
+        )
+    raise ValueError(f"unknown curriculum {name!r}; valid: {', '.join(CURRICULA_COMPARED)}")
+
+
+def run_bandit(name: str, cfg: BanditConfig, seed: int = 0) -> list[dict[str, float]]:
+    """Train curriculum ``name`` on a fresh bandit; one row per batch with the learned counts."""
+    bandit = TaskBandit(cfg, seed)
+    cur = make_compared(name, bandit.tasks, seed, cfg.learned_threshold)
+    rng = np.random.default_rng([seed, 11])
+    rows: list[dict[str, float]] = []
+    done = 0
+    while done < cfg.episodes:
+        n = min(cfg.batch, cfg.episodes - done)
+        episodes = [
+            Episode(env_id="bandit", task=t, seed=0, success=bandit.play(t, rng))
+            for t in cur.sample(n)
+        ]
+        cur.update(episodes)
+        done += n
+        row: dict[str, float] = {"episodes": float(done)}
+        for th in cfg.thresholds:
+            skills, tasks = bandit.learned(th)
+            row[f"skills@{th}"], row[f"tasks@{th}"] = float(skills), float(tasks)
+        row["impossible_share"] = (
+            float(
+                sum(
+                    bandit.plays[i]
+                    for i, t in enumerate(bandit.tasks)
+                    if str(t["skill"]).startswith("never")
+                )
+            )
+            / done
+        )
+        rows.append(row)
+    return rows
