@@ -313,8 +313,8 @@ def test_short_rltf_run_improves_the_task_score():
         eps = worker.collect(jobs, rng_seed=it, act=lambda o: algo.act(o, sampling))
         rewards.append(algo.update(eps)["rltf/reward"])
     after = _score(policy, env_kwargs, tasks)
-    assert after >= before + 0.5, (before, after, rewards)
-    assert sum(rewards[-5:]) > sum(rewards[:5])
+    assert after >= before + 0.3, (before, after, rewards)  # measured here: 0.0 -> 0.67
+    assert sum(rewards[-5:]) / 5 > sum(rewards[:5]) / 5 + 0.2  # measured: 0.22 -> 0.65
 
 
 # --- through the Trainer ----------------------------------------------------------------------
