@@ -334,30 +334,30 @@ def test_short_rltf_run_improves_the_task_score():
     ids=["single_turn", "experiment"],
 )
 def test_train_rltf_on_toolchain_through_the_trainer(tmp_path, setup):
-    from agentrl.trainer import train
+    """``agentrl train algorithm=rltf env=toolchain ...`` (the CLI, in process)."""
+    from agentrl.cli import main
 
-    cfg = load_config(
-        [
-            *TINY_MODEL,
-            *setup,
-            f"run_dir={tmp_path / 'run'}",
-            "rollout.num_workers=1",
-            "rollout.envs_per_worker=4",
-            "rollout.episodes_per_iter=8",
-            "iterations=2",
-            "eval.every=2",
-            "eval.episodes=4",
-            "logging.tensorboard=false",
-            "logging.plot=false",
-            "logging.progress=false",
-            "warm_start.enabled=true",
-            "warm_start.policy=good",
-            "warm_start.episodes=4",
-            "warm_start.epochs=1",
-            "algorithm.num_candidates=2",
-        ]
-    )
-    summary = train(cfg, console=False)
+    overrides = [
+        *TINY_MODEL,
+        *setup,
+        f"run_dir={tmp_path / 'run'}",
+        "rollout.num_workers=1",
+        "rollout.envs_per_worker=4",
+        "rollout.episodes_per_iter=8",
+        "iterations=2",
+        "eval.every=2",
+        "eval.episodes=4",
+        "logging.tensorboard=false",
+        "logging.plot=false",
+        "logging.progress=false",
+        "warm_start.enabled=true",
+        "warm_start.policy=good",
+        "warm_start.episodes=4",
+        "warm_start.epochs=1",
+        "algorithm.num_candidates=2",
+    ]
+    assert main(["train", *overrides]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["iterations"] == 2
     rows = [
         json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
