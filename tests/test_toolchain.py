@@ -168,3 +168,17 @@ def test_good_player_multi_turn_solves_every_task():
     assert all(
         e.total_reward == 1.0 and e.num_turns == len(e.task["chain"].split()) for e in episodes
     )
+
+
+def test_multi_turn_and_subset_pass_check_env_and_bad_modules_are_named():
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(gym.make(TC, multi_turn=True, modules=["sort", "sum", "max"]).unwrapped)
+    env = _env(modules=["sort", "sum"], max_chain=2, split="all")
+    assert set(env.chains) == {("sort",), ("sum",), ("sort", "sum")}
+    with pytest.raises(ValueError, match="unknown modules.*valid.*reverse"):
+        _env(modules=["sort", "fly"])
