@@ -217,3 +217,23 @@ def test_trainer_runs_omni_on_textcraft_and_checkpoints_its_state(tiny_overrides
     state = json.loads((Path(summary["checkpoint"]) / "curriculum.json").read_text())
     assert len(state["keys"]) == 105 and sum(state["measured"]) >= 1
     assert state["cursor"] == 2  # ceil(0.2 * 4) round-robin tasks per iteration, twice
+
+
+def test_benchmark_script_writes_table_plot_and_doc_section(tmp_path):
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks import curricula as bench
+
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"intro\n{bench.START}\nold\n{bench.END}\noutro\n")
+    out = bench.main(
+        ["--seeds", "1", "--episodes", "300", "--out", str(tmp_path / "r.md"), "--doc", str(doc)]
+    )
+    assert set(out["final"]) == {"uniform", "learning_progress", "omni_noisy", "omni_oracle"}
+    text = doc.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    assert "| omni_oracle |" in text and (tmp_path / "curricula_bandit.png").stat().st_size > 1000
