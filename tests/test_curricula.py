@@ -237,3 +237,76 @@ def test_benchmark_script_writes_table_plot_and_doc_section(tmp_path):
     text = doc.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
     assert "| omni_oracle |" in text and (tmp_path / "curricula_bandit.png").stat().st_size > 1000
+
+
+# --- xland ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "success, nonzero, control, expected",
+    [
+        (0.5, 0.5, 0.0, (True, "ok")),
+        (0.8, 0.8, 0.0, (False, "too easy")),  # success must stay below m_s = 0.8
+        (0.0, 0.1, 0.0, (False, "too hard")),  # P(reward > 0) must exceed m_nz = 0.1
+        (0.5, 0.5, 0.46, (False, "no better than control")),  # margin 0.04 < m_c = 0.05
+        (0.5, 0.5, 0.45, (True, "ok")),
+    ],
+)
+def test_xland_filters(success, nonzero, control, expected):
+    from agentrl.curricula import passes_filters
+
+    assert passes_filters(success, nonzero, control, 0.8, 0.1, 0.05) == expected
+
+
+def test_xland_pool_keeps_only_tasks_in_the_band_and_retires_mastered_ones():
+    from agentrl.curricula import XLandConfig, XLandCurriculum
+
+    tasks = [{"t": name} for name in ("easy", "band", "hard", "copycat", "band2")]
+    rate = {"easy": 1.0, "band": 0.5, "hard": 0.0, "copycat": 0.5, "band2": 0.5}
+    cfg = XLandConfig(
+        tasks=tasks, probe_episodes=4, concurrent=2, control_success_by_task={"t=copycat": 0.5}
+    )
+    cur = XLandCurriculum(cfg, seed=0)
+    played = {t["t"]: 0 for t in tasks}
+
+    def play(task):  # deterministic: success on every 1/rate-th play
+        played[task["t"]] += 1
+        return played[task["t"]] * rate[task["t"]] % 1 == 0 and rate[task["t"]] > 0
+
+    for _ in range(20):
+        cur.update([ep(t, play(t)) for t in cur.sample(8)])
+    assert sorted(cur.pool) == ["t=band", "t=band2"]
+    assert (
+        cur.counts["too easy"] >= 1
+        and cur.counts["too hard"] >= 1
+        and cur.counts["no better than control"] >= 1
+    )
+    assert all(
+        t["t"] in ("band", "band2") for t in cur.sample(8)[2:]
+    )  # 8 - ceil(0.25 * 8) from the pool
+    rate["band"] = 1.0  # mastered: retired after probe_episodes more
+    for _ in range(3):
+        cur.update([ep(t, play(t)) for t in cur.sample(8)])
+    assert "t=band" not in cur.pool and cur.counts["retired"] >= 1
+    twin = XLandCurriculum(cfg, seed=5)
+    twin.load_state_dict(json.loads(json.dumps(cur.state_dict())))
+    assert twin.sample(8) == cur.sample(8) and twin.pool == cur.pool
+
+
+def test_xland_control_policy_plays_the_env():
+    from agentrl.curricula import XLandConfig, XLandCurriculum
+
+    cfg = XLandConfig(
+        tasks_from="agentrl.envs.textcraft:task_list",
+        control_policy="random",
+        control_env="textcraft",
+    )
+    cur = XLandCurriculum(cfg)
+    assert cur.control_rate("achievement=collect_wood,count=1") >= 0.8  # a random player finds wood
+    assert cur.control_rate("achievement=make_iron_pickaxe,count=5") == 0.0
+    assert set(cur.state_dict()["control"]) == {
+        "achievement=collect_wood,count=1",
+        "achievement=make_iron_pickaxe,count=5",
+    }
+    with pytest.raises(ConfigError, match="control_env"):
+        build_curriculum({"name": "xland", "tasks": TASKS, "control_policy": "random"}, seed=0)

@@ -2,12 +2,13 @@
 
 A curriculum implements ``sample(n) -> list[TaskSpec]``, ``update(episodes)``,
 ``state_dict()`` / ``load_state_dict(sd)`` (JSON-able, written to ``curriculum.json``).
-Built-ins: ``uniform`` (default), ``learning_progress`` and ``omni`` (docs/curricula.md).
+Built-ins: ``uniform`` (default), ``learning_progress``, ``omni`` and ``xland`` (docs/curricula.md).
 """
 
 from .learning_progress import LearningProgressConfig, LearningProgressCurriculum
 from .omni import LLMInterestingness, OmniConfig, OmniCurriculum, RuleInterestingness
 from .uniform import Curriculum, UniformConfig, UniformCurriculum, build_curriculum
+from .xland import XLandConfig, XLandCurriculum, passes_filters
 
 __all__ = [
     "Curriculum",
@@ -19,5 +20,8 @@ __all__ = [
     "RuleInterestingness",
     "UniformConfig",
     "UniformCurriculum",
+    "XLandConfig",
+    "XLandCurriculum",
     "build_curriculum",
+    "passes_filters",
 ]
