@@ -538,6 +538,7 @@ class Trainer:
             "async/staleness": sum(version - e.policy_version for e in episodes)
             / max(len(episodes), 1),
             "episodes_total": counters["episodes"],
+            **(self.curriculum.stats() if hasattr(self.curriculum, "stats") else {}),  # curriculum/*
         }
         train_s = time.perf_counter() - t0  # one iteration's collection + update, without eval
         row["perf/tokens_per_s"] = gen_tokens / max(train_s, 1e-9)

@@ -214,6 +214,12 @@ def test_trainer_runs_omni_on_textcraft_and_checkpoints_its_state(tiny_overrides
     overrides = [*tiny_overrides, "env=textcraft", "++env.kwargs.max_turns=3", "curriculum=omni",
                  "iterations=2", "eval.episodes=2", "eval.sample=false", "checkpoint.every=1"]  # fmt: skip
     summary = Trainer(load_config(overrides), console=False).run()
+    from agentrl.metrics import read_metrics
+
+    rows = read_metrics(Path(summary["run_dir"]) / "metrics.jsonl")
+    assert (
+        rows[-1]["curriculum/tasks_with_success"] >= 0 and "curriculum/boring" in rows[-1]
+    )  # logged
     state = json.loads((Path(summary["checkpoint"]) / "curriculum.json").read_text())
     assert len(state["keys"]) == 105 and sum(state["measured"]) >= 1
     assert state["cursor"] == 2  # ceil(0.2 * 4) round-robin tasks per iteration, twice
@@ -310,3 +316,75 @@ def test_xland_control_policy_plays_the_env():
     }
     with pytest.raises(ConfigError, match="control_env"):
         build_curriculum({"name": "xland", "tasks": TASKS, "control_policy": "random"}, seed=0)
+
+
+# --- privileged ---------------------------------------------------------------------------------
+
+
+def test_privilege_schedule_by_hand():
+    from agentrl.curricula.privileged import next_level
+
+    assert next_level(2, [1, 1, 1, 0], threshold=0.75, window=4) == 1  # 3/4 >= 0.75
+    assert next_level(2, [1, 1, 0, 0], threshold=0.75, window=4) == 2
+    assert next_level(2, [1, 1, 1], threshold=0.75, window=4) == 2  # window not full yet
+    assert next_level(0, [1, 1, 1, 1], threshold=0.75, window=4) == 0  # level 0 is the floor
+
+
+def test_privileged_curriculum_lowers_the_level_and_logs_it():
+    from agentrl.curricula.privileged import PrivilegedConfig, PrivilegedCurriculum
+    from agentrl.types import Turn
+
+    cur = PrivilegedCurriculum(
+        PrivilegedConfig(tasks=TASKS[:2], start_level=2, threshold=0.5, window=4), seed=0
+    )
+    specs = cur.sample(6)
+    assert {t["privilege"] for t in specs} == {2} and all(
+        {k: t[k] for k in ("skill", "count")} in TASKS[:2] for t in specs
+    )
+    used = Turn("o", "a", [], [], [], 0.0, True, False, "", {"privilege_used": True})
+    cur.update(
+        [ep({"privilege": 2}, True), ep({"privilege": 2}, False), ep({"privilege": 2}, True)]
+    )
+    assert cur.level == 2
+    cur.update([Episode(env_id="t", task={"privilege": 2}, seed=0, success=False, turns=[used])])
+    assert cur.level == 1 and cur.history == [[0, 2], [4, 1]]  # 2 of the last 4 succeeded
+    cur.update([ep({"privilege": 2}, True)] * 10)  # stale episodes of a level already left
+    assert cur.level == 1 and cur.recent == []
+    assert cur.stats() == {"curriculum/privilege_level": 1.0, "curriculum/privilege_use": 1 / 14}
+    twin = PrivilegedCurriculum(cur.config, seed=9)
+    twin.load_state_dict(json.loads(json.dumps(cur.state_dict())))
+    assert twin.sample(5) == cur.sample(5) and twin.history == cur.history
+
+
+def test_textcraft_privileges_hint_and_macro_but_success_is_the_real_task():
+    import gymnasium as gym
+
+    env = gym.make("agentrl/TextCraft-v0")
+    obs, _ = env.reset(
+        seed=0, options={"task": {"achievement": "make_wood_pickaxe", "privilege": 1}}
+    )
+    assert obs.endswith("Hint: next, collect wood.\n")
+    obs, r, term, _, info = env.step("next")  # no macro at level 1
+    assert info["invalid_action"] and info["privilege_used"]
+    obs, _ = env.reset(
+        seed=0, options={"task": {"achievement": "make_wood_pickaxe", "privilege": 2}}
+    )
+    obs, r, term, _, info = env.step("next")
+    assert "Inventory: wood 1" in obs and obs.endswith("Hint: next, place table (or say: next).\n")
+    for _ in range(3):  # place table, collect wood, make wood pickaxe
+        obs, r, term, _, info = env.step("next please")
+    assert (r, term, info["success"]) == (1.0, True, True)
+    obs, info = env.reset(seed=3, options={"task": {"privilege": 0}})  # the env picks the task
+    assert "Hint" not in obs and "achievement=" in info["task_id"]
+
+
+def test_privileged_bandit_curriculum_reaches_privilege_zero():
+    from agentrl.curricula.bandit import PRIVILEGE_MODES, PrivilegeBanditConfig, run_privileged
+
+    final = {
+        m: [run_privileged(m, PrivilegeBanditConfig(), s)[-1]["success@0"] for s in range(3)]
+        for m in PRIVILEGE_MODES
+    }
+    # measured: none 0.00, always privileged 0.02, curriculum 1.00 (success at privilege 0)
+    assert min(final["curriculum"]) > 0.9
+    assert max(final["none"]) < 0.05 and max(final["always"]) < 0.1

@@ -2,11 +2,12 @@
 
 A curriculum implements ``sample(n) -> list[TaskSpec]``, ``update(episodes)``,
 ``state_dict()`` / ``load_state_dict(sd)`` (JSON-able, written to ``curriculum.json``).
-Built-ins: ``uniform`` (default), ``learning_progress``, ``omni`` and ``xland`` (docs/curricula.md).
+Built-ins: ``uniform`` (default), ``learning_progress``, ``omni``, ``xland`` and ``privileged`` (docs/curricula.md).
 """
 
 from .learning_progress import LearningProgressConfig, LearningProgressCurriculum
 from .omni import LLMInterestingness, OmniConfig, OmniCurriculum, RuleInterestingness
+from .privileged import PrivilegedConfig, PrivilegedCurriculum
 from .uniform import Curriculum, UniformConfig, UniformCurriculum, build_curriculum
 from .xland import XLandConfig, XLandCurriculum, passes_filters
 
@@ -17,6 +18,8 @@ __all__ = [
     "LLMInterestingness",
     "OmniConfig",
     "OmniCurriculum",
+    "PrivilegedConfig",
+    "PrivilegedCurriculum",
     "RuleInterestingness",
     "UniformConfig",
     "UniformCurriculum",

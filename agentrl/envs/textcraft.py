@@ -23,6 +23,12 @@ text). Reward 1.0 when the task's achievement count is reached (terminated,
 (``info["invalid_action"]``); 0 otherwise (a command whose requirements are missing
 just fails). Truncated after ``max_turns`` (50). The world has no randomness: the reset
 seed only picks the task when none is given.
+
+Privileges (task key ``"privilege"``, for the ``privileged`` curriculum; default 0): at
+level >= 1 every observation ends with ``Hint: next, <command>.`` (an oracle peek at the
+tech tree); at level 2 the command ``next`` also performs the hinted step (a macro
+action). Success is always judged on the real task, and ``info["privilege_used"]`` says
+whether the step used a privilege (the hint shown or the macro taken).
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ IMPOSSIBLE: tuple[str, ...] = (
 COUNTS: tuple[int, ...] = (1, 2, 3, 4, 5)
 VERBS = ("collect", "place", "make")
 HELP = "Commands: collect <resource>, place <station>, make <item>."
+MAX_PRIVILEGE = 2
 _COMMAND = re.compile(r"\b(collect|place|make)\s+([a-z]+(?:[ _][a-z]+)?)")
 
 
@@ -158,7 +165,8 @@ class TextCraftEnv(TextEnv):
         impossible: include the impossible tasks in the default distribution.
         render_mode: ``None`` or ``"ansi"``.
 
-    Task spec: ``{"achievement": str, "count": int}`` (count defaults to 1).
+    Task spec: ``{"achievement": str, "count": int, "privilege": int}`` (count defaults to
+    1, privilege to 0; a spec with only ``privilege`` gets a task from the distribution).
     """
 
     def __init__(
@@ -179,11 +187,19 @@ class TextCraftEnv(TextEnv):
         self.placed: list[str] = []
         self.achieved: dict[str, int] = {}
         self.goal = ("collect_wood", 1)
+        self.privilege = 0
 
     def sample_task(self) -> dict[str, Any]:
         return dict(self.tasks[int(self.np_random.integers(len(self.tasks)))])
 
     def _reset(self, task: dict[str, Any]) -> str:
+        if "achievement" not in task:  # e.g. {"privilege": 2} from the privileged curriculum
+            task.update(self.sample_task())
+        self.privilege = int(task.get("privilege", 0))
+        if not 0 <= self.privilege <= MAX_PRIVILEGE:
+            raise ValueError(
+                f"TextCraft privilege must be in 0..{MAX_PRIVILEGE}, got {self.privilege}"
+            )
         achievement, count = task.get("achievement"), int(task.get("count", 1))
         if achievement not in RECIPES and achievement not in IMPOSSIBLE:
             raise ValueError(
@@ -204,13 +220,38 @@ class TextCraftEnv(TextEnv):
         done = (
             ", ".join(f"{achievement_text(k)} x{v}" for k, v in self.achieved.items()) or "nothing"
         )
+        hint = ""
+        if self.privilege >= 1 and (step := self.next_step()) is not None:
+            macro = " (or say: next)" if self.privilege >= 2 else ""
+            hint = f"Hint: next, {achievement_text(step)}{macro}.\n"
         return (
             f"Task: {achievement_text(*self.goal)}.\nInventory: {inv}\nPlaced: {placed}\n"
-            f"Achievements: {done}\nLast: {last}\n{HELP}\n"
+            f"Achievements: {done}\nLast: {last}\n{HELP}\n{hint}"
         )
+
+    def next_step(self) -> str | None:
+        """The achievement to do next towards the goal (``None`` for an impossible goal)."""
+        if self.goal[0] not in RECIPES:
+            return None
+        step = self.goal[0]
+        while (need := missing(step, self.inventory, set(self.placed))) is not None:
+            step = need
+        return step
 
     def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
         name = parse_command(action)
+        macro = (
+            self.privilege >= 2
+            and name is None
+            and re.search(r"\bnext\b", action.lower()) is not None
+        )
+        if macro:
+            name = self.next_step()
+        obs, reward, terminated, info = self._apply(name)
+        info["privilege_used"] = self.privilege >= 1
+        return obs, reward, terminated, info
+
+    def _apply(self, name: str | None) -> tuple[str, float, bool, dict[str, Any]]:
         if name is None:
             return (
                 self._render("Unknown command."),
