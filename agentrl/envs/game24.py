@@ -7,6 +7,11 @@ numbers still left, ``op`` one of ``+ - * /`` (``x`` also means ``*``), and ``c`
 result (fractions as ``"8/3"``). The step replaces ``a`` and ``b`` by ``c``. After three
 valid steps one number is left: reward 1.0 and ``info["success"]`` if it is 24, else 0.0.
 
+Relaxed action forms for small models (env kwargs): ``require_result=False`` accepts the
+short ``"4 * 6"`` (the env computes the result), ``letters=True`` names the numbers left
+(``Numbers left: a=4 b=6 c=1 d=1``) and accepts ``"a * b"``. Either way the history and
+``info["step"]`` show the step written out in full.
+
 An invalid step (unparseable, a number not left, a wrong result, division by zero) never
 raises: it costs ``invalid_penalty`` (reward ``-invalid_penalty``), sets
 ``info["invalid_action"]`` and ends the episode (``terminated``) -- so a trajectory is at
