@@ -27,7 +27,17 @@ from typing import Any
 
 import numpy as np
 
-from agentrl.curricula.bandit import CURRICULA_COMPARED, BanditConfig, run_bandit
+from agentrl.curricula.bandit import (
+    CURRICULA_COMPARED,
+    PRIVILEGE_MODES,
+    XLAND_MODES,
+    BanditConfig,
+    PrivilegeBanditConfig,
+    XLandBanditConfig,
+    run_bandit,
+    run_privileged,
+    run_xland,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -81,6 +91,46 @@ def plot(results: dict[str, list[list[dict[str, float]]]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def mean_std(values: list[float], digits: int = 2) -> str:
+    v = np.array(values)
+    return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
+
+
+def xland_section(seeds: int) -> tuple[str, dict[str, Any]]:
+    cfg = XLandBanditConfig()
+    final = {m: [run_xland(m, cfg, s)[-1] for s in range(seeds)] for m in XLAND_MODES}
+    lines = [
+        f"XLand bandit: {cfg.tasks} training tasks, {cfg.held_out} held-out tasks, {cfg.episodes} "
+        f"episodes, {seeds} seeds (per-task success on the held-out tasks):",
+        "",
+        "| sampling | held-out mean | participation (> 0.05) | 10th percentile | 50th percentile |",
+        "|---|---|---|---|---|",
+    ]
+    for m, rows in final.items():
+        cells = [
+            mean_std([r[k] for r in rows]) for k in ("held_out_mean", "participation", "p10", "p50")
+        ]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n", {m: rows for m, rows in final.items()}
+
+
+def privileged_section(seeds: int) -> tuple[str, dict[str, Any]]:
+    cfg = PrivilegeBanditConfig()
+    runs = {m: [run_privileged(m, cfg, s) for s in range(seeds)] for m in PRIVILEGE_MODES}
+    lines = [
+        f"Privileged bandit: levels 0-{len(cfg.bonus) - 1}, {cfg.episodes} episodes, {seeds} seeds "
+        "(success at privilege 0 after training):",
+        "",
+        "| training | success at privilege 0 | episodes until level 0 |",
+        "|---|---|---|",
+    ]
+    for m, rs in runs.items():
+        reach = [next((r["episodes"] for r in run if r["level"] == 0), float("nan")) for run in rs]
+        reach_cell = "-" if m != "curriculum" else mean_std(reach, 0)
+        lines.append(f"| {m} | {mean_std([run[-1]['success@0'] for run in rs])} | {reach_cell} |")
+    return "\n".join(lines) + "\n", {m: [run[-1] for run in rs] for m, rs in runs.items()}
 
 
 def probe_pairs() -> list[tuple[dict[str, Any], dict[str, Any], bool]]:
@@ -151,6 +201,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"config": dataclasses.asdict(cfg), "final": {}}
     for name, runs in results.items():
         out["final"][name] = [r[-1] for r in runs]
+    xland_text, out["xland"] = xland_section(args.seeds)
+    privileged_text, out["privileged"] = privileged_section(args.seeds)
+    text += f"\n{xland_text}\n{privileged_text}"
     if args.llm_probe:
         probe_table, info = llm_probe(args.llm_model)
         text += f"\nLLM model of interestingness on {info['pairs']} labelled TextCraft pairs:\n\n{probe_table}\n"
