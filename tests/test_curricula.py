@@ -2,6 +2,7 @@
 of interestingness (rule, LLM with its cache), and state surviving a checkpoint round trip."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -400,3 +401,75 @@ def test_xland_bandit_filtered_generation_beats_uniform_on_held_out_tasks():
     p10 = {m: np.mean([r["p10"] for r in rows]) for m, rows in final.items()}
     # measured: held-out mean success uniform 0.78, xland 0.99
     assert mean["xland"] > mean["uniform"] + 0.1 and p10["xland"] > p10["uniform"]
+
+
+# --- generations: the kickstart loss --------------------------------------------------------------
+
+
+def test_kickstart_beta_and_token_kl_by_hand():
+    import torch
+
+    from agentrl.curricula.kickstart import kickstart_beta, token_kl
+
+    assert [kickstart_beta(u, 2.0, 10) for u in (0, 5, 10, 20)] == [2.0, 1.0, 0.0, 0.0]
+    teacher = torch.log(torch.tensor([[[0.5, 0.5], [0.2, 0.8]]]))
+    student = torch.log(torch.tensor([[[0.9, 0.1], [0.7, 0.3]]]))
+    expected = 0.5 * np.log(0.5 / 0.9) + 0.5 * np.log(0.5 / 0.1)
+    assert float(token_kl(teacher, student, torch.tensor([[True, False]]))) == pytest.approx(
+        expected
+    )
+    assert float(token_kl(teacher, teacher, torch.tensor([[True, True]]))) == pytest.approx(
+        0.0, abs=1e-7
+    )
+
+
+def test_kickstart_pulls_a_fresh_policy_toward_the_teacher_and_anneals(tmp_path):
+    import torch
+
+    from agentrl.curricula.kickstart import Kickstart, KickstartConfig
+    from agentrl.policy import ModelConfig, Policy
+    from agentrl.types import Turn
+
+    small = dict(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+    Policy.from_config(ModelConfig(**small, init_seed=1)).save(tmp_path / "gen1" / "policy")
+    student = Policy.from_config(ModelConfig(**small, init_seed=2))
+    ks = Kickstart(KickstartConfig(teacher=str(tmp_path / "gen1"), beta=1.0, anneal_updates=3))
+    prompt = student.encode_prompts(["Task: collect wood."])[0]
+    action = student.tokenizer("collect wood", add_special_tokens=False)["input_ids"]
+    turn = Turn("o", "collect wood", prompt, action, [0.0] * len(action), 0.0, True, False, "", {})
+    batch = [Episode(env_id="t", task={}, seed=0, turns=[turn])]
+    assert ks.augment_batch(batch) == batch and ks.beta() == pytest.approx(2 / 3)
+    opt = torch.optim.Adam(student.model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(20):
+        loss = ks.extra_loss(student)
+        losses.append(float(loss.detach()))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert losses[-1] < 0.5 * losses[0]  # the student moved toward generation 1
+    ks.augment_batch(batch)
+    ks.augment_batch(batch)
+    assert ks.beta() == 0.0 and ks.extra_loss(student) is None  # annealed away
+    with pytest.raises(ValueError, match="teacher"):
+        Kickstart(KickstartConfig())
+
+
+def test_generation_two_kickstarts_from_generation_one_in_the_trainer(tiny_overrides, tmp_path):
+    import torch
+
+    from agentrl.config import load_config
+    from agentrl.trainer import Trainer
+
+    base = [*tiny_overrides, "env=textcraft", "++env.kwargs.max_turns=2", "iterations=1", "eval.episodes=2",
+            "eval.sample=false", "checkpoint.every=1"]  # fmt: skip
+    gen1 = Trainer(load_config([*base, f"run_dir={tmp_path / 'gen1'}"]), console=False).run()
+    entry = f"lifelong=[{{name:'agentrl.curricula.kickstart:Kickstart',teacher:'{gen1['checkpoint']}'}}]"
+    gen2 = Trainer(
+        load_config([*base, f"run_dir={tmp_path / 'gen2'}", "model.init_seed=7", entry]),
+        console=False,
+    ).run()
+    state = torch.load(Path(gen2["checkpoint"]) / "lifelong" / "state.pt", weights_only=True)
+    assert state["components"]["agentrl.curricula.kickstart:Kickstart"] == {
+        "updates": 1
+    }  # ran, checkpointed
