@@ -464,7 +464,9 @@ def test_generation_two_kickstarts_from_generation_one_in_the_trainer(tiny_overr
     base = [*tiny_overrides, "env=textcraft", "++env.kwargs.max_turns=2", "iterations=1", "eval.episodes=2",
             "eval.sample=false", "checkpoint.every=1"]  # fmt: skip
     gen1 = Trainer(load_config([*base, f"run_dir={tmp_path / 'gen1'}"]), console=False).run()
-    entry = f"lifelong=[{{name:'agentrl.curricula.kickstart:Kickstart',teacher:'{gen1['checkpoint']}'}}]"
+    entry = (
+        f"lifelong=[{{name:'agentrl.curricula.kickstart:Kickstart',teacher:'{gen1['run_dir']}'}}]"
+    )
     gen2 = Trainer(
         load_config([*base, f"run_dir={tmp_path / 'gen2'}", "model.init_seed=7", entry]),
         console=False,

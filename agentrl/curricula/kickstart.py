@@ -54,7 +54,8 @@ def token_kl(
 
 @dataclass
 class KickstartConfig:
-    """``teacher``: a checkpoint dir (its ``policy/``) or a saved policy dir; ``beta``: the
+    """``teacher``: generation k's run dir, checkpoints dir or checkpoint dir (its ``policy/``
+    is loaded; the latest checkpoint for the first two), or a saved policy dir; ``beta``: the
     initial weight; ``anneal_updates``: learner updates until it reaches 0; ``max_turns``:
     turns of each batch the KL is computed on."""
 
@@ -93,11 +94,18 @@ class Kickstart:
     def teacher(self) -> Any:
         if self._teacher is None:
             from agentrl.policy import Policy
+            from agentrl.policy.policy import POLICY_META
 
             path = Path(self.config.teacher)
             if not path.exists():
                 raise FileNotFoundError(f"kickstart teacher {path} does not exist")
-            self._teacher = Policy.load(path / "policy" if (path / "policy").is_dir() else path)
+            if (path / "policy").is_dir():
+                path = path / "policy"  # a checkpoint dir
+            elif not (path / POLICY_META).exists():
+                from agentrl.checkpoint import resolve_checkpoint
+
+                path = resolve_checkpoint(path) / "policy"  # a run dir or checkpoints dir
+            self._teacher = Policy.load(path)
             self._teacher.model.eval()
         return self._teacher
 
