@@ -23,7 +23,7 @@ import numpy as np
 
 from agentrl.types import Episode
 
-from .jsonl import append_jsonl, done_ids, repair
+from .jsonl import append_jsonl, done_ids, read_jsonl, repair
 
 
 @dataclass
@@ -96,8 +96,6 @@ def collect(
     else:  # remote workers: one wave of chunks at a time, written as each wave returns
         for rows in map_chunks(cfg, chunks):
             written += append_jsonl(out, rows)
-    from .jsonl import read_jsonl
-
     eps = [r["episode"] for r in read_jsonl(out)]
     rate = sum(bool(e.get("success")) for e in eps) / max(len(eps), 1)
     return {
