@@ -12,6 +12,7 @@
 - ``agentrl/ToolChain-v0`` (:class:`~agentrl.envs.toolchain.ToolChainEnv`): plans of module names (RLTF)
 - ``agentrl/Game24-v0`` (:class:`~agentrl.envs.game24.Game24Env`)
 - ``agentrl/TextCraft-v0`` (:class:`~agentrl.envs.textcraft.TextCraftEnv`): Crafter-like tech tree, tasks for curricula
+- ``agentrl/RuleWorld-v0`` (:class:`~agentrl.envs.ruleworld.RuleWorldEnv`): XLand-MiniGrid-style rule worlds in text
 
 Entry points are lazy ``"module:Class"`` strings; the envs truncate themselves at their
 ``max_turns``, so no ``max_episode_steps`` is registered (no ``TimeLimit`` wrapper).
@@ -30,6 +31,7 @@ ENV_ALIASES: dict[str, str] = {
     "game24": "agentrl/Game24-v0",
     "toolchain": "agentrl/ToolChain-v0",
     "textcraft": "agentrl/TextCraft-v0",
+    "ruleworld": "agentrl/RuleWorld-v0",
 }
 """Short names (used in configs) -> Gymnasium ids."""
 
@@ -45,6 +47,7 @@ _ENTRY_POINTS = {
     "agentrl/Game24-v0": "agentrl.envs.game24:Game24Env",
     "agentrl/ToolChain-v0": "agentrl.envs.toolchain:ToolChainEnv",
     "agentrl/TextCraft-v0": "agentrl.envs.textcraft:TextCraftEnv",
+    "agentrl/RuleWorld-v0": "agentrl.envs.ruleworld:RuleWorldEnv",
 }
 
 for _id, _entry_point in _ENTRY_POINTS.items():

@@ -29,8 +29,8 @@ import numpy as np
 
 from agentrl.envs import game24 as g24
 from agentrl.envs import guess_the_number as gtn
+from agentrl.envs import ruleworld, textcraft
 from agentrl.envs import scripted_suite as suite
-from agentrl.envs import textcraft
 from agentrl.envs import toolchain as tc
 from agentrl.envs import twenty_questions as tq
 from agentrl.types import Episode, TaskSpec, Turn
@@ -159,6 +159,7 @@ _POLICIES: dict[str, dict[str, Any]] = {
     "agentrl/Wordle-v0": {"random": suite.WordleRandom, "good": suite.WordleGood},
     "agentrl/Maze-v0": {"random": suite.MazeRandom, "good": suite.MazeGood},
     "agentrl/TextCraft-v0": {"random": textcraft.TextCraftRandom, "good": textcraft.TextCraftGood},
+    "agentrl/RuleWorld-v0": {"random": ruleworld.RuleWorldRandom, "good": ruleworld.RuleWorldGood},
 }
 KINDS = ("random", "good", "mix")
 
