@@ -25,7 +25,6 @@ from typing import Any
 
 import torch
 
-from agentrl.registry import LIFELONG
 from agentrl.types import Episode
 
 
@@ -76,9 +75,10 @@ def action_logits(model: Any, prompt: Sequence[int], action: Sequence[int]) -> t
     return logits[len(prompt) - 1 : len(prompt) + len(action) - 1]
 
 
-@LIFELONG.register("kickstart")
 class Kickstart:
-    """The kickstarting KL as a lifelong component (module docstring)."""
+    """The kickstarting KL as a lifelong component (module docstring). Named by dotted path
+    (``agentrl.curricula.kickstart:Kickstart``): the lifelong registry's built-ins live in
+    :mod:`agentrl.lifelong`, and this module belongs with the XLand curriculum."""
 
     Config = KickstartConfig
 
