@@ -475,3 +475,23 @@ def test_generation_two_kickstarts_from_generation_one_in_the_trainer(tiny_overr
     assert state["components"]["agentrl.curricula.kickstart:Kickstart"] == {
         "updates": 1
     }  # ran, checkpointed
+
+
+@pytest.mark.parametrize("name", ["learning_progress", "xland", "privileged"])
+def test_each_curriculum_trains_on_textcraft_and_resumes_exactly(name, tiny_overrides, tmp_path):
+    from agentrl.config import load_config
+    from agentrl.metrics import read_metrics
+    from agentrl.trainer import Trainer
+
+    overrides = [*tiny_overrides, "env=textcraft", "++env.kwargs.max_turns=2", f"curriculum={name}",
+                 "eval.episodes=2", "eval.sample=false", "checkpoint.every=1"]  # fmt: skip
+    summary = Trainer(load_config([*overrides, "iterations=2"]), console=False).run()
+    rows = read_metrics(Path(summary["run_dir"]) / "metrics.jsonl")
+    assert any(k.startswith("curriculum/") for k in rows[-1])
+    resumed = Trainer(load_config([*overrides, "iterations=3", "resume=latest"]), console=False)
+    resumed.run()
+    straight = Trainer(
+        load_config([*overrides, "iterations=3", f"run_dir={tmp_path / 'straight'}"]), console=False
+    )
+    straight.run()
+    assert resumed.curriculum.state_dict() == straight.curriculum.state_dict()
