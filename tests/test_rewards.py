@@ -200,7 +200,8 @@ def test_default_response_replays_the_final_observation():
 
     env = gym.make("agentrl/GuessTheNumber-v0")
     ep = run_scripted_episode(env, make_scripted("guess_the_number", "good"), seed=4)
-    assert ep.success and "final_observation" not in ep.turns[-1].info  # as rollout workers record it
+    # rollout workers keep no final observation: the response replays the episode
+    assert ep.success and "final_observation" not in ep.turns[-1].info
     intent, response = intent_and_response(ep)
     assert intent == "Guess the number between 1 and 16."
     assert response.rstrip().endswith(f"{ep.turns[-1].action}: correct")
