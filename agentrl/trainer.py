@@ -161,6 +161,11 @@ class Trainer:
             run_dir = Path(root) if root else self.resume_from.parent.parent
         else:
             run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
+            if (run_dir / "metrics.jsonl").exists() or (run_dir / "checkpoints" / "latest").exists():
+                raise ConfigError(
+                    f"run_dir={run_dir} already holds a run; continue it with resume=latest, or pick "
+                    "another run_dir (a new run never overwrites an old one's metrics or checkpoints)"
+                )
         self.run_dir = run_dir
         self.init_from: Path | None = None
         if cfg.init_from:

@@ -350,3 +350,12 @@ def test_offline_data_errors_are_clear(tiny_overrides, tmp_path, capsys):
     assert main(["train", *tiny_overrides, "algorithm=archer_offline", f"data={data}"]) == 2
     assert "episodes.jsonl:3: not an episode" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # nothing started
+
+
+def test_new_run_refuses_a_used_run_dir(tiny_overrides):
+    base = [*tiny_overrides, "env=guess_the_number", "iterations=1"]
+    s = _run(base)
+    before = (Path(s["run_dir"]) / "metrics.jsonl").read_text()
+    with pytest.raises(ConfigError, match="already holds a run; continue it with resume=latest"):
+        _run(base)
+    assert (Path(s["run_dir"]) / "metrics.jsonl").read_text() == before  # untouched

@@ -105,7 +105,7 @@ class CriticLearner:
         self.policy = policy
         self.critic: DoubleCritic = build_critic(config, policy, seed)
         self.target_critic: DoubleCritic = self.critic.target_copy()
-        self.optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+        self.optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, foreach=True)
         self.buffer = ReplayBuffer(config.buffer_size, seed=seed)
         self.generator = torch.Generator(device=policy.device).manual_seed(seed + 1)
         self.sampling = SamplingConfig(
@@ -240,7 +240,7 @@ class Archer:
         # Before the critic exists: a "policy_lora" critic adds trainable tensors to the model.
         self.actor_params = list(policy.trainable_parameters())
         self.core = CriticLearner(self.config, policy, seed)
-        self.actor_optimizer = torch.optim.Adam(self.actor_params, lr=self.config.actor_lr)
+        self.actor_optimizer = torch.optim.Adam(self.actor_params, lr=self.config.actor_lr, foreach=True)
         self.num_updates = 0
         self.actor_steps = 0
 
