@@ -53,7 +53,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     run_dir = Path(args.run_root) / f"{name}_s{seed}"
     overrides = [*TINY, "cluster=inline", "algorithm=ppo", f"run_dir={run_dir}", f"seed={seed}",
                  "logging.tensorboard=false", "logging.plot=false", "logging.progress=false",
-                 "warm_start.enabled=true", "warm_start.episodes=100", "warm_start.epochs=2",
+                 "warm_start.enabled=true", f"warm_start.episodes={args.warm_episodes}", f"warm_start.epochs={args.warm_epochs}",
                  "env=textcraft", "++env.kwargs.max_turns=12", f"iterations={args.iterations}",
                  "rollout.episodes_per_iter=16", "rollout.envs_per_worker=16", "eval.episodes=16",
                  "eval.sample=false", "checkpoint.every=1000", *extra]  # fmt: skip
@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--curricula", nargs="+", default=list(CURRICULA), choices=list(CURRICULA))
     ap.add_argument("--iterations", type=int, default=40)
     ap.add_argument("--eval-episodes", type=int, default=4)
+    ap.add_argument("--warm-episodes", type=int, default=200)
+    ap.add_argument("--warm-epochs", type=float, default=6.0)
     ap.add_argument("--run-root", default="/tmp/curricula_textcraft")
     ap.add_argument("--moi-cache", default="/tmp/curricula_textcraft/moi_cache.json")
     ap.add_argument("--out", default="")

@@ -68,5 +68,9 @@ def build_curriculum(section: dict[str, Any], seed: int) -> Any:
     name = section["name"]
     cls = CURRICULA.get(name)
     config_cls = getattr(cls, "Config", None)
-    cfg = make_dataclass_config(config_cls, section, where=f"curriculum={name}") if config_cls else None
+    cfg = (
+        make_dataclass_config(config_cls, section, where=f"curriculum={name}")
+        if config_cls
+        else None
+    )
     return cls(cfg, seed=seed)
