@@ -56,3 +56,62 @@ def test_quick_run_prints_every_row(tmp_path, capsys):
     md = out.read_text()
     assert md.startswith("# Rollout throughput")
     assert "| agentrl inline rollout" in md and "## Targets" in md and "machine" in md
+
+
+def test_sample_efficiency_smoke(tmp_path):
+    from benchmarks import sample_efficiency as se
+
+    out = tmp_path / "se.md"
+    tiny = [
+        "model.hidden_size=32",
+        "model.num_layers=1",
+        "model.intermediate_size=64",
+        "model.num_heads=2",
+        "warm_start.enabled=false",
+        "eval.episodes=4",
+        "algorithm.critic_epochs=1",
+        "env=guess_the_number",
+        "algorithm.batch_size=4",
+        "algorithm.critic_model.hidden_size=16",
+        "algorithm.critic_model.num_layers=1",
+    ]
+    args = [
+        "--algorithms",
+        "archer",
+        "--trajectories",
+        "8",
+        "--eval-trajectories",
+        "4",
+        "--per-iter",
+        "archer=2",
+        "--root",
+        str(tmp_path / "runs"),
+        "--out",
+        str(out),
+        "--extra",
+        *tiny,
+    ]
+    assert se.main(args) == 0
+    text = out.read_text()
+    assert (
+        "| archer | 2 | eval_sample/return |" in text
+        and out.with_suffix(".png").stat().st_size > 1000
+    )
+    rows = se.read_metrics(tmp_path / "runs" / "archer-seed0" / "metrics.jsonl")
+    assert [r.get("episodes_total", 0) for r in rows if "eval_sample/return" in r] == [0, 4, 8]
+
+
+def test_trajectories_to_reach():
+    from benchmarks.sample_efficiency import trajectories_to_reach
+
+    pts = [(0, -13.0, -14, -12), (64, -11.0, -12, -10), (128, -9.5, -10, -9)]
+    assert trajectories_to_reach(pts, -11.0) == 64
+    assert trajectories_to_reach(pts, -9.0) is None
+
+
+def test_archer_update_speed_smoke(capsys):
+    from benchmarks import archer_update_speed as aus
+
+    rows = aus.measure("main", steps=1, full_iteration=False)
+    assert rows["critic"] > 0 and rows["actor"] > 0 and rows["iteration_s"] > 0
+    assert "| main |" in aus.table([rows])

@@ -1,0 +1,249 @@
+"""Sample efficiency of ArCHer against its baselines on TwentyQuestions (10-word subset).
+
+Each algorithm and seed runs ``agentrl train`` in-process (``cluster=inline``) from the same
+BC warm start (same scripted data, SFT settings and seed, so iteration 0 is one policy per
+seed) with the same trajectory budget. Algorithms may collect different numbers of
+trajectories per iteration (``--per-iter``): an off-policy learner such as ArCHer can
+update often on few new trajectories, an on-policy one wants larger batches; evaluation
+happens every ``--eval-trajectories`` trajectories for all of them, on the same 64 eval seeds.
+
+Outputs: a table (initial / final sampled and greedy eval return and success, medians over
+seeds, with min-max), the trajectories each algorithm needed to reach PPO's final sampled
+return (first eval point whose median is at least as good), and a plot of return vs
+trajectories (median line, min-max band)::
+
+    python benchmarks/sample_efficiency.py --seeds 0 1 2 --trajectories 640 --out docs/sample_efficiency.md
+    python benchmarks/sample_efficiency.py --seeds 0 --trajectories 16 --eval-trajectories 8 \\
+        --per-iter archer=8 ppo=8 filtered_bc=8 chai=8 --extra eval.episodes=4   # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from agentrl.config import load_config
+from agentrl.metrics import read_metrics
+from agentrl.trainer import Trainer
+
+ALGORITHMS = ("archer", "ppo", "filtered_bc", "chai")
+DEFAULT_PER_ITER = {"archer": 8, "ppo": 32, "filtered_bc": 32, "chai": 32}
+KEYS = ("eval_sample/return", "eval_sample/success", "eval/return", "eval/success")
+
+
+def run_one(
+    algorithm: str,
+    seed: int,
+    budget: int,
+    per_iter: int,
+    eval_traj: int,
+    root: Path,
+    extra: list[str],
+) -> list[dict[str, Any]]:
+    """One training run; returns its metrics rows (``episodes_total`` = trajectories so far)."""
+    if budget % per_iter or eval_traj % per_iter:
+        raise SystemExit(
+            f"{algorithm}: --trajectories {budget} and --eval-trajectories {eval_traj} "
+            f"must be multiples of its per-iteration count {per_iter}"
+        )
+    run_dir = root / f"{algorithm}-seed{seed}"
+    if run_dir.exists():  # the benchmark owns its root: a rerun starts fresh
+        shutil.rmtree(run_dir)
+    overrides = [
+        f"algorithm={algorithm}",
+        "cluster=inline",
+        f"seed={seed}",
+        f"iterations={budget // per_iter}",
+        f"rollout.episodes_per_iter={per_iter}",
+        f"rollout.envs_per_worker={min(per_iter, 8)}",
+        f"eval.every={eval_traj // per_iter}",
+        f"run_dir={run_dir}",
+        "logging.tensorboard=false",
+        "logging.plot=false",
+        "logging.progress=false",
+        f"checkpoint.every={budget // per_iter}",
+        *extra,
+    ]
+    start = time.perf_counter()
+    Trainer(load_config(overrides), console=False).run()
+    print(f"[{algorithm} seed {seed}] {time.perf_counter() - start:.0f} s", flush=True)
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    for r in rows:
+        r.setdefault("episodes_total", 0)
+    return rows
+
+
+def curve(
+    by_seed: dict[int, list[dict[str, Any]]], key: str
+) -> list[tuple[int, float, float, float]]:
+    """``(trajectories, median, min, max)`` over seeds at each eval point."""
+    points: dict[int, list[float]] = {}
+    for rows in by_seed.values():
+        for r in rows:
+            if key in r:
+                points.setdefault(int(r["episodes_total"]), []).append(float(r[key]))
+    return [(t, statistics.median(v), min(v), max(v)) for t, v in sorted(points.items())]
+
+
+def trajectories_to_reach(
+    points: list[tuple[int, float, float, float]], target: float
+) -> int | None:
+    """First eval point whose median return is >= ``target`` (None if never)."""
+    return next((t for t, med, _, _ in points if med >= target - 1e-9), None)
+
+
+def summarize(results: dict[str, dict[int, list[dict[str, Any]]]]) -> dict[str, Any]:
+    table = []
+    for algo, by_seed in results.items():
+        for key in KEYS:
+            pts = curve(by_seed, key)
+            last = [[r for r in rows if key in r][-1][key] for rows in by_seed.values()]
+            table.append(
+                {
+                    "algorithm": algo,
+                    "metric": key,
+                    "initial": pts[0][1],
+                    "final": statistics.median(last),
+                    "final_min": min(last),
+                    "final_max": max(last),
+                    "seeds": len(last),
+                    "trajectories": pts[-1][0],
+                }
+            )
+    reach: dict[str, int | None] = {}
+    target = None
+    if "ppo" in results:
+        target = curve(results["ppo"], "eval_sample/return")[-1][1]
+        reach = {
+            a: trajectories_to_reach(curve(s, "eval_sample/return"), target)
+            for a, s in results.items()
+        }
+    return {"table": table, "ppo_final": target, "reach": reach}
+
+
+def plot(results: dict[str, dict[int, list[dict[str, Any]]]], out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, title in (
+        (axes[0], "eval_sample/return", "sampled eval return"),
+        (axes[1], "eval/return", "greedy eval return"),
+    ):
+        for algo, by_seed in results.items():
+            pts = curve(by_seed, key)
+            xs = [p[0] for p in pts]
+            ax.plot(xs, [p[1] for p in pts], "o-", label=algo, markersize=3)
+            ax.fill_between(xs, [p[2] for p in pts], [p[3] for p in pts], alpha=0.15)
+        ax.set_xlabel("trajectories collected")
+        ax.set_ylabel("return (median over seeds, min-max band)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+
+
+def render(summary: dict[str, Any], per_iter: dict[str, int]) -> str:
+    lines = [
+        "| algorithm | trajectories / iteration | metric | initial (BC) | final (median) | final min..max "
+        "| seeds | trajectories |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary["table"]:
+        lines.append(
+            f"| {row['algorithm']} | {per_iter[row['algorithm']]} | {row['metric']} | {row['initial']:.3f} "
+            f"| {row['final']:.3f} | {row['final_min']:.2f}..{row['final_max']:.2f} | {row['seeds']} "
+            f"| {row['trajectories']} |"
+        )
+    if summary["ppo_final"] is not None:
+        lines += [
+            "",
+            f"Trajectories to reach PPO's final sampled eval return ({summary['ppo_final']:.3f}):",
+            "",
+            "| algorithm | trajectories | vs PPO |",
+            "|---|---|---|",
+        ]
+        ppo = summary["reach"].get("ppo")
+        for algo, n in summary["reach"].items():
+            ratio = f"{ppo / n:.2f}x fewer" if n and ppo else "-"
+            lines.append(
+                f"| {algo} | {n if n is not None else 'not reached'} | {ratio if n else '-'} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--trajectories", type=int, default=640, help="budget per run")
+    p.add_argument(
+        "--eval-trajectories", type=int, default=64, help="evaluate every this many trajectories"
+    )
+    p.add_argument(
+        "--per-iter",
+        nargs="*",
+        default=[],
+        metavar="ALGO=N",
+        help=f"trajectories per iteration (default {DEFAULT_PER_ITER})",
+    )
+    p.add_argument(
+        "--extra", nargs="*", default=[], help="overrides for every run, e.g. eval.episodes=16"
+    )
+    p.add_argument("--root", type=Path, default=Path("runs/sample_efficiency"))
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    per_iter = dict(DEFAULT_PER_ITER)
+    for item in args.per_iter:
+        name, _, n = item.partition("=")
+        if name not in ALGORITHMS or not n.isdigit():
+            p.error(
+                f"--per-iter {item!r}: expected ALGO=N with ALGO one of {', '.join(ALGORITHMS)}"
+            )
+        per_iter[name] = int(n)
+    results: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    for algo in args.algorithms:
+        for seed in args.seeds:
+            results.setdefault(algo, {})[seed] = run_one(
+                algo,
+                seed,
+                args.trajectories,
+                per_iter[algo],
+                args.eval_trajectories,
+                args.root,
+                args.extra,
+            )
+    summary = summarize(results)
+    text = render(summary, per_iter)
+    print(text)
+    args.root.mkdir(parents=True, exist_ok=True)
+    (args.root / "results.json").write_text(
+        json.dumps({"summary": summary, "runs": results}, indent=1)
+    )
+    if args.out:
+        png = args.out.with_suffix(".png")
+        plot(results, png)
+        cmd = " ".join(
+            ["python benchmarks/sample_efficiency.py", *(argv if argv is not None else [])]
+        )
+        args.out.write_text(
+            f"# Sample efficiency: ArCHer vs baselines on TwentyQuestions\n\nProduced by `{cmd}`.\n\n"
+            + text
+            + f"\n\n![curves]({png.name})\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
