@@ -148,6 +148,8 @@ def test_synthesize_llm_drops_and_counts_malformed(tmp_path):
     rows = list(read_jsonl(tmp_path / "s.jsonl"))
     assert rows[1]["positive"] == "3 * 8 = 24" and rows[1]["negative"] == "1 + 1 = 2"
     assert parse_llm_output(" a\nPositive: b\nNegative: c") == ("a", "b", "c")
+    assert parse_llm_output(" <task>\nPositive: <good response>\nNegative: <bad response>") is None
+    assert parse_llm_output(" a\nPositive: b\nNegative: c\n\nThe task is to ...") == ("a", "b", "c")
 
 
 def test_synthesize_llm_with_a_real_tiny_model(tmp_path):

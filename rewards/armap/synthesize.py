@@ -38,10 +38,18 @@ from ..trajectory import env_for, hook, intent_and_response
 from .jsonl import append_jsonl, done_ids, read_jsonl, repair
 
 LLM_TEMPLATE = (
-    "Here is what an agent did in an environment.\n{intent}\n{response}\n"
+    "Here is what an agent did in an environment.\n{intent}\n{response}\n\n"
     "Write the task this trajectory is trying to do, one response that accomplishes it and "
-    "one that fails, in this exact format:\nIntent: <task>\nPositive: <good response>\n"
-    "Negative: <bad response>\nIntent:"
+    "one that fails. Use exactly three lines, like this example:\n"
+    "Intent: Find the word 'dog' by asking yes/no questions.\n"
+    "Positive: Is it an animal? Is it a pet? Is it a dog?\n"
+    "Negative: Is it a car? Is it a tree?\n\n"
+    "Now for the trajectory above:\nIntent:"
+)
+_EXAMPLE = (
+    "find the word 'dog' by asking yes/no questions.",
+    "is it an animal? is it a pet? is it a dog?",
+    "is it a car? is it a tree?",
 )
 _SECTION = re.compile(r"(Intent|Positive|Negative):", re.IGNORECASE)
 
@@ -65,7 +73,9 @@ class SynthesizeConfig:
 def parse_llm_output(text: str) -> tuple[str, str, str] | None:
     """``(intent, positive, negative)`` from an LLM answer (the prompt ends with ``Intent:``).
 
-    Returns ``None`` for malformed output: a section missing or empty, or positive == negative.
+    Each section ends at the next section or a blank line. Returns ``None`` for malformed
+    output: a section missing or empty, a template placeholder (``<task>``) or the prompt's
+    example echoed back, or positive == negative.
     """
     text = "Intent:" + text if not text.lstrip().lower().startswith("intent:") else text
     parts: dict[str, str] = {}
@@ -74,10 +84,14 @@ def parse_llm_output(text: str) -> tuple[str, str, str] | None:
         end = matches[k + 1].start() if k + 1 < len(matches) else len(text)
         key = m.group(1).lower()
         if key not in parts:
-            parts[key] = text[m.end() : end].strip()
+            parts[key] = text[m.end() : end].strip().split("\n\n")[0].strip()
     intent, pos, neg = parts.get("intent", ""), parts.get("positive", ""), parts.get("negative", "")
     if not intent or not pos or not neg or pos == neg:
         return None
+    if any(re.fullmatch(r"<[^<>]*>", x) for x in (intent, pos, neg)):
+        return None  # a placeholder parroted back
+    if any(x.lower() == e for x, e in zip((intent, pos, neg), _EXAMPLE, strict=True)):
+        return None  # the example copied
     return intent, pos, neg
 
 
@@ -192,8 +206,23 @@ def hf_generate(
     model, tok = load_model_and_tokenizer(ModelConfig(name=model_name))
     gen = torch.Generator().manual_seed(seed)
 
+    def as_chat(prompt: str) -> str:
+        # Instruct models: the prompt becomes the user turn, the answer is pre-filled with "Intent:".
+        if not getattr(tok, "chat_template", None):
+            return prompt
+        head, _, _ = prompt.rpartition("Intent:")
+        chat = tok.apply_chat_template(
+            [{"role": "user", "content": head.rstrip()}], tokenize=False, add_generation_prompt=True
+        )
+        return str(chat) + "Intent:"
+
     def generate(prompts: list[str]) -> list[str]:
-        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tok(
+            [as_chat(p) for p in prompts],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+        )
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         with torch.no_grad():
             out = model.generate(
