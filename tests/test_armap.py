@@ -499,3 +499,31 @@ def test_reflexion_with_a_scripted_player_retries_without_touching_its_observati
         threshold=0.5,
     )
     assert res["episode"].success and res["attempts"] == 1 + res["scores"].index(1.0)
+
+
+def test_train_resumes_from_its_work_checkpoint(pipeline, tmp_path, monkeypatch):
+    import agentrl.rewards.armap.train as train_mod
+
+    d, *_ = pipeline
+    cfg = TrainRMConfig(
+        data=str(d / "triplets.jsonl"), out=str(tmp_path / "rm"), backbone=TINY_RM, epochs=1
+    )
+    monkeypatch.setattr(
+        train_mod.shutil, "rmtree", lambda *a, **k: None
+    )  # as if killed before cleanup
+    first = train_reward_model(cfg)
+    work = next((tmp_path / "rm").glob(".work-*"))
+    assert any(work.glob("checkpoint-*"))
+    import transformers
+
+    calls = []
+    real_train = transformers.Trainer.train
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs.get("resume_from_checkpoint"))
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.Trainer, "train", spy)
+    resumed = train_reward_model(cfg)  # picks the finished checkpoint up: no step is redone
+    assert calls == [True] and resumed["path"].endswith("v002")
+    assert resumed["heldout_accuracy"] == pytest.approx(first["heldout_accuracy"])
