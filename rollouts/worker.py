@@ -36,7 +36,9 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
 
     if env_id not in gym.registry:
         valid = ", ".join(sorted(k for k in gym.registry if k.startswith("agentrl/")))
-        raise gym.error.NameNotFound(f"unknown env id {env_id!r}; agentrl envs: {valid} (or any registered Gymnasium id)")
+        raise gym.error.NameNotFound(
+            f"unknown env id {env_id!r}; agentrl envs: {valid} (or any registered Gymnasium id)"
+        )
     return gym.make(env_id, disable_env_checker=True, **(env_kwargs or {}))
 
 
@@ -113,9 +115,16 @@ class RolloutWorker:
         def start_job(slot: int) -> None:
             while queue:
                 job = queue.pop()
-                episode = Episode(env_id=self.env_id, task=dict(job.task), seed=job.seed, policy_version=self.policy_version)
+                episode = Episode(
+                    env_id=self.env_id,
+                    task=dict(job.task),
+                    seed=job.seed,
+                    policy_version=self.policy_version,
+                )
                 try:
-                    obs, _info = self.envs[slot].reset(seed=job.seed, options={"task": dict(job.task)} if job.task else None)
+                    obs, _info = self.envs[slot].reset(
+                        seed=job.seed, options={"task": dict(job.task)} if job.task else None
+                    )
                 except Exception as e:  # an env that cannot reset ends only this episode
                     episode.error = f"reset failed: {type(e).__name__}: {e}"
                     results[job.job_id] = episode
