@@ -73,8 +73,9 @@ def validate_components(cfg: TrainConfig) -> None:
         )
     if hasattr(algo_cls, "act") and cfg.cluster.mode != "inline":
         raise ConfigError(
-            f"algorithm={cfg.algorithm['name']} acts with the learner's critic, which rollout actors do not "
-            "have yet: run it with cluster=inline"
+            f"algorithm={cfg.algorithm['name']} has its own acting rule (act(): e.g. CHAI's critic, RLTF's "
+            "candidate choice) that runs in the learner, which Ray rollout actors cannot call yet: "
+            "run it with cluster=inline"
         )
     if cfg.data:  # a damaged dataset fails here, before any work, naming file and line
         from agentrl.types import load_episodes
@@ -273,7 +274,8 @@ class Trainer:
             )
         self.reward = build_reward(cfg.reward)
         if self.ray is not None and not getattr(self.reward, "passthrough", False):
-            from agentrl.rollouts.reward_actors import RemoteReward  # the reward model in its own actor
+            # the reward model in its own actor
+            from agentrl.rollouts.reward_actors import RemoteReward
 
             self.reward = RemoteReward(cfg.reward, self.reward, imports=list(cfg.imports), import_path=os.getcwd())
         self.curriculum = build_curriculum(cfg.curriculum, seed=cfg.seed)
