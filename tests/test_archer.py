@@ -494,3 +494,23 @@ def test_chai_trains_only_the_critic_and_acts_by_min_q():
     torch.save(chai.state_dict(), blob)
     blob.seek(0)
     chai.load_state_dict(torch.load(blob, weights_only=True))
+
+
+def test_bf16_critic_matches_fp32_closely_and_trains():
+    policy = tiny_policy()
+    fp32 = Archer(small_config(), policy, seed=0)
+    bf16 = Archer(small_config(critic_precision="bf16"), policy, seed=0)
+    obs, acts = [OBS, "start"], ["A", "go"]
+    with torch.no_grad():
+        a = fp32.critic(obs, acts)
+        b = bf16.critic(obs, acts)  # same seed: same weights, only the encoder's precision differs
+    for x, y in zip(a, b, strict=True):
+        assert x.dtype == y.dtype == torch.float32
+        assert torch.allclose(x, y, atol=2e-2) and not torch.equal(x, y)
+    before = [p.detach().clone() for p in bf16.critic.parameters()]
+    bf16.core.add_episodes(toy_episodes(policy))
+    stats = bf16.core.step()
+    assert math.isfinite(stats["q_loss"])
+    assert all(not torch.equal(p0, p) for p0, p in zip(before, bf16.critic.parameters(), strict=True))
+    with pytest.raises(ValueError, match="critic_precision must be one of"):
+        small_config(critic_precision="fp16")

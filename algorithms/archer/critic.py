@@ -84,6 +84,8 @@ class DoubleCritic(nn.Module):
         hidden_size: ``H``.
         head_hidden: width of the MLP heads.
         pooling: ``"mean"`` (masked mean over tokens) or ``"cls"`` (first token).
+        precision: ``"fp32"``, or ``"bf16"`` to run the encoder under bf16 autocast (weights,
+            pooling and heads stay fp32; ~2.5x faster on CPUs with AVX512-BF16 or on GPUs).
     """
 
     def __init__(
@@ -93,8 +95,10 @@ class DoubleCritic(nn.Module):
         hidden_size: int,
         head_hidden: int = 768,
         pooling: str = "mean",
+        precision: str = "fp32",
     ):
         super().__init__()
+        self.precision = precision
         self.encoder = encoder
         self.tokens = tokens
         self.pooling = pooling
@@ -126,7 +130,9 @@ class DoubleCritic(nn.Module):
             mask[i, : len(x)] = 1
         device = self.device
         input_ids, mask = input_ids.to(device), mask.to(device)
-        hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state.float()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        hidden = hidden.float()
         self.encoder_passes += 1
         if self.pooling == "cls":
             pooled = hidden[:, 0]
@@ -194,6 +200,7 @@ def build_critic(config: ArcherConfig, policy: Any = None, seed: int = 0) -> Dou
             hidden_size=int(encoder.config.hidden_size),
             head_hidden=config.critic_head_hidden,
             pooling=config.critic_pooling,
+            precision=config.critic_precision,
         )
     device = getattr(policy, "device", None)
     return critic.to(device) if device is not None else critic
