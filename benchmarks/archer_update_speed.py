@@ -1,6 +1,6 @@
 """ArCHer update speed: critic and actor throughput, one default-shaped iteration, peak memory.
 
-Two model sizes, each measured in a fresh subprocess (so peak RSS belongs to one size):
+Two model sizes (and the larger in bf16 too), each measured in a fresh subprocess (so peak RSS belongs to one size):
 
 - ``main``: the README main job's models (tiny Llama, hidden 128, 2 layers, the shipped
   word-piece tokenizer; a 2-layer hidden-64 BERT critic over the same tokenizer).
@@ -243,7 +243,7 @@ def table(results: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
-        "--sizes", nargs="+", default=["main", "reference"], choices=["main", "reference"]
+        "--sizes", nargs="+", default=SIZES, choices=SIZES
     )
     ap.add_argument(
         "--steps", type=int, default=12, help="timed steps per batch-8 row (a quarter for _256)"
