@@ -527,3 +527,31 @@ def test_train_resumes_from_its_work_checkpoint(pipeline, tmp_path, monkeypatch)
     resumed = train_reward_model(cfg)  # picks the finished checkpoint up: no step is redone
     assert calls == [True] and resumed["path"].endswith("v002")
     assert resumed["heldout_accuracy"] == pytest.approx(first["heldout_accuracy"])
+
+
+def test_collect_with_a_checkpoint_policy(tmp_path, tiny_overrides):
+    """Exploration by a trained (weak) LM policy: rows carry its sampled token ids; resumable."""
+    from agentrl.checkpoint import CheckpointError
+    from agentrl.config import load_config
+    from agentrl.trainer import Trainer
+
+    s = Trainer(load_config([*tiny_overrides, "env=game24", "iterations=1"]), console=False).run()
+    cfg = CollectConfig(
+        env="game24",
+        out=str(tmp_path / "lm.jsonl"),
+        episodes=6,
+        checkpoint=s["run_dir"],
+        chunk_size=4,
+    )
+    first = collect(cfg)
+    assert first["written"] == 6 and first["episodes"] == 6
+    rows = sorted(read_jsonl(cfg.out), key=lambda r: r["id"])
+    eps = [Episode.from_dict(r["episode"]) for r in rows]
+    assert all(ep.turns and ep.turns[0].action_ids and ep.turns[0].action_logprobs for ep in eps)
+    assert collect(cfg)["written"] == 0  # resumed: nothing left to do
+    with pytest.raises(CheckpointError):
+        collect(
+            CollectConfig(
+                env="game24", out=str(tmp_path / "x.jsonl"), checkpoint=str(tmp_path / "nope")
+            )
+        )

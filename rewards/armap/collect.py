@@ -8,7 +8,12 @@
 Episode ``i`` resets the env with seed ``seed + i // repeats`` (``repeats`` trajectories
 share a task, which ranked pair synthesis needs) and draws the policy's randomness from
 ``(seed, i)``, so any subset of ids can be re-played identically. Re-running skips ids
-already in the file, so an interrupted stage resumes. ``map_chunks`` lets a caller run the
+already in the file, so an interrupted stage resumes.
+
+``checkpoint=PATH`` explores with a trained (weak) LM policy instead: the checkpoint's policy
+samples at ``temperature`` inside a :class:`~agentrl.rollouts.worker.RolloutWorker`, so the
+rows carry token ids and log-probs; a chunk's sampling is seeded by ``(seed, first id)``, so
+results are reproducible for the same ``chunk_size``. ``map_chunks`` lets a caller run the
 chunks elsewhere (the CLI passes Ray rollout workers: :mod:`agentrl.rollouts.armap_actors`).
 """
 
@@ -37,6 +42,10 @@ class CollectConfig:
     repeats: int = 1
     seed: int = 0
     chunk_size: int = 64
+    checkpoint: str = (
+        ""  # a training checkpoint (run dir, step dir or "latest"): explore with its LM policy
+    )
+    temperature: float = 1.0
 
 
 def play_scripted(
@@ -51,8 +60,53 @@ def play_scripted(
     return ep
 
 
+_POLICIES: dict[
+    str, tuple[Any, int]
+] = {}  # checkpoint -> (policy, max_new_tokens), one load per process
+
+
+def _checkpoint_policy(path: str) -> tuple[Any, int]:
+    """The policy saved in a training checkpoint (verified) and its run's utterance length."""
+    from omegaconf import OmegaConf
+
+    from agentrl.checkpoint import resolve_checkpoint, verify_checkpoint
+    from agentrl.config import to_train_config
+    from agentrl.learner import Learner
+
+    ckpt = resolve_checkpoint(path)
+    key = str(ckpt.resolve())
+    if key not in _POLICIES:
+        manifest = verify_checkpoint(ckpt)
+        cfg = to_train_config(OmegaConf.create(manifest["config"]))
+        learner = Learner(cfg.model, dict(cfg.algorithm), seed=cfg.seed, imports=list(cfg.imports))
+        learner.load(key, weights_only=True)
+        _POLICIES[key] = (learner.policy, cfg.env.max_new_tokens)
+    return _POLICIES[key]
+
+
+def collect_with_policy(cfg: CollectConfig, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Play the episodes ``ids`` with the checkpoint's LM policy (see the module docstring)."""
+    from agentrl.envs import resolve_env_id
+    from agentrl.policy import SamplingConfig
+    from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
+
+    env_id = resolve_env_id(cfg.env)
+    policy, max_new = _checkpoint_policy(cfg.checkpoint)
+    sampling = SamplingConfig(temperature=cfg.temperature, max_new_tokens=max_new)
+    worker = RolloutWorker(
+        env_id, cfg.env_kwargs, min(8, max(len(ids), 1)), sampling, policy=policy
+    )
+    jobs = [EpisodeJob(k, cfg.seed + i // max(cfg.repeats, 1)) for k, i in enumerate(ids)]
+    episodes = worker.collect(
+        jobs, rng_seed=int(np.random.SeedSequence([cfg.seed, ids[0], 11]).generate_state(1)[0])
+    )
+    return [{"id": int(i), "episode": ep.to_dict()} for i, ep in zip(ids, episodes, strict=True)]
+
+
 def collect_chunk(cfg: CollectConfig, ids: Sequence[int]) -> list[dict[str, Any]]:
     """Play the episodes ``ids`` of ``cfg`` (a pure function of its inputs)."""
+    if cfg.checkpoint:
+        return collect_with_policy(cfg, ids)
     from agentrl.envs import resolve_env_id
     from agentrl.envs.scripted import make_scripted
     from agentrl.rollouts.worker import make_env
@@ -83,7 +137,13 @@ def collect(
     from agentrl.envs import resolve_env_id
     from agentrl.envs.scripted import make_scripted
 
-    make_scripted(resolve_env_id(cfg.env), cfg.policy)  # fail early on a bad env or policy
+    if cfg.checkpoint:  # fail early on a missing or damaged checkpoint
+        from agentrl.checkpoint import resolve_checkpoint, verify_checkpoint
+
+        resolve_env_id(cfg.env)
+        verify_checkpoint(resolve_checkpoint(cfg.checkpoint))
+    else:
+        make_scripted(resolve_env_id(cfg.env), cfg.policy)  # fail early on a bad env or policy
     out = Path(cfg.out)
     repair(out)
     have = done_ids(out)
