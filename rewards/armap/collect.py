@@ -71,16 +71,16 @@ def _checkpoint_policy(path: str) -> tuple[Any, int]:
 
     from agentrl.checkpoint import resolve_checkpoint, verify_checkpoint
     from agentrl.config import to_train_config
-    from agentrl.learner import Learner
+    from agentrl.policy import Policy
 
     ckpt = resolve_checkpoint(path)
     key = str(ckpt.resolve())
     if key not in _POLICIES:
         manifest = verify_checkpoint(ckpt)
         cfg = to_train_config(OmegaConf.create(manifest["config"]))
-        learner = Learner(cfg.model, dict(cfg.algorithm), seed=cfg.seed, imports=list(cfg.imports))
-        learner.load(key, weights_only=True)
-        _POLICIES[key] = (learner.policy, cfg.env.max_new_tokens)
+        # Only the policy: no algorithm is built and no module named in the checkpoint's
+        # config is imported (a checkpoint is data, never code).
+        _POLICIES[key] = (Policy.load(ckpt / "policy", model_config=cfg.model), cfg.env.max_new_tokens)
     return _POLICIES[key]
 
 
