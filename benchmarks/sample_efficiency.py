@@ -44,6 +44,7 @@ def run_one(
     eval_traj: int,
     root: Path,
     extra: list[str],
+    reuse: bool = False,
 ) -> list[dict[str, Any]]:
     """One training run; returns its metrics rows (``episodes_total`` = trajectories so far)."""
     if budget % per_iter or eval_traj % per_iter:
@@ -52,6 +53,8 @@ def run_one(
             f"must be multiples of its per-iteration count {per_iter}"
         )
     run_dir = root / f"{algorithm}-seed{seed}"
+    if reuse and (run_dir / "summary.json").exists():  # a finished run of an earlier invocation
+        return _rows(run_dir)
     if run_dir.exists():  # the benchmark owns its root: a rerun starts fresh
         shutil.rmtree(run_dir)
     overrides = [
@@ -72,6 +75,10 @@ def run_one(
     start = time.perf_counter()
     Trainer(load_config(overrides), console=False).run()
     print(f"[{algorithm} seed {seed}] {time.perf_counter() - start:.0f} s", flush=True)
+    return _rows(run_dir)
+
+
+def _rows(run_dir: Path) -> list[dict[str, Any]]:
     rows = read_metrics(run_dir / "metrics.jsonl")
     for r in rows:
         r.setdefault("episodes_total", 0)
@@ -115,15 +122,20 @@ def summarize(results: dict[str, dict[int, list[dict[str, Any]]]]) -> dict[str, 
                     "trajectories": pts[-1][0],
                 }
             )
-    reach: dict[str, int | None] = {}
-    target = None
+    targets: dict[str, dict[str, Any]] = {}
     if "ppo" in results:
-        target = curve(results["ppo"], "eval_sample/return")[-1][1]
-        reach = {
-            a: trajectories_to_reach(curve(s, "eval_sample/return"), target)
-            for a, s in results.items()
-        }
-    return {"table": table, "ppo_final": target, "reach": reach}
+        ppo = curve(results["ppo"], "eval_sample/return")
+        # PPO's last point, and its best point (the last one is noisy with few seeds)
+        for name, (t, value) in (
+            ("final", (ppo[-1][0], ppo[-1][1])),
+            ("best", max(((p[0], p[1]) for p in ppo[1:]), key=lambda x: x[1])),
+        ):
+            reach = {
+                a: trajectories_to_reach(curve(s, "eval_sample/return")[1:], value)
+                for a, s in results.items()
+            }
+            targets[name] = {"value": value, "ppo_trajectories": t, "reach": reach}
+    return {"table": table, "targets": targets}
 
 
 def plot(results: dict[str, dict[int, list[dict[str, Any]]]], out_png: Path) -> None:
@@ -164,20 +176,18 @@ def render(summary: dict[str, Any], per_iter: dict[str, int]) -> str:
             f"| {row['final']:.3f} | {row['final_min']:.2f}..{row['final_max']:.2f} | {row['seeds']} "
             f"| {row['trajectories']} |"
         )
-    if summary["ppo_final"] is not None:
+    for name, tgt in summary["targets"].items():
         lines += [
             "",
-            f"Trajectories to reach PPO's final sampled eval return ({summary['ppo_final']:.3f}):",
+            f"Trajectories to reach PPO's {name} median sampled eval return ({tgt['value']:.3f}, which "
+            f"PPO reached at {tgt['ppo_trajectories']} trajectories); eval points after the start only:",
             "",
             "| algorithm | trajectories | vs PPO |",
             "|---|---|---|",
         ]
-        ppo = summary["reach"].get("ppo")
-        for algo, n in summary["reach"].items():
-            ratio = f"{ppo / n:.2f}x fewer" if n and ppo else "-"
-            lines.append(
-                f"| {algo} | {n if n is not None else 'not reached'} | {ratio if n else '-'} |"
-            )
+        for algo, n in tgt["reach"].items():
+            ratio = f"{tgt['ppo_trajectories'] / n:.2f}x fewer" if n else "-"
+            lines.append(f"| {algo} | {n if n is not None else 'not reached'} | {ratio} |")
     return "\n".join(lines)
 
 
@@ -201,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--root", type=Path, default=Path("runs/sample_efficiency"))
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--reuse", action="store_true", help="keep finished runs found under --root")
     args = p.parse_args(argv)
     per_iter = dict(DEFAULT_PER_ITER)
     for item in args.per_iter:
@@ -221,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.eval_trajectories,
                 args.root,
                 args.extra,
+                reuse=args.reuse,
             )
     summary = summarize(results)
     text = render(summary, per_iter)
