@@ -175,6 +175,7 @@ class Trainer:
         self.ckpt = CheckpointManager(run_dir / "checkpoints", keep=cfg.checkpoint.keep)
         self._stop_requested = False
         self._pending: Any = None  # the next iteration's collection in asynchronous mode
+        self.sync_bytes = 0  # bytes of the last weight sync (0 inline: workers share the policy)
         self._offline = is_offline(cfg)  # learns from cfg.data only: no rollouts
 
     # --- setup --------------------------------------------------------------------------
@@ -287,11 +288,15 @@ class Trainer:
 
     # --- pieces of the loop ---------------------------------------------------------------
     def _sync_weights(self) -> float:
+        """Send the learner's weights to the workers (only the adapter when LoRA is on);
+        returns the seconds it took and keeps the bytes sent in ``self.sync_bytes``."""
         start = time.perf_counter()
-        if self.ray is None:
+        self.sync_bytes = 0
+        if self.ray is None:  # inline workers share the learner's policy: nothing moves
             self.workers.set_weights(None, self.learner.version)
         else:
             weights, version = self.learner.get_weights()
+            self.sync_bytes = sum(t.numel() * t.element_size() for t in weights.values())
             self.workers.set_weights(weights, version)
         return time.perf_counter() - start
 
@@ -542,6 +547,7 @@ class Trainer:
             "perf/collect_wait_s": wait_s,
             "perf/update_s": update_s,
             "perf/sync_s": sync_s,
+            "perf/sync_mb": self.sync_bytes / 2**20,
             "async/staleness": sum(version - e.policy_version for e in episodes)
             / max(len(episodes), 1),
             "episodes_total": counters["episodes"],
