@@ -114,13 +114,17 @@ def algorithm_section(cfg: TrainConfig) -> dict[str, Any]:
         section.setdefault("max_new_tokens", cfg.env.max_new_tokens)
     if cfg.data:
         if "dataset" not in fields:
-            offline = sorted(n for n in ALGORITHMS.names() if getattr(ALGORITHMS.get(n), "offline", False))
+            offline = sorted(
+                n for n in ALGORITHMS.names() if getattr(ALGORITHMS.get(n), "offline", False)
+            )
             raise ConfigError(
                 f"data={cfg.data} is for offline algorithms ({', '.join(offline)}); "
                 f"algorithm={section['name']} learns from its own rollouts"
             )
         if not Path(cfg.data).is_file():
-            raise ConfigError(f"data={cfg.data}: no such file (a JSONL of episodes, one Episode.to_dict() per line)")
+            raise ConfigError(
+                f"data={cfg.data}: no such file (a JSONL of episodes, one Episode.to_dict() per line)"
+            )
         section["dataset"] = str(Path(cfg.data).resolve())
     return section
 
@@ -162,7 +166,9 @@ class Trainer:
             run_dir = Path(root) if root else self.resume_from.parent.parent
         else:
             run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
-            if (run_dir / "metrics.jsonl").exists() or (run_dir / "checkpoints" / "latest").exists():
+            if (run_dir / "metrics.jsonl").exists() or (
+                run_dir / "checkpoints" / "latest"
+            ).exists():
                 raise ConfigError(
                     f"run_dir={run_dir} already holds a run; continue it with resume=latest, or pick "
                     "another run_dir (a new run never overwrites an old one's metrics or checkpoints)"
@@ -175,7 +181,10 @@ class Trainer:
         self.ckpt = CheckpointManager(run_dir / "checkpoints", keep=cfg.checkpoint.keep)
         self._stop_requested = False
         self._pending: Any = None  # the next iteration's collection in asynchronous mode
-        self.sync_bytes = 0  # bytes of the last weight sync (0 inline: workers share the policy)
+        self.sync_bytes = (
+            0  # bytes of the last weight sync sent (0 inline: workers share the policy)
+        )
+        self._synced_version: int | None = None  # the learner version the workers hold
         self._offline = is_offline(cfg)  # learns from cfg.data only: no rollouts
 
     # --- setup --------------------------------------------------------------------------
@@ -278,7 +287,9 @@ class Trainer:
             # the reward model in its own actor
             from agentrl.rollouts.reward_actors import RemoteReward
 
-            self.reward = RemoteReward(cfg.reward, self.reward, imports=list(cfg.imports), import_path=os.getcwd())
+            self.reward = RemoteReward(
+                cfg.reward, self.reward, imports=list(cfg.imports), import_path=os.getcwd()
+            )
         self.curriculum = build_curriculum(cfg.curriculum, seed=cfg.seed)
         # An algorithm with its own acting rule (CHAI: best of k by the critic) acts in rollouts.
         self._act = None
@@ -289,13 +300,17 @@ class Trainer:
     # --- pieces of the loop ---------------------------------------------------------------
     def _sync_weights(self) -> float:
         """Send the learner's weights to the workers (only the adapter when LoRA is on);
-        returns the seconds it took and keeps the bytes sent in ``self.sync_bytes``."""
+        returns the seconds it took and keeps the bytes sent in ``self.sync_bytes``. Skipped
+        when the workers already hold this version."""
         start = time.perf_counter()
-        self.sync_bytes = 0
+        version = int(self.learner.get_version())
+        if version == self._synced_version:  # e.g. the eval just before this iteration sent them
+            return 0.0
+        self._synced_version = version
         if self.ray is None:  # inline workers share the learner's policy: nothing moves
             self.workers.set_weights(None, self.learner.version)
         else:
-            weights, version = self.learner.get_weights()
+            weights, _ = self.learner.get_weights()
             self.sync_bytes = sum(t.numel() * t.element_size() for t in weights.values())
             self.workers.set_weights(weights, version)
         return time.perf_counter() - start
@@ -355,20 +370,16 @@ class Trainer:
             },
         }
 
-        pending: list[Episode] | None = None
-        stats: dict[str, float] = {}
-        if (
-            self._pending is not None
-        ):  # asynchronous mode: the next iteration's episodes travel along
-            pending, stats = self._pending.result(), self._pending.stats
+        from agentrl.types import save_episodes
+
+        # asynchronous mode: the next iteration's episodes travel along
+        pending = self._pending.result() if self._pending is not None else None
 
         def write(d: Path) -> None:
             self.learner.save(str(d))
             if pending is not None:
-                with open(d / "pending_episodes.jsonl", "w") as f:
-                    f.write(json.dumps({"stats": stats}) + "\n")
-                    for e in pending:
-                        f.write(json.dumps(e.to_dict()) + "\n")
+                save_episodes(str(d / "pending_episodes.jsonl"), pending)
+                (d / "pending_stats.json").write_text(json.dumps(self._pending.stats))
             (d / "curriculum.json").write_text(json.dumps(self.curriculum.state_dict()))
             (d / "counters.json").write_text(json.dumps({**counters, "iteration": iteration}))
 
@@ -380,10 +391,10 @@ class Trainer:
         pending = path / "pending_episodes.jsonl"
         if pending.exists():
             from agentrl.rollouts.group import PendingCollect
+            from agentrl.types import load_episodes
 
-            lines = pending.read_text().splitlines()
-            stats = json.loads(lines[0])["stats"]
-            episodes = [Episode.from_dict(json.loads(line)) for line in lines[1:]]
+            episodes = load_episodes(str(pending))
+            stats = json.loads((path / "pending_stats.json").read_text())
             self._pending = PendingCollect(lambda: (episodes, stats))
         return json.loads((path / "counters.json").read_text())
 
@@ -422,8 +433,7 @@ class Trainer:
                         f"({cfg.warm_start.episodes} episodes) with TRL SFTTrainer ..."
                     )
                     extra = self._warm_start()
-                self._sync_weights()
-                initial = self.evaluate()
+                initial = self.evaluate()  # syncs the (warm-started) weights first
                 counters["initial_eval"] = initial
                 log.log(0, {**initial, **extra})
             previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
@@ -551,7 +561,9 @@ class Trainer:
             "async/staleness": sum(version - e.policy_version for e in episodes)
             / max(len(episodes), 1),
             "episodes_total": counters["episodes"],
-            **(self.curriculum.stats() if hasattr(self.curriculum, "stats") else {}),  # curriculum/*
+            **(
+                self.curriculum.stats() if hasattr(self.curriculum, "stats") else {}
+            ),  # curriculum/*
         }
         train_s = time.perf_counter() - t0  # one iteration's collection + update, without eval
         row["perf/tokens_per_s"] = gen_tokens / max(train_s, 1e-9)
@@ -571,7 +583,11 @@ class Trainer:
         )
 
     def _shutdown(self) -> None:
-        for obj in (getattr(self, "workers", None), getattr(self, "learner", None), getattr(self, "reward", None)):
+        for obj in (
+            getattr(self, "workers", None),
+            getattr(self, "learner", None),
+            getattr(self, "reward", None),
+        ):
             fn = getattr(obj, "shutdown", None)
             if callable(fn) and self.ray is not None:
                 try:
