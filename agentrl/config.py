@@ -98,14 +98,62 @@ class CheckpointConfig:
 
 
 @dataclass
+class LauncherConfig:
+    """``agentrl cluster render``: the Ray cluster-launcher YAML (``ray up``) for this run
+    (docs/cluster.md)."""
+
+    cluster_name: str = "agentrl"
+    workers_per_node: int = 1
+    """Rollout workers per rollout node: the rollout node type gets this many workers'
+    CPUs/GPUs, and ``ceil(num_workers / workers_per_node)`` such nodes."""
+    template: str | None = None
+    """A launcher YAML of your own to fill in (provider, images, setup); default: the shipped
+    ``configs/cluster/launcher/ray_up.yaml``."""
+
+
+@dataclass
 class ClusterConfig:
-    """Where the run executes: ``inline`` (one process), ``local`` (embedded Ray), ``address``."""
+    """Where the run executes: ``inline`` (one process), ``local`` (embedded Ray), ``address``
+    (a running cluster: ``HOST:PORT``, ``ray://HOST:10001``, ``auto`` or ``RAY_ADDRESS``).
+
+    With Ray, the learner and each rollout worker get one bundle of a placement group
+    (``placement_strategy``: PACK, SPREAD, STRICT_PACK or STRICT_SPREAD); a group the
+    cluster cannot place within ``placement_timeout_s`` fails naming its bundles. The
+    embedded cluster's dashboard is off unless ``dashboard``, and binds ``dashboard_host``.
+    """
 
     mode: str = "local"
     address: str | None = None
     num_cpus: int | None = None
     learner_num_gpus: float = 0.0
     learner_num_cpus: float = 1.0
+    placement_strategy: str = "PACK"
+    placement_timeout_s: float = 120.0
+    dashboard: bool = False
+    dashboard_host: str = "127.0.0.1"
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
+
+
+@dataclass
+class FaultConfig:
+    """What a run survives without losing data, and how often (docs/faults.md).
+
+    Attributes:
+        step_timeout_s: an env ``reset``/``step`` that takes longer than this ends only its
+            episode (truncated, ``error`` set) and the env is rebuilt; 0 disables the timeout.
+        worker_retries: how many times the episodes of a rollout worker that died are
+            collected again (on the restarted actor) before the run stops.
+        learner_restarts: how many times a run whose learner actor died resumes on its own
+            from the last intact checkpoint.
+        max_nonfinite_iters: an update whose loss or gradient norm is NaN/inf is skipped (the
+            weights stay as they were); after this many consecutive iterations with skipped
+            steps the run stops, with the last good checkpoint intact.
+    """
+
+    step_timeout_s: float = 300.0
+    worker_retries: int = 3
+    learner_restarts: int = 2
+    max_nonfinite_iters: int = 3
 
 
 @dataclass
@@ -139,6 +187,7 @@ class TrainConfig:
     warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    fault: FaultConfig = field(default_factory=FaultConfig)
     lifelong: list[Any] = field(default_factory=list)
     """Lifelong components, in hook order: names or ``{name: ..., **options}`` (docs/lifelong.md)."""
     scenario: dict[str, Any] = field(default_factory=dict)
@@ -153,6 +202,10 @@ class TrainConfig:
         _check(self.cluster.mode in ("inline", "local", "address"), "cluster.mode", self.cluster.mode, "one of inline, local, address")
         _check(self.checkpoint.keep >= 1, "checkpoint.keep", self.checkpoint.keep, ">= 1")
         _check(self.checkpoint.every >= 0, "checkpoint.every", self.checkpoint.every, ">= 0 (0 = only at the end)")
+        _check(self.fault.step_timeout_s >= 0, "fault.step_timeout_s", self.fault.step_timeout_s, ">= 0 (0 = no timeout)")
+        _check(self.fault.worker_retries >= 0, "fault.worker_retries", self.fault.worker_retries, ">= 0")
+        _check(self.fault.learner_restarts >= 0, "fault.learner_restarts", self.fault.learner_restarts, ">= 0")
+        _check(self.fault.max_nonfinite_iters >= 1, "fault.max_nonfinite_iters", self.fault.max_nonfinite_iters, ">= 1")
         _check(self.eval.every >= 0, "eval.every", self.eval.every, ">= 0 (0 = only at the end)")
         _check(0.0 <= self.warm_start.epsilon <= 1.0, "warm_start.epsilon", self.warm_start.epsilon, "in [0, 1]")
         for section in ("algorithm", "reward", "curriculum"):

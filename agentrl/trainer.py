@@ -257,6 +257,7 @@ class Trainer:
                 cfg.rollout.envs_per_worker,
                 self.sampling,
                 policy=self.learner.policy,
+                step_timeout_s=cfg.fault.step_timeout_s,
             )
             self.workers: Any = InlineWorkerGroup(worker, cfg.rollout.num_workers)
         else:
@@ -281,6 +282,8 @@ class Trainer:
                 num_cpus=cfg.rollout.num_cpus_per_worker,
                 imports=list(cfg.imports),
                 import_path=os.getcwd(),
+                step_timeout_s=cfg.fault.step_timeout_s,
+                worker_retries=cfg.fault.worker_retries,
             )
         self.reward = build_reward(cfg.reward)
         if self.ray is not None and not getattr(self.reward, "passthrough", False):

@@ -45,9 +45,31 @@ class _WorkerActor(RolloutWorker):
     def ping(self) -> bool:
         return True
 
+    def pid(self) -> int:
+        """The actor's process id (diagnostics and fault-injection tests)."""
+        import os
+
+        return os.getpid()
+
+    def collect_chunk(
+        self, jobs: Sequence[EpisodeJob], rng_seed: int, greedy: bool
+    ) -> tuple[list[Episode], dict[str, float]]:
+        """``collect`` plus its stats in one call (no second round trip that could interleave)."""
+        episodes = self.collect(jobs, rng_seed, greedy)
+        return episodes, self.get_last_stats()
+
+
+class WorkerLost(RuntimeError):
+    """A rollout worker kept dying while collecting the same episodes."""
+
 
 class RayWorkerGroup:
     """``num_workers`` rollout actors collecting in parallel.
+
+    A worker whose process dies is restarted by Ray (``max_restarts``) or, once those are
+    spent, replaced; the episodes it was collecting are collected again on it with the same
+    jobs, RNG seed and weights, so the batch neither loses nor duplicates an episode
+    (``worker_retries`` times per chunk, then :class:`WorkerLost`).
 
     Args:
         num_workers: actors to start.
@@ -56,6 +78,8 @@ class RayWorkerGroup:
         num_cpus / num_gpus: resources per actor.
         imports: user modules to import in each actor.
         import_path: folder put on ``sys.path`` for those imports (the driver's cwd).
+        step_timeout_s: per env call, see :class:`RolloutWorker`.
+        worker_retries: re-collections of one chunk after its worker died.
     """
 
     def __init__(
@@ -71,27 +95,30 @@ class RayWorkerGroup:
         imports: list[str] | None = None,
         import_path: str | None = None,
         start_timeout_s: float = 600.0,
+        step_timeout_s: float = 0.0,
+        worker_retries: int = 3,
     ):
         check_resources(
             num_workers * num_cpus, num_workers * num_gpus, what=f"{num_workers} rollout workers"
         )
-        actor_cls = ray.remote(_WorkerActor).options(
+        self._actor_cls = ray.remote(_WorkerActor).options(
             num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=2
         )
-        factory = functools.partial(Policy.from_config, model)
-        self.workers: list[Any] = [
-            actor_cls.remote(
-                list(imports or []),
-                import_path,
-                env_id,
-                env_kwargs,
-                num_envs,
-                sampling,
-                policy_factory=factory,
-                worker_index=i,
-            )
-            for i in range(num_workers)
-        ]
+        self._actor_args = (
+            list(imports or []),
+            import_path,
+            env_id,
+            env_kwargs,
+            num_envs,
+            sampling,
+        )
+        self._actor_kwargs = dict(
+            policy_factory=functools.partial(Policy.from_config, model),
+            step_timeout_s=step_timeout_s,
+        )
+        self.start_timeout_s = start_timeout_s
+        self.worker_retries = worker_retries
+        self.workers: list[Any] = [self._make_actor(i) for i in range(num_workers)]
         try:
             ray.get([w.ping.remote() for w in self.workers], timeout=start_timeout_s)
         except ray.exceptions.GetTimeoutError as e:
@@ -100,10 +127,42 @@ class RayWorkerGroup:
                 f"{ray.available_resources()} (each worker needs {num_cpus} CPU, {num_gpus} GPU)"
             ) from e
         self.last_stats: dict[str, float] = {}
+        self._weights: tuple[Any, int] | None = None  # (object ref, version) the workers hold
+        self.recoveries = 0  # chunks collected again after a worker died
+
+    def _make_actor(self, index: int) -> Any:
+        return self._actor_cls.remote(*self._actor_args, worker_index=index, **self._actor_kwargs)
 
     def set_weights(self, weights: Any, version: int) -> None:
         ref = ray.put(weights)
-        ray.get([w.set_weights.remote(ref, version) for w in self.workers])
+        self._weights = (ref, version)
+        calls = [w.set_weights.remote(ref, version) for w in self.workers]
+        for i, call in enumerate(calls):
+            try:
+                ray.get(call)
+            except ray.exceptions.RayActorError:
+                self._revive(i)  # loads the newest weights into the restarted worker
+
+    def _revive(self, index: int) -> None:
+        """Wait until worker ``index`` answers again (Ray restarts it, or we start a new one)
+        and give it the newest weights."""
+        import time
+
+        deadline = time.monotonic() + self.start_timeout_s
+        while True:
+            try:
+                ray.get(self.workers[index].ping.remote(), timeout=self.start_timeout_s)
+                break
+            except ray.exceptions.ActorDiedError:  # Ray's restarts are spent: a fresh actor
+                self.workers[index] = self._make_actor(index)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
+                if time.monotonic() > deadline:
+                    raise WorkerLost(
+                        f"rollout worker {index} did not come back within {self.start_timeout_s:.0f} s"
+                    ) from e
+                time.sleep(0.5)  # restarting
+        if self._weights is not None:
+            ray.get(self.workers[index].set_weights.remote(*self._weights))
 
     def collect(
         self, jobs: Sequence[EpisodeJob], rng_seed: int, greedy: bool = False, act: Any = None
@@ -120,21 +179,68 @@ class RayWorkerGroup:
                 "custom acting rules (act=...) run only with cluster=inline for now"
             )
         chunks = split_jobs(jobs, len(self.workers))
-        busy = [
-            (i, w, chunk)
-            for i, (w, chunk) in enumerate(zip(self.workers, chunks, strict=True))
-            if chunk
-        ]
-        refs = [w.collect.remote(chunk, chunk_seed(rng_seed, i), greedy) for i, w, chunk in busy]
-        stat_refs = [w.get_last_stats.remote() for _, w, _ in busy]
+        weights = self._weights  # what these chunks are collected with
+        busy = [(i, chunk) for i, chunk in enumerate(chunks) if chunk]
+        refs = {
+            i: self.workers[i].collect_chunk.remote(chunk, chunk_seed(rng_seed, i), greedy)
+            for i, chunk in busy
+        }
 
         def wait() -> tuple[list[Episode], dict[str, float]]:
-            results = ray.get(refs)
-            stats = ray.get(stat_refs)
-            self.last_stats = {"gen_tokens": sum(s.get("gen_tokens", 0.0) for s in stats)}
-            return [ep for chunk in results for ep in chunk], self.last_stats
+            episodes: list[Episode] = []
+            gen_tokens = 0.0
+            for i, chunk in busy:
+                eps, stats = self._chunk_result(
+                    i, chunk, chunk_seed(rng_seed, i), greedy, refs[i], weights
+                )
+                episodes.extend(eps)
+                gen_tokens += stats.get("gen_tokens", 0.0)
+            self.last_stats = {"gen_tokens": gen_tokens}
+            return episodes, self.last_stats
 
         return PendingCollect(wait)
+
+    def _chunk_result(
+        self,
+        index: int,
+        chunk: list[EpisodeJob],
+        seed: int,
+        greedy: bool,
+        ref: Any,
+        weights: tuple[Any, int] | None,
+    ) -> tuple[list[Episode], dict[str, float]]:
+        """The chunk's episodes; if its worker died, collect the same chunk again on it."""
+        import sys
+
+        for attempt in range(self.worker_retries + 1):
+            try:
+                return ray.get(ref)
+            except ray.exceptions.RayActorError as e:
+                if attempt == self.worker_retries:
+                    raise WorkerLost(
+                        f"rollout worker {index} died {attempt + 1} times while collecting "
+                        f"{len(chunk)} episodes (seeds {chunk[0].seed}..{chunk[-1].seed}); "
+                        f"raise fault.worker_retries or look at the worker's log: {e}"
+                    ) from e
+                print(
+                    f"agentrl: rollout worker {index} died ({type(e).__name__}); collecting its "
+                    f"{len(chunk)} episodes again (retry {attempt + 1}/{self.worker_retries})",
+                    file=sys.stderr,
+                )
+                self.recoveries += 1
+                self._revive(index)
+                worker, newest = self.workers[index], self._weights
+                stale = weights is not None and newest is not None and weights[1] != newest[1]
+                if stale:  # the weights this chunk was sampled with, then back to the newest
+                    worker.set_weights.remote(*weights)  # type: ignore[misc]
+                ref = worker.collect_chunk.remote(chunk, seed, greedy)
+                if stale:
+                    worker.set_weights.remote(*newest)  # type: ignore[misc]
+        raise AssertionError("unreachable")
+
+    def pids(self) -> list[int]:
+        """The workers' process ids."""
+        return list(ray.get([w.pid.remote() for w in self.workers]))
 
     def shutdown(self) -> None:
         for w in self.workers:

@@ -8,6 +8,8 @@ wrapper lives in :mod:`agentrl.rollouts.ray_actors`.
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -42,6 +44,37 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
     return gym.make(env_id, disable_env_checker=True, **(env_kwargs or {}))
 
 
+class EnvTimeout(RuntimeError):
+    """An env ``reset``/``step`` did not return within ``fault.step_timeout_s``."""
+
+
+def call_with_timeout(fn: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """``fn()``, or :class:`EnvTimeout` when it has not returned after ``timeout_s`` seconds.
+
+    The call runs in a daemon thread, so a hung env is abandoned (the thread never blocks
+    the worker or interpreter exit); its env must not be used again. ``timeout_s <= 0``
+    calls ``fn`` directly. Exceptions from ``fn`` are re-raised with their traceback.
+    """
+    if timeout_s <= 0:
+        return fn()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # re-raised in the caller's thread
+            box["error"] = e
+
+    thread = threading.Thread(target=run, name="agentrl-env-call", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise EnvTimeout(f"{what} did not return within fault.step_timeout_s={timeout_s:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in info.items():
@@ -62,6 +95,8 @@ class RolloutWorker:
             lazily instead, which Ray actors use so that the model is built in the actor).
         sampling: generation settings.
         worker_index: used in the per-collect RNG seed.
+        step_timeout_s: an env ``reset``/``step`` slower than this ends its episode
+            (truncated, with ``error`` set) and the env is rebuilt; 0 = no timeout.
     """
 
     def __init__(
@@ -73,10 +108,13 @@ class RolloutWorker:
         policy: Policy | None = None,
         policy_factory: Callable[[], Policy] | None = None,
         worker_index: int = 0,
+        step_timeout_s: float = 0.0,
     ):
         if policy is None and policy_factory is None:
             raise ValueError("RolloutWorker needs a policy or a policy_factory")
         self.env_id = env_id
+        self.env_kwargs = dict(env_kwargs or {})
+        self.step_timeout_s = float(step_timeout_s)
         self.envs = [make_env(env_id, env_kwargs) for _ in range(num_envs)]
         self.policy = policy if policy is not None else policy_factory()  # type: ignore[misc]
         self.sampling = sampling
@@ -121,12 +159,18 @@ class RolloutWorker:
                     seed=job.seed,
                     policy_version=self.policy_version,
                 )
+                env = self.envs[slot]
+                options = {"task": dict(job.task)} if job.task else None
                 try:
-                    obs, _info = self.envs[slot].reset(
-                        seed=job.seed, options={"task": dict(job.task)} if job.task else None
+                    obs, _info = call_with_timeout(
+                        functools.partial(env.reset, seed=job.seed, options=options),
+                        self.step_timeout_s,
+                        f"{self.env_id} reset(seed={job.seed})",
                     )
                 except Exception as e:  # an env that cannot reset ends only this episode
                     episode.error = f"reset failed: {type(e).__name__}: {e}"
+                    if isinstance(e, EnvTimeout):
+                        self._replace_env(slot)
                     results[job.job_id] = episode
                     continue
                 played = getattr(self.envs[slot].unwrapped, "task", None)
@@ -150,13 +194,20 @@ class RolloutWorker:
                 assert slot is not None
                 episode: Episode = slot["episode"]
                 gen_tokens += len(gen.token_ids)
+                env = self.envs[i]
                 try:
-                    obs, reward, terminated, truncated, info = self.envs[i].step(gen.text)
+                    obs, reward, terminated, truncated, info = call_with_timeout(
+                        functools.partial(env.step, gen.text),
+                        self.step_timeout_s,
+                        f"{self.env_id} step (seed {episode.seed}, turn {len(episode.turns) + 1})",
+                    )
                     error = None
-                except Exception as e:  # the env's bug ends this episode, not the worker
+                except Exception as e:  # the env's bug or hang ends this episode, not the worker
                     obs, reward, terminated, truncated = "", 0.0, False, True
                     error = f"{type(e).__name__}: {e}"
                     info = {"error": error, "traceback": traceback.format_exc(limit=3)}
+                    if isinstance(e, EnvTimeout):
+                        self._replace_env(i)
                 done = terminated or truncated
                 episode.turns.append(
                     Turn(
@@ -183,6 +234,10 @@ class RolloutWorker:
         elapsed = time.perf_counter() - start
         self.last_stats = {"collect_s": elapsed, "gen_tokens": float(gen_tokens)}
         return [results[j.job_id] for j in jobs]
+
+    def _replace_env(self, slot: int) -> None:
+        """A fresh env for ``slot``: the old one is still busy in an abandoned thread."""
+        self.envs[slot] = make_env(self.env_id, self.env_kwargs)
 
     def get_last_stats(self) -> dict[str, float]:
         return dict(self.last_stats)
