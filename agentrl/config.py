@@ -26,6 +26,10 @@ class ConfigError(ValueError):
     """A configuration value or key is invalid."""
 
 
+PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+"""Ray placement-group strategies for ``cluster.placement_strategy``."""
+
+
 @dataclass
 class EnvConfig:
     """Which Gymnasium env to play and how."""
@@ -53,6 +57,8 @@ class RolloutConfig:
     envs_per_worker: int = 8
     episodes_per_iter: int = 32
     num_cpus_per_worker: float = 1.0
+    num_gpus_per_worker: float = 0.0
+    """GPUs of each rollout worker's placement bundle (its inference copy of the policy)."""
     sampling: SamplingSection = field(default_factory=SamplingSection)
     async_collection: bool = False
     """Collect iteration ``i+1`` while the learner updates on iteration ``i`` (for
@@ -200,6 +206,11 @@ class TrainConfig:
         _check(self.rollout.episodes_per_iter >= 1, "rollout.episodes_per_iter", self.rollout.episodes_per_iter, ">= 1")
         _check(self.rollout.sampling.temperature > 0, "rollout.sampling.temperature", self.rollout.sampling.temperature, "> 0")
         _check(self.cluster.mode in ("inline", "local", "address"), "cluster.mode", self.cluster.mode, "one of inline, local, address")
+        _check(self.cluster.placement_strategy in PLACEMENT_STRATEGIES, "cluster.placement_strategy", self.cluster.placement_strategy, "one of " + ", ".join(PLACEMENT_STRATEGIES))
+        _check(self.cluster.placement_timeout_s > 0, "cluster.placement_timeout_s", self.cluster.placement_timeout_s, "> 0")
+        _check(self.rollout.num_cpus_per_worker >= 0 and self.rollout.num_gpus_per_worker >= 0 and self.rollout.num_cpus_per_worker + self.rollout.num_gpus_per_worker > 0, "rollout.num_cpus_per_worker/num_gpus_per_worker", (self.rollout.num_cpus_per_worker, self.rollout.num_gpus_per_worker), ">= 0 and not both 0 (a placement bundle needs a resource)")
+        _check(self.cluster.learner_num_cpus >= 0 and self.cluster.learner_num_gpus >= 0 and self.cluster.learner_num_cpus + self.cluster.learner_num_gpus > 0, "cluster.learner_num_cpus/learner_num_gpus", (self.cluster.learner_num_cpus, self.cluster.learner_num_gpus), ">= 0 and not both 0 (a placement bundle needs a resource)")
+        _check(self.cluster.launcher.workers_per_node >= 1, "cluster.launcher.workers_per_node", self.cluster.launcher.workers_per_node, ">= 1")
         _check(self.checkpoint.keep >= 1, "checkpoint.keep", self.checkpoint.keep, ">= 1")
         _check(self.checkpoint.every >= 0, "checkpoint.every", self.checkpoint.every, ">= 0 (0 = only at the end)")
         _check(self.fault.step_timeout_s >= 0, "fault.step_timeout_s", self.fault.step_timeout_s, ">= 0 (0 = no timeout)")
