@@ -13,6 +13,7 @@ return (first eval point whose median is at least as good), and a plot of return
 trajectories (median line, min-max band)::
 
     python benchmarks/sample_efficiency.py --seeds 0 1 2 --trajectories 640 --out docs/sample_efficiency.md
+    python benchmarks/sample_efficiency.py --algorithms archer --algo-extra archer=algorithm.critic_lr=3e-4
     python benchmarks/sample_efficiency.py --seeds 0 --trajectories 16 --eval-trajectories 8 \\
         --per-iter archer=8 ppo=8 filtered_bc=8 chai=8 --extra eval.episodes=4   # smoke
 """
@@ -191,6 +192,31 @@ def render(summary: dict[str, Any], per_iter: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
+def per_seed(
+    results: dict[str, dict[int, list[dict[str, Any]]]], key: str = "eval_sample/return"
+) -> str:
+    """A markdown table of ``key`` at every eval point, one row per run."""
+    points = sorted(
+        {
+            int(r["episodes_total"])
+            for s in results.values()
+            for rs in s.values()
+            for r in rs
+            if key in r
+        }
+    )
+    lines = [
+        "| run | " + " | ".join(str(t) for t in points) + " |",
+        "|---|" + "---|" * len(points),
+    ]
+    for algo, by_seed in results.items():
+        for seed, rows in by_seed.items():
+            at = {int(r["episodes_total"]): float(r[key]) for r in rows if key in r}
+            cells = [f"{at[t]:.2f}" if t in at else "" for t in points]
+            lines.append(f"| {algo} seed {seed} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS))
@@ -209,6 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--extra", nargs="*", default=[], help="overrides for every run, e.g. eval.episodes=16"
     )
+    p.add_argument(
+        "--algo-extra",
+        nargs="*",
+        default=[],
+        metavar="ALGO=KEY=VALUE",
+        help="an override for one algorithm's runs only, e.g. archer=algorithm.critic_lr=3e-4",
+    )
     p.add_argument("--root", type=Path, default=Path("runs/sample_efficiency"))
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--reuse", action="store_true", help="keep finished runs found under --root")
@@ -221,6 +254,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"--per-iter {item!r}: expected ALGO=N with ALGO one of {', '.join(ALGORITHMS)}"
             )
         per_iter[name] = int(n)
+    algo_extra: dict[str, list[str]] = {a: [] for a in ALGORITHMS}
+    for item in args.algo_extra:
+        name, _, override = item.partition("=")
+        if name not in ALGORITHMS or "=" not in override:
+            p.error(
+                f"--algo-extra {item!r}: expected ALGO=KEY=VALUE with ALGO one of "
+                f"{', '.join(ALGORITHMS)}"
+            )
+        algo_extra[name].append(override)
+    for algo in args.algorithms:
+        if algo not in ALGORITHMS:
+            p.error(f"unknown algorithm {algo!r}: choose from {', '.join(ALGORITHMS)}")
     results: dict[str, dict[int, list[dict[str, Any]]]] = {}
     for algo in args.algorithms:
         for seed in args.seeds:
@@ -231,11 +276,15 @@ def main(argv: list[str] | None = None) -> int:
                 per_iter[algo],
                 args.eval_trajectories,
                 args.root,
-                args.extra,
+                [*args.extra, *algo_extra[algo]],
                 reuse=args.reuse,
             )
     summary = summarize(results)
     text = render(summary, per_iter)
+    text += (
+        "\n\nPer-seed sampled eval return at each eval point (columns: trajectories collected):"
+        "\n\n" + per_seed(results)
+    )
     print(text)
     args.root.mkdir(parents=True, exist_ok=True)
     (args.root / "results.json").write_text(

@@ -511,6 +511,55 @@ def test_bf16_critic_matches_fp32_closely_and_trains():
     bf16.core.add_episodes(toy_episodes(policy))
     stats = bf16.core.step()
     assert math.isfinite(stats["q_loss"])
-    assert all(not torch.equal(p0, p) for p0, p in zip(before, bf16.critic.parameters(), strict=True))
+    assert all(
+        not torch.equal(p0, p) for p0, p in zip(before, bf16.critic.parameters(), strict=True)
+    )
     with pytest.raises(ValueError, match="critic_precision must be one of"):
         small_config(critic_precision="fp16")
+
+
+# --------------------------------------------------------------------------- policy-copied critic
+
+
+def test_policy_copied_critic_starts_from_the_policy_body_when_rl_starts():
+    policy = tiny_policy()
+    cfg = small_config(critic_model={"name": "policy"}, critic_pooling="last")
+    algo = Archer(cfg, policy, seed=0)
+    backbone = policy.model.model
+    assert type(algo.critic.encoder) is type(backbone)
+    assert algo.critic.encoder.config.hidden_size == 64  # the policy's width, not TINY_CRITIC's
+    with torch.no_grad():  # the BC warm start moves the policy after the algorithm was built
+        for p in backbone.parameters():
+            p.add_(0.01)
+    warm = {n: p.detach().clone() for n, p in backbone.state_dict().items()}
+    algo.update([])  # no data yet: nothing trains, but RL has started
+    for critic in (algo.critic, algo.target_critic):
+        enc = critic.encoder.state_dict()
+        assert enc.keys() == warm.keys()
+        assert all(torch.equal(enc[n], warm[n]) for n in warm), "encoder != policy body"
+    own = {id(p) for p in algo.critic.parameters()}
+    assert not own & {id(p) for p in policy.model.parameters()}  # a copy, never shared
+    assert not algo.core.encoder_pending and algo.state_dict()["encoder_pending"] is False
+    # Training moves the critic's copy and the policy independently; no second re-copy.
+    critic_before = {n: p.detach().clone() for n, p in algo.critic.named_parameters()}
+    algo.update(toy_episodes(policy))
+    for name, p in algo.critic.named_parameters():
+        assert not torch.equal(p, critic_before[name]), f"critic {name} unchanged"
+    changed = algo.critic.encoder.state_dict()
+    assert not all(torch.equal(changed[n], backbone.state_dict()[n]) for n in warm)
+
+
+def test_policy_copied_critic_needs_a_policy_and_last_pooling_reads_the_last_token():
+    with pytest.raises(ValueError, match="needs a policy"):
+        build_critic(small_config(critic_model={"name": "policy"}))
+    policy = tiny_policy()
+    critic = build_critic(
+        small_config(critic_model={"name": "policy"}, critic_pooling="last"), policy
+    )
+    texts = ["Is it an animal?", "yes"]
+    ids = critic.tokens(texts)
+    with torch.no_grad():
+        pooled = critic.embed(texts)
+        for i, x in enumerate(ids):
+            alone = critic.encoder(input_ids=torch.tensor([x])).last_hidden_state[0, -1]
+            torch.testing.assert_close(pooled[i], alone, rtol=1e-4, atol=1e-5)

@@ -6,6 +6,7 @@ section; it makes no timing assertions (the machines are shared and noisy).
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -88,6 +89,8 @@ def test_sample_efficiency_smoke(tmp_path):
         str(tmp_path / "runs"),
         "--out",
         str(out),
+        "--algo-extra",
+        "archer=algorithm.critic_lr=3e-4",
         "--extra",
         *tiny,
     ]
@@ -99,6 +102,9 @@ def test_sample_efficiency_smoke(tmp_path):
     )
     rows = se.read_metrics(tmp_path / "runs" / "archer-seed0" / "metrics.jsonl")
     assert [r.get("episodes_total", 0) for r in rows if "eval_sample/return" in r] == [0, 4, 8]
+    assert "| run | 0 | 4 | 8 |" in text and "| archer seed 0 | " in text  # per-seed table
+    cfg = json.loads((tmp_path / "runs" / "archer-seed0" / "config.json").read_text())
+    assert cfg["algorithm"]["critic_lr"] == 3e-4  # --algo-extra reached archer's run
 
 
 def test_trajectories_to_reach():

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CRITIC_ENCODERS = ("separate", "policy_lora")
-POOLINGS = ("mean", "cls")
+POOLINGS = ("mean", "cls", "last")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -51,13 +51,18 @@ class ArcherConfig:
             reference) or ``"policy_lora"`` (a LoRA adapter of the critic's own on the
             policy's backbone; needs a LoRA policy; ``critic_model`` is then unused).
         critic_model: the separate encoder: ``{"name": "tiny_encoder", ...}`` builds a small
-            random BERT from the other keys (tests, tiny runs); any other ``name`` is an HF
-            id or path loaded with ``AutoModel`` / ``AutoTokenizer`` (e.g. ``roberta-base``).
+            random BERT from the other keys (tests, tiny runs); ``{"name": "policy"}`` is a
+            trainable copy of the policy's transformer body, taken when RL starts (after the BC
+            warm start), the small-scale analog of the paper's pretrained critic; any other
+            ``name`` is an HF id or path loaded with ``AutoModel`` / ``AutoTokenizer`` (e.g.
+            ``roberta-base``).
         critic_lora: the ``"policy_lora"`` adapter: ``r``, ``alpha``, ``dropout``,
             ``target_modules`` (empty: the policy adapter's).
         critic_head_hidden: hidden width of the Q and V MLP heads (768 in the paper).
-        critic_pooling: ``"mean"`` (masked mean over tokens) or ``"cls"`` (first token: only
-            for tokenizers that add one, e.g. RoBERTa's ``<s>``; the char tokenizer does not).
+        critic_pooling: ``"mean"`` (masked mean over tokens), ``"cls"`` (first token: only
+            for tokenizers that add one, e.g. RoBERTa's ``<s>``; the char tokenizer does not)
+            or ``"last"`` (last token: the one a causal encoder such as the policy's body
+            conditions on the whole text).
         critic_precision: ``"fp32"`` (default, exact) or ``"bf16"``: the critic encoder runs
             under bf16 autocast (weights, heads and losses stay fp32); ~2.5x faster on CPUs
             with AVX512-BF16/AMX and on GPUs (docs/archer_update_speed.md).

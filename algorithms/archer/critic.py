@@ -10,8 +10,10 @@ once per run (:class:`TokenCache`, shared by the online and target critics); the
 runs in eval mode (no dropout, which also keeps updates deterministic under a seed).
 
 Two encoders (``ArcherConfig.critic_encoder``): ``"separate"``, an encoder of its own (an HF
-``AutoModel`` such as RoBERTa, or a tiny random BERT for tests), and ``"policy_lora"``, the
-policy's own backbone seen through a LoRA adapter of the critic's (:class:`PolicyLoraEncoder`).
+``AutoModel`` such as RoBERTa, a tiny random BERT for tests, or, with ``critic_model.name:
+policy``, a copy of the policy's own transformer body, :func:`init_encoder_from_policy`), and
+``"policy_lora"``, the policy's own backbone seen through a LoRA adapter of the critic's
+(:class:`PolicyLoraEncoder`).
 """
 
 from __future__ import annotations
@@ -136,6 +138,8 @@ class DoubleCritic(nn.Module):
         self.encoder_passes += 1
         if self.pooling == "cls":
             pooled = hidden[:, 0]
+        elif self.pooling == "last":  # right-padded: the last real token saw the whole text
+            pooled = hidden[torch.arange(len(ids), device=device), mask.sum(1) - 1]
         else:
             m = mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * m).sum(1) / m.sum(1)
@@ -187,6 +191,8 @@ def build_critic(config: ArcherConfig, policy: Any = None, seed: int = 0) -> Dou
             limit = int(getattr(policy.model.config, "max_position_embeddings", 10**9))
         elif name == "tiny_encoder":
             encoder, tokenizer, limit = _tiny_encoder(spec, policy)
+        elif name == POLICY_ENCODER:
+            encoder, tokenizer, limit = _policy_copy(policy)
         else:
             from transformers import AutoModel, AutoTokenizer
 
@@ -204,6 +210,42 @@ def build_critic(config: ArcherConfig, policy: Any = None, seed: int = 0) -> Dou
         )
     device = getattr(policy, "device", None)
     return critic.to(device) if device is not None else critic
+
+
+POLICY_ENCODER = "policy"  # critic_model.name: a copy of the policy's transformer body
+
+
+def policy_backbone(policy: Any) -> Any:
+    """The policy's transformer body (e.g. ``LlamaModel``: no LM head), peft unwrapped."""
+    model = policy.model
+    base = model.get_base_model() if _is_peft(model) else model
+    return getattr(base, base.base_model_prefix, base)
+
+
+def _policy_copy(policy: Any) -> tuple[Any, Any, int]:
+    """A trainable deep copy of the policy's body and its tokenizer (``critic_model.name:
+    policy``): the critic starts with what the policy knows about the environment's language,
+    the small-scale analog of the paper's pretrained RoBERTa. Its weights are separate from the
+    policy's (the critic never moves the actor); :func:`init_encoder_from_policy` re-copies them
+    when RL starts, i.e. after the BC warm start."""
+    if policy is None:
+        raise ValueError("critic_model.name='policy' needs a policy to copy")
+    encoder = copy.deepcopy(policy_backbone(policy))
+    encoder.requires_grad_(True)
+    if hasattr(encoder.config, "use_cache"):
+        encoder.config.use_cache = False
+    tokenizer = copy.deepcopy(policy.tokenizer)  # TokenCache sets truncation_side
+    limit = int(getattr(encoder.config, "max_position_embeddings", 10**9))
+    return encoder, tokenizer, limit
+
+
+@torch.no_grad()
+def init_encoder_from_policy(critics: Sequence[DoubleCritic], policy: Any) -> None:
+    """Copy the policy body's current weights into each critic's encoder (online and target),
+    leaving the Q/V heads alone."""
+    state = policy_backbone(policy).state_dict()
+    for critic in critics:
+        critic.encoder.load_state_dict(state)
 
 
 def _tiny_encoder(spec: dict[str, Any], policy: Any) -> tuple[Any, Any, int]:

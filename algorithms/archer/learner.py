@@ -66,7 +66,7 @@ from agentrl.registry import ALGORITHMS
 from agentrl.types import Episode, Generation, load_episodes
 
 from .config import ArcherConfig, ArcherOfflineConfig
-from .critic import DoubleCritic, build_critic
+from .critic import POLICY_ENCODER, DoubleCritic, build_critic, init_encoder_from_policy
 from .losses import (
     actor_loss,
     advantage,
@@ -83,7 +83,9 @@ def make_adam(params: Any, lr: float) -> torch.optim.Adam:
     """Adam with the fused kernel where torch has one (CPU, CUDA): one pass per tensor instead
     of ~10 element-wise passes (5x faster for a RoBERTa-sized critic on CPU), same update."""
     params = list(params)
-    fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    fused = bool(params) and all(
+        p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params
+    )
     return torch.optim.Adam(params, lr=lr, fused=fused or None)
 
 
@@ -123,8 +125,16 @@ class CriticLearner:
         )
         self.expectile: float | None = getattr(config, "expectile", None)
         self.steps = 0
+        # critic_model.name=policy: the encoder is (re)copied from the policy when RL starts,
+        # i.e. after the trainer's BC warm start, which runs after this constructor.
+        self.encoder_pending = (
+            config.critic_encoder == "separate" and config.critic_model["name"] == POLICY_ENCODER
+        )
 
     def add_episodes(self, episodes: Sequence[Episode]) -> int:
+        if self.encoder_pending:
+            init_encoder_from_policy([self.critic, self.target_critic], self.policy)
+            self.encoder_pending = False
         return self.buffer.add_episodes(episodes, self.config.timeout_is_terminal)
 
     def prompts(self, batch: Sequence[Transition]) -> list[list[int]]:
@@ -218,6 +228,7 @@ class CriticLearner:
             "replay_generator": self.buffer.generator.get_state(),
             "sample_generator": self.generator.get_state(),
             "critic_steps": self.steps,
+            "encoder_pending": self.encoder_pending,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -227,6 +238,7 @@ class CriticLearner:
         self.buffer.generator.set_state(state["replay_generator"])
         self.generator.set_state(state["sample_generator"])
         self.steps = int(state["critic_steps"])
+        self.encoder_pending = bool(state.get("encoder_pending", False))
 
 
 @ALGORITHMS.register("archer")
