@@ -87,17 +87,25 @@ class CheckpointManager:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        write(tmp)
-        files = sorted(p for p in tmp.rglob("*") if p.is_file())
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "library_version": agentrl.__version__,
-            "step": step,
-            **meta,
-            "files": {str(p.relative_to(tmp)): _sha256(p) for p in files},
-        }
-        write_json_atomic(tmp / MANIFEST, manifest)
-        _fsync_dir(tmp)
+        try:
+            write(tmp)
+            files = sorted(p for p in tmp.rglob("*") if p.is_file())
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "library_version": agentrl.__version__,
+                "step": step,
+                **meta,
+                "files": {str(p.relative_to(tmp)): _sha256(p) for p in files},
+            }
+            write_json_atomic(tmp / MANIFEST, manifest)
+            _fsync_dir(tmp)
+        except OSError as e:  # a full disk, a vanished mount: keep what was there
+            shutil.rmtree(tmp, ignore_errors=True)
+            previous = self.latest() if (self.root / LATEST).exists() else None
+            raise CheckpointError(
+                f"could not write checkpoint {final}: {e}; nothing was replaced, the latest "
+                f"checkpoint is still {previous}"
+            ) from e
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -107,7 +115,9 @@ class CheckpointManager:
         return final
 
     def _prune(self) -> None:
-        done = sorted(p for p in self.root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
+        done = sorted(
+            p for p in self.root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp")
+        )
         for old in done[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
         for tmp in self.root.glob("step_*.tmp"):
@@ -123,6 +133,21 @@ class CheckpointManager:
         except (ValueError, KeyError) as e:
             raise CheckpointError(f"damaged pointer {pointer}: {e}") from e
         return self.root / name
+
+    def latest_valid(self) -> Path | None:
+        """The newest checkpoint that passes :func:`verify_checkpoint` (``latest`` if it is
+        intact), or ``None``. Damaged ones are left on disk untouched."""
+        candidates = sorted(
+            (p for p in self.root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp")),
+            reverse=True,
+        )
+        for path in candidates:
+            try:
+                verify_checkpoint(path)
+            except CheckpointError:
+                continue
+            return path
+        return None
 
 
 def resolve_checkpoint(path: str | Path, default_root: str | Path | None = None) -> Path:
@@ -152,11 +177,15 @@ def verify_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     manifest_path = path / MANIFEST
     if not manifest_path.exists():
-        raise CheckpointError(f"{path} is not a complete checkpoint: {MANIFEST} is missing (interrupted save?)")
+        raise CheckpointError(
+            f"{path} is not a complete checkpoint: {MANIFEST} is missing (interrupted save?)"
+        )
     try:
         manifest = json.loads(manifest_path.read_text())
     except ValueError as e:
-        raise CheckpointError(f"damaged checkpoint {path}: {MANIFEST} is not valid JSON ({e})") from e
+        raise CheckpointError(
+            f"damaged checkpoint {path}: {MANIFEST} is not valid JSON ({e})"
+        ) from e
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(

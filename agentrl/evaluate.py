@@ -3,15 +3,71 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from agentrl.checkpoint import resolve_checkpoint, verify_checkpoint
-from agentrl.config import to_train_config
+from agentrl.config import ConfigError, to_train_config
+
+_DOTTED = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")  # "pkg.module:Name"
 
 
-def evaluate_checkpoint(path: str, episodes: int = 32, seed: int | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+def _code_references(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Every config value that would make agentrl import code: ``imports`` and dotted paths."""
+    found: dict[str, Any] = {}
+    if isinstance(node, dict):
+        for k, v in node.items():
+            key = f"{prefix}{k}"
+            if key == "imports" and v:
+                found[key] = v
+            else:
+                found.update(_code_references(v, key + "."))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            found.update(_code_references(v, f"{prefix[:-1]}[{i}]."))
+    elif isinstance(node, str) and _DOTTED.match(node):
+        found[prefix[:-1]] = node
+    return found
+
+
+def checkpoint_config(manifest: dict[str, Any], overrides: list[str] | None = None) -> Any:
+    """The config saved in a checkpoint's manifest, merged with the user's ``overrides``.
+
+    A checkpoint is data, not code: a module to import (``imports``) or a dotted path
+    (``pkg.module:Name``) is taken only from the user's own overrides. If the saved config
+    names one the user did not pass, this raises :class:`ConfigError` naming the keys to
+    pass (after reading them, if they trust the checkpoint).
+    """
+    saved = dict(manifest.get("config") or {})
+    given = {o.partition("=")[0].lstrip("+") for o in overrides or []}
+    unsafe = {
+        k: v
+        for k, v in _code_references(saved).items()
+        if k not in given and k.split("[")[0] not in given
+    }
+    if unsafe:
+        listed = ", ".join(f"{k}={v}" for k, v in sorted(unsafe.items()))
+        raise ConfigError(
+            f"the checkpoint's saved config names code to import ({listed}); agentrl never "
+            "imports code named by a checkpoint. If you trust it, pass these yourself, e.g. "
+            + " ".join(f"'{k}={_override_value(v)}'" for k, v in sorted(unsafe.items()))
+        )
+    saved["imports"] = []  # only the user's own, from the overrides below
+    base: Any = OmegaConf.create(saved)
+    if overrides:
+        base = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
+    return base
+
+
+def _override_value(v: Any) -> str:
+    return "[" + ",".join(str(x) for x in v) + "]" if isinstance(v, list) else str(v)
+
+
+def evaluate_checkpoint(
+    path: str, episodes: int = 32, seed: int | None = None, overrides: list[str] | None = None
+) -> dict[str, Any]:
     """Load the policy of the checkpoint at ``path`` and play ``episodes`` greedy episodes in-process.
 
     ``overrides`` (``key=value``) change the checkpoint's saved config, e.g. ``env.id=...``
@@ -25,19 +81,31 @@ def evaluate_checkpoint(path: str, episodes: int = 32, seed: int | None = None, 
 
     ckpt = resolve_checkpoint(path)
     manifest = verify_checkpoint(ckpt)
-    base = OmegaConf.create(manifest["config"])
-    if overrides:
-        base = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
-    cfg = to_train_config(base)
+    cfg = to_train_config(checkpoint_config(manifest, overrides))
     learner = Learner(cfg.model, dict(cfg.algorithm), seed=cfg.seed, imports=list(cfg.imports))
     learner.load(str(ckpt), weights_only=True)
     sampling = SamplingConfig(temperature=1.0, max_new_tokens=cfg.env.max_new_tokens)
-    worker = RolloutWorker(cfg.env.id, cfg.env.kwargs, cfg.rollout.envs_per_worker, sampling, policy=learner.policy)
+    worker = RolloutWorker(
+        cfg.env.id, cfg.env.kwargs, cfg.rollout.envs_per_worker, sampling, policy=learner.policy
+    )
     group = InlineWorkerGroup(worker, 1)
     start = cfg.eval.seed if seed is None else seed
-    eps = group.collect([EpisodeJob(j, start + j) for j in range(episodes)], rng_seed=start, greedy=True)
-    out = {"checkpoint": str(ckpt), "step": manifest["step"], "env": cfg.env.id, "episodes": episodes,
-           **episode_stats("eval", eps)}
-    out["examples"] = [json.loads(json.dumps({"task": e.task, "actions": [t.action for t in e.turns][:5],
-                                               "return": e.env_reward})) for e in eps[:3]]
+    eps = group.collect(
+        [EpisodeJob(j, start + j) for j in range(episodes)], rng_seed=start, greedy=True
+    )
+    out = {
+        "checkpoint": str(ckpt),
+        "step": manifest["step"],
+        "env": cfg.env.id,
+        "episodes": episodes,
+        **episode_stats("eval", eps),
+    }
+    out["examples"] = [
+        json.loads(
+            json.dumps(
+                {"task": e.task, "actions": [t.action for t in e.turns][:5], "return": e.env_reward}
+            )
+        )
+        for e in eps[:3]
+    ]
     return out

@@ -82,7 +82,11 @@ class Learner:
             self.lifelong.after_update(episodes)
         self.version += 1
         self.policy.version = self.version
-        return {k: float(v) for k, v in stats.items()}
+        from agentrl.optim import pop_skipped_steps
+
+        out = {k: float(v) for k, v in stats.items()}
+        out["fault/skipped_steps"] = float(pop_skipped_steps())  # NaN/inf gradients (agentrl.optim)
+        return out
 
     def lifelong_task_start(self, task: dict[str, Any]) -> None:
         """A task (scenario block) begins: every lifelong component's ``on_task_start``."""
@@ -108,6 +112,12 @@ class Learner:
 
     def get_weights(self) -> tuple[dict[str, torch.Tensor], int]:
         return self.policy.get_weights(), self.version
+
+    def pid(self) -> int:
+        """This learner's process id (diagnostics and fault-injection tests)."""
+        import os
+
+        return os.getpid()
 
     def act(self, observations: list[str], sampling: Any) -> list[Any] | None:
         """The algorithm's own acting rule (e.g. CHAI), or ``None`` to sample the policy."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from agentrl.checkpoint import (
     verify_checkpoint,
 )
 from agentrl.config import ConfigError, TrainConfig, make_dataclass_config, to_plain
+from agentrl.errors import LearnerLost
 from agentrl.metrics import MetricsLogger, plot_learning_curve, read_metrics
 from agentrl.registry import import_user_modules
 from agentrl.types import Episode
@@ -186,6 +188,8 @@ class Trainer:
         )
         self._synced_version: int | None = None  # the learner version the workers hold
         self._offline = is_offline(cfg)  # learns from cfg.data only: no rollouts
+        self.stop_reason: str | None = None  # why the run stopped early (NaN/inf updates)
+        self._restart_from_scratch = False  # the learner died before the first checkpoint
 
     # --- setup --------------------------------------------------------------------------
     def _start_cluster(self) -> None:
@@ -403,12 +407,46 @@ class Trainer:
 
     # --- the loop -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        """Train; returns the summary (initial and final eval, paths)."""
+        """Train; returns the summary (initial and final eval, paths).
+
+        If the learner actor dies (its process is killed, its node goes away), the run
+        resumes from the last intact checkpoint on its own, ``fault.learner_restarts`` times.
+        """
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._start_cluster()
+        restarts = 0
+        try:
+            while True:
+                try:
+                    return self._run_attempt()
+                except LearnerLost as e:
+                    restarts += 1
+                    checkpoint = self.ckpt.latest_valid()
+                    if restarts > self.cfg.fault.learner_restarts:
+                        raise LearnerLost(
+                            f"the learner died {restarts} times (fault.learner_restarts="
+                            f"{self.cfg.fault.learner_restarts}); last: {e}. Continue with "
+                            f"resume=latest run_dir={self.run_dir}"
+                        ) from e
+                    where = checkpoint or "the start (no checkpoint yet)"
+                    print(
+                        f"agentrl: the learner died ({e}); resuming from {where} "
+                        f"(restart {restarts}/{self.cfg.fault.learner_restarts})",
+                        file=sys.stderr,
+                    )
+                    self._shutdown_actors()
+                    self.resume_from = checkpoint
+                    self._restart_from_scratch = checkpoint is None
+                    self._pending = None
+                    self._synced_version = None
+        finally:
+            self._shutdown()
+
+    def _run_attempt(self) -> dict[str, Any]:
         from agentrl.rollouts.worker import EpisodeJob
 
         cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._start_cluster()
+        log: MetricsLogger | None = None
         try:
             self._build()
             counters: dict[str, Any] = {"iteration": 0, "episodes": 0, "initial_eval": None}
@@ -420,7 +458,9 @@ class Trainer:
                 self.run_dir,
                 cfg.logging.tensorboard,
                 self.console and cfg.logging.progress,
-                truncate_after=counters["iteration"] if self.resume_from else None,
+                truncate_after=counters["iteration"]
+                if self.resume_from or self._restart_from_scratch
+                else None,
             )
             (self.run_dir / "config.json").write_text(json.dumps(to_plain(cfg), indent=2))
             if self.resume_from is not None:
@@ -442,11 +482,21 @@ class Trainer:
             previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
             it = start_it
             try:
+                nonfinite = 0  # iterations in a row with skipped (NaN/inf) steps
                 for it in range(start_it + 1, cfg.iterations + 1):
                     row = self._iteration(it, counters, EpisodeJob)
                     log.log(it, row)
                     counters["iteration"] = it
-                    if cfg.checkpoint.every and it % cfg.checkpoint.every == 0:
+                    nonfinite = nonfinite + 1 if row.get("fault/skipped_steps", 0) > 0 else 0
+                    if nonfinite >= cfg.fault.max_nonfinite_iters:
+                        self.stop_reason = (
+                            f"{nonfinite} iterations in a row had NaN/inf losses or gradients "
+                            f"(their steps were skipped, see fault/skipped_steps in "
+                            f"{log.path}); usual causes: NaN rewards, a too high learning rate. "
+                            f"The last good checkpoint is {self.ckpt.latest()}"
+                        )
+                        break
+                    if nonfinite == 0 and cfg.checkpoint.every and it % cfg.checkpoint.every == 0:
                         self._save(it, counters)
                     if self._stop_requested:
                         break
@@ -455,13 +505,14 @@ class Trainer:
                     signal.signal(signal.SIGINT, previous)
             interrupted = self._stop_requested
             done_it = int(counters["iteration"])
+            stopped = self.stop_reason is not None  # no checkpoint of a failing state
             if (
-                cfg.lifelong and not interrupted and done_it == cfg.iterations
+                cfg.lifelong and not interrupted and not stopped and done_it == cfg.iterations
             ):  # task end: consolidate
                 counters["lifelong_task_end"] = self.learner.lifelong_task_end()
                 self._save(done_it, counters)
             last = self.ckpt.latest()
-            if last is None or last.name != f"step_{done_it:06d}":
+            if not stopped and (last is None or last.name != f"step_{done_it:06d}"):
                 self._save(done_it, counters)
             rows = read_metrics(log.path)
             final: dict[str, Any] = next(
@@ -490,6 +541,7 @@ class Trainer:
                 "final_eval_sample_return": final.get("eval_sample/return"),
                 "checkpoint": str(self.ckpt.latest()),
                 "plot": str(png) if png else None,
+                "stopped": self.stop_reason,
             }
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
             parts = []
@@ -500,14 +552,19 @@ class Trainer:
                     parts.append(
                         f"{label} eval success {_fmt(a)} -> {_fmt(b)}, return {_fmt(ra)} -> {_fmt(rb)}"
                     )
+            if stopped:
+                log.print(f"stopped: {self.stop_reason}")
             log.print(
-                f"{'interrupted' if interrupted else 'done'}: {done_it} iterations | "
+                f"{'interrupted' if interrupted else 'stopped' if stopped else 'done'}: "
+                f"{done_it} iterations | "
                 + " | ".join(parts)
                 + f" | checkpoint {summary['checkpoint']} | run dir {self.run_dir}"
             )
             return summary
-        finally:
-            self._shutdown()
+        except BaseException:
+            if log is not None:
+                log.close()
+            raise
 
     def _launch(self, it: int, job_cls: Any) -> Any:
         """Sample tasks and submit iteration ``it``'s episodes; returns a pending collection."""
@@ -586,6 +643,11 @@ class Trainer:
         )
 
     def _shutdown(self) -> None:
+        self._shutdown_actors()
+        if self.ray is not None and getattr(self, "_owns_ray", False):
+            self.ray.shutdown()
+
+    def _shutdown_actors(self) -> None:
         for obj in (
             getattr(self, "workers", None),
             getattr(self, "learner", None),
@@ -597,8 +659,6 @@ class Trainer:
                     fn()
                 except Exception:
                     pass
-        if self.ray is not None and getattr(self, "_owns_ray", False):
-            self.ray.shutdown()
 
 
 def _main_thread() -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 import ray
 
+from agentrl.errors import LearnerLost
 from agentrl.learner import Learner
 from agentrl.policy import ModelConfig, Policy, SamplingConfig
 from agentrl.types import Episode
@@ -51,6 +52,10 @@ class _WorkerActor(RolloutWorker):
 
         return os.getpid()
 
+    def node_id(self) -> str:
+        """The Ray node this worker runs on (where its placement bundle was put)."""
+        return str(ray.get_runtime_context().get_node_id())
+
     def collect_chunk(
         self, jobs: Sequence[EpisodeJob], rng_seed: int, greedy: bool
     ) -> tuple[list[Episode], dict[str, float]]:
@@ -80,6 +85,8 @@ class RayWorkerGroup:
         import_path: folder put on ``sys.path`` for those imports (the driver's cwd).
         step_timeout_s: per env call, see :class:`RolloutWorker`.
         worker_retries: re-collections of one chunk after its worker died.
+        placement: a :class:`~agentrl.rollouts.placement.Placement`: worker ``i`` (and its
+            replacement) runs in bundle ``1 + i``; ``None``: wherever Ray schedules it.
     """
 
     def __init__(
@@ -97,11 +104,13 @@ class RayWorkerGroup:
         start_timeout_s: float = 600.0,
         step_timeout_s: float = 0.0,
         worker_retries: int = 3,
+        placement: Any = None,
     ):
         check_resources(
             num_workers * num_cpus, num_workers * num_gpus, what=f"{num_workers} rollout workers"
         )
-        self._actor_cls = ray.remote(_WorkerActor).options(
+        self._remote_cls = ray.remote(_WorkerActor)
+        self._actor_options: dict[str, Any] = dict(
             num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=2
         )
         self._actor_args = (
@@ -118,9 +127,12 @@ class RayWorkerGroup:
         )
         self.start_timeout_s = start_timeout_s
         self.worker_retries = worker_retries
+        self._placement = placement
         self.workers: list[Any] = [self._make_actor(i) for i in range(num_workers)]
-        try:
-            ray.get([w.ping.remote() for w in self.workers], timeout=start_timeout_s)
+        try:  # the node each worker runs on (logged; the multi-node test checks it)
+            self.node_ids: list[str] = ray.get(
+                [w.node_id.remote() for w in self.workers], timeout=start_timeout_s
+            )
         except ray.exceptions.GetTimeoutError as e:
             raise RuntimeError(
                 f"rollout workers did not start within {start_timeout_s:.0f} s; cluster resources: "
@@ -131,7 +143,11 @@ class RayWorkerGroup:
         self.recoveries = 0  # chunks collected again after a worker died
 
     def _make_actor(self, index: int) -> Any:
-        return self._actor_cls.remote(*self._actor_args, worker_index=index, **self._actor_kwargs)
+        options = dict(self._actor_options)
+        if self._placement is not None:
+            options["scheduling_strategy"] = self._placement.worker_strategy(index)
+        cls = self._remote_cls.options(**options)
+        return cls.remote(*self._actor_args, worker_index=index, **self._actor_kwargs)
 
     def set_weights(self, weights: Any, version: int) -> None:
         ref = ray.put(weights)
@@ -250,14 +266,24 @@ class RayWorkerGroup:
 class RemoteLearner:
     """A :class:`~agentrl.learner.Learner` in a Ray actor, with the same (blocking) methods."""
 
-    def __init__(self, num_gpus: float, num_cpus: float, **kwargs: Any):
+    def __init__(self, num_gpus: float, num_cpus: float, placement: Any = None, **kwargs: Any):
         check_resources(num_cpus, num_gpus, what="the learner")
-        cls = ray.remote(Learner).options(num_gpus=num_gpus, num_cpus=num_cpus)
+        options: dict[str, Any] = dict(num_gpus=num_gpus, num_cpus=num_cpus)
+        if placement is not None:  # bundle 0 of the run's placement group
+            options["scheduling_strategy"] = placement.learner_strategy()
+        cls = ray.remote(Learner).options(**options)
         self.actor: Any = cls.remote(**kwargs)
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.actor, name)
-        return lambda *a, **k: ray.get(method.remote(*a, **k))
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return ray.get(method.remote(*args, **kwargs))
+            except ray.exceptions.RayActorError as e:  # the process is gone, not a bug in it
+                raise LearnerLost(f"learner actor lost during {name}(): {type(e).__name__}") from e
+
+        return call
 
     def shutdown(self) -> None:
         ray.kill(self.actor)

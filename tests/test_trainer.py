@@ -145,10 +145,13 @@ def test_interrupted_save_keeps_latest(tiny_overrides, tmp_path, monkeypatch):
         (d / "partial").write_text("x")
         raise OSError("disk full")
 
-    with pytest.raises(OSError, match="disk full"):
+    from agentrl.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="disk full.*nothing was replaced.*step_000001"):
         CheckpointManager(root).save(5, boom, {})
     assert (root / "latest").read_text() == latest
     assert not (root / "step_000005").exists()
+    assert not (root / "step_000005.tmp").exists()  # the partial write is cleaned up
 
 
 def test_init_from_starts_new_run_with_weights(tiny_overrides, tmp_path):

@@ -61,6 +61,7 @@ from typing import Any
 
 import torch
 
+from agentrl.optim import guarded_step
 from agentrl.policy import SamplingConfig
 from agentrl.registry import ALGORITHMS
 from agentrl.types import Episode, Generation, load_episodes
@@ -192,8 +193,7 @@ class CriticLearner:
             stats["v_loss"] += lv.item() / len(chunks)
             stats["q_mean"] += torch.minimum(q1, q2).mean().item() / len(chunks)
             stats["v_mean"] += torch.minimum(v1, v2).mean().item() / len(chunks)
-        norm = torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
-        self.optimizer.step()
+        norm, _ = guarded_step(self.optimizer, self.critic.parameters(), cfg.grad_clip)
         self.optimizer.zero_grad(set_to_none=True)
         polyak_update_(
             list(self.target_critic.parameters()), list(self.critic.parameters()), cfg.tau
@@ -355,8 +355,7 @@ class Archer:
                 loss_sum += float(extra.detach())
         finally:
             model.train(was_training)
-        norm = torch.nn.utils.clip_grad_norm_(self.actor_params, cfg.grad_clip)
-        self.actor_optimizer.step()
+        norm, _ = guarded_step(self.actor_optimizer, self.actor_params, cfg.grad_clip)
         self.actor_optimizer.zero_grad(set_to_none=True)
         self.actor_steps += 1
         return {

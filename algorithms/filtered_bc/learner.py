@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from agentrl.batch import build_turn_batch
+from agentrl.optim import guarded_step
 from agentrl.registry import ALGORITHMS
 from agentrl.types import Episode
 
@@ -66,8 +67,7 @@ class FilteredBC:
                 loss = loss + extra
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            self.optimizer.step()
+            guarded_step(self.optimizer, params, cfg.grad_clip)
             losses.append(loss.item())
         self.policy.model.eval()
         self.num_updates += 1

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from agentrl.batch import build_turn_batch
+from agentrl.optim import guarded_step
 from agentrl.registry import ALGORITHMS
 from agentrl.types import Episode
 
@@ -72,6 +73,8 @@ class PPO:
         if self.sampling_temperature != 1.0:
             with torch.no_grad():
                 _, old, _ = self.policy.action_logprobs(batch.prompts, batch.actions)
+        # The batch is built on the CPU; the loss meets the policy's log-probs on its device.
+        adv, old = adv.to(self.policy.device), old.to(self.policy.device)
         params = list(self.policy.trainable_parameters())
         self.policy.model.train()
         stats: dict[str, list[float]] = {"loss": [], "clip_frac": [], "approx_kl": [], "grad_norm": []}
@@ -89,8 +92,7 @@ class PPO:
                     loss = loss + extra
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                self.optimizer.step()
+                grad_norm, _ = guarded_step(self.optimizer, params, cfg.grad_clip)
                 stats["loss"].append(loss.item())
                 stats["clip_frac"].append(s["clip_frac"])
                 stats["approx_kl"].append(s["approx_kl"])

@@ -50,6 +50,7 @@ from typing import Any
 import torch
 
 from agentrl.batch import build_turn_batch
+from agentrl.optim import guarded_step
 from agentrl.policy import SamplingConfig
 from agentrl.registry import ALGORITHMS
 from agentrl.types import Episode, Generation
@@ -116,6 +117,7 @@ class RLTF:
         adv = rewards - used
         if cfg.normalize_advantage and n > 1:
             adv = adv / (rewards.std() + 1e-8)
+        adv = adv.to(self.policy.device)  # meets the policy's log-probs (CPU-built batch)
         params = list(self.policy.trainable_parameters())
         self.policy.model.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -134,8 +136,7 @@ class RLTF:
             (loss * len(idx) / n).backward()
             total_loss += loss.item() * len(idx)
             total_logp += float(logp_sum.detach().sum())
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        self.optimizer.step()
+        grad_norm, _ = guarded_step(self.optimizer, params, cfg.grad_clip)
         self.policy.model.eval()
         stats = {
             "rltf/loss": total_loss / n,
