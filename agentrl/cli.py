@@ -39,8 +39,15 @@ def cmd_train(overrides: list[str]) -> int:
         if type(e).__module__.startswith("gymnasium"):
             return _fail(str(e))
         raise
-    summary = trainer.run()
-    return 130 if summary.get("interrupted") else 0
+    from agentrl.errors import LearnerLost, WorkerLost
+
+    try:
+        summary = trainer.run()
+    except (LearnerLost, WorkerLost, CheckpointError) as e:  # nothing written is lost
+        return _fail(f"{e} (metrics and checkpoints so far are in {trainer.run_dir})")
+    if summary.get("interrupted"):
+        return 130
+    return 3 if summary.get("stopped") else 0
 
 
 def cmd_eval(args: list[str]) -> int:

@@ -11,4 +11,9 @@ class LearnerLost(RuntimeError):
     """
 
 
-__all__ = ["LearnerLost"]
+class WorkerLost(RuntimeError):
+    """A rollout worker kept dying while collecting the same episodes
+    (more than ``fault.worker_retries`` times)."""
+
+
+__all__ = ["LearnerLost", "WorkerLost"]

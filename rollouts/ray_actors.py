@@ -13,7 +13,7 @@ from typing import Any
 
 import ray
 
-from agentrl.errors import LearnerLost
+from agentrl.errors import LearnerLost, WorkerLost
 from agentrl.learner import Learner
 from agentrl.policy import ModelConfig, Policy, SamplingConfig
 from agentrl.types import Episode
@@ -62,10 +62,6 @@ class _WorkerActor(RolloutWorker):
         """``collect`` plus its stats in one call (no second round trip that could interleave)."""
         episodes = self.collect(jobs, rng_seed, greedy)
         return episodes, self.get_last_stats()
-
-
-class WorkerLost(RuntimeError):
-    """A rollout worker kept dying while collecting the same episodes."""
 
 
 class RayWorkerGroup:
