@@ -16,6 +16,7 @@ import torch
 
 from agentrl.algorithm import build_algorithm
 from agentrl.policy import ModelConfig, Policy
+from agentrl.policy.device import autocast, resolve_autocast
 from agentrl.types import Episode
 
 
@@ -59,7 +60,9 @@ class Learner:
         import_user_modules(list(imports or []), import_path)
         seed_everything(seed)
         self.model_config = model
-        self.policy = Policy.from_config(model)
+        self.policy = Policy.from_config(model)  # on model.device (auto: CUDA when visible)
+        # bf16 autocast around updates on CUDA (model.autocast=auto), none on CPU: fp32 there.
+        self.autocast_dtype = resolve_autocast(model.autocast, self.policy.device)
         self.policy.default_constraint = sampling_constraint
         self.algorithm_name = algorithm["name"]
         self.algorithm = build_algorithm(algorithm["name"], algorithm, self.policy, seed=seed)
@@ -74,12 +77,13 @@ class Learner:
 
     # --- training -----------------------------------------------------------------------
     def update(self, episodes: list[Episode]) -> dict[str, float]:
-        if not self.lifelong:
-            stats = self.algorithm.update(episodes)
-        else:  # the hook order is documented in agentrl/lifelong/base.py
-            batch, lifelong_stats = self.lifelong.before_update(episodes, self)
-            stats = {**self.algorithm.update(batch), **lifelong_stats}
-            self.lifelong.after_update(episodes)
+        with autocast(self.policy.device, self.autocast_dtype):
+            if not self.lifelong:
+                stats = self.algorithm.update(episodes)
+            else:  # the hook order is documented in agentrl/lifelong/base.py
+                batch, lifelong_stats = self.lifelong.before_update(episodes, self)
+                stats = {**self.algorithm.update(batch), **lifelong_stats}
+                self.lifelong.after_update(episodes)
         self.version += 1
         self.policy.version = self.version
         from agentrl.optim import pop_skipped_steps
@@ -101,7 +105,9 @@ class Learner:
     ) -> dict[str, float]:
         from agentrl.warmstart import sft_warm_start
 
-        return sft_warm_start(self.policy, rows, epochs, lr, batch_size, seed)
+        return sft_warm_start(
+            self.policy, rows, epochs, lr, batch_size, seed, bf16=self.autocast_dtype is not None
+        )
 
     def format_prompts(self, observations: list[str]) -> list[str]:
         return [self.policy.format_prompt(o) for o in observations]

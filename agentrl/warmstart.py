@@ -19,7 +19,12 @@ from agentrl.types import Episode
 
 
 def scripted_episodes(
-    env_id: str, env_kwargs: dict[str, Any], kind: str, episodes: int, seed: int, epsilon: float = 0.5
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    kind: str,
+    episodes: int,
+    seed: int,
+    epsilon: float = 0.5,
 ) -> list[Episode]:
     """Play ``episodes`` games with a scripted policy (seeds ``seed, seed+1, ...``)."""
     from agentrl.envs.scripted import make_scripted, run_scripted_episode
@@ -41,12 +46,27 @@ def sft_rows(policy: Any, episodes: list[Episode]) -> list[dict[str, str]]:
     rows = []
     for ep in episodes:
         for turn in ep.turns:
-            rows.append({"prompt": policy.format_prompt(turn.observation), "completion": turn.action + "\n"})
+            rows.append(
+                {"prompt": policy.format_prompt(turn.observation), "completion": turn.action + "\n"}
+            )
     return rows
 
 
-def sft_warm_start(policy: Any, rows: list[dict[str, str]], epochs: float, lr: float, batch_size: int, seed: int) -> dict[str, float]:
-    """Fine-tune ``policy.model`` in place on ``rows`` with TRL's SFTTrainer (completion-only loss)."""
+def sft_warm_start(
+    policy: Any,
+    rows: list[dict[str, str]],
+    epochs: float,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    bf16: bool = False,
+) -> dict[str, float]:
+    """Fine-tune ``policy.model`` in place on ``rows`` with TRL's SFTTrainer (completion-only loss).
+
+    Runs on ``policy.device``: ``use_cpu`` when it is the CPU, else the Trainer's CUDA device,
+    with bf16 mixed precision when ``bf16`` (the learner's ``model.autocast`` on CUDA). The
+    model is moved back to ``policy.device`` afterwards (the Trainer picks its own GPU index).
+    """
     import datasets
     import torch
     from datasets import Dataset
@@ -58,8 +78,12 @@ def sft_warm_start(policy: Any, rows: list[dict[str, str]], epochs: float, lr: f
     if not rows:
         raise ValueError("warm start has no data: the scripted policy produced no turns")
     dataset = Dataset.from_list(rows)
+    device = torch.device(getattr(policy, "device", "cpu"))
+    on_cuda = device.type == "cuda"
     with tempfile.TemporaryDirectory(prefix="agentrl-sft-") as out, warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # transformers' own deprecations inside SFTConfig
+        warnings.simplefilter(
+            "ignore", FutureWarning
+        )  # transformers' own deprecations inside SFTConfig
         args = SFTConfig(
             output_dir=out,
             num_train_epochs=epochs,
@@ -67,9 +91,9 @@ def sft_warm_start(policy: Any, rows: list[dict[str, str]], epochs: float, lr: f
             learning_rate=lr,
             lr_scheduler_type="constant",
             warmup_steps=0,
-            bf16=False,
+            bf16=bool(bf16) and on_cuda,
             fp16=False,
-            use_cpu=not torch.cuda.is_available(),
+            use_cpu=not on_cuda,
             report_to=[],
             save_strategy="no",
             logging_steps=10_000,
@@ -80,8 +104,11 @@ def sft_warm_start(policy: Any, rows: list[dict[str, str]], epochs: float, lr: f
             disable_tqdm=True,
             max_length=None,
         )
-        trainer = SFTTrainer(model=policy.model, args=args, train_dataset=dataset, processing_class=policy.tokenizer)
+        trainer = SFTTrainer(
+            model=policy.model, args=args, train_dataset=dataset, processing_class=policy.tokenizer
+        )
         trainer.remove_callback(PrinterCallback)  # agentrl prints its own summary
         result = trainer.train()
+    policy.model.to(device)
     policy.model.eval()
     return {"warm_start/loss": float(result.training_loss), "warm_start/rows": float(len(rows))}

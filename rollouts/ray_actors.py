@@ -7,6 +7,7 @@ iteration through the object store (``ray.put`` then every worker reads the same
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from typing import Any
@@ -15,7 +16,9 @@ import ray
 
 from agentrl.errors import LearnerLost, WorkerLost
 from agentrl.learner import Learner
-from agentrl.policy import ModelConfig, Policy, SamplingConfig
+from agentrl.policy import ModelConfig, SamplingConfig
+from agentrl.policy.device import actor_device, worker_device
+from agentrl.policy.vllm_backend import build_inference_policy
 from agentrl.types import Episode
 
 from .group import PendingCollect, chunk_seed, split_jobs
@@ -118,7 +121,10 @@ class RayWorkerGroup:
             sampling,
         )
         self._actor_kwargs = dict(
-            policy_factory=functools.partial(Policy.from_config, model),
+            # the inference copy (model.backend hf or vllm) on the actor's own GPU, else CPU
+            policy_factory=functools.partial(
+                build_inference_policy, model, worker_device(num_gpus)
+            ),
             step_timeout_s=step_timeout_s,
         )
         self.start_timeout_s = start_timeout_s
@@ -264,6 +270,9 @@ class RemoteLearner:
 
     def __init__(self, num_gpus: float, num_cpus: float, placement: Any = None, **kwargs: Any):
         check_resources(num_cpus, num_gpus, what="the learner")
+        # model.device=auto: the GPU this actor reserved, or the CPU without one
+        model = kwargs["model"]
+        kwargs["model"] = dataclasses.replace(model, device=actor_device(model.device, num_gpus))
         options: dict[str, Any] = dict(num_gpus=num_gpus, num_cpus=num_cpus)
         if placement is not None:  # bundle 0 of the run's placement group
             options["scheduling_strategy"] = placement.learner_strategy()

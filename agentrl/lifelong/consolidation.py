@@ -127,7 +127,7 @@ class WakeSleepConsolidation:
             )
             batch = [rows[int(i)] for i in idx]
             prompts, actions = [r["prompt"] for r in batch], [r["action"] for r in batch]
-            new = torch.tensor([r["task"] == self.task for r in batch])
+            new = torch.tensor([r["task"] == self.task for r in batch], device=plastic.device)
             with torch.no_grad():
                 t_new, mask = action_log_distributions(plastic, prompts, actions)
                 t_old, _ = action_log_distributions(old_stable, prompts, actions)

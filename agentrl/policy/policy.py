@@ -34,6 +34,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from agentrl.policy.constraints import TokenConstraint, resolve_grammar
+from agentrl.policy.device import resolve_device
 from agentrl.policy.models import ModelConfig, load_model_and_tokenizer, torch_dtype
 from agentrl.policy.sampling import SamplingConfig, sample_next
 from agentrl.types import Generation
@@ -92,9 +93,15 @@ class Policy:
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, device: str | torch.device | None = None) -> Policy:
-        """Build the model and tokenizer described by ``cfg`` (see :mod:`.models`)."""
+        """Build the model and tokenizer described by ``cfg`` (see :mod:`.models`).
+
+        The model goes to ``device``, default ``cfg.device`` resolved in this process
+        (:func:`agentrl.policy.device.resolve_device`: ``auto`` is CUDA when visible, else
+        CPU; ``cuda`` without CUDA raises a ``ConfigError``).
+        """
+        target = device if device is not None else resolve_device(cfg.device)
         model, tok = load_model_and_tokenizer(cfg)
-        return cls(model, tok, system_prompt=cfg.system_prompt, device=device, model_config=cfg)
+        return cls(model, tok, system_prompt=cfg.system_prompt, device=target, model_config=cfg)
 
     # ------------------------------------------------------------------ prompts
 
@@ -209,11 +216,13 @@ class Policy:
         lens = torch.tensor([len(p) for p in prompt_ids], device=dev)
         width = int(lens.max())
         pad = self.tokenizer.pad_token_id
-        input_ids = torch.full((batch, width), pad, dtype=torch.long, device=dev)
-        attn = torch.zeros((batch, width), dtype=torch.long, device=dev)
+        # Filled on the CPU and moved once: per-row copies to a GPU cost a launch each.
+        input_ids = torch.full((batch, width), pad, dtype=torch.long)
+        attn = torch.zeros((batch, width), dtype=torch.long)
         for i, p in enumerate(prompt_ids):
-            input_ids[i, width - len(p) :] = torch.as_tensor(list(p), device=dev)
+            input_ids[i, width - len(p) :] = torch.as_tensor(list(p))
             attn[i, width - len(p) :] = 1
+        input_ids, attn = input_ids.to(dev), attn.to(dev)
         positions = (attn.cumsum(-1) - 1).clamp_(min=0)
         # Multi-character stop strings can straddle tokens: also check the decoded text.
         check_text = any(len(s) > 1 for s in sampling.stop)
@@ -382,15 +391,18 @@ class Policy:
         if a_width == 0:
             return per_token, mask
         pad = self.tokenizer.pad_token_id
-        seq = torch.full((batch, p_width + a_width), pad, dtype=torch.long, device=dev)
+        # Filled on the CPU and moved once (one copy per tensor, not per row, on a GPU).
+        seq = torch.full((batch, p_width + a_width), pad, dtype=torch.long)
         attn = torch.zeros_like(seq)
-        targets = torch.full((batch, a_width), pad, dtype=torch.long, device=dev)
+        targets = torch.full((batch, a_width), pad, dtype=torch.long)
+        rows_mask = torch.zeros(batch, width, dtype=torch.bool)
         for i, (p, a) in enumerate(zip(prompt_ids, action_ids, strict=True)):
-            seq[i, p_width - len(p) : p_width] = torch.as_tensor(list(p), device=dev)
-            seq[i, p_width : p_width + len(a)] = torch.as_tensor(list(a), device=dev)
+            seq[i, p_width - len(p) : p_width] = torch.as_tensor(list(p))
+            seq[i, p_width : p_width + len(a)] = torch.as_tensor(list(a), dtype=torch.long)
             attn[i, p_width - len(p) : p_width + len(a)] = 1
-            targets[i, : len(a)] = torch.as_tensor(list(a), device=dev)
-            mask[i, : len(a)] = True
+            targets[i, : len(a)] = torch.as_tensor(list(a), dtype=torch.long)
+            rows_mask[i, : len(a)] = True
+        seq, attn, targets, mask = seq.to(dev), attn.to(dev), targets.to(dev), rows_mask.to(dev)
         positions = (attn.cumsum(-1) - 1).clamp_(min=0)
         # Keep the logits of columns p_width-1 .. p_width+a_width-2: those predict the action.
         out = self.model(
