@@ -8,6 +8,7 @@
     agentrl check-env [--import MOD] ID [k=v] check a text env (Gymnasium checker + agentrl checks)
     agentrl reward collect|synthesize|train   the ARMAP reward-model pipeline (agentrl reward help)
     agentrl plan [key=value...]               reward-guided planning: best_of_n, reflexion, mcts
+    agentrl cluster render [overrides] [--out FILE]  a `ray up` YAML sized for the run (docs/cluster.md)
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ def cmd_train(overrides: list[str]) -> int:
         if type(e).__module__.startswith("gymnasium"):
             return _fail(str(e))
         raise
+    from agentrl.cluster import ClusterError
     from agentrl.errors import LearnerLost, WorkerLost
 
     try:
         summary = trainer.run()
-    except (LearnerLost, WorkerLost, CheckpointError) as e:  # nothing written is lost
+    except (LearnerLost, WorkerLost, CheckpointError, ClusterError) as e:  # nothing written is lost
         return _fail(f"{e} (metrics and checkpoints so far are in {trainer.run_dir})")
     if summary.get("interrupted"):
         return 130
@@ -124,6 +126,12 @@ def cmd_check_env(args: list[str]) -> int:
     return 1 if failed else 0
 
 
+def cmd_cluster(args: list[str]) -> int:
+    from agentrl.cluster import cmd_cluster as run
+
+    return run(args)
+
+
 def cmd_lifelong(args: list[str]) -> int:
     from agentrl.lifelong.cli import main as lifelong_main
 
@@ -155,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     from agentrl.reward_cli import cmd_plan, cmd_reward
 
     commands = {"train": cmd_train, "eval": cmd_eval, "config": cmd_config, "reward": cmd_reward, "plan": cmd_plan, "check-env": cmd_check_env,
-                "lifelong": cmd_lifelong}
+                "lifelong": cmd_lifelong, "cluster": cmd_cluster}
     if cmd == "list":
         return cmd_list()
     if cmd not in commands:
