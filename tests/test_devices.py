@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -33,7 +34,7 @@ from agentrl.registry import ALGORITHMS
 from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(hidden_size=64, num_layers=1, intermediate_size=128, num_heads=2)
+TINY: dict[str, Any] = dict(hidden_size=64, num_layers=1, intermediate_size=128, num_heads=2)
 ENV = "agentrl/GuessTheNumber-v0"
 
 

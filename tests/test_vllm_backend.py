@@ -17,6 +17,7 @@ import sys
 import types
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -35,7 +36,7 @@ from agentrl.policy.vllm_backend import (
     start_engine,
 )
 
-TINY = dict(hidden_size=64, num_layers=1, intermediate_size=128, num_heads=2)
+TINY: dict[str, Any] = dict(hidden_size=64, num_layers=1, intermediate_size=128, num_heads=2)
 CUDA = torch.device("cuda")  # only a label here: the fake engine never touches a GPU
 
 
