@@ -121,3 +121,23 @@ def test_archer_update_speed_smoke(capsys):
     rows = aus.measure("main", steps=1, full_iteration=False)
     assert rows["critic"] > 0 and rows["actor"] > 0 and rows["iteration_s"] > 0
     assert "| main |" in aus.table([rows])
+
+
+@pytest.mark.slow  # ~2 min: four short local-Ray trainings
+def test_scaling_quick_run_reports_every_configuration():
+    from benchmarks import scaling
+
+    result = scaling.main(["--quick"])
+    rows = result["rows"]
+    assert [(r["part"], r["workers"], r["async"]) for r in rows] == [
+        ("collect", 1, "-"),
+        ("collect", 2, "-"),
+        ("train", 1, "off"),
+        ("train", 1, "on"),
+        ("train", 2, "off"),
+        ("train", 2, "on"),
+    ]
+    assert all(r["episodes_per_s"] > 0 and r["tokens_per_s"] > 0 for r in rows)
+    train = {(r["workers"], r["async"]): r for r in rows if r["part"] == "train"}
+    assert train[(1, "on")]["staleness"] == 1.0 and train[(1, "off")]["staleness"] == 0.0
+    assert 0.0 <= train[(2, "off")]["learner_wait_frac"] <= 1.0
