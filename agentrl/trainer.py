@@ -95,6 +95,14 @@ def validate_components(cfg: TrainConfig) -> None:
         except ValueError as e:
             raise ConfigError(f"rollout.sampling.constraint: {e}") from e
     build_curriculum(cfg.curriculum, seed=cfg.seed)
+    from agentrl.policy.vllm_backend import check_backend
+
+    check_backend(
+        cfg.model,
+        cfg.cluster.mode,
+        cfg.rollout.num_gpus_per_worker,
+        cfg.rollout.sampling.constraint,
+    )
     make_env(cfg.env.id, cfg.env.kwargs).close()
     if cfg.lifelong:
         from agentrl.lifelong.base import validate_lifelong

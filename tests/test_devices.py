@@ -326,3 +326,39 @@ def test_gpu_benchmark_runs_on_cpu(tmp_path, capsys):
     assert result["learner_tokens_per_s"] > 0
     assert "| MFU | n/a" in out.read_text()
     assert "learner tokens/s" in capsys.readouterr().out
+
+
+@pytest.mark.ray
+def test_ray_lora_run_syncs_the_adapter_and_matches_inline(ray_cluster, tiny_overrides, tmp_path):
+    """Through Ray actors (CPU here), a LoRA run sends only the adapter (perf/sync_mb is its
+    size) and its workers sample exactly what the inline run's shared policy samples."""
+    from agentrl.metrics import read_metrics
+    from agentrl.trainer import Trainer
+
+    base = [
+        *tiny_overrides,
+        "env=guess_the_number",
+        "model.lora=true",
+        "algorithm.lr=5e-2",
+        "iterations=2",
+        "eval.every=0",
+        "rollout.episodes_per_iter=4",
+        "rollout.envs_per_worker=4",
+        "rollout.num_cpus_per_worker=0.5",
+        "cluster.learner_num_cpus=0.5",
+    ]
+    cfg = load_config([*base, "cluster=local", f"run_dir={tmp_path / 'ray'}"])
+    Trainer(cfg, console=False).run()
+    inline = load_config([*base, "cluster=inline", f"run_dir={tmp_path / 'inline'}"])
+    Trainer(inline, console=False).run()
+    a = read_metrics(tmp_path / "ray" / "metrics.jsonl")
+    b = read_metrics(tmp_path / "inline" / "metrics.jsonl")
+    adapter_mb = _nbytes(Policy.from_config(cfg.model).get_weights()) / 2**20
+    full_mb = _nbytes(Policy.from_config(ModelConfig(**TINY)).get_weights()) / 2**20
+    trained = [r for r in a if r["iteration"] > 0]
+    assert trained and all(r["perf/sync_mb"] == pytest.approx(adapter_mb) for r in trained)
+    assert adapter_mb < 0.05 * full_mb
+    for ra, rb in zip(a, b, strict=True):
+        for key in ("train/return", "train/turns", "ppo/loss", "eval/return"):
+            if key in ra:
+                assert ra[key] == pytest.approx(rb[key], abs=1e-5), key

@@ -294,3 +294,29 @@ def test_worker_extension_loads_into_the_runner_model():
 def test_get_weights_is_refused(fake_vllm):
     with pytest.raises(NotImplementedError):
         _vllm_policy(fake_vllm).get_weights()
+
+
+# --- run validation -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["cluster=inline"], "cluster=inline shares the learner's HF policy"),
+        (["cluster=local"], "needs GPU rollout workers: set rollout.num_gpus_per_worker"),
+        (
+            [
+                "cluster=local",
+                "rollout.num_gpus_per_worker=1",
+                "rollout.sampling.constraint=toolchain",
+            ],
+            "implemented by model.backend=hf only",
+        ),
+    ],
+)
+def test_trainer_refuses_vllm_where_it_cannot_run(tmp_path, overrides, message):
+    from agentrl.trainer import Trainer
+
+    cfg = load_config(["model.backend=vllm", f"run_dir={tmp_path / 'run'}", *overrides])
+    with pytest.raises(ConfigError, match=message):
+        Trainer(cfg, console=False)  # validated before Ray or any model starts

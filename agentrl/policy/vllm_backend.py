@@ -381,6 +381,35 @@ class VLLMPolicy:
             self.workdir = None
 
 
+def check_backend(
+    model: ModelConfig, cluster_mode: str, num_gpus_per_worker: float, constraint: str | None
+) -> None:
+    """Fail before any work when ``model.backend=vllm`` cannot run with this run's settings.
+
+    vLLM serves Ray rollout workers that reserved a GPU; an inline run's workers share the
+    learner's HF policy, and decoding constraints exist only in the HF decode loop.
+    """
+    if model.backend != "vllm":
+        return
+    from agentrl.config import ConfigError
+
+    if cluster_mode == "inline":
+        raise ConfigError(
+            "model.backend=vllm generates in Ray rollout workers, but cluster=inline shares the "
+            "learner's HF policy: use cluster=local or cluster=address with "
+            "rollout.num_gpus_per_worker>0, or model.backend=hf"
+        )
+    if num_gpus_per_worker <= 0:
+        raise ConfigError(
+            "model.backend=vllm needs GPU rollout workers: set rollout.num_gpus_per_worker "
+            "(e.g. 1, or 0.5 to share a GPU between two workers), or use model.backend=hf"
+        )
+    if constraint:
+        raise ConfigError(
+            f"rollout.sampling.constraint={constraint} is implemented by model.backend=hf only"
+        )
+
+
 def build_inference_policy(cfg: ModelConfig, device: str | torch.device | None = None) -> Any:
     """The rollout worker's inference copy: :class:`Policy` (``backend=hf``) or
     :class:`VLLMPolicy` (``backend=vllm``, imported only then), on ``device``."""
@@ -393,6 +422,7 @@ __all__ = [
     "VLLMPolicy",
     "VLLM_INSTALL_HINT",
     "build_inference_policy",
+    "check_backend",
     "generation_from_output",
     "import_vllm",
     "merge_lora",
