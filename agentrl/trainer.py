@@ -208,33 +208,14 @@ class Trainer:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         import ray
 
+        from agentrl.rollouts.launch import start_or_join
+
         self.ray = ray
-        if ray.is_initialized():
-            self._owns_ray = False
-            return
-        self._owns_ray = True
-        if cfg.cluster.mode == "local":
-            # Logical CPUs: enough for the learner and every worker even on a 2-core laptop
-            # (torch threads, not Ray's bookkeeping, decide the real parallelism).
-            needed = (
-                cfg.cluster.learner_num_cpus
-                + cfg.rollout.num_workers * cfg.rollout.num_cpus_per_worker
-            )
-            num_cpus = cfg.cluster.num_cpus or max(os.cpu_count() or 1, int(needed + 0.999))
-            ray.init(
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                log_to_driver=True,
-                configure_logging=False,
-                dashboard_host="127.0.0.1",
-            )
-        else:
-            address = cfg.cluster.address or os.environ.get("RAY_ADDRESS")
-            if not address:
-                raise ConfigError(
-                    "cluster=address needs cluster.address=HOST:PORT|auto or the RAY_ADDRESS env var"
-                )
-            ray.init(address=address)
+        needed = (
+            cfg.cluster.learner_num_cpus + cfg.rollout.num_workers * cfg.rollout.num_cpus_per_worker
+        )
+        # local: embedded Ray; address: cluster.address / auto / RAY_ADDRESS (docs/cluster.md)
+        self._owns_ray = start_or_join(cfg.cluster, needed, console=self.console)
 
     def _build(self) -> None:
         from agentrl.curricula import build_curriculum
@@ -273,16 +254,33 @@ class Trainer:
             )
             self.workers: Any = InlineWorkerGroup(worker, cfg.rollout.num_workers)
         else:
+            from agentrl.rollouts.placement import place
             from agentrl.rollouts.ray_actors import RayWorkerGroup, RemoteLearner, check_resources
 
             check_resources(
                 cfg.cluster.learner_num_cpus
                 + cfg.rollout.num_workers * cfg.rollout.num_cpus_per_worker,
-                cfg.cluster.learner_num_gpus,
+                cfg.cluster.learner_num_gpus
+                + cfg.rollout.num_workers * cfg.rollout.num_gpus_per_worker,
                 what=f"the learner and {cfg.rollout.num_workers} rollout workers",
             )
+            if getattr(self, "placement", None) is not None:  # a rebuild after a lost learner
+                self.placement.shutdown()
+            # one placement group: learner = bundle 0, worker i = bundle 1 + i (docs/cluster.md)
+            self.placement: Any = place(
+                cfg.rollout.num_workers,
+                cfg.rollout.num_cpus_per_worker,
+                cfg.rollout.num_gpus_per_worker,
+                cfg.cluster.learner_num_cpus,
+                cfg.cluster.learner_num_gpus,
+                strategy=cfg.cluster.placement_strategy,
+                timeout_s=cfg.cluster.placement_timeout_s,
+            )
             self.learner = RemoteLearner(
-                cfg.cluster.learner_num_gpus, cfg.cluster.learner_num_cpus, **learner_kwargs
+                cfg.cluster.learner_num_gpus,
+                cfg.cluster.learner_num_cpus,
+                placement=self.placement,
+                **learner_kwargs,
             )
             self.workers = RayWorkerGroup(
                 cfg.rollout.num_workers,
@@ -292,11 +290,14 @@ class Trainer:
                 self.sampling,
                 cfg.model,
                 num_cpus=cfg.rollout.num_cpus_per_worker,
+                num_gpus=cfg.rollout.num_gpus_per_worker,
                 imports=list(cfg.imports),
                 import_path=os.getcwd(),
                 step_timeout_s=cfg.fault.step_timeout_s,
                 worker_retries=cfg.fault.worker_retries,
+                placement=self.placement,
             )
+            self._write_placement()
         self.reward = build_reward(cfg.reward)
         if self.ray is not None and not getattr(self.reward, "passthrough", False):
             # the reward model in its own actor
@@ -650,6 +651,31 @@ class Trainer:
             "\nCtrl-C: finishing this iteration, saving a checkpoint, then exiting (Ctrl-C again to abort)"
         )
 
+    def _write_placement(self) -> None:
+        """``run_dir/placement.json``: the strategy, the bundles, the node of the learner's
+        bundle and of every rollout worker (as each worker reports it), and the nodes."""
+        from agentrl.rollouts.placement import describe_nodes
+
+        bundle_nodes = self.placement.bundle_nodes()
+        info = {
+            "strategy": self.placement.strategy,
+            "bundles": self.placement.bundles,
+            "learner_node": bundle_nodes[0],
+            "worker_nodes": list(self.workers.node_ids),
+            "nodes": {
+                n["NodeID"]: {"address": n["NodeManagerAddress"], "resources": n["Resources"]}
+                for n in self.ray.nodes()  # type: ignore[union-attr]
+                if n.get("Alive")
+            },
+        }
+        (self.run_dir / "placement.json").write_text(json.dumps(info, indent=2))
+        if self.console:
+            workers = ", ".join(n[:8] for n in info["worker_nodes"])
+            print(
+                f"agentrl: placement ({info['strategy']}): learner on node {info['learner_node'][:8]}, "
+                f"rollout workers on [{workers}]; cluster: {describe_nodes()}"
+            )
+
     def _shutdown(self) -> None:
         self._shutdown_actors()
         if self.ray is not None and getattr(self, "_owns_ray", False):
@@ -660,6 +686,7 @@ class Trainer:
             getattr(self, "workers", None),
             getattr(self, "learner", None),
             getattr(self, "reward", None),
+            getattr(self, "placement", None),  # last: removing the group frees its bundles
         ):
             fn = getattr(obj, "shutdown", None)
             if callable(fn) and self.ray is not None:

@@ -37,6 +37,7 @@ class Placement:
     group: Any
     bundles: list[dict[str, float]]
     strategy: str
+    removed: bool = False
 
     @property
     def num_workers(self) -> int:
@@ -62,8 +63,11 @@ class Placement:
         nodes = table.get("bundles_to_node_id", {})
         return [str(nodes.get(i, "")) for i in range(len(self.bundles))]
 
-    def remove(self) -> None:
-        remove_placement_group(self.group)
+    def shutdown(self) -> None:
+        """Remove the group (Ray stops the actors still in it and frees its resources)."""
+        if not self.removed:
+            self.removed = True
+            remove_placement_group(self.group)
 
 
 def describe_bundles(bundles: list[dict[str, float]]) -> str:
