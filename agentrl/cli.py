@@ -1,6 +1,7 @@
 """The ``agentrl`` command.
 
     agentrl train [hydra overrides...]        train (see configs/config.yaml)
+    agentrl train -m a=1,2 b=x,y ...          Hydra multirun: one run per combination, a summary table
     agentrl eval checkpoint=PATH [overrides]  greedy evaluation of a checkpoint
     agentrl config [overrides...]             print the composed, validated config
     agentrl list                              registered algorithms, rewards, curricula, envs
@@ -26,6 +27,10 @@ def _fail(message: str) -> int:
 
 
 def cmd_train(overrides: list[str]) -> int:
+    from agentrl.sweep import cmd_multirun, is_multirun
+
+    if is_multirun(overrides):  # -m / --multirun: a sweep (agentrl/sweep.py)
+        return cmd_multirun(overrides)
     from agentrl.checkpoint import CheckpointError
     from agentrl.config import ConfigError, load_config
     from agentrl.registry import RegistryError
