@@ -256,10 +256,21 @@ def test_lora_sync_sends_only_the_adapter_and_workers_generate_like_the_learner(
     assert worker_policy.version == version == 1
 
 
-def test_full_sync_without_lora_sends_every_tensor():
+def test_full_sync_sends_every_tensor_once():
+    """Without LoRA every weight travels, a tied one (lm_head = embed_tokens) only once."""
     learner = Learner(ModelConfig(**TINY), {"name": "ppo"}, seed=0)
     weights, _ = learner.get_weights()
-    assert set(weights) == set(learner.policy.model.state_dict())
+    state = learner.policy.model.state_dict()
+    assert set(state) - set(weights) == {"lm_head.weight"}  # the tiny Llama ties them
+    assert _nbytes(weights) == sum(p.numel() * 4 for p in learner.policy.model.parameters())
+    worker = Policy.from_config(ModelConfig(**TINY, init_seed=5))
+    worker.set_weights(weights)
+    for k, v in worker.model.state_dict().items():  # lm_head included, through the tie
+        assert torch.equal(v, state[k]), k
+    with pytest.raises(KeyError, match="missing"):
+        worker.set_weights({k: v for k, v in weights.items() if "q_proj" not in k})
+    with pytest.raises(KeyError, match="unexpected"):
+        worker.set_weights({**weights, "extra.weight": torch.zeros(1)})
 
 
 # --- FLOPs / MFU --------------------------------------------------------------------------

@@ -433,17 +433,28 @@ class Policy:
     # ------------------------------------------------------------------ weights
 
     def get_weights(self) -> dict[str, torch.Tensor]:
-        """CPU clones of the weights: the LoRA adapter only for a peft model, else all."""
+        """CPU clones of the weights: the LoRA adapter only for a peft model, else all.
+
+        A tied weight (``lm_head.weight`` = ``embed_tokens.weight``) is sent once, under
+        its first name (for SmolLM2 the embedding is 17 % of the state dict;
+        :meth:`set_weights` restores the other name through the tie).
+        """
         if _is_peft(self.model):
             from peft import get_peft_model_state_dict
 
             sd = get_peft_model_state_dict(self.model)
         else:
             sd = self.model.state_dict()
+            tied = _tied_duplicates(sd)
+            sd = {k: v for k, v in sd.items() if k not in tied}
         return {k: v.detach().to("cpu", copy=True) for k, v in sd.items()}
 
     def set_weights(self, weights: dict[str, torch.Tensor], version: int | None = None) -> None:
-        """Load weights from :meth:`get_weights`; sets ``version`` (default: ``version + 1``)."""
+        """Load weights from :meth:`get_weights`; sets ``version`` (default: ``version + 1``).
+
+        Strict: an unknown key, or a missing one that is not tied to a loaded weight,
+        raises ``KeyError``.
+        """
         if _is_peft(self.model):
             from peft import set_peft_model_state_dict
 
@@ -452,7 +463,14 @@ class Policy:
             if unexpected:
                 raise KeyError(f"unexpected adapter keys: {unexpected[:5]}")
         else:
-            self.model.load_state_dict(weights, strict=True)
+            tied = _tied_duplicates(self.model.state_dict())
+            result = self.model.load_state_dict(weights, strict=False)
+            missing = [k for k in result.missing_keys if k not in tied]
+            if missing or result.unexpected_keys:
+                raise KeyError(
+                    f"weights do not match the model: missing {missing[:5]}, "
+                    f"unexpected {list(result.unexpected_keys)[:5]}"
+                )
         self.version = self.version + 1 if version is None else int(version)
 
     def trainable_parameters(self) -> Iterator[torch.nn.Parameter]:
@@ -524,6 +542,19 @@ class Policy:
         policy = cls(model, tok, system_prompt, device=device, model_config=model_config)
         policy.version = int(meta.get("version", 0))
         return policy
+
+
+def _tied_duplicates(state: dict[str, torch.Tensor]) -> set[str]:
+    """Keys of ``state`` whose tensor is the same storage view as an earlier key's (tied
+    weights such as ``lm_head.weight`` = ``model.embed_tokens.weight``)."""
+    seen: set[tuple[int, tuple[int, ...], tuple[int, ...]]] = set()
+    dups = set()
+    for k, v in state.items():
+        view = (v.data_ptr(), tuple(v.shape), tuple(v.stride()))
+        if view in seen and v.numel() > 0:
+            dups.add(k)
+        seen.add(view)
+    return dups
 
 
 def _cache_of(out: Any) -> Any:
