@@ -65,3 +65,14 @@ def test_algorithm_section_validated_against_its_dataclass():
         make_dataclass_config(cls.Config, {"name": "ppo", "lrr": 1.0}, where="algorithm=ppo")
     with pytest.raises(ConfigError, match="clip"):
         make_dataclass_config(cls.Config, {"name": "ppo", "clip": 5.0}, where="algorithm=ppo")
+
+
+def test_cluster_launcher_templates_render_and_pass_ray_validation():
+    """configs/cluster/launcher/*.yaml are `ray up` templates, not config-group options:
+    each renders for the default run and passes Ray's own launcher checks."""
+    from agentrl.cluster import render_launcher, validate_launcher
+
+    templates = sorted((config_dir() / "cluster" / "launcher").glob("*.yaml"))
+    assert templates
+    for path in templates:
+        validate_launcher(render_launcher(load_config([f"cluster.launcher.template={path}"])))
