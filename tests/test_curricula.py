@@ -30,6 +30,16 @@ def ep(task, success):
     return Episode(env_id="t", task=dict(task), seed=0, success=success)
 
 
+def test_uniform_draws_from_tasks_from_or_leaves_the_task_to_the_env():
+    from agentrl.envs.ruleworld import task_list
+
+    cur = build_curriculum({"name": "uniform", "tasks_from": "agentrl.envs.ruleworld:task_list"}, 0)
+    drawn = cur.sample(400)
+    assert all(t in task_list() for t in drawn)
+    assert {t["depth"] for t in drawn} == {1, 2, 3, 4}  # 25 worlds per depth, all drawn
+    assert build_curriculum({"name": "uniform"}, 0).sample(2) == [{}, {}]
+
+
 # --- learning progress ------------------------------------------------------------------------
 
 

@@ -26,9 +26,12 @@ class Curriculum(Protocol):
 
 @dataclass
 class UniformConfig:
-    """``tasks``: explicit task specs to sample from; empty = the env's own distribution."""
+    """``tasks``: explicit task specs to sample from, or ``tasks_from``: a ``"module:function"``
+    returning them (e.g. ``agentrl.envs.ruleworld:task_list``); both empty = the env's own
+    distribution."""
 
     tasks: list[dict[str, Any]] = field(default_factory=list)
+    tasks_from: str = ""
 
 
 @CURRICULA.register("uniform")
@@ -39,6 +42,10 @@ class UniformCurriculum:
 
     def __init__(self, config: UniformConfig | None = None, seed: int = 0):
         self.config = config or UniformConfig()
+        if not self.config.tasks and self.config.tasks_from:
+            from agentrl.registry import import_dotted
+
+            self.config.tasks = [dict(t) for t in import_dotted(self.config.tasks_from)()]
         self.rng = np.random.default_rng(seed)
         self.counts: dict[str, int] = {}
 
