@@ -129,6 +129,9 @@ class Kickstart:
         if beta == 0.0 or not self.turns:
             return None
         teacher = self.teacher
+        if teacher.device != policy.device:  # loaded on the CPU: score where the student is
+            teacher.model.to(policy.device)
+            teacher.device = policy.device
         terms = []
         for prompt, action in self.turns:
             with torch.no_grad():
