@@ -50,7 +50,9 @@ def cmd_train(overrides: list[str]) -> int:
 
     try:
         summary = trainer.run()
-    except (LearnerLost, WorkerLost, CheckpointError, ClusterError) as e:  # nothing written is lost
+    except ClusterError as e:  # Ray not reachable, or the run's placement group does not fit
+        return _fail(str(e))
+    except (LearnerLost, WorkerLost, CheckpointError) as e:  # nothing written is lost
         return _fail(f"{e} (metrics and checkpoints so far are in {trainer.run_dir})")
     if summary.get("interrupted"):
         return 130

@@ -125,9 +125,9 @@ def place(
     except ray.exceptions.GetTimeoutError as e:
         remove_placement_group(group)
         hint = (
-            "STRICT_SPREAD needs one node per bundle; "
+            "STRICT_SPREAD needs one node per bundle. "
             if strategy == "STRICT_SPREAD"
-            else "STRICT_PACK needs one node that fits every bundle; "
+            else "STRICT_PACK needs one node that fits every bundle. "
             if strategy == "STRICT_PACK"
             else ""
         )
