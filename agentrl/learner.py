@@ -163,7 +163,9 @@ class Learner:
             self.lifelong.load(d / "lifelong")
         if weights_only:
             return
-        state = torch.load(d / "algorithm" / "state.pt", weights_only=True)
+        # Tensors land on the CPU first; load_state_dict copies them to wherever this
+        # learner's modules are (a GPU checkpoint resumes on another GPU index, or the CPU).
+        state = torch.load(d / "algorithm" / "state.pt", weights_only=True, map_location="cpu")
         self.algorithm.load_state_dict(state["algorithm"])
         self.version = int(state["version"])
         self.policy.version = self.version
