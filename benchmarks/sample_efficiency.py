@@ -86,6 +86,55 @@ def _rows(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def final_eval(run_dir: Path, episodes: int, seed: int) -> dict[str, float]:
+    """Sampled eval of a run's final checkpoint on ``episodes`` fresh seeds (``seed + j``).
+
+    The learning curves use the runs' own eval (``eval.episodes`` seeds, 64 by default, return
+    std ~6: a standard error ~0.75); this re-evaluates each final policy on more, disjoint seeds
+    to narrow that. Same acting rule as the runs' sampled eval (temperature 1; CHAI's best of k
+    by its critic, restored with the full algorithm state). Cached in the run folder.
+    """
+    from agentrl.checkpoint import resolve_checkpoint, verify_checkpoint
+    from agentrl.config import to_train_config
+    from agentrl.evaluate import checkpoint_config
+    from agentrl.learner import Learner
+    from agentrl.policy import SamplingConfig
+    from agentrl.rollouts.group import InlineWorkerGroup
+    from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
+    from agentrl.trainer import algorithm_section, episode_stats
+
+    cache = run_dir / f"final_eval_{episodes}_{seed}.json"
+    if cache.exists():
+        return dict(json.loads(cache.read_text()))
+    ckpt = resolve_checkpoint(str(run_dir))
+    cfg = to_train_config(checkpoint_config(verify_checkpoint(ckpt)))
+    learner = Learner(
+        cfg.model,
+        algorithm_section(cfg),
+        seed=cfg.seed,
+        sampling_temperature=cfg.rollout.sampling.temperature,
+    )
+    learner.load(str(ckpt))
+    sampling = SamplingConfig(
+        temperature=cfg.rollout.sampling.temperature,
+        top_k=cfg.rollout.sampling.top_k,
+        max_new_tokens=cfg.env.max_new_tokens,
+    )
+    worker = RolloutWorker(
+        cfg.env.id, cfg.env.kwargs, cfg.rollout.envs_per_worker, sampling, policy=learner.policy
+    )
+    algorithm = learner.algorithm
+    act = (lambda obs: algorithm.act(obs, sampling)) if hasattr(algorithm, "act") else None
+    jobs = [EpisodeJob(j, seed + j) for j in range(episodes)]
+    eps = InlineWorkerGroup(worker, cfg.rollout.num_workers).collect(
+        jobs, rng_seed=seed + 1, greedy=False, act=act
+    )
+    out = {k: float(v) for k, v in episode_stats("final", eps).items()}
+    out["final/return_std"] = statistics.pstdev(float(e.env_reward) for e in eps)
+    cache.write_text(json.dumps(out))
+    return out
+
+
 def curve(
     by_seed: dict[int, list[dict[str, Any]]], key: str
 ) -> list[tuple[int, float, float, float]]:
@@ -192,6 +241,30 @@ def render(summary: dict[str, Any], per_iter: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
+def render_final(finals: dict[str, dict[int, dict[str, float]]], episodes: int, seed: int) -> str:
+    """Markdown table of the final checkpoints' re-evaluation (median and per seed)."""
+    seeds = sorted({s for by_seed in finals.values() for s in by_seed})
+    lines = [
+        f"Final policies re-evaluated on {episodes} fresh seeds ({seed}..{seed + episodes - 1}, "
+        "sampled, disjoint from the curves' eval seeds):",
+        "",
+        "| algorithm | return (median) | success (median) | "
+        + " | ".join(f"return seed {s}" for s in seeds)
+        + " |",
+        "|---|---|---|" + "---|" * len(seeds),
+    ]
+    for algo, by_seed in finals.items():
+        ret = [by_seed[s]["final/return"] for s in seeds if s in by_seed]
+        suc = [by_seed[s]["final/success"] for s in seeds if s in by_seed]
+        cells = [f"{by_seed[s]['final/return']:.2f}" if s in by_seed else "" for s in seeds]
+        lines.append(
+            f"| {algo} | {statistics.median(ret):.3f} | {statistics.median(suc):.3f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def per_seed(
     results: dict[str, dict[int, list[dict[str, Any]]]], key: str = "eval_sample/return"
 ) -> str:
@@ -242,6 +315,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ALGO=KEY=VALUE",
         help="an override for one algorithm's runs only, e.g. archer=algorithm.critic_lr=3e-4",
     )
+    p.add_argument(
+        "--final-episodes",
+        type=int,
+        default=0,
+        help="re-evaluate each final checkpoint on this many fresh seeds (sampled; 0: off)",
+    )
+    p.add_argument("--final-seed", type=int, default=2_000_000, help="first seed of that eval")
     p.add_argument("--root", type=Path, default=Path("runs/sample_efficiency"))
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--reuse", action="store_true", help="keep finished runs found under --root")
@@ -281,6 +361,18 @@ def main(argv: list[str] | None = None) -> int:
             )
     summary = summarize(results)
     text = render(summary, per_iter)
+    if args.final_episodes:
+        finals = {
+            algo: {
+                seed: final_eval(
+                    args.root / f"{algo}-seed{seed}", args.final_episodes, args.final_seed
+                )
+                for seed in by_seed
+            }
+            for algo, by_seed in results.items()
+        }
+        summary["final_eval"] = finals
+        text += "\n\n" + render_final(finals, args.final_episodes, args.final_seed)
     text += (
         "\n\nPer-seed sampled eval return at each eval point (columns: trajectories collected):"
         "\n\n" + per_seed(results)

@@ -91,6 +91,8 @@ def test_sample_efficiency_smoke(tmp_path):
         str(out),
         "--algo-extra",
         "archer=algorithm.critic_lr=3e-4",
+        "--final-episodes",
+        "3",
         "--extra",
         *tiny,
     ]
@@ -105,6 +107,11 @@ def test_sample_efficiency_smoke(tmp_path):
     assert "| run | 0 | 4 | 8 |" in text and "| archer seed 0 | " in text  # per-seed table
     cfg = json.loads((tmp_path / "runs" / "archer-seed0" / "config.json").read_text())
     assert cfg["algorithm"]["critic_lr"] == 3e-4  # --algo-extra reached archer's run
+    assert "Final policies re-evaluated on 3 fresh seeds" in text
+    final = json.loads(
+        (tmp_path / "runs" / "archer-seed0" / "final_eval_3_2000000.json").read_text()
+    )
+    assert set(final) >= {"final/return", "final/success", "final/return_std"}
 
 
 def test_trajectories_to_reach():
