@@ -1,6 +1,7 @@
 """Ray at the edge: actor wrappers for rollout workers and the learner.
 
-This is the only module (with the trainer's cluster setup) that imports ``ray``. Workers
+With :mod:`.launch` (starting/joining Ray) and :mod:`.placement` (the run's placement group)
+these are the only modules that import ``ray``. Workers
 build their own inference copy of the policy inside the actor; weights travel once per
 iteration through the object store (``ray.put`` then every worker reads the same object).
 """
