@@ -57,7 +57,9 @@ class Chai:
         self.config = config or ChaiConfig()
         self.policy = policy
         self.core = CriticLearner(self.config, policy, seed)
-        self.act_generator = torch.Generator(device=policy.device).manual_seed(seed + 2)
+        # on the CPU: draws move to the logits' device, so samples and checkpoints do not
+        # depend on where the policy runs
+        self.act_generator = torch.Generator().manual_seed(seed + 2)
         self.num_updates = 0
 
     @property

@@ -118,7 +118,9 @@ class CriticLearner:
         self.target_critic: DoubleCritic = self.critic.target_copy()
         self.optimizer = make_adam(self.critic.parameters(), config.critic_lr)
         self.buffer = ReplayBuffer(config.buffer_size, seed=seed)
-        self.generator = torch.Generator(device=policy.device).manual_seed(seed + 1)
+        # on the CPU: draws move to the logits' device, so samples and checkpoints do not
+        # depend on where the policy runs
+        self.generator = torch.Generator().manual_seed(seed + 1)
         self.sampling = SamplingConfig(
             temperature=config.temperature,
             max_new_tokens=config.max_new_tokens,

@@ -69,7 +69,9 @@ class RLTF:
         self.config = config or RLTFConfig()
         self.policy = policy
         self.optimizer = torch.optim.Adam(policy.trainable_parameters(), lr=self.config.lr)
-        self.act_generator = torch.Generator(device=policy.device).manual_seed(seed + 3)
+        # on the CPU: draws move to the logits' device, so samples and checkpoints do not
+        # depend on where the policy runs
+        self.act_generator = torch.Generator().manual_seed(seed + 3)
         self.choice_generator = torch.Generator().manual_seed(seed + 5)
         self.baseline: float | None = None
         self.num_updates = 0
