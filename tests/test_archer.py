@@ -345,11 +345,12 @@ def test_same_seed_same_stats():
     assert no_time(other.update(toy_episodes(policy))) != runs[0][0]
 
 
-@pytest.mark.parametrize("encoder", ["separate", "policy_lora"])
+@pytest.mark.parametrize("encoder", ["separate", "policy_lora", "policy_copy"])
 def test_state_dict_round_trip_resumes_exactly(encoder):
-    cfg = small_config(
-        ppo_clip=0.2, normalize_advantage=True, actor_epochs=2, critic_encoder=encoder
-    )
+    kw: dict = {"critic_encoder": encoder}
+    if encoder == "policy_copy":  # a separate encoder copied from the policy body
+        kw = {"critic_model": {"name": "policy"}}
+    cfg = small_config(ppo_clip=0.2, normalize_advantage=True, actor_epochs=2, **kw)
     make_policy = lora_policy if encoder == "policy_lora" else tiny_policy
     policy = make_policy()
     algo = Archer(cfg, policy, seed=5)
