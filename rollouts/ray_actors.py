@@ -31,7 +31,9 @@ def check_resources(cpus: float, gpus: float, what: str) -> None:
     total = ray.cluster_resources()
     have_cpu, have_gpu = total.get("CPU", 0.0), total.get("GPU", 0.0)
     if cpus > have_cpu + 1e-9 or gpus > have_gpu + 1e-9:
-        raise RuntimeError(
+        from agentrl.cluster import ClusterError
+
+        raise ClusterError(
             f"{what} need {cpus:g} CPU and {gpus:g} GPU but the Ray cluster has {have_cpu:g} CPU and "
             f"{have_gpu:g} GPU in total; lower rollout.num_workers / rollout.num_cpus_per_worker / "
             f"cluster.learner_num_gpus, or add nodes"

@@ -344,14 +344,21 @@ def test_two_node_run_spreads_workers_over_both_nodes(two_node_cluster, tmp_path
     assert info["strategy"] == "SPREAD" and len(info["bundles"]) == 3
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [0, 1] and rows[1]["episodes_total"] == 4
-    # `auto`: the address `ray start` left under RAY_TMPDIR
+    # `auto` joins this cluster (the address `ray start` left under RAY_TMPDIR); then
+    # cluster=local starts its own one-node Ray even with RAY_ADDRESS naming this cluster
+    script = (
+        "import os, ray; from agentrl.config import ClusterConfig; "
+        "from agentrl.rollouts.launch import start_or_join; "
+        "nodes = lambda: sorted(k for n in ray.nodes() for k in n['Resources'] if k.startswith('node_')); "
+        "print('auto', start_or_join(ClusterConfig(mode='address', address='auto'), 0), nodes()); "
+        "ray.shutdown(); os.environ['RAY_ADDRESS'] = os.environ['TEST_CLUSTER']; "
+        "print('local', start_or_join(ClusterConfig(mode='local', num_cpus=1), 0), nodes(), len(ray.nodes()))"
+    )
     probe = subprocess.run(
-        [sys.executable, "-c",
-         "import ray; from agentrl.config import ClusterConfig; "
-         "from agentrl.rollouts.launch import start_or_join; "
-         "print(start_or_join(ClusterConfig(mode='address', address='auto'), 0), "
-         "sorted(k for n in ray.nodes() for k in n['Resources'] if k.startswith('node_')))"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", script], env={**env, "TEST_CLUSTER": two_node_cluster["address"]}, cwd=tmp_path, capture_output=True, text=True,
+        timeout=180,
     )  # fmt: skip
     assert probe.returncode == 0, probe.stderr[-2000:]
-    assert "True ['node_a', 'node_b']" in probe.stdout
+    assert "auto True ['node_a', 'node_b']" in probe.stdout
+    assert "local True [] 1" in probe.stdout
+    assert "cluster=local starts its own Ray; RAY_ADDRESS=" in probe.stdout
