@@ -11,6 +11,17 @@ the rule MoI (the oracle), omni with the LLM MoI (SmolLM2, answers cached in
 
     python benchmarks/curricula_textcraft.py --seeds 0 1 2 --curricula uniform omni_rule --out /tmp/a.json
     python benchmarks/curricula_textcraft.py --merge /tmp/a.json /tmp/b.json   # table into docs
+
+``--privileged``: the privileged-action comparison instead. The 13 count-1 achievements the
+scripted ``good`` player reaches within ``max_turns`` 12 are the tasks; after the same warm
+start, PPO trains with no privileges (``none``: uniform over the tasks at privilege 0), always
+at privilege 2 (``always``: hints and the ``next`` macro), or with the ``privileged``
+curriculum (``curriculum``: from level 2 down one level when the success over the last
+``--priv-window`` episodes at the current level reaches ``--priv-threshold``). Every task is
+then played at privilege 0 ``--eval-episodes`` times sampled and once greedily::
+
+    python benchmarks/curricula_textcraft.py --privileged --seeds 0 1 2 --out /tmp/p.json
+    python benchmarks/curricula_textcraft.py --privileged --merge /tmp/p.json
 """
 
 from __future__ import annotations
@@ -38,6 +49,106 @@ CURRICULA = {
     "omni_rule": ["curriculum=omni", "curriculum.moi=rule"],
 }
 THRESHOLDS = (0.1, 0.2, 0.4)
+P_START, P_END = "<!-- privileged:start -->", "<!-- privileged:end -->"
+PRIVILEGED = ("none", "always", "curriculum")
+
+
+def reachable_tasks(max_turns: int = 12) -> list[dict[str, Any]]:
+    """Count-1 tasks the scripted ``good`` player solves within ``max_turns`` turns."""
+    from agentrl.envs.scripted import make_scripted, run_scripted_episode
+    from agentrl.envs.textcraft import task_list
+    from agentrl.rollouts.worker import make_env
+
+    env = make_env("agentrl/TextCraft-v0", {"max_turns": max_turns})
+    good = make_scripted("agentrl/TextCraft-v0", "good")
+    tasks = [t for t in task_list() if t["count"] == 1]
+    return [t for t in tasks if run_scripted_episode(env, good, 0, task=dict(t)).success]
+
+
+def run_privileged(mode: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    from agentrl.config import load_config
+    from agentrl.policy import SamplingConfig
+    from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
+    from agentrl.trainer import Trainer
+
+    tasks = reachable_tasks()
+    spec = "[" + ",".join(f"{{achievement:{t['achievement']},count:1}}" for t in tasks) + "]"
+    curriculum = {
+        "none": ["curriculum=uniform"],
+        "always": ["curriculum=privileged", "curriculum.threshold=1.0", "curriculum.window=1000000"],
+        "curriculum": ["curriculum=privileged", f"curriculum.threshold={args.priv_threshold}",
+                       f"curriculum.window={args.priv_window}"],
+    }[mode]  # fmt: skip
+    run_dir = Path(args.run_root) / f"priv_{mode}_s{seed}"
+    overrides = [*TINY, "cluster=inline", "algorithm=ppo", f"run_dir={run_dir}", f"seed={seed}",
+                 "logging.tensorboard=false", "logging.plot=false", "logging.progress=false",
+                 "warm_start.enabled=true", f"warm_start.episodes={args.warm_episodes}", f"warm_start.epochs={args.warm_epochs}",
+                 "env=textcraft", "++env.kwargs.max_turns=12", f"iterations={args.iterations}",
+                 "rollout.episodes_per_iter=16", "rollout.envs_per_worker=16", "eval.episodes=16",
+                 "eval.sample=false", "checkpoint.every=1000", *curriculum, f"curriculum.tasks={spec}"]  # fmt: skip
+    t0 = time.perf_counter()
+    trainer = Trainer(load_config(overrides), console=False)
+    trainer.run()
+    worker = RolloutWorker(
+        "agentrl/TextCraft-v0",
+        {"max_turns": 12},
+        16,
+        SamplingConfig(max_new_tokens=trainer.cfg.env.max_new_tokens),
+        policy=trainer.learner.policy,
+    )
+    at0 = [{**t, "privilege": 0} for t in tasks]
+    sampled = worker.collect(
+        [EpisodeJob(j, 10_000 + j, t) for j, t in enumerate(t for t in at0 for _ in range(args.eval_episodes))],
+        rng_seed=seed,
+    )  # fmt: skip
+    greedy = worker.collect(
+        [EpisodeJob(j, 10_000 + j, t) for j, t in enumerate(at0)], rng_seed=seed, greedy=True
+    )
+    per_task: dict[str, list[float]] = {}
+    for e in sampled:
+        per_task.setdefault(e.task["achievement"], []).append(float(e.success))
+    state = trainer.curriculum.state_dict()
+    history = state.get("history", [])
+    out: dict[str, Any] = {
+        "mode": mode,
+        "seed": seed,
+        "success0": float(np.mean([e.success for e in sampled])),
+        "greedy0": float(np.mean([e.success for e in greedy])),
+        "tasks0": int(sum(np.mean(v) > 0.5 for v in per_task.values())),
+        "final_level": history[-1][1] if history else 0,
+        "episodes_to_0": next((h[0] for h in history if h[1] == 0), None) if history else None,
+        "history": history,
+        "per_task": {k: float(np.mean(v)) for k, v in per_task.items()},
+        "seconds": time.perf_counter() - t0,
+    }
+    print(json.dumps({k: v for k, v in out.items() if k != "per_task"}), flush=True)
+    return out
+
+
+def privileged_table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| training | seeds | success at privilege 0 (sampled) | greedy | tasks > 0.5 "
+        "| final level | episodes until level 0 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in [m for m in PRIVILEGED if any(r["mode"] == m for r in results)]:
+        rs = [r for r in results if r["mode"] == m]
+
+        def cell(key: str, fmt: str = ".2f", rs: list[dict[str, Any]] = rs) -> str:
+            v = np.array([r[key] for r in rs if r[key] is not None], dtype=float)
+            return "-" if not len(v) else f"{v.mean():{fmt}} ± {v.std():{fmt}}"
+
+        reached = [r["episodes_to_0"] for r in rs if r["episodes_to_0"] is not None]
+        to0 = (
+            "-"
+            if m == "none"
+            else f"{len(reached)}/{len(rs)} runs" + (f", {np.mean(reached):.0f}" if reached else "")
+        )
+        lines.append(
+            f"| {m} | {len(rs)} | {cell('success0')} | {cell('greedy0')} | {cell('tasks0', '.1f')} "
+            f"| {cell('final_level', '.1f')} | {to0} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -65,7 +176,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         "agentrl/TextCraft-v0",
         {"max_turns": 12},
         16,
-        SamplingConfig(max_new_tokens=8),
+        SamplingConfig(max_new_tokens=trainer.cfg.env.max_new_tokens),
         policy=trainer.learner.policy,
     )
     jobs = [
@@ -123,7 +234,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="")
     ap.add_argument("--merge", nargs="+", default=[])
     ap.add_argument("--doc", default=str(ROOT / "docs" / "curricula.md"))
+    ap.add_argument("--privileged", action="store_true", help="the privileged comparison")
+    ap.add_argument("--priv-modes", nargs="+", default=list(PRIVILEGED), choices=PRIVILEGED)
+    ap.add_argument("--priv-threshold", type=float, default=0.6)
+    ap.add_argument("--priv-window", type=int, default=32)
     args = ap.parse_args(argv)
+    if args.privileged:
+        main_privileged(args)
+        return
     if args.merge:
         results = [r for p in args.merge for r in json.loads(Path(p).read_text())]
         text = table(results)
@@ -140,6 +258,28 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
     print(table(results))
+
+
+def main_privileged(args: argparse.Namespace) -> None:
+    if args.merge:
+        results = [r for p in args.merge for r in json.loads(Path(p).read_text())]
+        text = privileged_table(results)
+        print(text)
+        Path(ROOT / "docs" / "curricula_privileged.json").write_text(json.dumps(results, indent=1))
+        doc = Path(args.doc)
+        body = doc.read_text()
+        if P_START in body:
+            head, _, rest = body.partition(P_START)
+            _, _, tail = rest.partition(P_END)
+            doc.write_text(f"{head}{P_START}\n{text}{P_END}{tail}")
+        return
+    results = []
+    for s in args.seeds:
+        for m in args.priv_modes:
+            results.append(run_privileged(m, s, args))
+            if args.out:
+                Path(args.out).write_text(json.dumps(results, indent=1))
+    print(privileged_table(results))
 
 
 if __name__ == "__main__":

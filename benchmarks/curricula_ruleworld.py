@@ -1,0 +1,237 @@
+"""XLand-style curricula on RuleWorld with a small policy: docs/curricula.md.
+
+The policy is the tiny test model (``--hidden``, ``--layers``). One behaviour-cloning warm
+start on the scripted ``mix`` player (worlds of depth 1-4; mode ``bc``) is shared by every RL
+run (``init_from``); then PPO runs for ``--iterations`` iterations of 16 episodes, the
+curriculum choosing among RuleWorld's 100 training worlds (``task_list``: 25 per depth 1-4,
+world seeds 0-24). Then every held-out world (world seeds 10000+, ``--held-out`` per depth,
+never trained on) is played ``--eval-episodes`` times with sampling, and the per-world
+success rates are summarised as XLand does: mean, participation (share of worlds with any
+success), 10th and 50th percentiles. Modes:
+
+- ``random``: the scripted random player (the control policy), no model;
+- ``bc``: the warm start only (no RL), the common starting point of ``uniform`` and ``xland``;
+- ``bc2``: the same warm start from another initialisation (``model.init_seed=1000``), the
+  fresh policy of generation 2;
+- ``uniform``: PPO on the 100 training worlds drawn uniformly;
+- ``xland``: PPO with XLand's filtered task generation on the same worlds (control policy =
+  the scripted ``random`` player): generation 1;
+- ``gen2``: generation 2: ``bc2`` trained like ``xland`` plus the KL kickstarting loss toward
+  generation 1 (the ``xland`` run of the same seed), annealed to zero over ``--kick-anneal``
+  learner updates.
+
+Usage (``bc bc2`` once, with seed 0, before the RL modes)::
+
+    python benchmarks/curricula_ruleworld.py --modes random bc bc2 --seeds 0 --out /tmp/rw_bc.json
+    python benchmarks/curricula_ruleworld.py --modes uniform xland gen2 --seeds 0 1 2 --out /tmp/rw.json
+    python benchmarks/curricula_ruleworld.py --merge /tmp/rw_bc.json /tmp/rw.json   # table into docs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- ruleworld:start -->", "<!-- ruleworld:end -->"
+
+
+def tiny(hidden: int, layers: int) -> list[str]:
+    """A small model from the tiny test config (``--hidden``, ``--layers``)."""
+    return [f"model.hidden_size={hidden}", f"model.num_layers={layers}",
+            f"model.intermediate_size={2 * hidden}", f"model.num_heads={max(2, hidden // 32)}"]  # fmt: skip
+
+
+TASKS_FROM = "agentrl.envs.ruleworld:task_list"
+MODES = ("random", "bc", "bc2", "uniform", "xland", "gen2")
+DEPTHS = (1, 2, 3, 4)
+
+
+def held_out(per_depth: int) -> list[dict[str, Any]]:
+    """Worlds never in the training list (its world seeds are 0-24)."""
+    return [
+        {"world_seed": 10_000 + s, "depth": d, "distractors": 2}
+        for d in DEPTHS
+        for s in range(per_depth)
+    ]
+
+
+def summarise(per_task: dict[str, float]) -> dict[str, float]:
+    """XLand's percentile metrics of per-task success rates."""
+    v = np.array(list(per_task.values()), dtype=float)
+    return {
+        "mean": float(v.mean()),
+        "participation": float((v > 0).mean()),
+        "p10": float(np.percentile(v, 10)),
+        "p50": float(np.percentile(v, 50)),
+    }
+
+
+def overrides_for(mode: str, seed: int, args: argparse.Namespace) -> list[str]:
+    run_dir = Path(args.run_root) / f"{mode}_s{seed}"
+    base = [*tiny(args.hidden, args.layers), "cluster=inline", "algorithm=ppo", f"run_dir={run_dir}", f"seed={seed}",
+            "logging.tensorboard=false", "logging.plot=false", "logging.progress=false",
+            f"warm_start.epsilon={args.warm_epsilon}", f"warm_start.episodes={args.warm_episodes}",
+            f"warm_start.epochs={args.warm_epochs}", "env=ruleworld", "env.kwargs.depth=[1,2,3,4]",
+            f"iterations={0 if mode in ('bc', 'bc2') else args.iterations}",
+            "rollout.episodes_per_iter=16", "rollout.envs_per_worker=16", "eval.episodes=16",
+            "eval.sample=false", "checkpoint.every=1000"]  # fmt: skip
+    xland = ["curriculum=xland", f"curriculum.tasks_from={TASKS_FROM}",
+             "curriculum.control_env=ruleworld"]  # fmt: skip
+    bc = Path(args.run_root) / ("bc2_s0" if mode == "gen2" else "bc_s0")
+    if mode in ("bc", "bc2"):  # the warm starts, shared by every RL run (bc2: gen2's fresh init)
+        return [
+            *base,
+            "warm_start.enabled=true",
+            *(["model.init_seed=1000"] if mode == "bc2" else []),
+        ]
+    if not (bc / "checkpoints" / "latest").exists():
+        raise SystemExit(
+            f"{mode} starts from the warm start: run --modes bc bc2 --seeds 0 first ({bc})"
+        )
+    base += ["warm_start.enabled=false", f"init_from={bc}"]
+    if mode == "uniform":
+        return [*base, "curriculum=uniform", f"curriculum.tasks_from={TASKS_FROM}"]
+    if mode == "xland":
+        return [*base, *xland]
+    if mode == "gen2":
+        teacher = Path(args.run_root) / f"xland_s{seed}"
+        if not (teacher / "checkpoints" / "latest").exists():
+            raise SystemExit(f"gen2 needs generation 1 first: no checkpoint in {teacher}")
+        kick = (f"lifelong=[{{name:'agentrl.curricula.kickstart:Kickstart',teacher:'{teacher}',"
+                f"beta:{args.kick_beta},anneal_updates:{args.kick_anneal}}}]")  # fmt: skip
+        return [*base, *xland, kick]
+    raise SystemExit(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+
+
+def run_one(mode: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    from agentrl.config import load_config
+    from agentrl.policy import SamplingConfig
+    from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
+    from agentrl.trainer import Trainer
+
+    t0 = time.perf_counter()
+    trainer = Trainer(load_config(overrides_for(mode, seed, args)), console=False)
+    summary = trainer.run()
+    worker = RolloutWorker(
+        "agentrl/RuleWorld-v0",
+        {"depth": list(DEPTHS)},
+        16,
+        SamplingConfig(max_new_tokens=trainer.cfg.env.max_new_tokens),
+        policy=trainer.learner.policy,
+    )
+    tasks = held_out(args.held_out)
+    jobs = [
+        EpisodeJob(j, 20_000 + j, t)
+        for j, t in enumerate(t for t in tasks for _ in range(args.eval_episodes))
+    ]
+    rate: dict[str, list[float]] = {}
+    for e in worker.collect(jobs, rng_seed=seed):
+        rate.setdefault(f"{e.task['depth']}/{e.task['world_seed']}", []).append(float(e.success))
+    per_task = {k: sum(v) / len(v) for k, v in rate.items()}
+    out: dict[str, Any] = {"mode": mode, "seed": seed, **summarise(per_task)}
+    for d in DEPTHS:
+        out[f"depth{d}"] = float(np.mean([v for k, v in per_task.items() if k.startswith(f"{d}/")]))
+    out["seconds"] = time.perf_counter() - t0
+    out["final_eval_success"] = summary.get("final_eval_success")
+    out["curriculum_stats"] = (
+        trainer.curriculum.stats() if hasattr(trainer.curriculum, "stats") else {}
+    )
+    out["per_task"] = per_task
+    print(json.dumps({k: v for k, v in out.items() if k != "per_task"}), flush=True)
+    return out
+
+
+def random_baseline(args: argparse.Namespace) -> dict[str, Any]:
+    """The scripted ``random`` player (the xland control policy) on the held-out worlds."""
+    from agentrl.envs.scripted import make_scripted, run_scripted_episode
+    from agentrl.rollouts.worker import make_env
+
+    env = make_env("agentrl/RuleWorld-v0", {"depth": list(DEPTHS)})
+    player = make_scripted("agentrl/RuleWorld-v0", "random")
+    rng = np.random.default_rng(0)
+    per_task = {
+        f"{t['depth']}/{t['world_seed']}": float(
+            np.mean(
+                [
+                    run_scripted_episode(env, player, 20_000 + i, task=dict(t), rng=rng).success
+                    for i in range(args.eval_episodes)
+                ]
+            )
+        )
+        for t in held_out(args.held_out)
+    }
+    out: dict[str, Any] = {"mode": "random", "seed": 0, **summarise(per_task)}
+    for d in DEPTHS:
+        out[f"depth{d}"] = float(np.mean([v for k, v in per_task.items() if k.startswith(f"{d}/")]))
+    return out
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    keys = ["mean", "participation", "p10", "p50", *[f"depth{d}" for d in DEPTHS]]
+    heads = ["held-out mean", "participation", "10th pct", "50th pct"] + [
+        f"depth {d}" for d in DEPTHS
+    ]
+    lines = [
+        "| training | seeds | " + " | ".join(heads) + " |",
+        "|---|---|" + "---|" * len(heads),
+    ]
+    for m in [m for m in MODES if any(r["mode"] == m for r in results)]:
+        rs = [r for r in results if r["mode"] == m]
+        cells = []
+        for k in keys:
+            v = np.array([r[k] for r in rs], dtype=float)
+            cells.append(f"{v.mean():.2f} ± {v.std():.2f}")
+        lines.append(f"| {m} | {len(rs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    ap.add_argument("--iterations", type=int, default=30)
+    ap.add_argument("--eval-episodes", type=int, default=4)
+    ap.add_argument("--held-out", type=int, default=10, help="held-out worlds per depth")
+    ap.add_argument("--warm-episodes", type=int, default=200)
+    ap.add_argument("--warm-epochs", type=float, default=2.0)
+    ap.add_argument("--warm-epsilon", type=float, default=0.5)
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument("--kick-beta", type=float, default=1.0)
+    ap.add_argument("--kick-anneal", type=int, default=30)
+    ap.add_argument("--run-root", default="/tmp/curricula_ruleworld")
+    ap.add_argument("--out", default="")
+    ap.add_argument("--merge", nargs="+", default=[])
+    ap.add_argument("--doc", default=str(ROOT / "docs" / "curricula.md"))
+    args = ap.parse_args(argv)
+    if args.merge:
+        results = [r for p in args.merge for r in json.loads(Path(p).read_text())]
+        text = table(results)
+        print(text)
+        Path(ROOT / "docs" / "curricula_ruleworld.json").write_text(json.dumps(results, indent=1))
+        doc = Path(args.doc)
+        body = doc.read_text()
+        if START in body:
+            head, _, rest = body.partition(START)
+            _, _, tail = rest.partition(END)
+            doc.write_text(f"{head}{START}\n{text}{END}{tail}")
+        return
+    results = []
+    for s in args.seeds:
+        for m in args.modes:
+            if m == "random" and s != args.seeds[0]:
+                continue  # scripted: one row is enough
+            results.append(random_baseline(args) if m == "random" else run_one(m, s, args))
+            if args.out:  # after every run: a stopped benchmark keeps what it measured
+                Path(args.out).write_text(json.dumps(results, indent=1))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
