@@ -316,14 +316,18 @@ def two_node_cluster():
 @pytest.mark.ray
 def test_two_node_run_spreads_workers_over_both_nodes(two_node_cluster, tmp_path):
     """`cluster=address` via RAY_ADDRESS (as `ray job submit` sets it), SPREAD placement:
-    the two rollout workers run on different nodes; `auto` finds the same cluster."""
+    the two rollout workers run on different nodes; `auto` finds the same cluster.
+
+    SPREAD is best effort: 3 bundles on 2 nodes share a node. The learner's bundle is the
+    smaller one (0.5 CPU), so the workers' 1-CPU bundles take the two nodes whether Ray
+    places the larger bundles first or breaks the tie by the least used node."""
     env = two_node_cluster["env"]
     run_dir = tmp_path / "run"
     proc = _train_cli(
         [*TINY, "cluster=address", "cluster.placement_strategy=SPREAD", "algorithm=ppo",
          "env=guess_the_number", "iterations=1", "rollout.num_workers=2",
          "rollout.envs_per_worker=2", "rollout.episodes_per_iter=4",
-         "rollout.num_cpus_per_worker=1", "cluster.learner_num_cpus=1", "eval.episodes=2",
+         "rollout.num_cpus_per_worker=1", "cluster.learner_num_cpus=0.5", "eval.episodes=2",
          "eval.sample=false", "warm_start.enabled=false", "logging.tensorboard=false",
          "logging.plot=false", "logging.progress=false", f"run_dir={run_dir}"],
         {**env, "RAY_ADDRESS": two_node_cluster["address"]},
