@@ -153,6 +153,41 @@ class Learner:
         if self.lifelong:
             self.lifelong.save(d / "lifelong")
 
+    def save_files(self) -> dict[str, bytes]:
+        """:meth:`save` into a temporary folder, returned as ``{relative path: bytes}``: how a
+        learner on another node sends its checkpoint to the driver, which writes it."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="agentrl-save-") as tmp:
+            self.save(tmp)
+            root = Path(tmp)
+            return {
+                str(f.relative_to(root)): f.read_bytes() for f in root.rglob("*") if f.is_file()
+            }
+
+    def load_files(self, files: dict[str, bytes], weights_only: bool = False) -> None:
+        """:meth:`load` from ``{relative path: bytes}`` (read by the driver, on its disk)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="agentrl-load-") as tmp:
+            root = Path(tmp)
+            for rel, data in files.items():
+                target = (root / rel).resolve()
+                if root.resolve() not in target.parents:
+                    raise ValueError(f"checkpoint file path escapes the checkpoint: {rel!r}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            self.load(tmp, weights_only=weights_only)
+
+    def node_id(self) -> str:
+        """The Ray node this learner runs on ("" outside Ray)."""
+        try:
+            import ray
+
+            return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else ""
+        except ImportError:
+            return ""
+
     def load(self, directory: str | Path, weights_only: bool = False) -> None:
         """Restore from a verified checkpoint; ``weights_only`` loads just the policy (init_from)."""
         d = Path(directory)

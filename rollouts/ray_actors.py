@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -269,9 +270,22 @@ class RayWorkerGroup:
 
 
 class RemoteLearner:
-    """A :class:`~agentrl.learner.Learner` in a Ray actor, with the same (blocking) methods."""
+    """A :class:`~agentrl.learner.Learner` in a Ray actor, with the same (blocking) methods.
 
-    def __init__(self, num_gpus: float, num_cpus: float, placement: Any = None, **kwargs: Any):
+    ``save``/``load`` take a path on the *driver's* disk: when the learner runs on another
+    node (or ``transfer_files`` is set), the checkpoint files travel through Ray
+    (:meth:`Learner.save_files` / :meth:`Learner.load_files`), so a multi-node run never
+    leaves part of a checkpoint on a worker machine.
+    """
+
+    def __init__(
+        self,
+        num_gpus: float,
+        num_cpus: float,
+        placement: Any = None,
+        transfer_files: bool | None = None,
+        **kwargs: Any,
+    ):
         check_resources(num_cpus, num_gpus, what="the learner")
         # model.device=auto: the GPU this actor reserved, or the CPU without one
         model = kwargs["model"]
@@ -281,17 +295,36 @@ class RemoteLearner:
             options["scheduling_strategy"] = placement.learner_strategy()
         cls = ray.remote(Learner).options(**options)
         self.actor: Any = cls.remote(**kwargs)
+        if transfer_files is None:  # the driver's node vs the learner's
+            here = ray.get_runtime_context().get_node_id()
+            transfer_files = self._call("node_id") != here
+        self.transfer_files = transfer_files
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return ray.get(getattr(self.actor, name).remote(*args, **kwargs))
+        except ray.exceptions.RayActorError as e:  # the process is gone, not a bug in it
+            raise LearnerLost(f"learner actor lost during {name}(): {type(e).__name__}") from e
+
+    def save(self, directory: str) -> None:
+        if not self.transfer_files:
+            return self._call("save", directory)
+        root = Path(directory)
+        for rel, data in self._call("save_files").items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(data)
+
+    def load(self, directory: str, weights_only: bool = False) -> None:
+        if not self.transfer_files:
+            return self._call("load", directory, weights_only=weights_only)
+        root = Path(directory)
+        files = {str(f.relative_to(root)): f.read_bytes() for f in root.rglob("*") if f.is_file()}
+        self._call("load_files", files, weights_only=weights_only)
 
     def __getattr__(self, name: str) -> Any:
-        method = getattr(self.actor, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return ray.get(method.remote(*args, **kwargs))
-            except ray.exceptions.RayActorError as e:  # the process is gone, not a bug in it
-                raise LearnerLost(f"learner actor lost during {name}(): {type(e).__name__}") from e
-
-        return call
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self._call(name, *args, **kwargs)
 
     def shutdown(self) -> None:
         ray.kill(self.actor)

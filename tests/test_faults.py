@@ -7,6 +7,7 @@ manifest, and a checkpoint whose config names code to import (docs/faults.md).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -330,3 +331,43 @@ def test_eval_never_imports_code_named_by_a_checkpoint(tiny_overrides, tmp_path)
     # and without code references the saved config is used as it is, minus nothing
     plain = checkpoint_config({"config": {"imports": [], "seed": 3}}, ["seed=4"])
     assert plain.seed == 4 and list(plain.imports) == []
+
+
+@pytest.mark.ray
+def test_learner_on_another_node_sends_checkpoint_files_to_the_driver(ray_cluster, tmp_path):
+    """With ``transfer_files`` (automatic when the learner's node is not the driver's), the
+    driver writes every checkpoint file itself and loads them back the same way."""
+    from agentrl.rollouts.ray_actors import RemoteLearner
+
+    kwargs = dict(model=TINY, algorithm={"name": "ppo"}, seed=3)
+    probe = RemoteLearner(0.0, 0.25, **kwargs)
+    assert probe.transfer_files is False  # the driver and the learner share the one node here
+    probe.shutdown()
+    direct = RemoteLearner(0.0, 0.25, transfer_files=False, **kwargs)
+    moved = RemoteLearner(0.0, 0.25, transfer_files=True, **kwargs)
+    other = RemoteLearner(
+        0.0,
+        0.25,
+        transfer_files=True,
+        **{**kwargs, "model": dataclasses.replace(TINY, init_seed=9)},
+    )
+    try:
+        direct.save(str(tmp_path / "direct"))
+        moved.save(str(tmp_path / "moved"))
+
+        def listing(root):
+            return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+        files = listing(tmp_path / "direct")
+        assert files and files == listing(tmp_path / "moved")
+        for f in (f for f in files if f.parts[0] == "policy"):  # same weights, byte for byte
+            assert (tmp_path / "direct" / f).read_bytes() == (tmp_path / "moved" / f).read_bytes()
+        # loaded through Ray into a learner with other weights, it gets the saved ones
+        before = other.get_weights()[0]
+        other.load(str(tmp_path / "moved"), weights_only=True)
+        after, saved = other.get_weights()[0], direct.get_weights()[0]
+        assert any(not torch.equal(before[k], saved[k]) for k in saved)
+        assert all(torch.equal(after[k], saved[k]) for k in saved)
+    finally:
+        for learner in (direct, moved, other):
+            learner.shutdown()
