@@ -65,6 +65,44 @@ def reachable_tasks(max_turns: int = 12) -> list[dict[str, Any]]:
     return [t for t in tasks if run_scripted_episode(env, good, 0, task=dict(t)).success]
 
 
+def _privileged_warm_start(base: Any, tasks: list[dict[str, Any]], levels: list[int]) -> Any:
+    """A Trainer whose warm start plays ``tasks`` at the privilege ``levels`` in turn (the
+    scripted player acts on the real task; the observations show the hints), so that the
+    policy has seen hints before RL: the same warm start for every training mode."""
+
+    class PrivilegedWarmStart(base):  # type: ignore[misc, valid-type]
+        def _warm_start(self) -> dict[str, float]:
+            from agentrl.envs.scripted import make_scripted, run_scripted_episode
+            from agentrl.rollouts.worker import make_env
+
+            ws, seed = self.cfg.warm_start, self.cfg.seed + 7919
+            env = make_env(self.cfg.env.id, self.cfg.env.kwargs)
+            player = make_scripted(self.cfg.env.id, ws.policy, epsilon=ws.epsilon)
+            rng = np.random.default_rng(seed)
+            eps = [
+                run_scripted_episode(
+                    env,
+                    player,
+                    seed + i,
+                    task={**tasks[i % len(tasks)], "privilege": levels[i % len(levels)]},
+                    rng=rng,
+                )
+                for i in range(ws.episodes)
+            ]
+            env.close()
+            turns = [t for e in eps for t in e.turns]
+            prompts = self.learner.format_prompts([t.observation for t in turns])
+            rows = [
+                {"prompt": p, "completion": t.action + "\n"}
+                for p, t in zip(prompts, turns, strict=True)
+            ]
+            stats = self.learner.warm_start(rows, ws.epochs, ws.lr, ws.batch_size, self.cfg.seed)
+            stats["warm_start/scripted_success"] = float(np.mean([e.success for e in eps]))
+            return dict(stats)
+
+    return PrivilegedWarmStart
+
+
 def run_privileged(mode: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     from agentrl.config import load_config
     from agentrl.policy import SamplingConfig
@@ -87,7 +125,9 @@ def run_privileged(mode: str, seed: int, args: argparse.Namespace) -> dict[str, 
                  "rollout.episodes_per_iter=16", "rollout.envs_per_worker=16", "eval.episodes=16",
                  "eval.sample=false", "checkpoint.every=1000", *curriculum, f"curriculum.tasks={spec}"]  # fmt: skip
     t0 = time.perf_counter()
-    trainer = Trainer(load_config(overrides), console=False)
+    levels = list(args.priv_warm_levels)
+    trainer_cls = Trainer if levels == [0] else _privileged_warm_start(Trainer, tasks, levels)
+    trainer = trainer_cls(load_config(overrides), console=False)
     trainer.run()
     worker = RolloutWorker(
         "agentrl/TextCraft-v0",
@@ -112,6 +152,7 @@ def run_privileged(mode: str, seed: int, args: argparse.Namespace) -> dict[str, 
     out: dict[str, Any] = {
         "mode": mode,
         "seed": seed,
+        "warm_levels": levels,
         "success0": float(np.mean([e.success for e in sampled])),
         "greedy0": float(np.mean([e.success for e in greedy])),
         "tasks0": int(sum(np.mean(v) > 0.5 for v in per_task.values())),
@@ -127,12 +168,17 @@ def run_privileged(mode: str, seed: int, args: argparse.Namespace) -> dict[str, 
 
 def privileged_table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| training | seeds | success at privilege 0 (sampled) | greedy | tasks > 0.5 "
-        "| final level | episodes until level 0 |",
-        "|---|---|---|---|---|---|---|",
+        "| warm start at privileges | training | seeds | success at privilege 0 (sampled) "
+        "| greedy | tasks > 0.5 | final level | episodes until level 0 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for m in [m for m in PRIVILEGED if any(r["mode"] == m for r in results)]:
-        rs = [r for r in results if r["mode"] == m]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in results:  # runs from before --priv-warm-levels had the plain warm start
+        levels = ", ".join(str(x) for x in r.get("warm_levels", [0]))
+        groups.setdefault((levels, r["mode"]), []).append(r)
+    for (levels, m), rs in sorted(
+        groups.items(), key=lambda g: (g[0][0], PRIVILEGED.index(g[0][1]))
+    ):
 
         def cell(key: str, fmt: str = ".2f", rs: list[dict[str, Any]] = rs) -> str:
             v = np.array([r[key] for r in rs if r[key] is not None], dtype=float)
@@ -145,7 +191,7 @@ def privileged_table(results: list[dict[str, Any]]) -> str:
             else f"{len(reached)}/{len(rs)} runs" + (f", {np.mean(reached):.0f}" if reached else "")
         )
         lines.append(
-            f"| {m} | {len(rs)} | {cell('success0')} | {cell('greedy0')} | {cell('tasks0', '.1f')} "
+            f"| {levels} | {m} | {len(rs)} | {cell('success0')} | {cell('greedy0')} | {cell('tasks0', '.1f')} "
             f"| {cell('final_level', '.1f')} | {to0} |"
         )
     return "\n".join(lines) + "\n"
@@ -238,6 +284,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--priv-modes", nargs="+", default=list(PRIVILEGED), choices=PRIVILEGED)
     ap.add_argument("--priv-threshold", type=float, default=0.6)
     ap.add_argument("--priv-window", type=int, default=32)
+    ap.add_argument(
+        "--priv-warm-levels", type=int, nargs="+", default=[0, 1, 2],
+        help="privilege levels the warm-start demonstrations are played at, in turn (0 = the plain warm start)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     if args.privileged:
         main_privileged(args)
