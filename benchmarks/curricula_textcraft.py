@@ -304,9 +304,12 @@ def main(argv: list[str] | None = None) -> None:
             _, _, tail = rest.partition(END)
             doc.write_text(f"{head}{START}\n{text}{END}{tail}")
         return
-    results = [run_one(n, s, args) for s in args.seeds for n in args.curricula]
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1))
+    results = []
+    for s in args.seeds:
+        for n in args.curricula:
+            results.append(run_one(n, s, args))
+            if args.out:  # after every run: a stopped benchmark keeps what it measured
+                Path(args.out).write_text(json.dumps(results, indent=1))
     print(table(results))
 
 
