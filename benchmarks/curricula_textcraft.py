@@ -47,6 +47,10 @@ CURRICULA = {
     "learning_progress": ["curriculum=learning_progress"],
     "omni_llm": ["curriculum=omni", "curriculum.moi=llm"],
     "omni_rule": ["curriculum=omni", "curriculum.moi=rule"],
+    # XLand's generation 2: a fresh policy (another init seed, the same warm start) trained
+    # with learning progress plus the KL kickstarting loss toward generation 1 = the
+    # learning_progress run of the same seed (run that first), annealed over --kick-anneal updates
+    "learning_progress_gen2": ["curriculum=learning_progress"],
 }
 THRESHOLDS = (0.1, 0.2, 0.4)
 P_START, P_END = "<!-- privileged:start -->", "<!-- privileged:end -->"
@@ -207,6 +211,13 @@ def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     extra = list(CURRICULA[name])
     if name == "omni_llm":
         extra.append(f"curriculum.cache_path={args.moi_cache}")
+    if name.endswith("_gen2"):
+        teacher = Path(args.run_root) / f"{name.removesuffix('_gen2')}_s{seed}"
+        if not (teacher / "checkpoints" / "latest").exists():
+            raise SystemExit(f"{name} needs generation 1 first: no checkpoint in {teacher}")
+        extra += [f"model.init_seed={1000 + seed}",
+                  f"lifelong=[{{name:'agentrl.curricula.kickstart:Kickstart',teacher:'{teacher}',"
+                  f"beta:1.0,anneal_updates:{args.kick_anneal}}}]"]  # fmt: skip
     run_dir = Path(args.run_root) / f"{name}_s{seed}"
     overrides = [*TINY, "cluster=inline", "algorithm=ppo", f"run_dir={run_dir}", f"seed={seed}",
                  "logging.tensorboard=false", "logging.plot=false", "logging.progress=false",
@@ -280,6 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="")
     ap.add_argument("--merge", nargs="+", default=[])
     ap.add_argument("--doc", default=str(ROOT / "docs" / "curricula.md"))
+    ap.add_argument("--kick-anneal", type=int, default=30, help="gen2: updates until the KL is 0")
     ap.add_argument("--privileged", action="store_true", help="the privileged comparison")
     ap.add_argument("--priv-modes", nargs="+", default=list(PRIVILEGED), choices=PRIVILEGED)
     ap.add_argument("--priv-threshold", type=float, default=0.6)
