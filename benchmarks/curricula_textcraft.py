@@ -43,6 +43,7 @@ TINY = [
     "model.num_heads=2",
 ]
 CURRICULA = {
+    "warm_start_only": ["curriculum=uniform", "iterations=0"],  # the common start, no RL
     "uniform": ["curriculum=uniform"],  # the env's own distribution: uniform over the 105 tasks
     "learning_progress": ["curriculum=learning_progress"],
     "omni_llm": ["curriculum=omni", "curriculum.moi=llm"],
