@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,11 @@ from agentrl.curricula.bandit import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: python benchmarks/NAME.py
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._results import splice_into_doc  # noqa: E402
+
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -214,12 +220,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out_path.write_text(text)
     plot(results, out_path.with_name("curricula_bandit.png"))
     out_path.with_name("curricula_results.json").write_text(json.dumps(out, indent=1))
-    doc = Path(args.doc)
-    if doc.exists() and START in doc.read_text():
-        body = doc.read_text()
-        head, _, rest = body.partition(START)
-        _, _, tail = rest.partition(END)
-        doc.write_text(f"{head}{START}\n{text}{END}{tail}")
+    splice_into_doc(args.doc, START, END, text)
     return out
 
 

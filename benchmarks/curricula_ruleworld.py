@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,11 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: python benchmarks/NAME.py
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._results import merge_results, splice_into_doc  # noqa: E402
+
 START, END = "<!-- ruleworld:start -->", "<!-- ruleworld:end -->"
 
 
@@ -211,16 +217,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--doc", default=str(ROOT / "docs" / "curricula.md"))
     args = ap.parse_args(argv)
     if args.merge:
-        results = [r for p in args.merge for r in json.loads(Path(p).read_text())]
+        results = merge_results(args.merge)
         text = table(results)
         print(text)
         Path(ROOT / "docs" / "curricula_ruleworld.json").write_text(json.dumps(results, indent=1))
-        doc = Path(args.doc)
-        body = doc.read_text()
-        if START in body:
-            head, _, rest = body.partition(START)
-            _, _, tail = rest.partition(END)
-            doc.write_text(f"{head}{START}\n{text}{END}{tail}")
+        splice_into_doc(args.doc, START, END, text)
         return
     results = []
     for s in args.seeds:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,11 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: python benchmarks/NAME.py
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._results import merge_results, splice_into_doc  # noqa: E402
+
 START, END = "<!-- textcraft:start -->", "<!-- textcraft:end -->"
 TINY = [
     "model.hidden_size=64",
@@ -306,16 +312,11 @@ def main(argv: list[str] | None = None) -> None:
         main_privileged(args)
         return
     if args.merge:
-        results = [r for p in args.merge for r in json.loads(Path(p).read_text())]
+        results = merge_results(args.merge)
         text = table(results)
         print(text)
         Path(ROOT / "docs" / "curricula_textcraft.json").write_text(json.dumps(results, indent=1))
-        doc = Path(args.doc)
-        body = doc.read_text()
-        if START in body:
-            head, _, rest = body.partition(START)
-            _, _, tail = rest.partition(END)
-            doc.write_text(f"{head}{START}\n{text}{END}{tail}")
+        splice_into_doc(args.doc, START, END, text)
         return
     results = []
     for s in args.seeds:
@@ -328,16 +329,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def main_privileged(args: argparse.Namespace) -> None:
     if args.merge:
-        results = [r for p in args.merge for r in json.loads(Path(p).read_text())]
+        results = merge_results(args.merge)
         text = privileged_table(results)
         print(text)
         Path(ROOT / "docs" / "curricula_privileged.json").write_text(json.dumps(results, indent=1))
-        doc = Path(args.doc)
-        body = doc.read_text()
-        if P_START in body:
-            head, _, rest = body.partition(P_START)
-            _, _, tail = rest.partition(P_END)
-            doc.write_text(f"{head}{P_START}\n{text}{P_END}{tail}")
+        splice_into_doc(args.doc, P_START, P_END, text)
         return
     results = []
     for s in args.seeds:
