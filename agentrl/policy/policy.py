@@ -36,7 +36,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from agentrl.policy.constraints import TokenConstraint, resolve_grammar
 from agentrl.policy.device import resolve_device
 from agentrl.policy.models import ModelConfig, load_model_and_tokenizer, torch_dtype
-from agentrl.policy.sampling import SamplingConfig, sample_next
+from agentrl.policy.sampling import SamplingConfig, cut_at_stop, sample_next
 from agentrl.types import Generation
 
 POLICY_META = "agentrl_policy.json"
@@ -299,10 +299,7 @@ class Policy:
         stopped: bool,
         stop: Sequence[str],
     ) -> Generation:
-        text = str(self.tokenizer.decode(token_ids, skip_special_tokens=True))
-        cuts = [i for i in (text.find(s) for s in stop) if i >= 0]
-        if cuts:
-            text = text[: min(cuts)]
+        text = cut_at_stop(str(self.tokenizer.decode(token_ids, skip_special_tokens=True)), stop)
         return Generation(
             text=text,
             token_ids=token_ids,

@@ -8,6 +8,7 @@ goes"). Log-probs are returned with the samples so nothing has to be re-scored l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -101,3 +102,9 @@ def sample_next(
     if cfg.is_greedy:
         return greedy_sample(scaled)
     return inverse_cdf_sample(scaled, generator)
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """``text`` up to the first occurrence of any stop string (every backend's rule)."""
+    cuts = [i for i in (text.find(s) for s in stop) if i >= 0]
+    return text[: min(cuts)] if cuts else text

@@ -47,7 +47,7 @@ import torch
 from agentrl.policy.device import resolve_device
 from agentrl.policy.models import ModelConfig, load_model_and_tokenizer
 from agentrl.policy.policy import Policy
-from agentrl.policy.sampling import SamplingConfig
+from agentrl.policy.sampling import SamplingConfig, cut_at_stop
 from agentrl.types import Generation
 
 VLLM_INSTALL_HINT = "pip install 'agentrl[vllm]'"
@@ -88,12 +88,6 @@ def request_seeds(n: int, generator: torch.Generator | None) -> list[int | None]
         return [None] * n
     draws = torch.randint(0, 2**31 - 1, (n,), generator=generator, device=generator.device)
     return [int(s) for s in draws.tolist()]
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """``text`` up to the first occurrence of any stop string (the HF backend's rule)."""
-    cuts = [i for i in (text.find(s) for s in stop) if i >= 0]
-    return text[: min(cuts)] if cuts else text
 
 
 def generation_from_output(
