@@ -179,15 +179,6 @@ class Learner:
                 target.write_bytes(data)
             self.load(tmp, weights_only=weights_only)
 
-    def node_id(self) -> str:
-        """The Ray node this learner runs on ("" outside Ray)."""
-        try:
-            import ray
-
-            return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else ""
-        except ImportError:
-            return ""
-
     def load(self, directory: str | Path, weights_only: bool = False) -> None:
         """Restore from a verified checkpoint; ``weights_only`` loads just the policy (init_from)."""
         d = Path(directory)

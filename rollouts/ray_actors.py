@@ -269,6 +269,13 @@ class RayWorkerGroup:
             ray.kill(w)
 
 
+class _LearnerActor(Learner):
+    """The learner as a Ray actor: the same class, plus where it runs."""
+
+    def node_id(self) -> str:
+        return str(ray.get_runtime_context().get_node_id())
+
+
 class RemoteLearner:
     """A :class:`~agentrl.learner.Learner` in a Ray actor, with the same (blocking) methods.
 
@@ -293,7 +300,7 @@ class RemoteLearner:
         options: dict[str, Any] = dict(num_gpus=num_gpus, num_cpus=num_cpus)
         if placement is not None:  # bundle 0 of the run's placement group
             options["scheduling_strategy"] = placement.learner_strategy()
-        cls = ray.remote(Learner).options(**options)
+        cls = ray.remote(_LearnerActor).options(**options)
         self.actor: Any = cls.remote(**kwargs)
         if transfer_files is None:  # the driver's node vs the learner's
             here = ray.get_runtime_context().get_node_id()
