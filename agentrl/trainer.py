@@ -467,9 +467,11 @@ class Trainer:
                 self.run_dir,
                 cfg.logging.tensorboard,
                 self.console and cfg.logging.progress,
+                # resumed: replay the rows after the checkpoint; restarted from scratch (the
+                # learner died before the first checkpoint): drop every row, iteration 0 too
                 truncate_after=counters["iteration"]
-                if self.resume_from or self._restart_from_scratch
-                else None,
+                if self.resume_from
+                else (-1 if self._restart_from_scratch else None),
             )
             (self.run_dir / "config.json").write_text(json.dumps(to_plain(cfg), indent=2))
             if self.resume_from is not None:

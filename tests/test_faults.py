@@ -371,3 +371,31 @@ def test_learner_on_another_node_sends_checkpoint_files_to_the_driver(ray_cluste
     finally:
         for learner in (direct, moved, other):
             learner.shutdown()
+
+
+def test_learner_lost_before_any_checkpoint_restarts_from_scratch(
+    tiny_overrides, tmp_path, monkeypatch, capsys
+):
+    """The recovery path without Ray: a learner lost in its first update (no checkpoint yet)
+    restarts the run from the start; each metrics row appears once and equals a clean run."""
+    from agentrl.errors import LearnerLost
+    from agentrl.learner import Learner
+
+    base = [o for o in tiny_overrides if not o.startswith("run_dir=")]
+    base += ["env=guess_the_number", "iterations=3", "checkpoint.every=0", "eval.every=1"]
+    reference = Trainer(load_config([*base, f"run_dir={tmp_path / 'ref'}"]), console=False).run()
+    update, lost = Learner.update, []
+
+    def update_once_lost(self, episodes):
+        if not lost:
+            lost.append(True)
+            raise LearnerLost("injected")
+        return update(self, episodes)
+
+    monkeypatch.setattr(Learner, "update", update_once_lost)
+    summary = Trainer(load_config([*base, f"run_dir={tmp_path / 'lost'}"]), console=False).run()
+    assert lost and "resuming from the start" in capsys.readouterr().err
+    rows, ref_rows = _rows(summary["run_dir"]), _rows(reference["run_dir"])
+    assert [r["iteration"] for r in rows] == [0, 1, 2, 3]
+    for key in ("train/return", "eval/return", "eval_sample/return"):
+        assert [r.get(key) for r in rows] == pytest.approx([r.get(key) for r in ref_rows]), key
