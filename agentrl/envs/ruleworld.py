@@ -9,7 +9,9 @@ distractor rules are traps that use up an object the chain needs (so order matte
 
 Observation: the goal, the rules (``show_rules``, default on), the objects in the room
 and the result of the last action. Action: ``touch <object> with <object>`` (also
-``combine A and B``; the two objects named in order). Reward 1.0 when the goal object is
+``combine A and B``; the two objects named in order). The decoding constraint
+``rollout.sampling.constraint=ruleworld`` (:func:`action_grammar`) lets a policy write only
+``touch A with B`` over the objects in the room. Reward 1.0 when the goal object is
 in the room (terminated, ``info["success"]``); ``invalid_penalty`` (-0.1) for text that
 does not name two objects in the room; 0 otherwise. Truncated after ``max_turns``
 (default ``2 * depth + 4``).
@@ -208,6 +210,33 @@ class RuleWorldEnv(TextEnv):
             success,
             {"success": success},
         )
+
+
+def room_actions(objects: list[str]) -> list[str]:
+    """Every valid action in a room: ``touch A with B`` for two objects of ``objects`` (both
+    orders; ``A`` with itself only when the room holds two of it)."""
+    names = sorted(set(objects))
+    return [f"touch {a} with {b}" for a in names for b in names if a != b or objects.count(a) >= 2]
+
+
+ALL_ACTIONS = tuple(f"touch {a} with {b}" for a in OBJECTS for b in OBJECTS)
+"""``touch A with B`` over the whole object vocabulary (the fallback of :func:`action_grammar`)."""
+
+
+def action_grammar(prompt: str) -> Any:
+    """The ``ruleworld`` decoding constraint's grammar for one prompt: exactly one of
+    :func:`room_actions` of the last ``Room:`` line in ``prompt``, then a newline (a prompt
+    without a room of two objects falls back to every pair of RuleWorld's 48 objects).
+    Returns a :class:`agentrl.policy.constraints.ChoiceGrammar`."""
+    from agentrl.policy.constraints import ChoiceGrammar
+
+    rooms = re.findall(r"^Room: (.*)$", prompt, re.M)
+    objects = [o for o in rooms[-1].split(", ") if o in _OBJECT_SET] if rooms else []
+    actions = room_actions(objects)
+    return ChoiceGrammar(tuple(actions) if actions else ALL_ACTIONS, terminator="\n")
+
+
+_OBJECT_SET = frozenset(OBJECTS)
 
 
 def task_list(

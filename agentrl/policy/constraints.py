@@ -23,15 +23,24 @@ log-probs of, the *constrained* distribution (the policy's softmax renormalised 
 allowed tokens), and :meth:`Policy.action_logprobs` with the same constraint (by default
 ``policy.default_constraint``) scores the same distribution, so sampling and learning agree.
 
+Other grammars: :class:`ChoiceGrammar` is exactly one of a finite set of strings (then the
+terminator), checked the same way at the text level; :class:`PromptGrammar` builds the
+grammar of each row from its prompt text (the decode loop and :meth:`Policy.action_logprobs`
+pass the decoded prompt), e.g. ``ruleworld``: ``touch <object> with <object>`` over the
+objects in the observation's ``Room:`` line only, so every sampled action names two objects
+of the room. Masks are cached per ``(grammar, state)``; a prompt grammar's per-prompt
+grammars and masks live in bounded caches.
+
 Constraints are named (``rollout.sampling.constraint=toolchain``); a dotted path
-``"pkg.module:factory"`` to a zero-argument function returning a :class:`PlanGrammar`
-also works.
+``"pkg.module:factory"`` to a zero-argument function returning a :class:`PlanGrammar`,
+:class:`ChoiceGrammar` or :class:`PromptGrammar` also works.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -105,6 +114,79 @@ class PlanGrammar:
             text = text[: -len(self.terminator)]
         return self.is_complete(text)
 
+    def alphabet(self) -> set[str]:
+        """Every character a plan (with its terminator) can contain."""
+        return {c for n in self.names for c in n} | set(self.separator) | set(self.terminator)
+
+
+@dataclass(frozen=True)
+class ChoiceGrammar:
+    """Exactly one of a finite set of strings (``choices``), then ``terminator``.
+
+    Same interface as :class:`PlanGrammar` (``state``, ``_ok``, ``is_complete``, ...), so
+    :class:`TokenConstraint` masks it the same way: a token is allowed when the text so far
+    plus its text is a prefix of ``choice + terminator`` for some choice. The choices are
+    kept sorted and unique; a prefix test is a binary search.
+    """
+
+    choices: tuple[str, ...]
+    terminator: str = "\n"
+    _set: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.terminator:
+            raise ValueError("a choice grammar needs a non-empty terminator")
+        if not self.choices or any(not c or self.terminator in c for c in self.choices):
+            raise ValueError(
+                "a choice grammar needs non-empty choices that do not contain the terminator"
+            )
+        object.__setattr__(self, "choices", tuple(sorted(set(self.choices))))
+        object.__setattr__(self, "_set", frozenset(self.choices))
+
+    def state(self, text: str) -> tuple[int, str]:
+        """``(0, text)``: the whole text is the state."""
+        return 0, text
+
+    def _ok(self, done: int, rest: str) -> bool:
+        """Is ``rest`` a prefix of ``choice + terminator`` for some choice?"""
+        i = bisect_left(self.choices, rest)
+        if i < len(self.choices) and self.choices[i].startswith(rest):
+            return True
+        for k in range(1, len(self.terminator) + 1):
+            if rest.endswith(self.terminator[:k]) and rest[:-k] in self._set:
+                return True
+        return False
+
+    def is_prefix(self, text: str) -> bool:
+        return self._ok(0, text)
+
+    def is_complete(self, text: str) -> bool:
+        """Whether ``text`` is one of the choices (without the terminator)."""
+        return text in self._set
+
+    def valid_plan(self, text: str) -> bool:
+        """One of the choices, optionally followed by the terminator."""
+        if text.endswith(self.terminator):
+            text = text[: -len(self.terminator)]
+        return self.is_complete(text)
+
+    def alphabet(self) -> set[str]:
+        return {c for n in self.choices for c in n} | set(self.terminator)
+
+
+Grammar = PlanGrammar | ChoiceGrammar
+
+
+@dataclass(frozen=True)
+class PromptGrammar:
+    """A grammar built from each prompt's text: ``build(prompt_text) -> grammar``.
+
+    ``build`` must be a pure function of the text (its results are cached per prompt).
+    """
+
+    build: Callable[[str], Grammar]
+    name: str = "prompt"
+
 
 def toolchain_grammar() -> PlanGrammar:
     """The ToolChain env's plans: 1-4 module names separated by spaces."""
@@ -120,14 +202,23 @@ def toolchain_step_grammar() -> PlanGrammar:
     return PlanGrammar(names=MODULE_NAMES, separator=" ", max_items=1, terminator="\n")
 
 
-CONSTRAINTS: dict[str, Callable[[], PlanGrammar]] = {
+def ruleworld_grammar() -> PromptGrammar:
+    """RuleWorld's actions: ``touch A with B`` over the objects in the prompt's room
+    (:func:`agentrl.envs.ruleworld.action_grammar`)."""
+    from agentrl.envs.ruleworld import action_grammar
+
+    return PromptGrammar(build=action_grammar, name="ruleworld")
+
+
+CONSTRAINTS: dict[str, Callable[[], Grammar | PromptGrammar]] = {
     "toolchain": toolchain_grammar,
     "toolchain_step": toolchain_step_grammar,
+    "ruleworld": ruleworld_grammar,
 }
 """Named constraints (``rollout.sampling.constraint=<name>``)."""
 
 
-def resolve_grammar(name: str) -> PlanGrammar:
+def resolve_grammar(name: str) -> Grammar | PromptGrammar:
     """The grammar of a constraint name or ``"pkg.module:factory"`` path; raises ``ValueError``
     listing the valid names for an unknown one."""
     if name in CONSTRAINTS:
@@ -137,8 +228,10 @@ def resolve_grammar(name: str) -> PlanGrammar:
 
         factory = import_dotted(name)
         grammar = factory()
-        if not isinstance(grammar, PlanGrammar):
-            raise ValueError(f"constraint {name!r} did not return a PlanGrammar")
+        if not isinstance(grammar, PlanGrammar | ChoiceGrammar | PromptGrammar):
+            raise ValueError(
+                f"constraint {name!r} did not return a PlanGrammar, ChoiceGrammar or PromptGrammar"
+            )
         return grammar
     raise ValueError(
         f"unknown sampling constraint {name!r}; valid: {sorted(CONSTRAINTS)} or 'pkg.module:factory'"
@@ -146,19 +239,27 @@ def resolve_grammar(name: str) -> PlanGrammar:
 
 
 class TokenConstraint:
-    """A :class:`PlanGrammar` as per-step vocabulary masks for one tokenizer.
+    """A grammar as per-step vocabulary masks for one tokenizer.
 
     Args:
-        grammar: the plans allowed.
+        grammar: the plans allowed (a :class:`PromptGrammar`: per prompt, see ``allowed``).
         tokenizer: the policy's tokenizer.
         vocab_size: width of the logits (may exceed ``len(tokenizer)``: extra ids are banned).
         eos_ids: ids that end a sequence; allowed exactly where the plan is complete.
+        cache_size: most masks (and per-prompt grammars) kept; the caches are emptied when
+            full (a prompt grammar meets a new grammar with every new room).
     """
 
     def __init__(
-        self, grammar: PlanGrammar, tokenizer: Any, vocab_size: int, eos_ids: Sequence[int] = ()
+        self,
+        grammar: Grammar | PromptGrammar,
+        tokenizer: Any,
+        vocab_size: int,
+        eos_ids: Sequence[int] = (),
+        cache_size: int = 20000,
     ):
         self.grammar = grammar
+        self.cache_size = cache_size
         n_tok = len(tokenizer)
         self.vocab_size = max(vocab_size, n_tok)
         texts = tokenizer.batch_decode([[i] for i in range(n_tok)])
@@ -170,39 +271,74 @@ class TokenConstraint:
         for i, t in enumerate(self.token_text):
             if t:
                 self._by_first.setdefault(t[0], []).append(i)
-        alphabet = (
-            {c for n in grammar.names for c in n} | set(grammar.separator) | set(grammar.terminator)
-        )
-        self._alphabet = sorted(alphabet)
-        self._cache: dict[tuple[int, str], torch.Tensor] = {}
+        self._cache: dict[tuple[Grammar, tuple[int, str]], torch.Tensor] = {}
+        self._alphabets: dict[Grammar, list[str]] = {}
+        self._by_prompt: dict[str, Grammar] = {}
 
-    def allowed(self, text: str) -> torch.Tensor:
-        """``[V]`` bool: the tokens that may follow ``text`` (all False once the plan ended)."""
-        key = self.grammar.state(text)
+    @property
+    def needs_prompt(self) -> bool:
+        """Whether masks depend on the prompt (a :class:`PromptGrammar`)."""
+        return isinstance(self.grammar, PromptGrammar)
+
+    def grammar_for(self, prompt: str | None = None) -> Grammar:
+        """The grammar of a row: the constraint's own, or the one built from ``prompt``."""
+        if not isinstance(self.grammar, PromptGrammar):
+            return self.grammar
+        if prompt is None:
+            raise ValueError(f"the {self.grammar.name!r} constraint needs the prompt text")
+        grammar = self._by_prompt.get(prompt)
+        if grammar is None:
+            if len(self._by_prompt) >= self.cache_size:
+                self._by_prompt.clear()
+            grammar = self._by_prompt[prompt] = self.grammar.build(prompt)
+        return grammar
+
+    def allowed(self, text: str, prompt: str | None = None) -> torch.Tensor:
+        """``[V]`` bool: the tokens that may follow ``text`` (all False once the plan ended);
+        ``prompt``: the row's prompt text, needed by a :class:`PromptGrammar`."""
+        grammar = self.grammar_for(prompt)
+        state = grammar.state(text)
+        key = (grammar, state)
         mask = self._cache.get(key)
         if mask is None:
             mask = torch.zeros(self.vocab_size, dtype=torch.bool)
-            done, last = key
-            if self.grammar._ok(done, last):
-                for ch in self._alphabet:
-                    if not self.grammar._ok(done, last + ch):
+            done, last = state
+            if grammar._ok(done, last):
+                alphabet = self._alphabets.get(grammar)
+                if alphabet is None:
+                    alphabet = self._alphabets[grammar] = sorted(grammar.alphabet())
+                for ch in alphabet:
+                    if not grammar._ok(done, last + ch):
                         continue
                     for i in self._by_first.get(ch, ()):
-                        if self.grammar._ok(done, last + self.token_text[i]):
+                        if grammar._ok(done, last + self.token_text[i]):
                             mask[i] = True
-                if self.grammar.is_complete(text):
+                if grammar.is_complete(text):
                     mask[self.eos_ids] = True
+            if len(self._cache) >= self.cache_size:
+                self._cache.clear()
+                self._alphabets.clear()
             self._cache[key] = mask
         return mask
 
-    def masks(self, texts: Sequence[str], device: torch.device | str | None = None) -> torch.Tensor:
-        """``[B, V]`` bool masks for ``B`` texts."""
-        return torch.stack([self.allowed(t) for t in texts]).to(device)
+    def masks(
+        self,
+        texts: Sequence[str],
+        device: torch.device | str | None = None,
+        prompts: Sequence[str] | None = None,
+    ) -> torch.Tensor:
+        """``[B, V]`` bool masks for ``B`` texts (and their prompts, see ``allowed``)."""
+        rows = prompts if prompts is not None else [None] * len(texts)
+        return torch.stack([self.allowed(t, p) for t, p in zip(texts, rows, strict=True)]).to(
+            device
+        )
 
-    def apply(self, logits: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+    def apply(
+        self, logits: torch.Tensor, texts: Sequence[str], prompts: Sequence[str] | None = None
+    ) -> torch.Tensor:
         """Set disallowed logits ``[B, V]`` to ``-inf``. A row with no allowed token (a plan
         that has already ended) is left as it is: its samples are discarded anyway."""
-        mask = self.masks(texts, logits.device)
+        mask = self.masks(texts, logits.device, prompts)
         mask = mask | ~mask.any(dim=-1, keepdim=True)
         return logits.masked_fill(~mask, float("-inf"))
 
@@ -217,9 +353,13 @@ class TokenConstraint:
 
 __all__ = [
     "CONSTRAINTS",
+    "ChoiceGrammar",
+    "Grammar",
     "PlanGrammar",
+    "PromptGrammar",
     "TokenConstraint",
     "resolve_grammar",
+    "ruleworld_grammar",
     "toolchain_grammar",
     "toolchain_step_grammar",
 ]

@@ -18,7 +18,9 @@ Constrained decoding (``SamplingConfig.constraint``, else :attr:`Policy.default_
 the text a valid plan prefix; the reported log-probs are those of that constrained
 distribution, and :meth:`Policy.action_logprobs` applies the same masks (its
 ``constraint`` argument, else ``default_constraint``), so re-scored log-probs match
-sampled ones. With neither set, decoding and scoring are unchanged.
+sampled ones. A constraint whose grammar depends on the prompt (``ruleworld``: the objects
+of the room) gets each row's decoded prompt in both places. With neither set, decoding and
+scoring are unchanged.
 """
 
 from __future__ import annotations
@@ -240,6 +242,7 @@ class Policy:
         name = sampling.constraint or self.default_constraint
         constraint = self.token_constraint(name, logits.shape[-1]) if name else None
         texts = [""] * batch  # text so far per original row (only tracked under a constraint)
+        prompts = self._prompt_texts(prompt_ids, constraint)
         next_pos = lens.clone()  # [B'] position of the token fed next
         rows = list(range(batch))  # original index of each row still in the cache
         live = torch.ones(batch, dtype=torch.bool, device=dev)  # [B'] not finished yet
@@ -249,7 +252,11 @@ class Policy:
 
         for step in range(sampling.max_new_tokens):
             if constraint is not None:
-                logits = constraint.apply(logits, [texts[r] for r in rows])
+                logits = constraint.apply(
+                    logits,
+                    [texts[r] for r in rows],
+                    None if prompts is None else [prompts[r] for r in rows],
+                )
             ids, lp = sample_next(logits, sampling, generator)  # [B'], [B']
             hit = stop_mask[ids]
             ids_l, lp_l, hit_l, live_l = ids.tolist(), lp.tolist(), hit.tolist(), live.tolist()
@@ -286,6 +293,14 @@ class Policy:
             logits = out.logits[:, -1]
             next_pos = next_pos + 1
         return tokens, logps, stopped
+
+    def _prompt_texts(
+        self, prompt_ids: Sequence[Sequence[int]], constraint: TokenConstraint | None
+    ) -> list[str] | None:
+        """The decoded prompts, for a constraint whose grammar depends on them."""
+        if constraint is None or not constraint.needs_prompt:
+            return None
+        return [str(t) for t in self.tokenizer.batch_decode([list(p) for p in prompt_ids])]
 
     def _text_has_stop(self, token_ids: list[int], stop: Sequence[str]) -> bool:
         text = self.tokenizer.decode(token_ids, skip_special_tokens=True)
@@ -414,10 +429,15 @@ class Policy:
             logits = logits / temperature
         if constraint is not None:
             tc = self.token_constraint(constraint, logits.shape[-1])
+            prompts = self._prompt_texts(prompt_ids, tc)
             allowed = torch.stack(
                 [
-                    tc.masks(tc.texts_of(list(a)) + [""] * (a_width - len(a)), dev)
-                    for a in action_ids
+                    tc.masks(
+                        tc.texts_of(list(a)) + [""] * (a_width - len(a)),
+                        dev,
+                        None if prompts is None else [prompts[i]] * a_width,
+                    )
+                    for i, a in enumerate(action_ids)
                 ]
             )  # [b, a_width, V]; padded positions are masked out of the result below
             allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
