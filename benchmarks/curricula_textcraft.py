@@ -285,6 +285,77 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _dots(ax: Any, x: float, values: list[float], color: str, label: str | None) -> None:
+    """Median bar, min-max line and one dot per seed at ``x``."""
+    v = np.array(values, dtype=float)
+    ax.bar(x, np.median(v), width=0.8, color=color, alpha=0.45, label=label)
+    ax.vlines(x, v.min(), v.max(), color="black", lw=1)
+    ax.scatter(np.full(len(v), x), v, color="black", s=9, zorder=3)
+
+
+def plot(results: list[dict[str, Any]], path: str | Path) -> None:
+    """Skills and tasks learned at each threshold per curriculum (median, min-max, seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in CURRICULA if any(r["curriculum"] == n for r in results)]
+    colors = [f"C{i}" for i in range(10)]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, what in zip(axes, ("skills", "tasks"), strict=True):
+        width = len(names) + 1
+        for i, n in enumerate(names):
+            rs = [r for r in results if r["curriculum"] == n]
+            for j, th in enumerate(THRESHOLDS):
+                vals = [r[f"{what}@{th}"] for r in rs]
+                _dots(ax, j * width + i, vals, colors[i % 10], n if j == 0 else None)
+        ax.set_xticks([j * width + (len(names) - 1) / 2 for j in range(len(THRESHOLDS))])
+        ax.set_xticklabels([f"success > {th}" for th in THRESHOLDS])
+        ax.set_ylabel(f"{what} learned (final, per seed)")
+        ax.set_title(f"TextCraft: {what} learned after RL ({len(rs)} seeds)")
+        ax.grid(axis="y", alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(names), fontsize=8)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def privileged_plot(results: list[dict[str, Any]], path: str | Path) -> None:
+    """Success at privilege 0 (sampled and greedy) per training mode and warm start."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for r in results:
+        levels = ", ".join(str(x) for x in r.get("warm_levels", [0]))
+        groups.setdefault(levels, {}).setdefault(r["mode"], []).append(r)
+    colors = [f"C{i}" for i in range(10)]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for ax, key, title in zip(axes, ("success0", "greedy0"), ("sampled", "greedy"), strict=True):
+        ticks, labels = [], []
+        for g, (levels, modes) in enumerate(sorted(groups.items())):
+            for i, m in enumerate(PRIVILEGED):
+                if m not in modes:
+                    continue
+                x = g * (len(PRIVILEGED) + 1) + i
+                _dots(ax, x, [r[key] for r in modes[m]], colors[i], m if g == 0 else None)
+            ticks.append(g * (len(PRIVILEGED) + 1) + 1)
+            labels.append(f"warm start at {levels}")
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(labels)
+        ax.set_title(f"success at privilege 0 ({title})")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("success rate over the 13 tasks")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -317,6 +388,7 @@ def main(argv: list[str] | None = None) -> None:
         print(text)
         Path(ROOT / "docs" / "curricula_textcraft.json").write_text(json.dumps(results, indent=1))
         splice_into_doc(args.doc, START, END, text)
+        plot(results, ROOT / "docs" / "curricula_textcraft.png")
         return
     results = []
     for s in args.seeds:
@@ -334,6 +406,7 @@ def main_privileged(args: argparse.Namespace) -> None:
         print(text)
         Path(ROOT / "docs" / "curricula_privileged.json").write_text(json.dumps(results, indent=1))
         splice_into_doc(args.doc, P_START, P_END, text)
+        privileged_plot(results, ROOT / "docs" / "curricula_privileged.png")
         return
     results = []
     for s in args.seeds:

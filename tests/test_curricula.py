@@ -152,31 +152,39 @@ def test_llm_moi_caches_answers_on_disk_and_in_checkpoints(tmp_path):
 
     path = tmp_path / "moi.json"
     policy = tiny_policy()
-    moi = LLMInterestingness(policy=policy, describe=describe_task, cache_path=str(path))
+    moi = LLMInterestingness(
+        policy=policy, describe=describe_task, cache_path=str(path), calibration="fixed"
+    )
     wood1, wood3 = (
         {"achievement": "collect_wood", "count": 1},
         {"achievement": "collect_wood", "count": 3},
     )
     first = moi.boring(wood3, wood1)
-    assert moi.calls == 1 and isinstance(first, bool)
+    key = "surprisal | collect wood || collect 3 wood"
+    assert moi.calls == 1 and isinstance(first, bool) and first == (moi.cache[key] > 0.0)
     assert moi.boring(wood3, wood1) == first and moi.calls == 1  # cache hit: the model is not run
-    assert json.loads(path.read_text()) == {"collect wood || collect 3 wood": first}
+    assert json.loads(path.read_text()) == {key: moi.cache[key]}
     # a new process reads the disk cache; a model that must not be called proves it
     again = LLMInterestingness(
-        policy=None, model={"name": "no-such-model"}, describe=describe_task, cache_path=str(path)
+        policy=None,
+        model={"name": "no-such-model"},
+        describe=describe_task,
+        cache_path=str(path),
+        calibration="fixed",
     )
     assert again.boring(wood3, wood1) == first and again.calls == 0
-    # and the answers travel in the curriculum's checkpoint state
+    # and the scores travel in the curriculum's checkpoint state
     cfg = OmniConfig(
         tasks=[wood1, wood3],
         moi="llm",
         learned_threshold=0.05,
         describe="agentrl.envs.textcraft:describe_task",
+        llm_calibration="fixed",
     )
     cur = OmniCurriculum(cfg, moi=moi)
     cur.update([ep(wood1, True)])
     state = json.loads(json.dumps(cur.state_dict()))
-    assert state["moi_cache"]["collect wood || collect 3 wood"] == first
+    assert state["moi_cache"][key] == moi.cache[key]
     fresh = OmniCurriculum(OmniConfig(**{**vars(cfg), "model": {"name": "no-such-model"}}))
     fresh.load_state_dict(state)
     assert fresh.moi.boring(wood3, wood1) == first and fresh.moi.calls == 0

@@ -13,20 +13,20 @@ Models of interestingness (``moi=``):
 - ``rule``: a task is boring given a learned task when they differ only in
   ``variant_keys`` (a repeat variant: "collect 3 wood" given "collect wood"). This is the
   oracle of the paper's comparison, and the model for tests.
-- ``llm``: an HF causal LM (:class:`LLMInterestingness`) asked "given this learned task,
-  is this task interesting?"; Yes/No are compared by log-probability (deterministic).
-  Answers are cached by ``(learned, candidate)`` text in the checkpoint state and on disk
-  (``cache_path``, JSON), so a pair is never asked twice.
+- ``llm``: an HF causal LM (:class:`~.moi_llm.LLMInterestingness`) gives each (learned,
+  candidate) pair a boring score: the log-odds of its answer to "is this task interesting
+  given the learned one?" (``llm_score=answer``, zero- or few-shot prompt) or the
+  candidate's pointwise mutual information with the learned task (``llm_score=surprisal``);
+  boring above a fixed or a relative (z-score) threshold. Scores are cached by pair text
+  in the checkpoint state and on disk (``cache_path``, JSON), so a pair is never scored
+  twice.
 - ``none``: plain learning progress.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,15 +35,12 @@ from agentrl.curricula.learning_progress import (
     LearningProgressConfig,
     LearningProgressCurriculum,
 )
+from agentrl.curricula.moi_llm import LLMInterestingness, check_llm_options, describe_default
 from agentrl.registry import CURRICULA, import_dotted
 from agentrl.types import Episode, TaskSpec
 
 MOI_KINDS = ("rule", "llm", "none")
-
-
-def describe_default(task: TaskSpec) -> str:
-    """``"k=v, ..."``: the text of a task when no describer is configured."""
-    return ", ".join(f"{k}={task[k]}" for k in sorted(task))
+__all__ = ["LLMInterestingness", "OmniConfig", "OmniCurriculum", "RuleInterestingness"]
 
 
 class Interestingness(Protocol):
@@ -67,88 +64,6 @@ class RuleInterestingness:
         return candidate != learned and base(candidate) == base(learned)
 
 
-PROMPT = (
-    "An agent is learning tasks in a game. It has already learned the task: {learned}.\n"
-    "Is the task '{candidate}' interesting to learn next, rather than a minor variant of "
-    "the learned task? Answer Yes or No.\n"
-)
-
-
-class LLMInterestingness:
-    """Asks a causal LM whether a task is interesting given a learned one (cached).
-
-    Args:
-        policy: an :class:`agentrl.policy.Policy` (built lazily from ``model`` when None).
-        model: the :class:`~agentrl.policy.ModelConfig` name/fields to build it from.
-        describe: task spec -> text.
-        cache_path: a JSON file of answers (read at start, written after each new answer).
-
-    Attributes:
-        cache: ``"learned || candidate" -> boring`` answers.
-        calls: how many times the model was run.
-    """
-
-    def __init__(
-        self,
-        policy: Any = None,
-        model: dict[str, Any] | None = None,
-        describe: Callable[[TaskSpec], str] = describe_default,
-        cache_path: str = "",
-    ):
-        self._policy = policy
-        self._model = dict(model or {"name": "smollm2"})
-        self.describe = describe
-        self.cache_path = cache_path
-        self.cache: dict[str, bool] = {}
-        self.calls = 0
-        if cache_path and Path(cache_path).exists():
-            self.cache.update(
-                {str(k): bool(v) for k, v in json.loads(Path(cache_path).read_text()).items()}
-            )
-
-    @property
-    def policy(self) -> Any:
-        if self._policy is None:
-            from agentrl.config import make_dataclass_config
-            from agentrl.policy import ModelConfig, Policy
-
-            cfg = make_dataclass_config(ModelConfig, self._model, where="curriculum=omni model")
-            self._policy = Policy.from_config(cfg)
-        return self._policy
-
-    def key(self, candidate: TaskSpec, learned: TaskSpec) -> str:
-        return f"{self.describe(learned)} || {self.describe(candidate)}"
-
-    def boring(self, candidate: TaskSpec, learned: TaskSpec) -> bool:
-        key = self.key(candidate, learned)
-        if key not in self.cache:
-            self.cache[key] = self._ask(self.describe(candidate), self.describe(learned))
-            self._save()
-        return self.cache[key]
-
-    def _ask(self, candidate: str, learned: str) -> bool:
-        """Boring when log p(" No") > log p(" Yes") after the question."""
-        import torch
-
-        policy = self.policy
-        self.calls += 1
-        prompt = policy.encode_prompts([PROMPT.format(learned=learned, candidate=candidate)])[0]
-        tok = policy.tokenizer
-        answers = [tok(a, add_special_tokens=False)["input_ids"] for a in (" Yes", " No")]
-        with torch.no_grad():
-            sums, _, _ = policy.action_logprobs([prompt, prompt], answers)
-        return bool(sums[1] > sums[0])
-
-    def _save(self) -> None:
-        if not self.cache_path:
-            return
-        path = Path(self.cache_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.cache, indent=0, sort_keys=True))
-        tmp.replace(path)  # atomic: a crash never leaves half a cache
-
-
 @dataclass
 class OmniConfig(LearningProgressConfig):
     """Config keys of ``curriculum=omni``: those of ``learning_progress`` plus:
@@ -160,7 +75,16 @@ class OmniConfig(LearningProgressConfig):
         variant_keys: task keys whose values make repeat variants (rule MoI).
         describe: ``"module:function"`` task spec -> text for the LLM (default ``k=v``).
         model: the LLM MoI's model section (as ``model=``; ``{name: smollm2}``).
-        cache_path: JSON file of LLM answers ("" = only in checkpoints).
+        cache_path: JSON file of LLM scores ("" = only in checkpoints).
+        llm_score: ``answer`` (log-odds of the LM's No vs Yes) or ``surprisal`` (PMI of
+            the candidate with the learned task); see :mod:`.moi_llm`.
+        llm_prompt: ``answer`` prompt: ``few_shot`` (in-context judgements) or ``zero_shot``.
+        llm_calibration: ``relative`` (boring when the score exceeds mean + ``llm_z`` std
+            of all tasks' scores given the same learned task) or ``fixed`` (boring when it
+            exceeds ``llm_threshold``).
+        llm_threshold: the ``fixed`` cut (0.0: the likelier answer / positive PMI).
+        llm_z: the ``relative`` cut in standard deviations.
+        llm_batch_size: questions per forward pass.
     """
 
     moi: str = "rule"
@@ -170,9 +94,18 @@ class OmniConfig(LearningProgressConfig):
     describe: str = ""
     model: dict[str, Any] = field(default_factory=lambda: {"name": "smollm2"})
     cache_path: str = ""
+    llm_score: str = "surprisal"
+    llm_prompt: str = "few_shot"
+    llm_calibration: str = "relative"
+    llm_threshold: float = 0.0
+    llm_z: float = 2.0
+    llm_batch_size: int = 32
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_llm_options(
+            self.llm_score, self.llm_prompt, self.llm_calibration, self.llm_z, self.llm_batch_size
+        )
         if self.moi not in MOI_KINDS:
             raise ValueError(f"unknown moi {self.moi!r}; valid: {', '.join(MOI_KINDS)}")
         if not 0.0 < self.boring_weight <= 1.0:
@@ -191,8 +124,15 @@ def label_tasks(
         if labels[i]:
             continue
         labels[i] = "interesting"
-        for j, cand in enumerate(tasks):
-            if not labels[j] and moi.boring(cand, tasks[i]):
+        open_ = [j for j in range(len(tasks)) if not labels[j]]
+        many = getattr(moi, "boring_many", None)  # one batch per learned task when it can
+        answers = (
+            many([tasks[j] for j in open_], tasks[i])
+            if many
+            else [moi.boring(tasks[j], tasks[i]) for j in open_]
+        )
+        for j, is_boring in zip(open_, answers, strict=True):
+            if is_boring:
                 labels[j] = "boring"
     return labels
 
@@ -223,7 +163,16 @@ class OmniCurriculum(LearningProgressCurriculum):
             self.moi = RuleInterestingness(tuple(cfg.variant_keys))
         elif moi is None and cfg.moi == "llm":
             self.moi = LLMInterestingness(
-                model=cfg.model, describe=describe, cache_path=cfg.cache_path
+                model=cfg.model,
+                describe=describe,
+                cache_path=cfg.cache_path,
+                score=cfg.llm_score,
+                prompt=cfg.llm_prompt,
+                calibration=cfg.llm_calibration,
+                threshold=cfg.llm_threshold,
+                z=cfg.llm_z,
+                reference=self.tasks,
+                batch_size=cfg.llm_batch_size,
             )
         self.labels = [""] * len(self.tasks)
         self._learned: tuple[int, ...] = ()
@@ -274,4 +223,4 @@ class OmniCurriculum(LearningProgressCurriculum):
         self.labels = list(state["labels"])
         self._learned = tuple(state["learned"])
         if isinstance(self.moi, LLMInterestingness):
-            self.moi.cache.update({k: bool(v) for k, v in state.get("moi_cache", {}).items()})
+            self.moi.load_cache(state.get("moi_cache", {}))
