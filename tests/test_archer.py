@@ -564,3 +564,114 @@ def test_policy_copied_critic_needs_a_policy_and_last_pooling_reads_the_last_tok
         for i, x in enumerate(ids):
             alone = critic.encoder(input_ids=torch.tensor([x])).last_hidden_state[0, -1]
             torch.testing.assert_close(pooled[i], alone, rtol=1e-4, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- lean sampling, bf16 actor
+
+
+def _prompts(policy) -> list[list[int]]:
+    return policy.encode_prompts([OBS, "start", "a much longer observation: is it red?", "x"])
+
+
+@pytest.mark.parametrize("make", [tiny_policy, lora_policy])
+def test_lean_sampler_gives_the_policy_loops_samples(make):
+    from agentrl.algorithms.archer.decode import LeanSampler
+
+    policy = make()
+    policy.model.train()
+    lean = LeanSampler(policy)
+    assert lean.is_lean  # the lean model call is what this test exercises
+    prompts = _prompts(policy)
+    # a stop string (rows end at different steps, finished rows get dropped) and a fixed length
+    for cfg in (SamplingConfig(max_new_tokens=12, stop=("a",)), SamplingConfig(max_new_tokens=7)):
+        for seed in range(3):
+            ref = policy.generate(prompts, cfg, torch.Generator().manual_seed(seed))
+            out = lean.generate(prompts, cfg, torch.Generator().manual_seed(seed))
+            for r, o in zip(ref, out, strict=True):
+                assert (o.token_ids, o.text, o.finish_reason, o.prompt_ids) == (
+                    r.token_ids,
+                    r.text,
+                    r.finish_reason,
+                    r.prompt_ids,
+                )
+                assert torch.allclose(torch.tensor(o.logprobs), torch.tensor(r.logprobs), atol=1e-5)
+    assert {g.finish_reason for g in out} <= {"stop", "length"}
+    assert policy.model.training  # train/eval mode restored as by policy.generate
+
+
+def test_lean_logits_match_the_linear_head_and_other_heads_fall_back():
+    from agentrl.algorithms.archer.decode import LeanSampler, last_logits, lean_parts
+
+    w = torch.randn(300, 16)
+    for rows in (1, 8, 65):
+        h = torch.randn(rows, 16)
+        out = last_logits(h, w)
+        assert out.shape == (rows, 300) and out.is_contiguous()
+        assert torch.allclose(out, torch.nn.functional.linear(h, w), atol=1e-5)
+    policy = tiny_policy()
+    base = policy.model
+    base.lm_head = torch.nn.Linear(base.lm_head.in_features, base.lm_head.out_features)  # a bias
+    assert lean_parts(base) is None
+    lean = LeanSampler(policy)
+    assert not lean.is_lean
+    cfg = SamplingConfig(max_new_tokens=5)
+    ref = policy.generate(_prompts(policy), cfg, torch.Generator().manual_seed(0))
+    assert lean.generate(_prompts(policy), cfg, torch.Generator().manual_seed(0)) == ref
+    with pytest.raises(ValueError, match="precision must be"):
+        LeanSampler(policy, "fp16")
+
+
+def test_bf16_actor_samples_close_to_fp32_and_trains():
+    from agentrl.algorithms.archer.decode import LeanSampler
+
+    policy = tiny_policy()
+    prompts = _prompts(policy)
+    gens = LeanSampler(policy, "bf16").generate(
+        prompts, SamplingConfig(max_new_tokens=8), torch.Generator().manual_seed(0)
+    )
+    with torch.no_grad():  # the bf16 sampling log-probs, re-scored in fp32
+        _, per_token, mask = policy.action_logprobs(prompts, [g.token_ids for g in gens])
+    for g, lp, m in zip(gens, per_token, mask, strict=True):
+        exact = lp[m]
+        assert torch.allclose(torch.tensor(g.logprobs), exact, atol=5e-2)
+    # one actor step on the same data in fp32 and in bf16: close losses; bf16 moves every weight
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        policy = tiny_policy()
+        algo = Archer(small_config(actor_precision=precision), policy, seed=0)
+        algo.core.add_episodes(toy_episodes(policy))
+        data = algo._actor_batch()
+        data["adv"] = torch.tensor([1.0, -0.5, 0.25, 2.0, -1.0, 0.5, 0.0, 1.5])
+        data["prompts"], data["actions"] = prompts * 2, [g.token_ids for g in gens] * 2
+        before = [p.detach().clone() for p in policy.trainable_parameters()]
+        losses[precision] = algo._actor_step(data)["actor_loss"]
+        after = list(policy.trainable_parameters())
+        assert all(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert math.isfinite(losses["bf16"]) and losses["bf16"] != losses["fp32"]
+    assert abs(losses["bf16"] - losses["fp32"]) < 5e-2 * max(1.0, abs(losses["fp32"]))
+    with pytest.raises(ValueError, match="actor_precision must be one of"):
+        small_config(actor_precision="fp16")
+
+
+def test_sparse_embedding_gradient_equals_the_dense_one():
+    from agentrl.algorithms.archer.critic import densify_grads_
+
+    policy = tiny_policy()
+    critic = Archer(small_config(), policy, seed=0).critic
+    emb = critic.encoder.get_input_embeddings()
+    assert emb.sparse  # a separate encoder's token embedding gets a sparse gradient
+    grads = {}
+    for sparse in (True, False):
+        emb.sparse = sparse
+        critic.zero_grad(set_to_none=True)
+        q1, q2, v1, v2 = critic([OBS, "start", OBS], ["A", "go", "B"])  # two passes, shared rows
+        (q1.sum() - 2 * q2.sum() + v1.sum() * v2.sum()).backward()
+        assert emb.weight.grad.is_sparse == sparse
+        params = list(critic.parameters())
+        densify_grads_(params)
+        grads[sparse] = [p.grad.clone() for p in params]
+    for a, b in zip(grads[True], grads[False], strict=True):
+        assert not a.is_sparse and torch.allclose(a, b, atol=1e-6)
+    assert grads[True][0].abs().sum() > 0
+    lora = Archer(small_config(critic_encoder="policy_lora"), lora_policy(), seed=0)
+    assert not lora.policy.model.get_input_embeddings().sparse  # the policy's own: untouched

@@ -66,6 +66,9 @@ class ArcherConfig:
         critic_precision: ``"fp32"`` (default, exact) or ``"bf16"``: the critic encoder runs
             under bf16 autocast (weights, heads and losses stay fp32); ~2.5x faster on CPUs
             with AVX512-BF16/AMX and on GPUs (docs/archer_update_speed.md).
+        actor_precision: ``"fp32"`` (default, exact) or ``"bf16"``: the policy's sampling of
+            fresh actions (the critic's V target and the actor) and the actor's log-prob
+            forward/backward run under bf16 autocast (weights, Adam and losses stay fp32).
         critic_max_length: token budget of one critic input; longer texts keep their end
             (left truncation: the latest turns of a conversation matter most).
         ppo_clip: extension, off by default. When set, the actor samples one batch of
@@ -97,6 +100,7 @@ class ArcherConfig:
     critic_pooling: str = "mean"
     critic_max_length: int = 512
     critic_precision: str = "fp32"
+    actor_precision: str = "fp32"
     ppo_clip: float | None = None
     normalize_advantage: bool = False
     timeout_is_terminal: bool = True
@@ -125,10 +129,9 @@ class ArcherConfig:
             raise ValueError(
                 f"critic_pooling must be one of {POOLINGS}, got {self.critic_pooling!r}"
             )
-        if self.critic_precision not in PRECISIONS:
-            raise ValueError(
-                f"critic_precision must be one of {PRECISIONS}, got {self.critic_precision!r}"
-            )
+        for name in ("critic_precision", "actor_precision"):
+            if getattr(self, name) not in PRECISIONS:
+                raise ValueError(f"{name} must be one of {PRECISIONS}, got {getattr(self, name)!r}")
         if not isinstance(self.critic_model, dict) or not self.critic_model.get("name"):
             raise ValueError(
                 "critic_model must be a dict with a 'name' ('tiny_encoder' or an HF id/path), "

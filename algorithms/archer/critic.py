@@ -67,6 +67,19 @@ class TokenCache:
         return len(self._cache)
 
 
+def _input_embedding(encoder: nn.Module) -> nn.Embedding | None:
+    get = getattr(encoder, "get_input_embeddings", None)
+    emb = get() if callable(get) else None
+    return emb if type(emb) is nn.Embedding else None
+
+
+def densify_grads_(params: Sequence[torch.Tensor]) -> None:
+    """Replace every sparse ``.grad`` of ``params`` by its dense equivalent (duplicates summed)."""
+    for p in params:
+        if p.grad is not None and p.grad.is_sparse:
+            p.grad = p.grad.to_dense()
+
+
 def _mlp(in_dim: int, hidden: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(in_dim, hidden),
@@ -110,6 +123,14 @@ class DoubleCritic(nn.Module):
         self.v2 = _mlp(hidden_size, head_hidden)
         self.encoder_passes = 0  # counted for tests and profiling
         self.train()
+        # The token embedding's gradient is sparse (the rows of this batch's tokens) instead of
+        # a dense [vocab, H] tensor per encoder pass (two per critic micro-batch, summed);
+        # :func:`densify_grads_` makes it dense once before clipping and Adam: the same
+        # gradient, ~40 ms less per critic step with the reference's 49k x 768 embedding.
+        # Not for the policy_lora encoder: that embedding is the policy's.
+        emb = None if isinstance(encoder, PolicyLoraEncoder) else _input_embedding(encoder)
+        if emb is not None:
+            emb.sparse = True
 
     def train(self, mode: bool = True) -> DoubleCritic:
         super().train(mode)

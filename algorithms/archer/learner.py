@@ -67,7 +67,14 @@ from agentrl.registry import ALGORITHMS
 from agentrl.types import Episode, Generation, load_episodes
 
 from .config import ArcherConfig, ArcherOfflineConfig
-from .critic import POLICY_ENCODER, DoubleCritic, build_critic, init_encoder_from_policy
+from .critic import (
+    POLICY_ENCODER,
+    DoubleCritic,
+    build_critic,
+    densify_grads_,
+    init_encoder_from_policy,
+)
+from .decode import LeanSampler
 from .losses import (
     actor_loss,
     advantage,
@@ -126,6 +133,7 @@ class CriticLearner:
             max_new_tokens=config.max_new_tokens,
             stop=tuple(config.stop),
         )
+        self.sampler = LeanSampler(policy, config.actor_precision)
         self.expectile: float | None = getattr(config, "expectile", None)
         self.steps = 0
         # critic_model.name=policy: the encoder is (re)copied from the policy when RL starts,
@@ -153,8 +161,12 @@ class CriticLearner:
     def sample_actions(
         self, batch: Sequence[Transition], generator: torch.Generator | None = None
     ) -> list[Generation]:
-        """One fresh ``a ~ pi(.|s)`` per transition, in one batched ``generate`` call."""
-        return self.policy.generate(self.prompts(batch), self.sampling, generator or self.generator)
+        """One fresh ``a ~ pi(.|s)`` per transition, in one batched call of the policy's decode
+        loop with the lean model call (:class:`~.decode.LeanSampler`; bf16 with
+        ``actor_precision=bf16``)."""
+        return self.sampler.generate(
+            self.prompts(batch), self.sampling, generator or self.generator
+        )
 
     @torch.no_grad()
     def advantages(self, observations: Sequence[str], actions: Sequence[str]) -> torch.Tensor:
@@ -195,7 +207,9 @@ class CriticLearner:
             stats["v_loss"] += lv.item() / len(chunks)
             stats["q_mean"] += torch.minimum(q1, q2).mean().item() / len(chunks)
             stats["v_mean"] += torch.minimum(v1, v2).mean().item() / len(chunks)
-        norm, _ = guarded_step(self.optimizer, self.critic.parameters(), cfg.grad_clip)
+        params = list(self.critic.parameters())
+        densify_grads_(params)  # the token embedding's gradient is sparse (critic.py)
+        norm, _ = guarded_step(self.optimizer, params, cfg.grad_clip)
         self.optimizer.zero_grad(set_to_none=True)
         polyak_update_(
             list(self.target_critic.parameters()), list(self.critic.parameters()), cfg.tau
@@ -341,9 +355,14 @@ class Archer:
         was_training = model.training
         model.train()
         loss_sum = logp_sum = 0.0
+        bf16 = cfg.actor_precision == "bf16"
         try:
             for sl in chunks:
-                sums, _, _ = self.policy.action_logprobs(data["prompts"][sl], data["actions"][sl])
+                with torch.autocast(self.policy.device.type, dtype=torch.bfloat16, enabled=bf16):
+                    sums, _, _ = self.policy.action_logprobs(
+                        data["prompts"][sl], data["actions"][sl]
+                    )
+                sums = sums.float()
                 adv = data["adv"][sl].to(sums.device)
                 old = data["old"][sl] if data["old"] is not None else None
                 loss = actor_loss(sums, adv, old, cfg.ppo_clip)
