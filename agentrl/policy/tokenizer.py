@@ -86,6 +86,20 @@ def builtin_corpus(episodes: int = 100, seed: int = 123) -> list[str]:
     return texts
 
 
+def ruleworld_corpus(episodes: int = 200, seed: int = 123) -> list[str]:
+    """Prompts + actions of RuleWorld (depths 1-4) under its scripted players."""
+    from agentrl.warmstart import scripted_episodes
+
+    texts = []
+    for kind in ("random", "good"):
+        for ep in scripted_episodes(
+            "agentrl/RuleWorld-v0", {"depth": [1, 2, 3, 4]}, kind, episodes, seed=seed
+        ):
+            for turn in ep.turns:
+                texts.append(turn.observation + "\nAction: " + turn.action + "\n")
+    return texts
+
+
 def _wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
@@ -109,7 +123,38 @@ def build_word_tokenizer() -> PreTrainedTokenizerFast:
     return _wrap(Tokenizer.from_file(str(WORD_TOKENIZER_FILE)))
 
 
-if __name__ == "__main__":  # rebuild the shipped tokenizer file
-    WORD_TOKENIZER_FILE.parent.mkdir(parents=True, exist_ok=True)
-    train_word_tokenizer(builtin_corpus()).save(str(WORD_TOKENIZER_FILE))
-    print(f"wrote {WORD_TOKENIZER_FILE}")
+RULEWORLD_TOKENIZER_FILE = Path(__file__).parent / "assets" / "ruleworld_tokenizer.json"
+
+
+def build_ruleworld_tokenizer() -> PreTrainedTokenizerFast:
+    """The ``tiny`` model's tokenizer for RuleWorld (``model.tokenizer=ruleworld``).
+
+    The same kind of 512-piece BPE as :func:`build_word_tokenizer`, trained on RuleWorld's
+    text (:func:`ruleworld_corpus`; ``python -m agentrl.policy.tokenizer ruleworld``
+    rebuilds the shipped file): every word of RuleWorld (``red ``, ``ball``, ``touching ``)
+    is one token, so an action ``touch red ball with blue key`` is 7 tokens (24 with the
+    word tokenizer, whose pieces split RuleWorld's names into fragments) and a prompt ~4x
+    shorter; other printable text falls back to characters, ``decode(encode(s)) == s``.
+    """
+    return _wrap(Tokenizer.from_file(str(RULEWORLD_TOKENIZER_FILE)))
+
+
+TOKENIZERS = {
+    "word": build_word_tokenizer,
+    "char": build_char_tokenizer,
+    "ruleworld": build_ruleworld_tokenizer,
+}
+"""The ``tiny`` model's tokenizers by name (``model.tokenizer``)."""
+
+
+if __name__ == "__main__":  # rebuild a shipped tokenizer file (default: word)
+    import sys
+
+    which = sys.argv[1] if len(sys.argv) > 1 else "word"
+    path, corpus = {
+        "word": (WORD_TOKENIZER_FILE, builtin_corpus),
+        "ruleworld": (RULEWORLD_TOKENIZER_FILE, ruleworld_corpus),
+    }[which]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    train_word_tokenizer(corpus()).save(str(path))
+    print(f"wrote {path}")
