@@ -157,10 +157,10 @@ def llm_probe(model: str) -> tuple[str, dict[str, Any]]:
     import torch
 
     from agentrl.curricula import LLMInterestingness
-    from agentrl.envs.textcraft import describe_task
+    from agentrl.envs.textcraft import describe_task, task_list
 
-    torch.manual_seed(0)
-    moi = LLMInterestingness(model={"name": model}, describe=describe_task)
+    torch.manual_seed(0)  # the default LLM MoI of omni (relative threshold over all 105 tasks)
+    moi = LLMInterestingness(model={"name": model}, describe=describe_task, reference=task_list())
     t0 = time.perf_counter()
     answers = [(moi.boring(c, learned), truth) for c, learned, truth in probe_pairs()]
     per_query = (time.perf_counter() - t0) / len(answers)

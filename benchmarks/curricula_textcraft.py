@@ -261,6 +261,13 @@ def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     out["curriculum_stats"] = (
         trainer.curriculum.stats() if hasattr(trainer.curriculum, "stats") else {}
     )
+    labels = getattr(trainer.curriculum, "labels", None)  # omni: the MoI's final labels
+    if labels:
+        out["labels"] = {
+            f"{t['achievement']}/{t['count']}": lab
+            for t, lab in zip(trainer.curriculum.tasks, labels, strict=True)
+            if lab
+        }
     print(json.dumps({k: v for k, v in out.items() if k != "per_task"}), flush=True)
     return out
 
