@@ -597,6 +597,12 @@ def test_lean_sampler_gives_the_policy_loops_samples(make):
                 assert torch.allclose(torch.tensor(o.logprobs), torch.tensor(r.logprobs), atol=1e-5)
     assert {g.finish_reason for g in out} <= {"stop", "length"}
     assert policy.model.training  # train/eval mode restored as by policy.generate
+    # fp32 opens no autocast context of its own: a caller's (the learner's on CUDA) applies
+    cfg = SamplingConfig(max_new_tokens=7)
+    exact = lean.generate(prompts, cfg, torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outer = lean.generate(prompts, cfg, torch.Generator().manual_seed(0))
+    assert [g.logprobs for g in outer] != [g.logprobs for g in exact]
 
 
 def test_lean_logits_match_the_linear_head_and_other_heads_fall_back():

@@ -23,6 +23,7 @@ logit scale or soft-capping, a LoRA-wrapped head) fall back to :meth:`Policy.gen
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Sequence
 from types import SimpleNamespace
@@ -93,8 +94,9 @@ class _LeanLM:
         logits_to_keep: int = 1,
         **cache: Any,
     ) -> SimpleNamespace:
-        dev = input_ids.device.type
-        with torch.autocast(dev, dtype=torch.bfloat16, enabled=self._bf16):
+        # fp32: no autocast context of its own, so a caller's (the learner's on CUDA) applies
+        bf16 = torch.autocast(input_ids.device.type, dtype=torch.bfloat16)
+        with bf16 if self._bf16 else contextlib.nullcontext():
             out = self._body(
                 input_ids=input_ids,
                 attention_mask=attention_mask,

@@ -54,6 +54,7 @@ clipped-ratio steps on it) and ``normalize_advantage``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -95,6 +96,10 @@ def make_adam(params: Any, lr: float) -> torch.optim.Adam:
         p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params
     )
     return torch.optim.Adam(params, lr=lr, fused=fused or None)
+
+
+def _bf16_autocast(device: torch.device) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -358,7 +363,8 @@ class Archer:
         bf16 = cfg.actor_precision == "bf16"
         try:
             for sl in chunks:
-                with torch.autocast(self.policy.device.type, dtype=torch.bfloat16, enabled=bf16):
+                # fp32: no context of its own, so the learner's autocast (CUDA) still applies
+                with _bf16_autocast(self.policy.device) if bf16 else contextlib.nullcontext():
                     sums, _, _ = self.policy.action_logprobs(
                         data["prompts"][sl], data["actions"][sl]
                     )
