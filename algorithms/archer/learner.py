@@ -33,6 +33,10 @@ Differences from the reference code (each a quirk listed in ALGORITHMS.md):
   text is encoded once per pass and tokenised once per run (cache);
 - the fresh ``a'`` of the V target is sampled once per critic step for the whole batch
   (batched), not at batch 8 for every micro-batch;
+- fresh actions go through the policy's KV-cached decode loop with a lean model call
+  (:mod:`.decode`: body, then ``W @ h^T`` for the last position), and the critic encoder's
+  token embedding gets a sparse gradient (dense once before clipping): same numbers, less
+  time (docs/archer_update_speed.md);
 - the actor is scored on the sampled token ids (``policy.action_logprobs``: left-padded
   prompts, log-softmax at action positions only), never on re-tokenised decoded text;
   generation stops per sequence at the stop string (the policy's decode loop);
