@@ -36,8 +36,7 @@ Differences from the reference code (each a quirk listed in ALGORITHMS.md):
 - fresh actions go through the policy's KV-cached decode loop with a lean model call
   (:mod:`.decode`: body, then ``W @ h^T`` for the last position), and the critic encoder's
   token embedding gets a sparse gradient (dense once before clipping): equal up to float
-  summation order, less
-  time (docs/archer_update_speed.md);
+  summation order, less time (docs/archer_update_speed.md);
 - the actor is scored on the sampled token ids (``policy.action_logprobs``: left-padded
   prompts, log-softmax at action positions only), never on re-tokenised decoded text;
   generation stops per sequence at the stop string (the policy's decode loop);
