@@ -20,11 +20,17 @@ success), 10th and 50th percentiles. Modes:
   generation 1 (the ``xland`` run of the same seed), annealed to zero over ``--kick-anneal``
   learner updates.
 
-Usage (``bc bc2`` once, with seed 0, before the RL modes)::
+The policy acts under the ``ruleworld`` decoding constraint (``--constraint``: only
+``touch A with B`` over the room's objects) with the ``ruleworld`` tokenizer (``--tokenizer``).
 
-    python benchmarks/curricula_ruleworld.py --modes random bc bc2 --seeds 0 --out /tmp/rw_bc.json
-    python benchmarks/curricula_ruleworld.py --modes uniform xland gen2 --seeds 0 1 2 --out /tmp/rw.json
-    python benchmarks/curricula_ruleworld.py --merge /tmp/rw_bc.json /tmp/rw.json   # table into docs
+Usage: one command runs all modes in order (``random bc bc2`` once, with the first seed;
+the RL modes need the warm starts in ``--run-root``), then ``--merge`` writes the table into
+docs/curricula.md and docs/curricula_ruleworld.{json,png}::
+
+    python benchmarks/curricula_ruleworld.py --modes random bc bc2 uniform xland gen2 \
+        --seeds 0 1 2 --warm-episodes 600 --warm-epochs 4 --warm-epsilon 0.1 --hidden 64 \
+        --layers 2 --iterations 40 --lr 5e-4 --ppo-epochs 2 --run-root /tmp/rwf --out /tmp/rwf.json
+    python benchmarks/curricula_ruleworld.py --merge /tmp/rwf.json
 """
 
 from __future__ import annotations
@@ -253,19 +259,19 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
-    ap.add_argument("--iterations", type=int, default=30)
+    ap.add_argument("--iterations", type=int, default=40)
     ap.add_argument("--eval-episodes", type=int, default=4)
     ap.add_argument("--held-out", type=int, default=10, help="held-out worlds per depth")
-    ap.add_argument("--warm-episodes", type=int, default=200)
-    ap.add_argument("--warm-epochs", type=float, default=2.0)
-    ap.add_argument("--warm-epsilon", type=float, default=0.5)
+    ap.add_argument("--warm-episodes", type=int, default=600)
+    ap.add_argument("--warm-epochs", type=float, default=4.0)
+    ap.add_argument("--warm-epsilon", type=float, default=0.1)
     ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument("--layers", type=int, default=2)
     ap.add_argument(
         "--tokenizer", default="ruleworld", help="model.tokenizer of the tiny model (word, char)"
     )
-    ap.add_argument("--lr", type=float, default=1e-4, help="PPO learning rate")
-    ap.add_argument("--ppo-epochs", type=int, default=1, help="PPO epochs per batch")
+    ap.add_argument("--lr", type=float, default=5e-4, help="PPO learning rate")
+    ap.add_argument("--ppo-epochs", type=int, default=2, help="PPO epochs per batch")
     ap.add_argument("--kick-beta", type=float, default=1.0)
     ap.add_argument("--kick-anneal", type=int, default=30)
     ap.add_argument(
