@@ -213,3 +213,27 @@ def test_textcraft_benchmark_plots_from_saved_results(tmp_path):
     tc.privileged_plot(priv, tmp_path / "b.png")
     for name in ("a.png", "b.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_omni_built_from_config_labels_with_a_tiny_llm_and_checkpoints_scores():
+    from agentrl.types import Episode
+
+    tasks = [*WOOD, STONE]
+    section = {"name": "omni", "tasks": tasks, "moi": "llm", "learned_threshold": 0.05,
+               "describe": "agentrl.envs.textcraft:describe_task", "llm_z": 0.5,
+               "model": {"name": "tiny", "hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                         "intermediate_size": 64}}  # fmt: skip
+    cur = build_curriculum(section, seed=0)
+    assert cur.moi.reference == tasks and cur.moi.score_kind == "surprisal"
+    cur.update([Episode(env_id="t", task=dict(WOOD[0]), seed=0, success=True)])
+    assert cur.labels[0] == "interesting" and cur.moi.calls == 3  # the 3 other tasks, once
+    scores = np.array(cur.moi.scores(tasks[1:], WOOD[0]))
+    cut = scores.mean() + 0.5 * scores.std()
+    assert cur.labels[1:] == ["boring" if s > cut else "" for s in scores]
+    state = cur.state_dict()
+    assert len(state["moi_cache"]) == 3
+    again = build_curriculum({**section, "model": {"name": "no-such-model"}}, seed=0)
+    again.load_state_dict(state)
+    answers = again.moi.boring_many(tasks[1:], WOOD[0])
+    assert answers == [lab == "boring" for lab in cur.labels[1:]]
+    assert again.moi.calls == 0  # answered from the checkpointed scores (no model to run)
