@@ -101,6 +101,13 @@ def test_surprisal_is_the_pmi_of_the_candidate_with_the_learned_task(policy):
         SURPRISAL_NULL, "collect 3 wood\n"
     )
     assert got == pytest.approx(want, abs=1e-4)
+    # the null-context log-prob of a candidate is computed once and reused for another learned task
+    again = moi.scores([WOOD[2]], STONE)[0]
+    assert set(moi._null) == {"collect 3 wood"}
+    want2 = logp(SURPRISAL_CONTEXT.format(learned="collect stone"), "collect 3 wood\n") - logp(
+        SURPRISAL_NULL, "collect 3 wood\n"
+    )
+    assert again == pytest.approx(want2, abs=1e-4)
 
 
 class Fixed(LLMInterestingness):

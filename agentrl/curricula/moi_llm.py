@@ -123,6 +123,7 @@ class LLMInterestingness:
         self.reference = [dict(t) for t in reference]
         self.batch_size = batch_size
         self.cache: dict[str, float] = {}
+        self._null: dict[str, float] = {}  # surprisal: log p(candidate | nothing learned)
         self.calls = 0
         if cache_path and Path(cache_path).exists():
             self.load_cache(json.loads(Path(cache_path).read_text()))
@@ -239,20 +240,23 @@ class LLMInterestingness:
 
         ctx, null = ids(SURPRISAL_CONTEXT.format(learned=learned)), ids(SURPRISAL_NULL)
         acts = [ids(c + "\n") for c in candidates]
+        fresh = [i for i, c in enumerate(candidates) if c not in self._null]  # null: once per task
         model = policy.model
         was_training = model.training
         model.eval()
         try:
             with torch.no_grad():
                 sums, _, _ = policy.action_logprobs(
-                    [ctx] * len(acts) + [null] * len(acts),
-                    acts + acts,
+                    [ctx] * len(acts) + [null] * len(fresh),
+                    acts + [acts[i] for i in fresh],
                     batch_size=self.batch_size,
                 )
         finally:
             model.train(was_training)
         n = len(acts)
-        return (sums[:n] - sums[n:]).tolist()
+        for i, v in zip(fresh, sums[n:].tolist(), strict=True):
+            self._null[candidates[i]] = v
+        return [float(sums[i]) - self._null[c] for i, c in enumerate(candidates)]
 
 
 def check_llm_options(score: str, prompt: str, calibration: str, z: float, batch_size: int) -> None:
