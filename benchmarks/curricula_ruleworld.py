@@ -23,6 +23,14 @@ success), 10th and 50th percentiles. Modes:
 The policy acts under the ``ruleworld`` decoding constraint (``--constraint``: only
 ``touch A with B`` over the room's objects) with the ``ruleworld`` tokenizer (``--tokenizer``).
 
+The warm start plays fresh procedurally generated worlds (the env's own task sampler: a
+random world seed per episode, so ``--warm-episodes`` distinct worlds, none of them the
+training list or the held-out worlds); ``--warm-depths`` (their depths), ``--warm-policy``
+(``mix`` or ``good``), ``--warm-lr`` and ``--warm-batch`` set it. Every model row also
+reports the greedy first action on ``--first-worlds`` held-out worlds per depth:
+``first_optimal`` (share that is a first step of a shortest plan) against ``first_chance``
+(a uniform choice among the room's actions), overall and at depths 1 and 2.
+
 Usage: one command runs all modes in order (``random bc bc2`` once, with the first seed;
 the RL modes need the warm starts in ``--run-root``), then ``--merge`` writes the table into
 docs/curricula.md and docs/curricula_ruleworld.{json,png}::
@@ -90,7 +98,9 @@ def overrides_for(mode: str, seed: int, args: argparse.Namespace) -> list[str]:
     base = [*tiny(args.hidden, args.layers, args.tokenizer), "cluster=inline", "algorithm=ppo", f"run_dir={run_dir}", f"seed={seed}",
             "logging.tensorboard=false", "logging.plot=false", "logging.progress=false",
             f"warm_start.epsilon={args.warm_epsilon}", f"warm_start.episodes={args.warm_episodes}",
-            f"warm_start.epochs={args.warm_epochs}", "env=ruleworld", "env.kwargs.depth=[1,2,3,4]",
+            f"warm_start.epochs={args.warm_epochs}", f"warm_start.policy={args.warm_policy}",
+            f"warm_start.lr={args.warm_lr}", f"warm_start.batch_size={args.warm_batch}", "env=ruleworld",
+            "env.kwargs.depth=" + str(list(args.warm_depths) if mode in ("bc", "bc2") else list(DEPTHS)).replace(" ", ""),
             f"iterations={0 if mode in ('bc', 'bc2') else args.iterations}",
             "rollout.episodes_per_iter=16", "rollout.envs_per_worker=16", "eval.episodes=16",
             "eval.sample=false", "checkpoint.every=1000"]  # fmt: skip
@@ -160,6 +170,7 @@ def run_one(mode: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     for d in DEPTHS:
         out[f"depth{d}"] = float(np.mean([v for k, v in per_task.items() if k.startswith(f"{d}/")]))
     out["invalid_share"] = invalid / max(turns, 1)
+    out.update(first_action(worker, args.first_worlds, seed))
     out["seconds"] = time.perf_counter() - t0
     out["final_eval_success"] = summary.get("final_eval_success")
     out["curriculum_stats"] = (
@@ -167,6 +178,55 @@ def run_one(mode: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     )
     out["per_task"] = per_task
     print(json.dumps({k: v for k, v in out.items() if k != "per_task"}), flush=True)
+    return out
+
+
+def optimal_first(task: dict[str, Any]) -> tuple[set[tuple[str, str]], int]:
+    """The first touches ``(a, b)`` (both orders) of some shortest plan of a world, and the
+    number of valid actions in its first room (a touch that leaves the goal unreachable is
+    not a first step: ``plan`` is empty then)."""
+    from agentrl.envs.ruleworld import apply_rule, generate_world, plan, room_actions
+
+    objects, rules, goal = generate_world(task["world_seed"], task["depth"], task["distractors"])
+    best = len(plan(objects, rules, goal))
+    good: set[tuple[str, str]] = set()
+    for action in room_actions(objects):
+        a, b = action[len("touch ") :].split(" with ")
+        out = apply_rule(objects, rules, a, b)
+        if out is None:
+            continue
+        room = list(objects)
+        room.remove(a)
+        room.remove(b)
+        room.append(out)
+        if out == goal or (best > 1 and len(plan(room, rules, goal)) == best - 1):
+            good.add((a, b))
+    return good, len(room_actions(objects))
+
+
+def first_action(worker: Any, per_depth: int, seed: int) -> dict[str, float]:
+    """Greedy first action on ``per_depth`` held-out worlds per depth: the share that is a
+    first step of a shortest plan (``first_optimal``) against a uniform choice among the
+    room's actions (``first_chance``), overall and at depth 1 and 2."""
+    from agentrl.envs.ruleworld import parse_touch
+    from agentrl.rollouts.worker import EpisodeJob
+
+    tasks = held_out(per_depth)
+    eps = worker.collect(
+        [EpisodeJob(j, 30_000 + j, t) for j, t in enumerate(tasks)], rng_seed=seed, greedy=True
+    )
+    hit, chance = [], []
+    for e, t in zip(eps, tasks, strict=True):
+        good, n = optimal_first(t)
+        hit.append(float(parse_touch(e.turns[0].action) in good))
+        chance.append(len(good) / n)
+    depth = np.array([t["depth"] for t in tasks])
+    h, c = np.array(hit), np.array(chance)
+    out = {"first_optimal": float(h.mean()), "first_chance": float(c.mean())}
+    out["greedy_success"] = float(np.mean([e.success for e in eps]))
+    for d in (1, 2):
+        out[f"first_optimal_d{d}"] = float(h[depth == d].mean())
+        out[f"first_chance_d{d}"] = float(c[depth == d].mean())
     return out
 
 
@@ -265,6 +325,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warm-episodes", type=int, default=600)
     ap.add_argument("--warm-epochs", type=float, default=4.0)
     ap.add_argument("--warm-epsilon", type=float, default=0.1)
+    ap.add_argument(
+        "--warm-policy", default="mix", help="scripted player of the warm start (mix, good)"
+    )
+    ap.add_argument(
+        "--warm-depths",
+        type=int,
+        nargs="+",
+        default=list(DEPTHS),
+        help="rule-chain depths of the warm-start worlds (fresh worlds: random world seeds)",
+    )
+    ap.add_argument("--warm-lr", type=float, default=1e-3, help="warm-start (SFT) learning rate")
+    ap.add_argument("--warm-batch", type=int, default=16, help="warm-start (SFT) batch size")
+    ap.add_argument(
+        "--first-worlds",
+        type=int,
+        default=25,
+        help="held-out worlds per depth of the greedy first-action check (seeds 10000+)",
+    )
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument(
