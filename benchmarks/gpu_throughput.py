@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from agentrl.algorithms.archer.decode import lean_parts  # noqa: E402
 from agentrl.config import load_config  # noqa: E402
 from agentrl.flops import forward_flops, mfu, peak_flops, train_flops  # noqa: E402
 from agentrl.trainer import Trainer  # noqa: E402
@@ -84,16 +85,20 @@ class MeteredTrainer(Trainer):
         learner = self.learner
         active = [False]
         self.meters = []
-        modules = [("policy", learner.policy.model)]
+        policy = learner.policy.model
+        # ArCHer samples its fresh actions through the policy's body (LeanSampler), not the
+        # whole LM: every policy token, full or lean, passes the body, so meter it there.
+        parts = lean_parts(policy)
+        modules = [("policy", policy, parts[0] if parts else policy)]
         algo = learner.algorithm
         for label in ("critic", "target_critic"):
             critic = getattr(algo, label, None)
             encoder = getattr(critic, "encoder", None)
-            if encoder is not None and encoder is not learner.policy.model:
-                modules.append((f"{label}.encoder", encoder))
-        for label, module in modules:
+            if encoder is not None and encoder is not policy:
+                modules.append((f"{label}.encoder", encoder, encoder))
+        for label, module, metered in modules:
             meter = TokenMeter(label, sum(p.numel() for p in module.parameters()), active=active)
-            module.register_forward_pre_hook(meter.hook, with_kwargs=True)
+            metered.register_forward_pre_hook(meter.hook, with_kwargs=True)
             self.meters.append(meter)
         self.update_s = 0.0
         update = learner.update
