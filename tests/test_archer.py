@@ -199,7 +199,25 @@ def test_config_validation_names_the_field():
         ArcherOfflineConfig(expectile=1.0)
     with pytest.raises(ValueError, match="ppo_clip must be None"):
         ArcherOfflineConfig(ppo_clip=0.2)
+    with pytest.raises(ValueError, match="actor_lr_end must be in"):
+        ArcherConfig(actor_lr=1e-5, actor_lr_end=1e-4)
+    with pytest.raises(ValueError, match="actor_lr_decay_iters must be an integer >= 0"):
+        ArcherConfig(actor_lr_decay_iters=-2)
     assert ArcherConfig().micro_batch_size == 8
+
+
+def test_actor_lr_decays_linearly_after_the_warmup_then_holds():
+    cfg = small_config(actor_lr=1e-3, actor_lr_decay_iters=4, actor_lr_end=2e-4, warmup_iters=1)
+    expected = [1e-3, 8e-4, 6e-4, 4e-4, 2e-4, 2e-4]  # 1e-3 + (2e-4 - 1e-3) * k / 4
+    assert [cfg.actor_lr_at(k) for k in range(6)] == pytest.approx(expected)
+    assert small_config(actor_lr=1e-3).actor_lr_at(50) == 1e-3  # off by default: constant
+    policy = tiny_policy()
+    algo = Archer(dataclasses.replace(cfg, critic_epochs=1), policy, seed=0)
+    first = algo.update(toy_episodes(policy))  # warm-up: critic only, no lr logged
+    assert "archer/actor_lr" not in first
+    lrs = [algo.update([])["archer/actor_lr"] for _ in range(3)]
+    assert lrs == pytest.approx(expected[:3])
+    assert algo.actor_optimizer.param_groups[0]["lr"] == pytest.approx(expected[2])
 
 
 def test_build_from_registry_with_overrides():
@@ -350,7 +368,9 @@ def test_state_dict_round_trip_resumes_exactly(encoder):
     kw: dict = {"critic_encoder": encoder}
     if encoder == "policy_copy":  # a separate encoder copied from the policy body
         kw = {"critic_model": {"name": "policy"}}
-    cfg = small_config(ppo_clip=0.2, normalize_advantage=True, actor_epochs=2, **kw)
+    cfg = small_config(
+        ppo_clip=0.2, normalize_advantage=True, actor_epochs=2, actor_lr_decay_iters=3, **kw
+    )
     make_policy = lora_policy if encoder == "policy_lora" else tiny_policy
     policy = make_policy()
     algo = Archer(cfg, policy, seed=5)

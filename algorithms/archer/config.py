@@ -37,6 +37,11 @@ class ArcherConfig:
         critic_lr: Adam lr of the critic. The paper's 2e-5 suits a pretrained RoBERTa; a tiny
             randomly initialised critic (the default ``critic_model``) needs ~1e-4..1e-3.
         actor_lr: Adam lr of the policy (paper 1e-6..1e-5).
+        actor_lr_decay_iters: extension, off (0) by default: anneal the actor lr linearly
+            from ``actor_lr`` to ``actor_lr_end`` over this many actor-training updates
+            (``update`` calls after the warm-up), then hold it. The reference keeps it
+            constant; a decay stops a small policy's late drift (docs/sample_efficiency.md).
+        actor_lr_end: the actor lr reached after ``actor_lr_decay_iters`` updates.
         critic_epochs: critic steps per ``update`` (each on ``batch_size`` transitions).
         actor_epochs: actor steps per ``update`` (each on ``batch_size`` states).
         batch_size: transitions (critic) or states (actor) per optimizer step.
@@ -81,6 +86,8 @@ class ArcherConfig:
     tau: float = 0.1
     critic_lr: float = 2e-5
     actor_lr: float = 1e-5
+    actor_lr_decay_iters: int = 0
+    actor_lr_end: float = 0.0
     critic_epochs: int = 50
     actor_epochs: int = 3
     batch_size: int = 256
@@ -110,12 +117,16 @@ class ArcherConfig:
         _check_range("tau", self.tau, 0.0, 1.0, low_open=True)
         for name in ("critic_lr", "actor_lr", "grad_clip", "temperature"):
             _check_positive(name, getattr(self, name))
-        for name in ("critic_epochs", "actor_epochs", "warmup_iters"):
+        for name in ("critic_epochs", "actor_epochs", "warmup_iters", "actor_lr_decay_iters"):
             _check_int(name, getattr(self, name), 0)
         for name in ("batch_size", "grad_accum", "buffer_size", "max_new_tokens"):
             _check_int(name, getattr(self, name), 1)
         for name in ("critic_head_hidden", "critic_max_length"):
             _check_int(name, getattr(self, name), 1)
+        if not 0.0 <= self.actor_lr_end <= self.actor_lr:
+            raise ValueError(
+                f"actor_lr_end must be in [0, actor_lr={self.actor_lr}], got {self.actor_lr_end!r}"
+            )
         if self.batch_size % self.grad_accum:
             raise ValueError(
                 f"batch_size ({self.batch_size}) must be a multiple of grad_accum "
@@ -144,6 +155,13 @@ class ArcherConfig:
     @property
     def micro_batch_size(self) -> int:
         return self.batch_size // self.grad_accum
+
+    def actor_lr_at(self, actor_update: int) -> float:
+        """Actor lr of the ``actor_update``-th actor-training update (0-based)."""
+        if self.actor_lr_decay_iters == 0:
+            return self.actor_lr
+        frac = min(1.0, actor_update / self.actor_lr_decay_iters)
+        return self.actor_lr + (self.actor_lr_end - self.actor_lr) * frac
 
 
 def _check_range(name: str, value: float, low: float, high: float, low_open: bool = False) -> None:

@@ -315,6 +315,10 @@ class Archer:
             train_actor = self.num_updates >= cfg.warmup_iters and cfg.actor_epochs > 0
             if train_actor:
                 start = time.perf_counter()
+                lr = cfg.actor_lr_at(self.num_updates - cfg.warmup_iters)
+                for group in self.actor_optimizer.param_groups:
+                    group["lr"] = lr
+                out["archer/actor_lr"] = lr
                 actor = self._actor_phase()
                 out["archer/actor_s"] = time.perf_counter() - start
                 for key in actor[0]:
