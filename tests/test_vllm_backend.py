@@ -13,6 +13,7 @@ run (docs/gpu.md says how).
 from __future__ import annotations
 
 import copy
+import gc
 import sys
 import types
 from pathlib import Path
@@ -146,6 +147,16 @@ def test_engine_gets_the_exported_model_and_defaults(fake_vllm):
     assert kw["gpu_memory_utilization"] == 0.3 and kw["seed"] == 0 and kw["dtype"] == "bfloat16"
     policy.close()
     assert not Path(workdir).exists()
+    policy.close()  # a second close is a no-op
+
+
+def test_exported_model_is_removed_when_a_policy_is_dropped_without_close(fake_vllm):
+    policy = _vllm_policy(fake_vllm)
+    workdir = Path(policy.workdir)
+    assert workdir.is_dir()
+    del policy
+    gc.collect()
+    assert not workdir.exists()
 
 
 def test_old_vllm_without_optional_engine_args_is_retried(fake_vllm):

@@ -39,6 +39,7 @@ import dataclasses
 import importlib
 import shutil
 import tempfile
+import weakref
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
@@ -224,7 +225,8 @@ class VLLMPolicy:
             ignored without LoRA.
         vllm: the imported ``vllm`` module (for ``SamplingParams``).
         workdir: a temporary folder owned by this policy (the exported model), removed by
-            :meth:`close`.
+            :meth:`close`, or when the policy is garbage-collected or the interpreter exits
+            without it.
     """
 
     def __init__(
@@ -243,6 +245,10 @@ class VLLMPolicy:
         self.base_weights = base_weights or {}
         self.vllm = vllm if vllm is not None else import_vllm()
         self.workdir = workdir
+        # a policy dropped without close() (a worker's end, a test) must not leak the export
+        self._remove_workdir = (
+            weakref.finalize(self, shutil.rmtree, workdir, ignore_errors=True) if workdir else None
+        )
         self.device = torch.device("cuda")
         self.version = 0
         self.default_constraint: str | None = None
@@ -370,9 +376,9 @@ class VLLMPolicy:
     def close(self) -> None:
         """Drop the engine and remove the exported model folder."""
         self.llm = None
-        if self.workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
+        if self._remove_workdir is not None:
+            self._remove_workdir()
+        self.workdir = None
 
 
 def check_backend(
