@@ -5,7 +5,10 @@ then PPO for ``--iterations`` iterations with the curriculum choosing TextCraft 
 (the 105 tasks; ``max_turns`` 12, so the deep and high-count tasks are out of reach as well
 as the impossible ones). At the end every task is played ``--eval-episodes`` times with
 sampling; a skill (achievement) counts as learned at threshold ``x`` when one of its
-variants succeeds more often than ``x``. Curricula: uniform, learning_progress, omni with
+variants succeeds more often than ``x``. The same evaluation also runs on the warm-started
+policy (iteration 0) and after every ``--curve-every`` iterations: the counts over training,
+saved as ``curve`` in each run's result and drawn by ``--merge`` as learning curves
+(``docs/curricula_textcraft_curves.png``). Curricula: uniform, learning_progress, omni with
 the rule MoI (the oracle), omni with the LLM MoI (SmolLM2, answers cached in
 ``--moi-cache``). Usage::
 
@@ -60,6 +63,7 @@ CURRICULA = {
     "learning_progress_gen2": ["curriculum=learning_progress"],
 }
 THRESHOLDS = (0.1, 0.2, 0.4)
+C_START, C_END = "<!-- textcraft-curve:start -->", "<!-- textcraft-curve:end -->"
 P_START, P_END = "<!-- privileged:start -->", "<!-- privileged:end -->"
 PRIVILEGED = ("none", "always", "curriculum")
 
@@ -208,11 +212,70 @@ def privileged_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def task_counts(per_task: dict[str, float]) -> dict[str, int]:
+    """Skills and tasks learned at each threshold from per-task success rates keyed
+    ``"achievement/count"``: a task counts when its rate is above the threshold (strictly), a
+    skill (achievement) when one of its variants does."""
+    out: dict[str, int] = {}
+    for th in THRESHOLDS:
+        hit = [k for k, v in per_task.items() if v > th]
+        out[f"skills@{th}"] = len({k.split("/")[0] for k in hit})
+        out[f"tasks@{th}"] = len(hit)
+    return out
+
+
+class TaskEvaluator:
+    """Every TextCraft task played ``episodes`` times with sampling, on the same episode seeds
+    and sampling seed each time it is called, so that the points of a learning curve differ
+    only by the policy. Its own worker and torch generator: evaluating does not touch the
+    training run's RNG streams."""
+
+    def __init__(self, policy: Any, max_new_tokens: int, episodes: int, seed: int):
+        from agentrl.envs.textcraft import task_list
+        from agentrl.policy import SamplingConfig
+        from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
+
+        self.seed = seed
+        self.worker = RolloutWorker(
+            "agentrl/TextCraft-v0",
+            {"max_turns": 12},
+            16,
+            SamplingConfig(max_new_tokens=max_new_tokens),
+            policy=policy,
+        )
+        self.jobs = [
+            EpisodeJob(j, 10_000 + j, t)
+            for j, t in enumerate(t for t in task_list() for _ in range(episodes))
+        ]
+
+    def __call__(self) -> dict[str, float]:
+        """Per-task success rate, keyed ``"achievement/count"``."""
+        rate: dict[str, list[float]] = {}
+        for e in self.worker.collect(self.jobs, rng_seed=self.seed):
+            key = f"{e.task['achievement']}/{e.task['count']}"
+            rate.setdefault(key, []).append(float(e.success))
+        return {k: sum(v) / len(v) for k, v in rate.items()}
+
+
+def _curve_trainer(base: Any, every: int, record: Any) -> Any:
+    """A Trainer that calls ``record(iteration)`` before iteration 1 (the warm-started policy)
+    and after every ``every``-th iteration but the last (``run_one`` evaluates the final
+    policy itself)."""
+
+    class CurveTrainer(base):  # type: ignore[misc, valid-type]
+        def _iteration(self, it: int, counters: dict[str, Any], job_cls: Any) -> dict[str, Any]:
+            if it == 1:
+                record(0)
+            row: dict[str, Any] = super()._iteration(it, counters, job_cls)
+            if it % every == 0 and it < self.cfg.iterations:
+                record(it)
+            return row
+
+    return CurveTrainer
+
+
 def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     from agentrl.config import load_config
-    from agentrl.envs.textcraft import task_list
-    from agentrl.policy import SamplingConfig
-    from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
     from agentrl.trainer import Trainer
 
     extra = list(CURRICULA[name])
@@ -233,30 +296,30 @@ def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
                  "rollout.episodes_per_iter=16", "rollout.envs_per_worker=16", "eval.episodes=16",
                  "eval.sample=false", "checkpoint.every=1000", *extra]  # fmt: skip
     t0 = time.perf_counter()
-    trainer = Trainer(load_config(overrides), console=False)
+    curve: list[dict[str, Any]] = []
+    box: dict[str, TaskEvaluator] = {}
+
+    def evaluate() -> dict[str, float]:
+        if "e" not in box:
+            box["e"] = TaskEvaluator(
+                trainer.learner.policy, trainer.cfg.env.max_new_tokens, args.eval_episodes, seed
+            )
+        return box["e"]()
+
+    def record(it: int) -> None:
+        curve.append({"iteration": it, **task_counts(evaluate())})
+        print(json.dumps({"curriculum": name, "seed": seed, **curve[-1]}), flush=True)
+
+    every = int(args.curve_every)
+    trainer_cls = _curve_trainer(Trainer, every, record) if every > 0 else Trainer
+    trainer = trainer_cls(load_config(overrides), console=False)
     trainer.run()
-    tasks = task_list()
-    worker = RolloutWorker(
-        "agentrl/TextCraft-v0",
-        {"max_turns": 12},
-        16,
-        SamplingConfig(max_new_tokens=trainer.cfg.env.max_new_tokens),
-        policy=trainer.learner.policy,
-    )
-    jobs = [
-        EpisodeJob(j, 10_000 + j, t)
-        for j, t in enumerate(t for t in tasks for _ in range(args.eval_episodes))
-    ]
-    eps = worker.collect(jobs, rng_seed=seed)
-    rate: dict[str, list[float]] = {}
-    for e in eps:
-        rate.setdefault(f"{e.task['achievement']}/{e.task['count']}", []).append(float(e.success))
-    per_task = {k: sum(v) / len(v) for k, v in rate.items()}
+    per_task = evaluate()
     out: dict[str, Any] = {"curriculum": name, "seed": seed, "seconds": time.perf_counter() - t0}
-    for th in THRESHOLDS:
-        hit = [k for k, v in per_task.items() if v > th]
-        out[f"skills@{th}"] = len({k.split("/")[0] for k in hit})
-        out[f"tasks@{th}"] = len(hit)
+    out.update(task_counts(per_task))
+    if every > 0:
+        curve.append({"iteration": int(trainer.cfg.iterations), **task_counts(per_task)})
+        out["curve"] = curve
     out["per_task"] = per_task
     out["curriculum_stats"] = (
         trainer.curriculum.stats() if hasattr(trainer.curriculum, "stats") else {}
@@ -268,8 +331,22 @@ def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
             for t, lab in zip(trainer.curriculum.tasks, labels, strict=True)
             if lab
         }
-    print(json.dumps({k: v for k, v in out.items() if k != "per_task"}), flush=True)
+    print(json.dumps({k: v for k, v in out.items() if k not in ("per_task", "curve")}), flush=True)
     return out
+
+
+def warm_start_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``warm_start_only`` rows read off the curves' iteration 0 (the warm-started policy, the
+    same for every curriculum of a seed: one row per seed), when no such run was merged."""
+    if any(r["curriculum"] == "warm_start_only" for r in results):
+        return []
+    rows: dict[int, dict[str, Any]] = {}
+    for r in results:
+        first = (r.get("curve") or [{}])[0]
+        if first.get("iteration") == 0 and r["seed"] not in rows:
+            counts = {k: v for k, v in first.items() if k != "iteration"}
+            rows[r["seed"]] = {"curriculum": "warm_start_only", "seed": r["seed"], **counts}
+    return list(rows.values())
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -290,6 +367,88 @@ def table(results: list[dict[str, Any]]) -> str:
         cells = [cell(f"skills@{t}") for t in THRESHOLDS] + [cell("tasks@0.4")]
         lines.append(f"| {n} | {len(rs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def curves(results: list[dict[str, Any]], key: str) -> dict[str, tuple[list[int], np.ndarray]]:
+    """Per curriculum: the iterations every one of its runs recorded and the counts ``key``
+    there (one row per run). Runs without a ``curve`` (result files from before it was
+    recorded) are left out; a curriculum with none is absent."""
+    out: dict[str, tuple[list[int], np.ndarray]] = {}
+    for n in CURRICULA:
+        rs = [r for r in results if r["curriculum"] == n and r.get("curve")]
+        if not rs:
+            continue
+        common = set.intersection(*({p["iteration"] for p in r["curve"]} for r in rs))
+        its = sorted(common)
+        rows = [[{p["iteration"]: p[key] for p in r["curve"]}[i] for i in its] for r in rs]
+        out[n] = (its, np.array(rows, dtype=float))
+    return out
+
+
+def curve_table(results: list[dict[str, Any]]) -> str:
+    """Mean over seeds (min-max) of the skills learned at each threshold, per recorded
+    iteration and curriculum."""
+    lines: list[str] = []
+    for th in THRESHOLDS:
+        cs = curves(results, f"skills@{th}")
+        if not cs:
+            continue
+        its = sorted(set.intersection(*(set(i) for i, _ in cs.values())))
+        lines += [
+            f"Skills (interesting tasks) learned at success > {th}, mean over seeds "
+            "(min-max), by iteration:",
+            "",
+            "| curriculum | seeds | " + " | ".join(str(i) for i in its) + " |",
+            "|---|---|" + "---|" * len(its),
+        ]
+        for n, (ci, v) in cs.items():
+            cols = [v[:, ci.index(i)] for i in its]
+            cells = [f"{c.mean():.1f} ({c.min():.0f}-{c.max():.0f})" for c in cols]
+            lines.append(f"| {n} | {len(v)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_curves(results: list[dict[str, Any]], path: str | Path) -> bool:
+    """Learning curves: skills (top) and tasks (bottom) learned at each threshold against the
+    iteration, median over seeds with the min-max band, per curriculum. False (and nothing
+    written) when no run recorded a curve."""
+    if not any(r.get("curve") for r in results):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(THRESHOLDS), figsize=(13, 6.4), sharex=True)
+    for row, what in enumerate(("skills", "tasks")):
+        for col, th in enumerate(THRESHOLDS):
+            ax = axes[row, col]
+            for i, n in enumerate(CURRICULA):
+                cs = curves(results, f"{what}@{th}")
+                if n not in cs:
+                    continue
+                its, v = cs[n]
+                color = f"C{i % 10}"
+                label = f"{n} ({len(v)} seeds)" if row == 0 and col == 0 else None
+                ax.plot(its, np.median(v, axis=0), color=color, lw=1.8, label=label, marker=".")
+                ax.fill_between(its, v.min(axis=0), v.max(axis=0), color=color, alpha=0.15)
+            what_label = (
+                "skills (interesting tasks)" if what == "skills" else "tasks (all variants)"
+            )
+            ax.set_title(f"{what_label} with success > {th}", fontsize=9)
+            ax.grid(alpha=0.3)
+            if row == 1:
+                ax.set_xlabel("PPO iteration (16 episodes each; 0 = warm start)")
+            if col == 0:
+                ax.set_ylabel(f"{what} learned")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    fig.suptitle("TextCraft: learned over training (median over seeds, min-max band)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def _dots(ax: Any, x: float, values: list[float], color: str, label: str | None) -> None:
@@ -369,6 +528,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--curricula", nargs="+", default=list(CURRICULA), choices=list(CURRICULA))
     ap.add_argument("--iterations", type=int, default=40)
     ap.add_argument("--eval-episodes", type=int, default=4)
+    ap.add_argument(
+        "--curve-every", type=int, default=10,
+        help="record the counts (every task played --eval-episodes times) at iteration 0 and "
+        "every this many iterations; 0 = only the final counts",
+    )  # fmt: skip
     ap.add_argument("--warm-episodes", type=int, default=200)
     ap.add_argument("--warm-epochs", type=float, default=6.0)
     ap.add_argument("--run-root", default="/tmp/curricula_textcraft")
@@ -391,11 +555,16 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.merge:
         results = merge_results(args.merge)
-        text = table(results)
+        text = table(results + warm_start_rows(results))
         print(text)
         Path(ROOT / "docs" / "curricula_textcraft.json").write_text(json.dumps(results, indent=1))
         splice_into_doc(args.doc, START, END, text)
         plot(results, ROOT / "docs" / "curricula_textcraft.png")
+        over = curve_table(results)
+        if over:
+            print(over)
+            splice_into_doc(args.doc, C_START, C_END, over)
+            plot_curves(results, ROOT / "docs" / "curricula_textcraft_curves.png")
         return
     results = []
     for s in args.seeds:

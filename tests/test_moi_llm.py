@@ -222,6 +222,73 @@ def test_textcraft_benchmark_plots_from_saved_results(tmp_path):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_textcraft_counts_by_hand_and_recorded_iterations():
+    _, tc = _bench()
+    per_task = {"wood/1": 0.5, "wood/3": 0.25, "table/1": 0.15, "plant/1": 0.1, "stone/1": 0.0}
+    assert tc.task_counts(per_task) == {
+        "skills@0.1": 2, "tasks@0.1": 3,  # 0.1 itself is not above 0.1
+        "skills@0.2": 1, "tasks@0.2": 2,  # two variants of one skill
+        "skills@0.4": 1, "tasks@0.4": 1,
+    }  # fmt: skip
+
+    class Base:  # stands in for the Trainer: only _iteration and cfg.iterations are used
+        def __init__(self, iterations: int):
+            self.cfg = type("Cfg", (), {"iterations": iterations})()
+
+        def _iteration(self, it, counters, job_cls):
+            seen.append(it)
+            return {"it": it}
+
+    seen: list[int] = []  # iterations run so far
+    recorded: list[tuple[int, int]] = []  # (recorded iteration, iterations run by then)
+    trainer = tc._curve_trainer(Base, 10, lambda it: recorded.append((it, len(seen))))
+    for iterations, want in ((25, [0, 10, 20]), (30, [0, 10, 20]), (9, [0])):
+        seen.clear()
+        recorded.clear()
+        t = trainer(iterations)
+        rows = [t._iteration(it, {}, None) for it in range(1, iterations + 1)]
+        assert rows == [{"it": it} for it in range(1, iterations + 1)]
+        # iteration 0 before the first update; k after the k-th; the last is the final eval
+        assert recorded == [(it, it) for it in want]
+
+
+def test_textcraft_curves_merge_old_rows_and_common_iterations(tmp_path):
+    _, tc = _bench()
+
+    def point(it, k):
+        return {
+            "iteration": it,
+            **{f"{w}@{t}": k for w in ("skills", "tasks") for t in tc.THRESHOLDS},
+        }
+
+    old = {"curriculum": "uniform", "seed": 9}  # a row of a result file from before curves
+    rows = [
+        old,
+        {"curriculum": "uniform", "seed": 0, "curve": [point(0, 1), point(10, 2), point(20, 4)]},
+        {"curriculum": "uniform", "seed": 1, "curve": [point(0, 3), point(20, 6)]},
+        {"curriculum": "omni_rule", "seed": 0, "curve": [point(0, 1), point(20, 5)]},
+    ]
+    cs = tc.curves(rows, "skills@0.4")
+    assert list(cs) == ["uniform", "omni_rule"]  # CURRICULA order, the old row left out
+    its, v = cs["uniform"]
+    assert its == [0, 20] and v.tolist() == [[1, 4], [3, 6]]  # iterations both runs have
+    text = tc.curve_table(rows)
+    assert "| uniform | 2 | 2.0 (1-3) | 5.0 (4-6) |" in text
+    assert "| omni_rule | 1 | 1.0 (1-1) | 5.0 (5-5) |" in text
+    assert text.count("| curriculum | seeds | 0 | 20 |") == len(tc.THRESHOLDS)
+    assert tc.plot_curves(rows, tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    assert not tc.plot_curves([old], tmp_path / "d.png") and tc.curve_table([old]) == ""
+    warm = tc.warm_start_rows(rows)  # iteration 0 of each seed's first curve
+    assert [(w["curriculum"], w["seed"], w["skills@0.4"]) for w in warm] == [
+        ("warm_start_only", 0, 1),
+        ("warm_start_only", 1, 3),
+    ]
+    assert tc.warm_start_rows([*rows, {"curriculum": "warm_start_only", "seed": 0}]) == []
+    final = tc.task_counts({"wood/1": 0.5})  # every row, old or new, has the final counts
+    assert "| uniform | 3 | 1.0 ± 0.0 |" in tc.table([{**final, **r} for r in rows])
+
+
 def test_omni_built_from_config_labels_with_a_tiny_llm_and_checkpoints_scores():
     from agentrl.types import Episode
 
