@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from agentrl.algorithms.archer.decode import lean_parts  # noqa: E402
 from agentrl.config import load_config  # noqa: E402
 from agentrl.flops import forward_flops, mfu, peak_flops, train_flops  # noqa: E402
+from agentrl.policy.lean import lean_parts  # noqa: E402
 from agentrl.trainer import Trainer  # noqa: E402
 
 
@@ -86,7 +86,7 @@ class MeteredTrainer(Trainer):
         active = [False]
         self.meters = []
         policy = learner.policy.model
-        # ArCHer samples its fresh actions through the policy's body (LeanSampler), not the
+        # Decode steps run the policy's body (agentrl.policy.lean), not the
         # whole LM: every policy token, full or lean, passes the body, so meter it there.
         parts = lean_parts(policy)
         modules = [("policy", policy, parts[0] if parts else policy)]

@@ -5,6 +5,8 @@ up to ``--new-tokens`` sampled tokens a turn, stop strings off so every method s
 same amount). Rows:
 
 - ``raw_generate``: :meth:`Policy.generate` on the prompts the rollout saw, batched, no env.
+- ``raw_generate_full``: the same with ``policy.lean_decode = False`` (every decode step runs
+  the full HF forward, ``lm_head`` as ``h @ W^T``, instead of the body and ``W @ h^T``).
 - ``hf_generate``: HF ``model.generate(do_sample=True)`` on the same prompts (reference).
 - ``inline``: :meth:`RolloutWorker.collect` (log-probs captured while sampling).
 - ``rescore``: the same lock-step loop, re-scoring log-probs with
@@ -251,24 +253,29 @@ def make_jobs(n: int, seed: int) -> list[EpisodeJob]:
     return [EpisodeJob(job_id=i, seed=seed * 10_000 + i) for i in range(n)]
 
 
-def row_raw_generate(s: Setup) -> Row:
+def row_raw_generate(s: Setup, lean: bool = True) -> Row:
     gen = torch.Generator()
 
     def fn() -> tuple[int, float]:
         gen.manual_seed(s.args.seed)
         n = 0
-        for prompts in s.prompt_rounds:
-            n += sum(
-                len(g.token_ids) for g in s.policy.generate(prompts, s.sampling, generator=gen)
-            )
+        s.policy.lean_decode = lean
+        try:
+            for prompts in s.prompt_rounds:
+                gens = s.policy.generate(prompts, s.sampling, generator=gen)
+                n += sum(len(g.token_ids) for g in gens)
+        finally:
+            s.policy.lean_decode = True
         return n, len(s.prompt_rounds[0])
 
-    row = Row(
-        "raw_generate",
-        f"raw Policy.generate ({len(s.prompt_rounds[0])} prompts x {len(s.prompt_rounds)} rounds)",
-    )
+    shape = f"{len(s.prompt_rounds[0])} prompts x {len(s.prompt_rounds)} rounds"
+    if lean:
+        row = Row("raw_generate", f"raw Policy.generate ({shape})")
+        row.notes = "same prompts as the inline rollout, no env; log-probs from sampling"
+    else:
+        row = Row("raw_generate_full", f"raw Policy.generate, lean_decode off ({shape})")
+        row.notes = "every decode step through the full HF forward (lm_head as h @ W^T)"
     row.runs = measure(fn, s.args.repeats)
-    row.notes = "same prompts as the inline rollout, no env; log-probs from sampling"
     return row
 
 
@@ -1047,6 +1054,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     rows: list[Row] = []
     _guard(rows, "raw_generate", "raw Policy.generate", lambda: row_raw_generate(s))
+    _guard(
+        rows,
+        "raw_generate_full",
+        "raw Policy.generate, full forward",
+        lambda: row_raw_generate(s, lean=False),
+    )
     if not args.skip_hf:
         _guard(rows, "hf_generate", "HF model.generate", lambda: row_hf_generate(s))
     inline_eps: list[Episode] = []

@@ -593,68 +593,20 @@ def _prompts(policy) -> list[list[int]]:
     return policy.encode_prompts([OBS, "start", "a much longer observation: is it red?", "x"])
 
 
-@pytest.mark.parametrize("make", [tiny_policy, lora_policy])
-def test_lean_sampler_gives_the_policy_loops_samples(make):
-    from agentrl.algorithms.archer.decode import LeanSampler
-
-    policy = make()
-    policy.model.train()
-    lean = LeanSampler(policy)
-    assert lean.is_lean  # the lean model call is what this test exercises
-    prompts = _prompts(policy)
-    # a stop string (rows end at different steps, finished rows get dropped) and a fixed length
-    for cfg in (SamplingConfig(max_new_tokens=12, stop=("a",)), SamplingConfig(max_new_tokens=7)):
-        for seed in range(3):
-            ref = policy.generate(prompts, cfg, torch.Generator().manual_seed(seed))
-            out = lean.generate(prompts, cfg, torch.Generator().manual_seed(seed))
-            for r, o in zip(ref, out, strict=True):
-                assert (o.token_ids, o.text, o.finish_reason, o.prompt_ids) == (
-                    r.token_ids,
-                    r.text,
-                    r.finish_reason,
-                    r.prompt_ids,
-                )
-                assert torch.allclose(torch.tensor(o.logprobs), torch.tensor(r.logprobs), atol=1e-5)
-    assert {g.finish_reason for g in out} <= {"stop", "length"}
-    assert policy.model.training  # train/eval mode restored as by policy.generate
-    # fp32 opens no autocast context of its own: a caller's (the learner's on CUDA) applies
-    cfg = SamplingConfig(max_new_tokens=7)
-    exact = lean.generate(prompts, cfg, torch.Generator().manual_seed(0))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        outer = lean.generate(prompts, cfg, torch.Generator().manual_seed(0))
-    assert [g.logprobs for g in outer] != [g.logprobs for g in exact]
-
-
-def test_lean_logits_match_the_linear_head_and_other_heads_fall_back():
-    from agentrl.algorithms.archer.decode import LeanSampler, last_logits, lean_parts
-
-    w = torch.randn(300, 16)
-    for rows in (1, 8, 65):
-        h = torch.randn(rows, 16)
-        out = last_logits(h, w)
-        assert out.shape == (rows, 300) and out.is_contiguous()
-        assert torch.allclose(out, torch.nn.functional.linear(h, w), atol=1e-5)
-    policy = tiny_policy()
-    base = policy.model
-    base.lm_head = torch.nn.Linear(base.lm_head.in_features, base.lm_head.out_features)  # a bias
-    assert lean_parts(base) is None
-    lean = LeanSampler(policy)
-    assert not lean.is_lean
-    cfg = SamplingConfig(max_new_tokens=5)
-    ref = policy.generate(_prompts(policy), cfg, torch.Generator().manual_seed(0))
-    assert lean.generate(_prompts(policy), cfg, torch.Generator().manual_seed(0)) == ref
-    with pytest.raises(ValueError, match="precision must be"):
-        LeanSampler(policy, "fp16")
-
-
 def test_bf16_actor_samples_close_to_fp32_and_trains():
-    from agentrl.algorithms.archer.decode import LeanSampler
-
     policy = tiny_policy()
     prompts = _prompts(policy)
-    gens = LeanSampler(policy, "bf16").generate(
-        prompts, SamplingConfig(max_new_tokens=8), torch.Generator().manual_seed(0)
-    )
+    core = Archer(small_config(actor_precision="bf16", max_new_tokens=8), policy, seed=0).core
+    batch = [
+        Transition(observation=o, action="", prompt_ids=p)
+        for o, p in zip("abcd", prompts, strict=True)
+    ]
+    gens = core.sample_actions(batch, torch.Generator().manual_seed(0))
+    with torch.no_grad():  # exact fp32 samples of the same draws differ only slightly
+        exact = Archer(small_config(max_new_tokens=8), policy, seed=0).core.sample_actions(
+            batch, torch.Generator().manual_seed(0)
+        )
+    assert [g.logprobs for g in gens] != [g.logprobs for g in exact]
     with torch.no_grad():  # the bf16 sampling log-probs, re-scored in fp32
         _, per_token, mask = policy.action_logprobs(prompts, [g.token_ids for g in gens])
     for g, lp, m in zip(gens, per_token, mask, strict=True):

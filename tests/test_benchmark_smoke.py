@@ -29,6 +29,7 @@ def test_quick_run_prints_every_row(tmp_path, capsys):
     rows = {r.key: r for r in result["rows"]}
     measured = [
         "raw_generate",
+        "raw_generate_full",
         "hf_generate",
         "inline",
         "rescore",
@@ -44,6 +45,8 @@ def test_quick_run_prints_every_row(tmp_path, capsys):
     assert rows["trl_grpo"].status == "skipped"
     # every method did the same work: 2 episodes x 2 turns x up to 4 tokens
     assert rows["inline"].episodes == 2 and rows["raw_generate"].episodes == 2
+    # lean and full decode steps sample the same tokens from the same draws
+    assert rows["raw_generate_full"].tokens == rows["raw_generate"].tokens
     assert rows["inline"].tokens <= 2 * 2 * 4
     assert rows["inline"].extra["captured_logprobs"] is True
 

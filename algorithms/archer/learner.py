@@ -33,8 +33,8 @@ Differences from the reference code (each a quirk listed in ALGORITHMS.md):
   text is encoded once per pass and tokenised once per run (cache);
 - the fresh ``a'`` of the V target is sampled once per critic step for the whole batch
   (batched), not at batch 8 for every micro-batch;
-- fresh actions go through the policy's KV-cached decode loop with a lean model call
-  (:mod:`.decode`: body, then ``W @ h^T`` for the last position), and the critic encoder's
+- fresh actions go through the policy's KV-cached decode loop, whose steps run the body
+  and ``W @ h^T`` for the last position (:mod:`agentrl.policy.lean`), and the critic encoder's
   token embedding gets a sparse gradient (dense once before clipping): equal up to float
   summation order, less time (docs/archer_update_speed.md);
 - the actor is scored on the sampled token ids (``policy.action_logprobs``: left-padded
@@ -79,7 +79,6 @@ from .critic import (
     densify_grads_,
     init_encoder_from_policy,
 )
-from .decode import LeanSampler
 from .losses import (
     actor_loss,
     advantage,
@@ -142,7 +141,6 @@ class CriticLearner:
             max_new_tokens=config.max_new_tokens,
             stop=tuple(config.stop),
         )
-        self.sampler = LeanSampler(policy, config.actor_precision)
         self.expectile: float | None = getattr(config, "expectile", None)
         self.steps = 0
         # critic_model.name=policy: the encoder is (re)copied from the policy when RL starts,
@@ -171,11 +169,13 @@ class CriticLearner:
         self, batch: Sequence[Transition], generator: torch.Generator | None = None
     ) -> list[Generation]:
         """One fresh ``a ~ pi(.|s)`` per transition, in one batched call of the policy's decode
-        loop with the lean model call (:class:`~.decode.LeanSampler`; bf16 with
-        ``actor_precision=bf16``)."""
-        return self.sampler.generate(
-            self.prompts(batch), self.sampling, generator or self.generator
-        )
+        loop (its lean step; under bf16 autocast with ``actor_precision=bf16``)."""
+        bf16 = self.config.actor_precision == "bf16"
+        # fp32: no context of its own, so the learner's autocast (CUDA) still applies
+        with _bf16_autocast(self.policy.device) if bf16 else contextlib.nullcontext():
+            return self.policy.generate(
+                self.prompts(batch), self.sampling, generator or self.generator
+            )
 
     @torch.no_grad()
     def advantages(self, observations: Sequence[str], actions: Sequence[str]) -> torch.Tensor:
