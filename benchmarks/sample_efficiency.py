@@ -16,6 +16,11 @@ trajectories (median line, min-max band)::
     python benchmarks/sample_efficiency.py --algorithms archer --algo-extra archer=algorithm.critic_lr=3e-4
     python benchmarks/sample_efficiency.py --seeds 0 --trajectories 16 --eval-trajectories 8 \\
         --per-iter archer=8 ppo=8 filtered_bc=8 chai=8 --extra eval.episodes=4   # smoke
+
+A variant runs an algorithm under a label of its own, next to its default runs:
+``--variant archer_lrdecay=archer --algo-extra archer_lrdecay=algorithm.actor_lr_decay_iters=37
+--algorithms archer archer_lrdecay ppo`` (runs ``archer_lrdecay-seedN``; ``--per-iter`` and
+``--algo-extra`` accept the label; the base algorithm's overrides do not apply to it).
 """
 
 from __future__ import annotations
@@ -46,14 +51,18 @@ def run_one(
     root: Path,
     extra: list[str],
     reuse: bool = False,
+    label: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One training run; returns its metrics rows (``episodes_total`` = trajectories so far)."""
+    """One training run; returns its metrics rows (``episodes_total`` = trajectories so far).
+
+    ``label`` names the run (``{label}-seed{seed}``; default the algorithm's name)."""
+    label = label or algorithm
     if budget % per_iter or eval_traj % per_iter:
         raise SystemExit(
-            f"{algorithm}: --trajectories {budget} and --eval-trajectories {eval_traj} "
+            f"{label}: --trajectories {budget} and --eval-trajectories {eval_traj} "
             f"must be multiples of its per-iteration count {per_iter}"
         )
-    run_dir = root / f"{algorithm}-seed{seed}"
+    run_dir = root / f"{label}-seed{seed}"
     if reuse and (run_dir / "summary.json").exists():  # a finished run of an earlier invocation
         return _rows(run_dir)
     if run_dir.exists():  # the benchmark owns its root: a rerun starts fresh
@@ -75,7 +84,7 @@ def run_one(
     ]
     start = time.perf_counter()
     Trainer(load_config(overrides), console=False).run()
-    print(f"[{algorithm} seed {seed}] {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"[{label} seed {seed}] {time.perf_counter() - start:.0f} s", flush=True)
     return _rows(run_dir)
 
 
@@ -159,6 +168,8 @@ def summarize(results: dict[str, dict[int, list[dict[str, Any]]]]) -> dict[str, 
     for algo, by_seed in results.items():
         for key in KEYS:
             pts = curve(by_seed, key)
+            if not pts:  # e.g. greedy eval off (eval.greedy=false)
+                continue
             last = [[r for r in rows if key in r][-1][key] for rows in by_seed.values()]
             table.append(
                 {
@@ -201,6 +212,8 @@ def plot(results: dict[str, dict[int, list[dict[str, Any]]]], out_png: Path) -> 
     ):
         for algo, by_seed in results.items():
             pts = curve(by_seed, key)
+            if not pts:
+                continue
             xs = [p[0] for p in pts]
             ax.plot(xs, [p[1] for p in pts], "o-", label=algo, markersize=3)
             ax.fill_between(xs, [p[2] for p in pts], [p[3] for p in pts], alpha=0.15)
@@ -325,32 +338,44 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", type=Path, default=Path("runs/sample_efficiency"))
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--reuse", action="store_true", help="keep finished runs found under --root")
+    p.add_argument(
+        "--variant",
+        nargs="*",
+        default=[],
+        metavar="LABEL=ALGO",
+        help="run ALGO under LABEL too (give it overrides with --algo-extra LABEL=KEY=VALUE)",
+    )
     args = p.parse_args(argv)
-    per_iter = dict(DEFAULT_PER_ITER)
+    base_of = {a: a for a in ALGORITHMS}  # label -> registry name
+    for item in args.variant:
+        label, _, algo = item.partition("=")
+        if not label.isidentifier() or algo not in ALGORITHMS or label in ALGORITHMS:
+            p.error(
+                f"--variant {item!r}: expected LABEL=ALGO with a new identifier LABEL and ALGO one "
+                f"of {', '.join(ALGORITHMS)}"
+            )
+        base_of[label] = algo
+    names = ", ".join(base_of)
+    per_iter = {label: DEFAULT_PER_ITER[algo] for label, algo in base_of.items()}
     for item in args.per_iter:
         name, _, n = item.partition("=")
-        if name not in ALGORITHMS or not n.isdigit():
-            p.error(
-                f"--per-iter {item!r}: expected ALGO=N with ALGO one of {', '.join(ALGORITHMS)}"
-            )
+        if name not in base_of or not n.isdigit():
+            p.error(f"--per-iter {item!r}: expected ALGO=N with ALGO one of {names}")
         per_iter[name] = int(n)
-    algo_extra: dict[str, list[str]] = {a: [] for a in ALGORITHMS}
+    algo_extra: dict[str, list[str]] = {a: [] for a in base_of}
     for item in args.algo_extra:
         name, _, override = item.partition("=")
-        if name not in ALGORITHMS or "=" not in override:
-            p.error(
-                f"--algo-extra {item!r}: expected ALGO=KEY=VALUE with ALGO one of "
-                f"{', '.join(ALGORITHMS)}"
-            )
+        if name not in base_of or "=" not in override:
+            p.error(f"--algo-extra {item!r}: expected ALGO=KEY=VALUE with ALGO one of {names}")
         algo_extra[name].append(override)
     for algo in args.algorithms:
-        if algo not in ALGORITHMS:
-            p.error(f"unknown algorithm {algo!r}: choose from {', '.join(ALGORITHMS)}")
+        if algo not in base_of:
+            p.error(f"unknown algorithm {algo!r}: choose from {names}")
     results: dict[str, dict[int, list[dict[str, Any]]]] = {}
     for algo in args.algorithms:
         for seed in args.seeds:
             results.setdefault(algo, {})[seed] = run_one(
-                algo,
+                base_of[algo],
                 seed,
                 args.trajectories,
                 per_iter[algo],
@@ -358,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.root,
                 [*args.extra, *algo_extra[algo]],
                 reuse=args.reuse,
+                label=algo,
             )
     summary = summarize(results)
     text = render(summary, per_iter)

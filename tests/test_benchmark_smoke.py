@@ -82,18 +82,24 @@ def test_sample_efficiency_smoke(tmp_path):
     args = [
         "--algorithms",
         "archer",
+        "archer_decay",
+        "--variant",
+        "archer_decay=archer",
         "--trajectories",
         "8",
         "--eval-trajectories",
         "4",
         "--per-iter",
         "archer=2",
+        "archer_decay=4",
         "--root",
         str(tmp_path / "runs"),
         "--out",
         str(out),
         "--algo-extra",
         "archer=algorithm.critic_lr=3e-4",
+        "archer_decay=algorithm.actor_lr_decay_iters=2",
+        "archer_decay=eval.greedy=false",
         "--final-episodes",
         "3",
         "--extra",
@@ -110,11 +116,29 @@ def test_sample_efficiency_smoke(tmp_path):
     assert "| run | 0 | 4 | 8 |" in text and "| archer seed 0 | " in text  # per-seed table
     cfg = json.loads((tmp_path / "runs" / "archer-seed0" / "config.json").read_text())
     assert cfg["algorithm"]["critic_lr"] == 3e-4  # --algo-extra reached archer's run
+    assert cfg["algorithm"]["actor_lr_decay_iters"] == 0
+    variant = json.loads((tmp_path / "runs" / "archer_decay-seed0" / "config.json").read_text())
+    assert variant["algorithm"]["name"] == "archer"  # the variant runs archer, with its own
+    assert variant["algorithm"]["actor_lr_decay_iters"] == 2  # overrides only
+    assert (
+        variant["algorithm"]["critic_lr"] != 3e-4 and variant["rollout"]["episodes_per_iter"] == 4
+    )
+    assert "| archer_decay | 4 | eval_sample/return |" in text
+    assert "| archer_decay | 4 | eval/return |" not in text  # no greedy eval in that run
     assert "Final policies re-evaluated on 3 fresh seeds" in text
     final = json.loads(
         (tmp_path / "runs" / "archer-seed0" / "final_eval_3_2000000.json").read_text()
     )
     assert set(final) >= {"final/return", "final/success", "final/return_std"}
+
+
+def test_sample_efficiency_rejects_bad_variants(capsys):
+    from benchmarks import sample_efficiency as se
+
+    for bad in (["--variant", "ppo=archer"], ["--variant", "x=nope"], ["--algorithms", "x"]):
+        with pytest.raises(SystemExit):
+            se.main(bad)
+    assert "choose from archer, ppo, filtered_bc, chai" in capsys.readouterr().err
 
 
 def test_trajectories_to_reach():
