@@ -386,26 +386,44 @@ def curves(results: list[dict[str, Any]], key: str) -> dict[str, tuple[list[int]
 
 
 def curve_table(results: list[dict[str, Any]]) -> str:
-    """Mean over seeds (min-max) of the skills learned at each threshold, per recorded
-    iteration and curriculum."""
-    lines: list[str] = []
+    """Skills learned at each threshold per recorded iteration and curriculum: the mean over
+    seeds (min-max), and the mean over the points after the warm start (iteration > 0) per
+    run, mean ± std over the runs. Thresholds with the same numbers share one table (with 4
+    evaluation episodes per task, a rate above 0.1 is one of 1/4 ... 1, so > 0.1 and > 0.2
+    count the same tasks)."""
+    groups: list[tuple[list[float], list[str]]] = []  # (thresholds, rows)
+    header: list[str] = []
     for th in THRESHOLDS:
         cs = curves(results, f"skills@{th}")
         if not cs:
             continue
         its = sorted(set.intersection(*(set(i) for i, _ in cs.values())))
-        lines += [
-            f"Skills (interesting tasks) learned at success > {th}, mean over seeds "
-            "(min-max), by iteration:",
-            "",
-            "| curriculum | seeds | " + " | ".join(str(i) for i in its) + " |",
-            "|---|---|" + "---|" * len(its),
+        header = [
+            "| curriculum | seeds | " + " | ".join(str(i) for i in its) + " | mean after 0 |",
+            "|---|---|" + "---|" * (len(its) + 1),
         ]
+        rows = []
         for n, (ci, v) in cs.items():
             cols = [v[:, ci.index(i)] for i in its]
             cells = [f"{c.mean():.1f} ({c.min():.0f}-{c.max():.0f})" for c in cols]
-            lines.append(f"| {n} | {len(v)} | " + " | ".join(cells) + " |")
-        lines.append("")
+            after = np.array([v[:, ci.index(i)] for i in its if i > 0]).T.mean(axis=1)
+            cells.append(f"{after.mean():.2f} ± {after.std():.2f}" if after.size else "-")
+            rows.append(f"| {n} | {len(v)} | " + " | ".join(cells) + " |")
+        if groups and groups[-1][1] == header + rows:
+            groups[-1][0].append(th)
+        else:
+            groups.append(([th], header + rows))
+    lines: list[str] = []
+    for ths, rows in groups:
+        at = " and ".join(f"> {t}" for t in ths)
+        lines += [
+            f"Skills (interesting tasks) learned at success {at}, by iteration: mean over seeds "
+            "(min-max); last column: each run's mean over the iterations after 0, mean ± std "
+            "over runs.",
+            "",
+            *rows,
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -273,9 +273,17 @@ def test_textcraft_curves_merge_old_rows_and_common_iterations(tmp_path):
     its, v = cs["uniform"]
     assert its == [0, 20] and v.tolist() == [[1, 4], [3, 6]]  # iterations both runs have
     text = tc.curve_table(rows)
-    assert "| uniform | 2 | 2.0 (1-3) | 5.0 (4-6) |" in text
-    assert "| omni_rule | 1 | 1.0 (1-1) | 5.0 (5-5) |" in text
-    assert text.count("| curriculum | seeds | 0 | 20 |") == len(tc.THRESHOLDS)
+    assert "| uniform | 2 | 2.0 (1-3) | 5.0 (4-6) | 5.00 ± 1.00 |" in text
+    assert "| omni_rule | 1 | 1.0 (1-1) | 5.0 (5-5) | 5.00 ± 0.00 |" in text
+    # every threshold has the same numbers here: one table for all three
+    assert text.count("| curriculum | seeds | 0 | 20 | mean after 0 |") == 1
+    assert "success > 0.1 and > 0.2 and > 0.4, by iteration" in text
+    rows[1]["curve"][2]["skills@0.4"] = 0  # now > 0.4 differs: a table of its own
+    text = tc.curve_table(rows)
+    assert (
+        text.count("| curriculum | seeds |") == 2
+        and "| uniform | 2 | 2.0 (1-3) | 3.0 (0-6) |" in text
+    )
     assert tc.plot_curves(rows, tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
     assert not tc.plot_curves([old], tmp_path / "d.png") and tc.curve_table([old]) == ""
