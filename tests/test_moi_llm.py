@@ -173,6 +173,25 @@ def test_old_yes_no_cache_entries_are_ignored(tmp_path):
     assert moi.cache == {"surprisal | x || y": 1.5}
 
 
+def test_llm_moi_builds_the_named_model(monkeypatch):
+    from agentrl.policy import Policy
+
+    built = []
+    monkeypatch.setattr(Policy, "from_config", staticmethod(lambda cfg: built.append(cfg) or "p"))
+    assert LLMInterestingness(policy=None).policy == "p"  # the default: SmolLM2
+    section = {
+        "name": "omni",
+        "moi": "llm",
+        "tasks": WOOD,
+        "model": {"name": "some/model", "dtype": "bfloat16"},
+    }
+    assert build_curriculum(section, seed=0).moi.policy == "p"
+    assert [(c.name, c.dtype) for c in built] == [
+        ("smollm2", "float32"),
+        ("some/model", "bfloat16"),
+    ]
+
+
 # --- the benchmark scripts' metrics and plots ----------------------------------------------------
 
 
