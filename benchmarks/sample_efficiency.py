@@ -206,6 +206,7 @@ def plot(results: dict[str, dict[int, list[dict[str, Any]]]], out_png: Path) -> 
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    colors = {algo: f"C{i}" for i, algo in enumerate(results)}  # the same in both panels
     for ax, key, title in (
         (axes[0], "eval_sample/return", "sampled eval return"),
         (axes[1], "eval/return", "greedy eval return"),
@@ -215,8 +216,9 @@ def plot(results: dict[str, dict[int, list[dict[str, Any]]]], out_png: Path) -> 
             if not pts:
                 continue
             xs = [p[0] for p in pts]
-            ax.plot(xs, [p[1] for p in pts], "o-", label=algo, markersize=3)
-            ax.fill_between(xs, [p[2] for p in pts], [p[3] for p in pts], alpha=0.15)
+            color = colors[algo]
+            ax.plot(xs, [p[1] for p in pts], "o-", label=algo, markersize=3, color=color)
+            ax.fill_between(xs, [p[2] for p in pts], [p[3] for p in pts], alpha=0.15, color=color)
         ax.set_xlabel("trajectories collected")
         ax.set_ylabel("return (median over seeds, min-max band)")
         ax.set_title(title)
