@@ -271,9 +271,14 @@ def load_config(overrides: list[str] | None = None) -> TrainConfig:
 
 
 def make_dataclass_config(cls: type, values: dict[str, Any], where: str) -> Any:
-    """Build dataclass ``cls`` from ``values`` (minus ``name``), naming bad keys and values."""
-    values = {k: v for k, v in dict(values).items() if k != "name"}
+    """Build dataclass ``cls`` from ``values``, naming bad keys and values.
+
+    A ``name`` key is a section's registry name (``algorithm.name=archer``) and is dropped,
+    unless ``cls`` has a ``name`` field of its own (a model's name, a scenario's), which then
+    gets it.
+    """
     names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in dict(values).items() if k != "name" or "name" in names}
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(

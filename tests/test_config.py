@@ -67,6 +67,25 @@ def test_algorithm_section_validated_against_its_dataclass():
         make_dataclass_config(cls.Config, {"name": "ppo", "clip": 5.0}, where="algorithm=ppo")
 
 
+def test_name_is_a_registry_key_unless_the_dataclass_has_a_name_field():
+    import dataclasses
+
+    from agentrl.policy import ModelConfig
+
+    @dataclasses.dataclass
+    class Named:
+        name: str = "default"
+        size: int = 1
+
+    ppo = make_dataclass_config(ALGORITHMS.get("ppo").Config, {"name": "ppo"}, where="algorithm")
+    assert not hasattr(ppo, "name")  # the registry key, dropped
+    model = make_dataclass_config(ModelConfig, {"name": "smollm2", "dtype": "bfloat16"}, where="m")
+    assert (model.name, model.dtype) == ("smollm2", "bfloat16")  # a model's own name, kept
+    assert make_dataclass_config(Named, {"name": "sc1"}, where="named").name == "sc1"
+    with pytest.raises(ConfigError, match="unknown key.*sizes"):
+        make_dataclass_config(Named, {"name": "sc1", "sizes": 2}, where="named")
+
+
 def test_cluster_launcher_templates_render_and_pass_ray_validation():
     """configs/cluster/launcher/*.yaml are `ray up` templates, not config-group options:
     each renders for the default run and passes Ray's own launcher checks."""

@@ -197,10 +197,9 @@ class LLMInterestingness:
             from agentrl.config import make_dataclass_config
             from agentrl.policy import ModelConfig, Policy
 
-            cfg = make_dataclass_config(ModelConfig, self._model, where="curriculum=omni model")
-            # make_dataclass_config drops ``name`` (a registry key elsewhere); here it is the
-            # model to load (without this line, every LLM MoI was a random-init tiny model)
-            cfg.name = str(self._model.get("name", "smollm2"))
+            # ModelConfig has a ``name`` field: the model named here is the one loaded
+            values = {"name": "smollm2", **self._model}
+            cfg = make_dataclass_config(ModelConfig, values, where="curriculum=omni model")
             self._policy = Policy.from_config(cfg)
         return self._policy
 

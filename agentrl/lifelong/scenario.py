@@ -103,10 +103,7 @@ def scenario_config(cfg: TrainConfig) -> ScenarioConfig:
         raise ConfigError(
             "no scenario: pass scenario=NAME (a file in configs/scenario/) or a scenario section"
         )
-    values = dict(cfg.scenario)
-    name = str(values.pop("name", "scenario"))  # make_dataclass_config drops registry names
-    sc: ScenarioConfig = make_dataclass_config(ScenarioConfig, values, where="scenario")
-    sc.name = name
+    sc: ScenarioConfig = make_dataclass_config(ScenarioConfig, dict(cfg.scenario), where="scenario")
     return sc
 
 
