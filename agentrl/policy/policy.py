@@ -66,8 +66,9 @@ class Policy:
             ArCHer's fresh actions, or re-scores, gets the same constrained distribution).
         lean_decode: decode steps call the transformer body and compute the last position's
             logits as ``W @ h^T`` (:mod:`agentrl.policy.lean`; the same logits up to float
-            summation order, ~2x faster for a large vocabulary at small CPU batches). Models
-            the lean step does not cover use the full forward; False forces the full forward.
+            summation order; the head product runs ~2x faster for a large vocabulary at small
+            CPU batches, whole sampling 1.08x at 16 prompts, docs/benchmarks.md). Models the
+            lean step does not cover use the full forward; False forces the full forward.
     """
 
     def __init__(
