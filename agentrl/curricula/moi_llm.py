@@ -115,7 +115,7 @@ class LLMInterestingness:
     ):
         check_llm_options(score, prompt, calibration, z, batch_size)
         self._policy = policy
-        self._model = dict(model or {"name": "smollm2"})
+        self._model = {"name": "smollm2", **(model or {})}
         self.describe = describe
         self.cache_path = cache_path
         self.score_kind, self.prompt, self.calibration = score, prompt, calibration
@@ -198,8 +198,7 @@ class LLMInterestingness:
             from agentrl.policy import ModelConfig, Policy
 
             # ModelConfig has a ``name`` field: the model named here is the one loaded
-            values = {"name": "smollm2", **self._model}
-            cfg = make_dataclass_config(ModelConfig, values, where="curriculum=omni model")
+            cfg = make_dataclass_config(ModelConfig, self._model, where="curriculum=omni model")
             self._policy = Policy.from_config(cfg)
         return self._policy
 

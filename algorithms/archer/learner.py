@@ -101,8 +101,10 @@ def make_adam(params: Any, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, fused=fused or None)
 
 
-def _bf16_autocast(device: torch.device) -> torch.autocast:
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+def _precision(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast, or no context of its own (so a caller's autocast, e.g. the learner's
+    on CUDA, still applies)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -170,9 +172,7 @@ class CriticLearner:
     ) -> list[Generation]:
         """One fresh ``a ~ pi(.|s)`` per transition, in one batched call of the policy's decode
         loop (its lean step; under bf16 autocast with ``actor_precision=bf16``)."""
-        bf16 = self.config.actor_precision == "bf16"
-        # fp32: no context of its own, so the learner's autocast (CUDA) still applies
-        with _bf16_autocast(self.policy.device) if bf16 else contextlib.nullcontext():
+        with _precision(self.policy.device, self.config.actor_precision == "bf16"):
             return self.policy.generate(
                 self.prompts(batch), self.sampling, generator or self.generator
             )
@@ -371,8 +371,7 @@ class Archer:
         bf16 = cfg.actor_precision == "bf16"
         try:
             for sl in chunks:
-                # fp32: no context of its own, so the learner's autocast (CUDA) still applies
-                with _bf16_autocast(self.policy.device) if bf16 else contextlib.nullcontext():
+                with _precision(self.policy.device, bf16):
                     sums, _, _ = self.policy.action_logprobs(
                         data["prompts"][sl], data["actions"][sl]
                     )
