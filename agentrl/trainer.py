@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ from agentrl.errors import LearnerLost
 from agentrl.metrics import MetricsLogger, plot_learning_curve, read_metrics
 from agentrl.registry import import_user_modules
 from agentrl.types import Episode
+
+IterationCallback = Callable[["Trainer", int, dict[str, Any]], None]
+"""``callback(trainer, iteration, row)``: see :class:`Trainer`'s ``callbacks``."""
 
 
 def iteration_seeds(seed: int, iteration: int, n: int) -> list[int]:
@@ -158,12 +162,24 @@ class Trainer:
     Args:
         cfg: a validated config.
         console: print the live table (tests turn it off).
+        lifelong_task: the task this run is, for lifelong components (default: the env's name).
+        callbacks: called as ``callback(trainer, iteration, row)`` after the initial evaluation
+            of a new run (iteration 0, ``row`` = the initial eval and warm-start metrics) and
+            after every iteration, once its metrics row is logged and before its checkpoint.
+            A callback reads the trainer (``trainer.learner``, ``trainer.curriculum``,
+            ``trainer.workers``) and must not change it; what it returns is ignored. Use it
+            for extra evaluations or custom logging without subclassing the trainer.
     """
 
     def __init__(
-        self, cfg: TrainConfig, console: bool = True, lifelong_task: dict[str, Any] | None = None
+        self,
+        cfg: TrainConfig,
+        console: bool = True,
+        lifelong_task: dict[str, Any] | None = None,
+        callbacks: Sequence[IterationCallback] = (),
     ):
         self.cfg = cfg
+        self.callbacks = list(callbacks)
         # With lifelong components, a run is one task unless a detector finds boundaries in it.
         self.lifelong_task = lifelong_task or {"name": cfg.env.id.split("/")[-1].split("-")[0]}
         self.console = console
@@ -490,6 +506,7 @@ class Trainer:
                 initial = self.evaluate()  # syncs the (warm-started) weights first
                 counters["initial_eval"] = initial
                 log.log(0, {**initial, **extra})
+                self._notify(0, {**initial, **extra})
             previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
             it = start_it
             try:
@@ -498,6 +515,7 @@ class Trainer:
                     row = self._iteration(it, counters, EpisodeJob)
                     log.log(it, row)
                     counters["iteration"] = it
+                    self._notify(it, row)
                     nonfinite = nonfinite + 1 if row.get("fault/skipped_steps", 0) > 0 else 0
                     if nonfinite >= cfg.fault.max_nonfinite_iters:
                         self.stop_reason = (
@@ -576,6 +594,10 @@ class Trainer:
             if log is not None:
                 log.close()
             raise
+
+    def _notify(self, it: int, row: dict[str, Any]) -> None:
+        for callback in self.callbacks:
+            callback(self, it, row)
 
     def _launch(self, it: int, job_cls: Any) -> Any:
         """Sample tasks and submit iteration ``it``'s episodes; returns a pending collection."""

@@ -257,21 +257,16 @@ class TaskEvaluator:
         return {k: sum(v) / len(v) for k, v in rate.items()}
 
 
-def _curve_trainer(base: Any, every: int, record: Any) -> Any:
-    """A Trainer that calls ``record(iteration)`` before iteration 1 (the warm-started policy)
-    and after every ``every``-th iteration but the last (``run_one`` evaluates the final
-    policy itself)."""
+def curve_callback(every: int, iterations: int, record: Any) -> Any:
+    """A Trainer callback that calls ``record(iteration)`` at iteration 0 (the warm-started
+    policy) and after every ``every``-th iteration but the last (``run_one`` evaluates the
+    final policy itself)."""
 
-    class CurveTrainer(base):  # type: ignore[misc, valid-type]
-        def _iteration(self, it: int, counters: dict[str, Any], job_cls: Any) -> dict[str, Any]:
-            if it == 1:
-                record(0)
-            row: dict[str, Any] = super()._iteration(it, counters, job_cls)
-            if it % every == 0 and it < self.cfg.iterations:
-                record(it)
-            return row
+    def on_iteration(trainer: Any, it: int, row: dict[str, Any]) -> None:
+        if it % every == 0 and it < iterations:
+            record(it)
 
-    return CurveTrainer
+    return on_iteration
 
 
 def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -311,8 +306,9 @@ def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         print(json.dumps({"curriculum": name, "seed": seed, **curve[-1]}), flush=True)
 
     every = int(args.curve_every)
-    trainer_cls = _curve_trainer(Trainer, every, record) if every > 0 else Trainer
-    trainer = trainer_cls(load_config(overrides), console=False)
+    cfg = load_config(overrides)
+    callbacks = [curve_callback(every, cfg.iterations, record)] if every > 0 else []
+    trainer = Trainer(cfg, console=False, callbacks=callbacks)
     trainer.run()
     per_task = evaluate()
     out: dict[str, Any] = {"curriculum": name, "seed": seed, "seconds": time.perf_counter() - t0}

@@ -250,25 +250,14 @@ def test_textcraft_counts_by_hand_and_recorded_iterations():
         "skills@0.4": 1, "tasks@0.4": 1,
     }  # fmt: skip
 
-    class Base:  # stands in for the Trainer: only _iteration and cfg.iterations are used
-        def __init__(self, iterations: int):
-            self.cfg = type("Cfg", (), {"iterations": iterations})()
-
-        def _iteration(self, it, counters, job_cls):
-            seen.append(it)
-            return {"it": it}
-
-    seen: list[int] = []  # iterations run so far
-    recorded: list[tuple[int, int]] = []  # (recorded iteration, iterations run by then)
-    trainer = tc._curve_trainer(Base, 10, lambda it: recorded.append((it, len(seen))))
+    recorded: list[int] = []
     for iterations, want in ((25, [0, 10, 20]), (30, [0, 10, 20]), (9, [0])):
-        seen.clear()
         recorded.clear()
-        t = trainer(iterations)
-        rows = [t._iteration(it, {}, None) for it in range(1, iterations + 1)]
-        assert rows == [{"it": it} for it in range(1, iterations + 1)]
-        # iteration 0 before the first update; k after the k-th; the last is the final eval
-        assert recorded == [(it, it) for it in want]
+        callback = tc.curve_callback(10, iterations, recorded.append)
+        for it in range(iterations + 1):  # the Trainer calls it at 0 (initial eval), 1, 2, ...
+            callback(None, it, {})
+        # iteration 0 is the warm start; k after the k-th; the last is the final eval
+        assert recorded == want
 
 
 def test_textcraft_curves_merge_old_rows_and_common_iterations(tmp_path):

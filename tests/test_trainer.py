@@ -104,6 +104,28 @@ def test_resume_equals_uninterrupted(tiny_overrides, tmp_path, algorithm):
                 assert ra[k] == pytest.approx(rb[k], abs=1e-6), (ra["iteration"], k)
 
 
+def test_callbacks_see_every_logged_row_and_resume_continues(tiny_overrides, tmp_path):
+    seen: list[tuple[int, dict]] = []
+
+    def callback(trainer, it, row):
+        assert isinstance(trainer, Trainer) and trainer.learner is not None
+        # the row is already in metrics.jsonl when the callback runs; its checkpoint is not yet
+        assert _rows(trainer.run_dir)[-1]["iteration"] == it
+        assert trainer.ckpt.latest() is None or trainer.ckpt.latest().name < f"step_{it:06d}"
+        seen.append((it, row))
+
+    base = [*tiny_overrides, "env=guess_the_number", "checkpoint.every=1", f"run_dir={tmp_path}"]
+    Trainer(load_config([*base, "iterations=2"]), console=False, callbacks=[callback]).run()
+    assert [it for it, _ in seen] == [0, 1, 2]
+    assert "eval/success" in seen[0][1] and "ppo/loss" in seen[1][1]
+    assert seen[2][1]["train/return"] == _rows(tmp_path)[2]["train/return"]
+    seen.clear()  # a resumed run does not repeat iteration 0 or the iterations it restored
+    Trainer(
+        load_config([*base, "iterations=3", "resume=latest"]), console=False, callbacks=[callback]
+    ).run()
+    assert [it for it, _ in seen] == [3]
+
+
 def test_unknown_algorithm_fails_before_work(tiny_overrides):
     with pytest.raises(ConfigError, match="ppo"):
         load_config([*tiny_overrides, "algorithm=foo"])
