@@ -69,6 +69,14 @@ def tiny(hidden: int, layers: int, tokenizer: str = "word") -> list[str]:
 
 
 TASKS_FROM = "agentrl.envs.ruleworld:task_list"
+LARGE_TASKS_FROM = "benchmarks.curricula_ruleworld:large_task_list"
+
+
+def large_task_list() -> list[dict[str, Any]]:
+    """1000 training worlds per depth 1-4 (world seeds 0-999; the held-out ones are 10000+)."""
+    from agentrl.envs.ruleworld import task_list
+
+    return task_list(DEPTHS, worlds=1000)
 MODES = ("random", "bc", "bc2", "uniform", "xland", "gen2")
 DEPTHS = (1, 2, 3, 4)
 
@@ -95,7 +103,7 @@ def summarise(per_task: dict[str, float]) -> dict[str, float]:
 
 def overrides_for(mode: str, seed: int, args: argparse.Namespace) -> list[str]:
     run_dir = Path(args.run_root) / f"{mode}_s{seed}"
-    base = [*tiny(args.hidden, args.layers, args.tokenizer), "cluster=inline", "algorithm=ppo", f"run_dir={run_dir}", f"seed={seed}",
+    base = [*tiny(args.hidden, args.layers, args.tokenizer), "cluster=inline", f"algorithm={args.algorithm}", f"run_dir={run_dir}", f"seed={seed}",
             "logging.tensorboard=false", "logging.plot=false", "logging.progress=false",
             f"warm_start.epsilon={args.warm_epsilon}", f"warm_start.episodes={args.warm_episodes}",
             f"warm_start.epochs={args.warm_epochs}", f"warm_start.policy={args.warm_policy}",
@@ -104,10 +112,14 @@ def overrides_for(mode: str, seed: int, args: argparse.Namespace) -> list[str]:
             f"iterations={0 if mode in ('bc', 'bc2') else args.iterations}",
             "rollout.episodes_per_iter=16", "rollout.envs_per_worker=16", "eval.episodes=16",
             "eval.sample=false", "checkpoint.every=1000"]  # fmt: skip
-    base += [f"algorithm.lr={args.lr}", f"algorithm.epochs={args.ppo_epochs}"]
+    base.append(f"algorithm.lr={args.lr}")
+    if args.algorithm == "ppo":
+        base.append(f"algorithm.epochs={args.ppo_epochs}")
+    base += list(args.extra)
     if args.constraint != "none":  # only `touch A with B` over the room's objects
         base.append(f"rollout.sampling.constraint={args.constraint}")
-    xland = ["curriculum=xland", f"curriculum.tasks_from={TASKS_FROM}",
+    tasks_from = LARGE_TASKS_FROM if args.train_worlds == "large" else TASKS_FROM
+    xland = ["curriculum=xland", f"curriculum.tasks_from={tasks_from}",
              "curriculum.control_env=ruleworld"]  # fmt: skip
     bc = Path(args.run_root) / ("bc2_s0" if mode == "gen2" else "bc_s0")
     if mode in ("bc", "bc2"):  # the warm starts, shared by every RL run (bc2: gen2's fresh init)
@@ -122,7 +134,7 @@ def overrides_for(mode: str, seed: int, args: argparse.Namespace) -> list[str]:
         )
     base += ["warm_start.enabled=false", f"init_from={bc}"]
     if mode == "uniform":
-        return [*base, "curriculum=uniform", f"curriculum.tasks_from={TASKS_FROM}"]
+        return [*base, "curriculum=uniform", f"curriculum.tasks_from={tasks_from}"]
     if mode == "xland":
         return [*base, *xland]
     if mode == "gen2":
@@ -348,7 +360,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--tokenizer", default="ruleworld", help="model.tokenizer of the tiny model (word, char)"
     )
-    ap.add_argument("--lr", type=float, default=5e-4, help="PPO learning rate")
+    ap.add_argument(
+        "--algorithm", default="ppo", help="the RL algorithm of the curriculum runs (ppo, filtered_bc)"
+    )
+    ap.add_argument("--lr", type=float, default=5e-4, help="RL learning rate (algorithm.lr)")
+    ap.add_argument(
+        "--train-worlds",
+        default="small",
+        choices=["small", "large"],
+        help="training worlds: small = task_list (25 per depth), large = 1000 per depth",
+    )
+    ap.add_argument(
+        "--extra", nargs="*", default=[], help="more config overrides for every run (KEY=VALUE)"
+    )
     ap.add_argument("--ppo-epochs", type=int, default=2, help="PPO epochs per batch")
     ap.add_argument("--kick-beta", type=float, default=1.0)
     ap.add_argument("--kick-anneal", type=int, default=30)

@@ -16,8 +16,9 @@ may be proposed again later. The control policy's success comes from config
 (``control_success`` / ``control_success_by_task``) or from playing a scripted policy of
 the env (``control_policy: random`` with ``control_env``), once per task and cached.
 
-Not here yet: XLand's generations (kickstarting a fresh policy from the previous one with
-an annealed KL term) and population-based tuning of the thresholds.
+XLand's generations (a fresh policy kickstarted toward the previous generation with an
+annealed KL term) are :mod:`agentrl.curricula.kickstart`; threshold sweeps run with Hydra
+multirun (docs/curricula.md). Not here: population-based tuning of the thresholds.
 """
 
 from __future__ import annotations
