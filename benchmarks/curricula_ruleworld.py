@@ -327,7 +327,7 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, parse_only: bool = False) -> Any:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
@@ -386,6 +386,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--merge", nargs="+", default=[])
     ap.add_argument("--doc", default=str(ROOT / "docs" / "curricula.md"))
     args = ap.parse_args(argv)
+    if parse_only:  # tests: the parsed options
+        return args
     if args.merge:
         results = merge_results(args.merge)
         text = table(results)

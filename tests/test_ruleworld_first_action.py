@@ -1,4 +1,5 @@
-"""The greedy first-action check of benchmarks/curricula_ruleworld.py (``optimal_first``)."""
+"""benchmarks/curricula_ruleworld.py: the greedy first-action check (``optimal_first``) and the
+run configs it builds."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from agentrl.envs.ruleworld import RuleWorldEnv, RuleWorldGood, parse_touch, room_actions
 
@@ -13,7 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.curricula_ruleworld import held_out, optimal_first  # noqa: E402  (ROOT on path)
+from benchmarks.curricula_ruleworld import (  # noqa: E402  (ROOT on path)
+    held_out,
+    large_task_list,
+    main,
+    optimal_first,
+    overrides_for,
+)
 
 
 def test_depth1_world_by_hand() -> None:
@@ -37,3 +45,34 @@ def test_good_player_is_always_optimal_and_random_is_not() -> None:
         assert parse_touch(player.act(obs)) in good
         chance.append(len(good) / n)
     assert 0.05 < float(np.mean(chance)) < 0.5  # most room actions are not a plan's first step
+
+
+def _args(tmp_path: Path, *extra: str):
+    """The benchmark's parsed arguments (``main`` with ``parse_only``)."""
+    return main(["--run-root", str(tmp_path), *extra], parse_only=True)
+
+
+def test_run_configs_are_valid_and_follow_the_options(tmp_path: Path) -> None:
+    from agentrl.config import load_config
+
+    with pytest.raises(SystemExit, match="run --modes bc bc2"):  # RL runs need the warm start
+        overrides_for("uniform", 0, _args(tmp_path))
+    (tmp_path / "bc_s0" / "checkpoints" / "latest").mkdir(parents=True)
+    args = _args(tmp_path, "--algorithm", "filtered_bc", "--lr", "3e-4", "--train-worlds", "large",
+                 "--extra", "algorithm.steps=2")  # fmt: skip
+    for mode in ("bc", "uniform", "xland"):
+        cfg = load_config(overrides_for(mode, 0, args))
+        assert cfg.algorithm["name"] == "filtered_bc" and cfg.algorithm["lr"] == 3e-4
+        assert cfg.algorithm["steps"] == 2 and "epochs" not in cfg.algorithm
+        if mode != "bc":
+            assert cfg.curriculum["tasks_from"] == "benchmarks.curricula_ruleworld:large_task_list"
+    ppo = load_config(overrides_for("xland", 0, _args(tmp_path, "--ppo-epochs", "3")))
+    assert ppo.algorithm["name"] == "ppo" and ppo.algorithm["epochs"] == 3
+    assert ppo.curriculum["tasks_from"] == "agentrl.envs.ruleworld:task_list"
+
+
+def test_large_training_worlds_never_include_held_out_worlds() -> None:
+    train = large_task_list()
+    assert len(train) == 4000 and len({(t["world_seed"], t["depth"]) for t in train}) == 4000
+    held = {(t["world_seed"], t["depth"]) for t in held_out(25)}
+    assert not held & {(t["world_seed"], t["depth"]) for t in train}
