@@ -539,6 +539,20 @@ def test_bf16_critic_matches_fp32_closely_and_trains():
         small_config(critic_precision="fp16")
 
 
+def test_fp32_critic_leaves_a_callers_autocast_on():
+    """fp32 precision adds no autocast of its own, as the actor's: the learner's
+    ``model.autocast`` (bf16 on CUDA by default) still reaches the critic's encoder."""
+    algo = Archer(small_config(), tiny_policy(), seed=0)
+    dtypes: list[torch.dtype] = []
+    linear = next(m for m in algo.critic.encoder.modules() if isinstance(m, torch.nn.Linear))
+    linear.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+    with torch.no_grad():
+        algo.critic([OBS], ["A"])
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            algo.critic([OBS], ["A"])
+    assert dtypes[0] == torch.float32 and torch.bfloat16 in dtypes[1:]
+
+
 # --------------------------------------------------------------------------- policy-copied critic
 
 

@@ -68,12 +68,15 @@ class ArcherConfig:
             for tokenizers that add one, e.g. RoBERTa's ``<s>``; the char tokenizer does not)
             or ``"last"`` (last token: the one a causal encoder such as the policy's body
             conditions on the whole text).
-        critic_precision: ``"fp32"`` (default, exact) or ``"bf16"``: the critic encoder runs
-            under bf16 autocast (weights, heads and losses stay fp32); ~2.5x faster on CPUs
-            with AVX512-BF16/AMX and on GPUs (docs/archer_update_speed.md).
-        actor_precision: ``"fp32"`` (default, exact) or ``"bf16"``: the policy's sampling of
-            fresh actions (the critic's V target and the actor) and the actor's log-prob
-            forward/backward run under bf16 autocast (weights, Adam and losses stay fp32).
+        critic_precision: ``"fp32"`` (default, exact: no autocast of its own, so only the
+            learner's ``model.autocast`` applies, which is none on a CPU and bf16 on CUDA by
+            default) or ``"bf16"``: the critic encoder runs under bf16 autocast (weights,
+            heads and losses stay fp32); ~2.5x faster on CPUs with AVX512-BF16/AMX and on
+            GPUs (docs/archer_update_speed.md).
+        actor_precision: ``"fp32"`` (default; like ``critic_precision``) or ``"bf16"``: the
+            policy's sampling of fresh actions (the critic's V target and the actor) and the
+            actor's log-prob forward/backward run under bf16 autocast (weights, Adam and
+            losses stay fp32).
         critic_max_length: token budget of one critic input; longer texts keep their end
             (left truncation: the latest turns of a conversation matter most).
         ppo_clip: extension, off by default. When set, the actor samples one batch of

@@ -26,7 +26,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from agentrl.policy.device import autocast
+
 from .config import ArcherConfig
+
+
+def precision_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a ``critic_precision`` / ``actor_precision`` value: bf16, or
+    ``None`` for ``"fp32"``: no autocast of its own, so a caller's (the learner's
+    ``model.autocast``, bf16 on CUDA by default) still applies."""
+    return torch.bfloat16 if precision == "bf16" else None
 
 
 class TokenCache:
@@ -99,8 +108,9 @@ class DoubleCritic(nn.Module):
         hidden_size: ``H``.
         head_hidden: width of the MLP heads.
         pooling: ``"mean"`` (masked mean over tokens) or ``"cls"`` (first token).
-        precision: ``"fp32"``, or ``"bf16"`` to run the encoder under bf16 autocast (weights,
-            pooling and heads stay fp32; ~2.5x faster on CPUs with AVX512-BF16 or on GPUs).
+        precision: ``"fp32"`` (no autocast of its own: a caller's applies), or ``"bf16"`` to
+            run the encoder under bf16 autocast (weights, pooling and heads stay fp32; ~2.5x
+            faster on CPUs with AVX512-BF16 or on GPUs).
     """
 
     def __init__(
@@ -153,7 +163,7 @@ class DoubleCritic(nn.Module):
             mask[i, : len(x)] = 1
         device = self.device
         input_ids, mask = input_ids.to(device), mask.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+        with autocast(device, precision_dtype(self.precision)):
             hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
         hidden = hidden.float()
         self.encoder_passes += 1

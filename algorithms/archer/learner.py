@@ -58,7 +58,6 @@ clipped-ratio steps on it) and ``normalize_advantage``.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -68,6 +67,7 @@ import torch
 
 from agentrl.optim import guarded_step
 from agentrl.policy import SamplingConfig
+from agentrl.policy.device import autocast
 from agentrl.registry import ALGORITHMS
 from agentrl.types import Episode, Generation, load_episodes
 
@@ -78,6 +78,7 @@ from .critic import (
     build_critic,
     densify_grads_,
     init_encoder_from_policy,
+    precision_dtype,
 )
 from .losses import (
     actor_loss,
@@ -99,12 +100,6 @@ def make_adam(params: Any, lr: float) -> torch.optim.Adam:
         p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params
     )
     return torch.optim.Adam(params, lr=lr, fused=fused or None)
-
-
-def _precision(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast, or no context of its own (so a caller's autocast, e.g. the learner's
-    on CUDA, still applies)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -172,7 +167,7 @@ class CriticLearner:
     ) -> list[Generation]:
         """One fresh ``a ~ pi(.|s)`` per transition, in one batched call of the policy's decode
         loop (its lean step; under bf16 autocast with ``actor_precision=bf16``)."""
-        with _precision(self.policy.device, self.config.actor_precision == "bf16"):
+        with autocast(self.policy.device, precision_dtype(self.config.actor_precision)):
             return self.policy.generate(
                 self.prompts(batch), self.sampling, generator or self.generator
             )
@@ -368,10 +363,9 @@ class Archer:
         was_training = model.training
         model.train()
         loss_sum = logp_sum = 0.0
-        bf16 = cfg.actor_precision == "bf16"
         try:
             for sl in chunks:
-                with _precision(self.policy.device, bf16):
+                with autocast(self.policy.device, precision_dtype(cfg.actor_precision)):
                     sums, _, _ = self.policy.action_logprobs(
                         data["prompts"][sl], data["actions"][sl]
                     )
