@@ -83,7 +83,7 @@ class Learner:
             else:  # the hook order is documented in agentrl/lifelong/base.py
                 batch, lifelong_stats = self.lifelong.before_update(episodes, self)
                 stats = {**self.algorithm.update(batch), **lifelong_stats}
-                self.lifelong.after_update(episodes)
+                stats.update(self.lifelong.after_update(episodes))
         self.version += 1
         self.policy.version = self.version
         from agentrl.optim import pop_skipped_steps

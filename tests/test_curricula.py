@@ -466,6 +466,10 @@ def test_kickstart_pulls_a_fresh_policy_toward_the_teacher_and_anneals(tmp_path)
         loss.backward()
         opt.step()
     assert losses[-1] < 0.5 * losses[0]  # the student moved toward generation 1
+    stats = ks.update_stats()  # this update's beta and mean KL (the loss / beta), then reset
+    assert stats["beta"] == pytest.approx(2 / 3)
+    assert stats["kl"] == pytest.approx(sum(losses) / len(losses) * 1.5, rel=1e-5)
+    assert ks.update_stats()["kl"] == 0.0
     ks.augment_batch(batch)
     ks.augment_batch(batch)
     assert ks.beta() == 0.0 and ks.extra_loss(student) is None  # annealed away
@@ -477,22 +481,24 @@ def test_generation_two_kickstarts_from_generation_one_in_the_trainer(tiny_overr
     import torch
 
     from agentrl.config import load_config
+    from agentrl.metrics import read_metrics
     from agentrl.trainer import Trainer
 
-    base = [*tiny_overrides, "env=textcraft", "++env.kwargs.max_turns=2", "iterations=1", "eval.episodes=2",
+    base = [*tiny_overrides, "env=textcraft", "++env.kwargs.max_turns=2", "eval.episodes=2",
             "eval.sample=false", "checkpoint.every=1"]  # fmt: skip
-    gen1 = Trainer(load_config([*base, f"run_dir={tmp_path / 'gen1'}"]), console=False).run()
-    entry = (
-        f"lifelong=[{{name:'agentrl.curricula.kickstart:Kickstart',teacher:'{gen1['run_dir']}'}}]"
-    )
-    gen2 = Trainer(
-        load_config([*base, f"run_dir={tmp_path / 'gen2'}", "model.init_seed=7", entry]),
-        console=False,
+    gen1 = Trainer(
+        load_config([*base, "iterations=1", f"run_dir={tmp_path / 'gen1'}"]), console=False
     ).run()
+    entry = f"lifelong=[{{name:kickstart,teacher:'{gen1['run_dir']}',anneal_updates:2}}]"
+    gen2 = Trainer(
+        load_config([*base, "iterations=2", f"run_dir={tmp_path / 'gen2'}", "model.init_seed=7", entry]),
+        console=False,
+    ).run()  # fmt: skip
     state = torch.load(Path(gen2["checkpoint"]) / "lifelong" / "state.pt", weights_only=True)
-    assert state["components"]["agentrl.curricula.kickstart:Kickstart"] == {
-        "updates": 1
-    }  # ran, checkpointed
+    assert state["components"]["kickstart"] == {"updates": 2}  # ran, checkpointed
+    rows = read_metrics(Path(gen2["run_dir"]) / "metrics.jsonl")[1:]
+    assert [r["lifelong/kickstart/beta"] for r in rows] == [0.5, 0.0]  # logged, annealed
+    assert rows[0]["lifelong/kickstart/kl"] > 0 and rows[1]["lifelong/kickstart/kl"] == 0.0
 
 
 @pytest.mark.parametrize("name", ["learning_progress", "xland", "privileged"])

@@ -54,6 +54,10 @@ class _Recorder:
         CALLS.append((self.tag, "consolidate"))
         return {"ok": 1.0}
 
+    def update_stats(self) -> dict[str, float]:
+        CALLS.append((self.tag, "update_stats"))
+        return {"updates": 1.0}
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -137,8 +141,11 @@ def test_hook_order_in_a_learner_update():
         ("B", "episode:1"),
         ("A", "episode:2"),
         ("B", "episode:2"),  # fresh only
+        ("A", "update_stats"),
+        ("B", "update_stats"),
     ]
     assert stats["lifelong/task_change"] == 1.0 and stats["lifelong/batch_episodes"] == 3.0
+    assert stats["lifelong/test_recorder_a/updates"] == stats["lifelong/test_recorder_b/updates"] == 1.0
     assert stats["lifelong/test_recorder_a/ok"] == 1.0
     assert learner.lifelong.tasks == ["first", "detected1"]
     CALLS.clear()

@@ -11,7 +11,8 @@ positions of turns from the current batch (the student's own trajectories), aver
 
 :class:`Kickstart` is a lifelong component (``extra_loss`` hook, docs/lifelong.md), so
 any algorithm with ``supports_extra_loss`` (PPO, filtered BC, ArCHer's actor) can use it:
-``lifelong=[{name: "agentrl.curricula.kickstart:Kickstart", teacher: <checkpoint>}]``.
+``lifelong=[{name: kickstart, teacher: <checkpoint>}]``. Every update logs
+``lifelong/kickstart/beta`` and ``lifelong/kickstart/kl`` (the mean KL of its steps).
 A generation is an ordinary run; the next one is a new run (fresh ``model.init_seed``) with
 the previous run's checkpoint as ``teacher``. Teacher and student must share a tokenizer.
 """
@@ -25,6 +26,7 @@ from typing import Any
 
 import torch
 
+from agentrl.registry import LIFELONG
 from agentrl.types import Episode
 
 
@@ -75,6 +77,7 @@ def action_logits(model: Any, prompt: Sequence[int], action: Sequence[int]) -> t
     return logits[len(prompt) - 1 : len(prompt) + len(action) - 1]
 
 
+@LIFELONG.register("kickstart")
 class Kickstart:
     """The kickstarting KL as a lifelong component (module docstring). Named by dotted path
     (``agentrl.curricula.kickstart:Kickstart``): the lifelong registry's built-ins live in
@@ -89,6 +92,7 @@ class Kickstart:
         self._teacher = teacher
         self.updates = 0
         self.turns: list[tuple[list[int], list[int]]] = []
+        self._kl: list[float] = []  # this update's KL values (for update_stats)
 
     @property
     def teacher(self) -> Any:
@@ -143,7 +147,15 @@ class Kickstart:
                 )
             mask = torch.ones(1, s_logits.shape[0], dtype=torch.bool, device=s_logits.device)
             terms.append(token_kl(t_logits[None], s_logits[None], mask))
-        return beta * torch.stack(terms).mean()
+        kl = torch.stack(terms).mean()
+        self._kl.append(float(kl.detach()))
+        return beta * kl
+
+    def update_stats(self) -> dict[str, float]:
+        """This update's ``beta`` and mean KL (0 once beta is 0: no KL is computed then)."""
+        kl = sum(self._kl) / len(self._kl) if self._kl else 0.0
+        self._kl = []
+        return {"beta": self.beta(), "kl": kl}  # the beta this update's steps used
 
     def state_dict(self) -> dict[str, Any]:
         return {"updates": self.updates}

@@ -1,10 +1,12 @@
 """Lifelong learning: components (replay, EWC, task-change detection, wake/sleep
 consolidation), scenarios logged in the ``l2logger`` format, and the L2M metrics.
 
-Importing this package registers the built-in components in
+Importing this package registers the built-in components (and XLand's ``kickstart``, from
+:mod:`agentrl.curricula.kickstart`) in
 :data:`agentrl.registry.LIFELONG`. See ``docs/lifelong.md``.
 """
 
+from agentrl.curricula.kickstart import Kickstart  # XLand generations; registers "kickstart"
 from agentrl.lifelong.base import (
     HOOKS,
     LifelongComponent,
@@ -20,6 +22,7 @@ from agentrl.lifelong.task_change import TaskChangeDetector
 __all__ = [
     "EWC",
     "HOOKS",
+    "Kickstart",
     "ExperienceReplay",
     "LifelongComponent",
     "LifelongStack",

@@ -16,6 +16,7 @@ Hooks (all optional; a component implements only what it needs):
 ``augment_batch(episodes) -> episodes``    change what the algorithm trains on (e.g. mix in replay)
 ``extra_loss(policy) -> Tensor | None``    a term the algorithm adds to its loss at every step
 ``consolidate(learner) -> dict | None``    after ``on_task_end``: Fisher/anchors, sleep phases, ...
+``update_stats() -> dict``                 after each update: metrics, logged as ``lifelong/<name>/<key>``
 ``state_dict() / load_state_dict(sd)``     saved in checkpoints (``lifelong/state.pt``), carried by
                                            ``init_from`` into a new run
 =========================================  ===========================================================
@@ -28,7 +29,8 @@ components in the order they are listed in the config. In one learner update:
    ``on_task_start``) -- before the update, so consolidation sees the old task's data only;
 2. ``augment_batch`` chained: the output of component *i* is the input of *i+1*;
 3. the algorithm's update, whose loss adds the sum of every ``extra_loss`` (see below);
-4. ``on_episode`` for every new episode (not the replayed ones), component by component.
+4. ``on_episode`` for every new episode (not the replayed ones), component by component;
+5. ``update_stats`` of each component: its metrics of this update.
 
 At a given task boundary the stack calls every ``on_task_end`` first, then every
 ``consolidate``. ``augment_batch`` must not mutate its input (return a new list).
@@ -58,6 +60,7 @@ HOOKS = (
     "augment_batch",
     "extra_loss",
     "consolidate",
+    "update_stats",
     "state_dict",
     "load_state_dict",
 )
@@ -217,10 +220,17 @@ class LifelongStack:
         stats["lifelong/batch_episodes"] = float(len(batch))
         return batch, stats
 
-    def after_update(self, episodes: Sequence[Episode]) -> None:
-        """Step 4: every new episode to every component's ``on_episode``."""
+    def after_update(self, episodes: Sequence[Episode]) -> dict[str, float]:
+        """Steps 4-5: every new episode to every component's ``on_episode``, then the
+        components' ``update_stats`` as ``lifelong/<name>/<key>`` metrics (a dotted-path
+        name ``pkg.module:Class`` is shortened to ``class``)."""
         for ep in episodes:
             self._call("on_episode", ep)
+        stats: dict[str, float] = {}
+        for name, values in self._call("update_stats"):
+            short = name.rsplit(":", 1)[-1].lower() if ":" in name else name
+            stats.update({f"lifelong/{short}/{k}": float(v) for k, v in (values or {}).items()})
+        return stats
 
     def extra_loss(self, policy: Any) -> torch.Tensor | None:
         """The sum of every component's extra loss (``None`` when none contributes)."""
