@@ -304,11 +304,12 @@ def plot(results: list[dict[str, Any]], path: str | Path) -> None:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    keys = ["mean", "participation", "p10", "p50", *[f"depth{d}" for d in DEPTHS], "invalid_share"]
+    keys = ["mean", "participation", "p10", "p50", *[f"depth{d}" for d in DEPTHS],
+            "first_optimal_d1", "invalid_share"]  # fmt: skip
     heads = (
         ["held-out mean", "participation", "10th pct", "50th pct"]
         + [f"depth {d}" for d in DEPTHS]
-        + ["invalid actions"]
+        + ["greedy first step optimal, depth 1", "invalid actions"]
     )
     lines = [
         "| training | seeds | " + " | ".join(heads) + " |",
