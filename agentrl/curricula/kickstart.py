@@ -79,9 +79,9 @@ def action_logits(model: Any, prompt: Sequence[int], action: Sequence[int]) -> t
 
 @LIFELONG.register("kickstart")
 class Kickstart:
-    """The kickstarting KL as a lifelong component (module docstring). Named by dotted path
-    (``agentrl.curricula.kickstart:Kickstart``): the lifelong registry's built-ins live in
-    :mod:`agentrl.lifelong`, and this module belongs with the XLand curriculum."""
+    """The kickstarting KL as a lifelong component (module docstring), registered as
+    ``kickstart`` (:mod:`agentrl.lifelong` imports this module; the dotted path
+    ``agentrl.curricula.kickstart:Kickstart`` works too). It lives with the XLand curriculum."""
 
     Config = KickstartConfig
 

@@ -68,8 +68,8 @@ class ArcherConfig:
             for tokenizers that add one, e.g. RoBERTa's ``<s>``; the char tokenizer does not)
             or ``"last"`` (last token: the one a causal encoder such as the policy's body
             conditions on the whole text).
-        critic_precision: ``"fp32"`` (default, exact: no autocast of its own, so only the
-            learner's ``model.autocast`` applies, which is none on a CPU and bf16 on CUDA by
+        critic_precision: ``"fp32"`` (default: no autocast of its own, so only the learner's
+            ``model.autocast`` applies: none on a CPU, which is exact fp32, and bf16 on CUDA by
             default) or ``"bf16"``: the critic encoder runs under bf16 autocast (weights,
             heads and losses stay fp32); ~2.5x faster on CPUs with AVX512-BF16/AMX and on
             GPUs (docs/archer_update_speed.md).
