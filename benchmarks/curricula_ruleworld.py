@@ -1,20 +1,21 @@
 """XLand-style curricula on RuleWorld with a small policy: docs/curricula.md.
 
 The policy is the tiny test model (``--hidden``, ``--layers``). One behaviour-cloning warm
-start on the scripted ``mix`` player (worlds of depth 1-4; mode ``bc``) is shared by every RL
-run (``init_from``); then PPO runs for ``--iterations`` iterations of 16 episodes, the
-curriculum choosing among RuleWorld's 100 training worlds (``task_list``: 25 per depth 1-4,
-world seeds 0-24). Then every held-out world (world seeds 10000+, ``--held-out`` per depth,
-never trained on) is played ``--eval-episodes`` times with sampling, and the per-world
-success rates are summarised as XLand does: mean, participation (share of worlds with any
-success), 10th and 50th percentiles. Modes:
+start on a scripted player (mode ``bc``) is shared by every RL run (``init_from``); then
+``--algorithm`` (PPO by default, or ``filtered_bc``) runs for ``--iterations`` iterations of
+16 episodes, the curriculum choosing among RuleWorld's training worlds (``--train-worlds
+small``: ``task_list``, 25 per depth 1-4, world seeds 0-24; ``large``: 1000 per depth).
+Then every held-out world (world seeds 10000+, ``--held-out`` per depth, never trained
+on) is played ``--eval-episodes`` times with sampling, and the per-world success rates
+are summarised as XLand does: mean, participation (share of worlds with any success),
+10th and 50th percentiles. Modes:
 
 - ``random``: the scripted random player (the control policy), no model;
 - ``bc``: the warm start only (no RL), the common starting point of ``uniform`` and ``xland``;
 - ``bc2``: the same warm start from another initialisation (``model.init_seed=1000``), the
   fresh policy of generation 2;
-- ``uniform``: PPO on the 100 training worlds drawn uniformly;
-- ``xland``: PPO with XLand's filtered task generation on the same worlds (control policy =
+- ``uniform``: RL on the training worlds drawn uniformly;
+- ``xland``: RL with XLand's filtered task generation on the same worlds (control policy =
   the scripted ``random`` player): generation 1;
 - ``gen2``: generation 2: ``bc2`` trained like ``xland`` plus the KL kickstarting loss toward
   generation 1 (the ``xland`` run of the same seed), annealed to zero over ``--kick-anneal``
@@ -22,23 +23,27 @@ success), 10th and 50th percentiles. Modes:
 
 The policy acts under the ``ruleworld`` decoding constraint (``--constraint``: only
 ``touch A with B`` over the room's objects) with the ``ruleworld`` tokenizer (``--tokenizer``).
+``--extra KEY=VALUE ...`` adds config overrides to every run.
 
 The warm start plays fresh procedurally generated worlds (the env's own task sampler: a
 random world seed per episode, so ``--warm-episodes`` distinct worlds, none of them the
 training list or the held-out worlds); ``--warm-depths`` (their depths), ``--warm-policy``
-(``mix`` or ``good``), ``--warm-lr`` and ``--warm-batch`` set it. Every model row also
-reports the greedy first action on ``--first-worlds`` held-out worlds per depth:
-``first_optimal`` (share that is a first step of a shortest plan) against ``first_chance``
-(a uniform choice among the room's actions), overall and at depths 1 and 2.
+(``mix`` or ``good``), ``--warm-epochs``, ``--warm-lr`` and ``--warm-batch`` set it. Every
+model row also reports the greedy first action on ``--first-worlds`` held-out worlds per
+depth: ``first_optimal`` (share that is a first step of a shortest plan) against
+``first_chance`` (a uniform choice among the room's actions), overall and at depths 1 and 2.
 
-Usage: one command runs all modes in order (``random bc bc2`` once, with the first seed;
-the RL modes need the warm starts in ``--run-root``), then ``--merge`` writes the table into
-docs/curricula.md and docs/curricula_ruleworld.{json,png}::
+Usage: one command runs the modes in order (``random bc bc2`` once, with the first seed;
+the RL modes need the warm starts in ``--run-root``, ``gen2`` the same seed's ``xland``),
+then ``--merge`` writes the table into docs/curricula.md and
+docs/curricula_ruleworld.{json,png}. The docs' setting::
 
+    C="--warm-episodes 30000 --warm-depths 1 --warm-policy good --warm-epochs 8 --warm-batch 64
+       --warm-lr 1e-3 --held-out 25 --iterations 200 --algorithm filtered_bc --lr 1e-4
+       --kick-anneal 100 --run-root /tmp/rwF"
     python benchmarks/curricula_ruleworld.py --modes random bc bc2 uniform xland gen2 \
-        --seeds 0 1 2 --warm-episodes 600 --warm-epochs 4 --warm-epsilon 0.1 --hidden 64 \
-        --layers 2 --iterations 40 --lr 5e-4 --ppo-epochs 2 --run-root /tmp/rwf --out /tmp/rwf.json
-    python benchmarks/curricula_ruleworld.py --merge /tmp/rwf.json
+        --seeds 0 1 2 $C --out /tmp/rwF/all.json
+    python benchmarks/curricula_ruleworld.py --merge /tmp/rwF/all.json
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ def tiny(hidden: int, layers: int, tokenizer: str = "word") -> list[str]:
 
 TASKS_FROM = "agentrl.envs.ruleworld:task_list"
 LARGE_TASKS_FROM = "benchmarks.curricula_ruleworld:large_task_list"
+MODES = ("random", "bc", "bc2", "uniform", "xland", "gen2")
+DEPTHS = (1, 2, 3, 4)
 
 
 def large_task_list() -> list[dict[str, Any]]:
@@ -77,8 +84,6 @@ def large_task_list() -> list[dict[str, Any]]:
     from agentrl.envs.ruleworld import task_list
 
     return task_list(DEPTHS, worlds=1000)
-MODES = ("random", "bc", "bc2", "uniform", "xland", "gen2")
-DEPTHS = (1, 2, 3, 4)
 
 
 def held_out(per_depth: int) -> list[dict[str, Any]]:
