@@ -457,6 +457,8 @@ def test_kickstart_pulls_a_fresh_policy_toward_the_teacher_and_anneals(tmp_path)
     turn = Turn("o", "collect wood", prompt, action, [0.0] * len(action), 0.0, True, False, "", {})
     batch = [Episode(env_id="t", task={}, seed=0, turns=[turn])]
     assert ks.augment_batch(batch) == batch and ks.beta() == pytest.approx(2 / 3)
+    teacher_calls: list[int] = []
+    ks.teacher.model.register_forward_hook(lambda *_: teacher_calls.append(1))
     opt = torch.optim.Adam(student.model.parameters(), lr=1e-2)
     losses = []
     for _ in range(20):
@@ -466,6 +468,7 @@ def test_kickstart_pulls_a_fresh_policy_toward_the_teacher_and_anneals(tmp_path)
         loss.backward()
         opt.step()
     assert losses[-1] < 0.5 * losses[0]  # the student moved toward generation 1
+    assert len(teacher_calls) == 1  # the frozen teacher scores an update's turns once
     stats = ks.update_stats()  # this update's beta and mean KL (the loss / beta), then reset
     assert stats["beta"] == pytest.approx(2 / 3)
     assert stats["kl"] == pytest.approx(sum(losses) / len(losses) * 1.5, rel=1e-5)

@@ -92,7 +92,8 @@ class Kickstart:
         self._teacher = teacher
         self.updates = 0
         self.turns: list[tuple[list[int], list[int]]] = []
-        self._kl: list[float] = []  # this update's KL values (for update_stats)
+        self._teacher_logits: list[torch.Tensor] | None = None  # of ``turns``: once per update
+        self._kl: list[torch.Tensor] = []  # this update's KL values (for update_stats)
 
     @property
     def teacher(self) -> Any:
@@ -126,6 +127,7 @@ class Kickstart:
             if t.prompt_ids and t.action_ids
         ]
         self.turns = turns[: self.config.max_turns]
+        self._teacher_logits = None  # new turns: the teacher scores them at the first step
         return list(episodes)
 
     def extra_loss(self, policy: Any) -> torch.Tensor | None:
@@ -136,10 +138,11 @@ class Kickstart:
         if teacher.device != policy.device:  # loaded on the CPU: score where the student is
             teacher.model.to(policy.device)
             teacher.device = policy.device
-        terms = []
-        for prompt, action in self.turns:
+        if self._teacher_logits is None:  # the teacher is frozen: one forward per update
             with torch.no_grad():
-                t_logits = action_logits(teacher.model, prompt, action)
+                self._teacher_logits = [action_logits(teacher.model, p, a) for p, a in self.turns]
+        terms = []
+        for (prompt, action), t_logits in zip(self.turns, self._teacher_logits, strict=True):
             s_logits = action_logits(policy.model, prompt, action)
             if t_logits.shape != s_logits.shape:
                 raise ValueError(
@@ -148,12 +151,12 @@ class Kickstart:
             mask = torch.ones(1, s_logits.shape[0], dtype=torch.bool, device=s_logits.device)
             terms.append(token_kl(t_logits[None], s_logits[None], mask))
         kl = torch.stack(terms).mean()
-        self._kl.append(float(kl.detach()))
+        self._kl.append(kl.detach())  # read in update_stats: no device sync per step
         return beta * kl
 
     def update_stats(self) -> dict[str, float]:
         """This update's ``beta`` and mean KL (0 once beta is 0: no KL is computed then)."""
-        kl = sum(self._kl) / len(self._kl) if self._kl else 0.0
+        kl = float(torch.stack(self._kl).mean()) if self._kl else 0.0
         self._kl = []
         return {"beta": self.beta(), "kl": kl}  # the beta this update's steps used
 
