@@ -16,9 +16,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.curricula_ruleworld import (  # noqa: E402  (ROOT on path)
+    build_parser,
     held_out,
     large_task_list,
-    main,
     optimal_first,
     overrides_for,
 )
@@ -48,8 +48,8 @@ def test_good_player_is_always_optimal_and_random_is_not() -> None:
 
 
 def _args(tmp_path: Path, *extra: str):
-    """The benchmark's parsed arguments (``main`` with ``parse_only``)."""
-    return main(["--run-root", str(tmp_path), *extra], parse_only=True)
+    """The benchmark's parsed arguments."""
+    return build_parser().parse_args(["--run-root", str(tmp_path), *extra])
 
 
 def test_run_configs_are_valid_and_follow_the_options(tmp_path: Path) -> None:

@@ -131,8 +131,8 @@ def build_ruleworld_tokenizer() -> PreTrainedTokenizerFast:
 
     The same kind of BPE as :func:`build_word_tokenizer` (251 pieces: RuleWorld's words run
     out before 512), trained on RuleWorld's text (:func:`ruleworld_corpus`;
-    ``python -m agentrl.policy.tokenizer ruleworld`` rebuilds the shipped file): every word of RuleWorld (``red ``, ``ball``, ``touching ``)
-    is one token, so an action ``touch red ball with blue key`` is 7 tokens (24 with the
+    ``python -m agentrl.policy.tokenizer ruleworld`` rebuilds the shipped file): every word
+    of RuleWorld (``red ``, ``ball``, ``touching ``) is one token, so an action ``touch red ball with blue key`` is 7 tokens (24 with the
     word tokenizer, whose pieces split RuleWorld's names into fragments) and a prompt ~4x
     shorter; other printable text falls back to characters, ``decode(encode(s)) == s``.
     """
