@@ -505,8 +505,9 @@ class Trainer:
                     extra = self._warm_start()
                 initial = self.evaluate()  # syncs the (warm-started) weights first
                 counters["initial_eval"] = initial
-                log.log(0, {**initial, **extra})
-                self._notify(0, {**initial, **extra})
+                row0 = {**initial, **extra}
+                log.log(0, row0)
+                self._notify(0, row0)
             previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
             it = start_it
             try:
