@@ -284,7 +284,6 @@ def two_node_cluster():
     tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's unix socket paths
     env = _clean_env(tmp)
     ray_bin = str(Path(sys.executable).parent / "ray")
-    p = free_ports(15)
     common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "2", "--disable-usage-stats",
               "--object-store-memory", str(80 * 2**20)]  # fmt: skip
 
@@ -293,7 +292,8 @@ def two_node_cluster():
                 "--dashboard-agent-listen-port", str(q[2]), "--dashboard-agent-grpc-port", str(q[3]),
                 "--metrics-export-port", str(q[4]), "--runtime-env-agent-port", str(q[5])]  # fmt: skip
 
-    try:
+    def start(p: list[int]) -> str:
+        """Start both nodes on ports ``p``; ``""`` or the failing ``ray start``'s output."""
         for args in (
             ["--head", "--port", str(p[0]), "--include-dashboard=false",
              "--ray-client-server-port", str(p[1]), "--resources", '{"node_a": 1}', *node_ports(p[2:8])],
@@ -306,7 +306,20 @@ def two_node_cluster():
                 text=True,
                 timeout=120,
             )
-            assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+            if started.returncode != 0:
+                return started.stdout[-2000:] + started.stderr[-2000:]
+        return ""
+
+    try:
+        # free_ports only finds ports free *now*: another Ray starting on this machine at the
+        # same moment can take one (GCS then fails to bind), so try again on fresh ports.
+        for _ in range(3):
+            p = free_ports(15)
+            error = start(p)
+            if not error:
+                break
+            _kill_cluster(tmp)
+        assert not error, error
         yield {"env": env, "address": f"127.0.0.1:{p[0]}", "tmp": tmp}
     finally:
         _kill_cluster(tmp)
