@@ -19,7 +19,7 @@ class TurnBatch:
     """One row per turn (utterance) of a set of episodes. ``N`` turns, ``L`` = longest action.
 
     Attributes:
-        prompts: prompt token ids per turn, unpadded (length ``N``).
+        prompts: the whole prompt (context) token ids per turn, unpadded (length ``N``).
         actions: sampled action token ids per turn, unpadded (length ``N``).
         action_ids: ``[N, L]`` long, right-padded with 0.
         action_mask: ``[N, L]`` float, 1 on real action tokens.
@@ -30,8 +30,14 @@ class TurnBatch:
         terminated: ``[N]`` float, 1 when the env terminated (not truncated) at this turn.
         episode_index: ``[N]`` long, index of the turn's episode in the input.
         turn_index: ``[N]`` long, position of the turn in its episode.
-        observations / next_observations: the texts (length ``N``).
+        observations / next_observations: the state texts before and after each turn
+            (:meth:`Episode.states`; length ``N``).
         action_texts: the utterances (length ``N``).
+        segments: the token sequences the turns live in (:meth:`Episode.segments`: one per
+            conversation, one per turn for a transcript env), unpadded.
+        segment_index: ``[N]`` long, the segment of each turn.
+        action_start: ``[N]`` long, where each turn's action ids start in its segment
+            (so ``segments[s][:action_start]`` is the turn's prompt).
     """
 
     prompts: list[list[int]]
@@ -48,6 +54,9 @@ class TurnBatch:
     observations: list[str]
     next_observations: list[str]
     action_texts: list[str]
+    segments: list[list[int]]
+    segment_index: torch.Tensor
+    action_start: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -72,7 +81,20 @@ class TurnBatch:
             observations=[self.observations[i] for i in rows],
             next_observations=[self.next_observations[i] for i in rows],
             action_texts=[self.action_texts[i] for i in rows],
+            segments=self.segments,
+            segment_index=self.segment_index[idx],
+            action_start=self.action_start[idx],
         )
+
+    def spans(self) -> list[tuple[int, int, int]]:
+        """``(segment, start, end)`` of every turn's action ids, for
+        :meth:`Policy.span_logprobs <agentrl.policy.Policy.span_logprobs>`."""
+        return [
+            (s, a, a + len(act))
+            for s, a, act in zip(
+                self.segment_index.tolist(), self.action_start.tolist(), self.actions, strict=True
+            )
+        ]
 
 
 def discounted_returns(rewards: Sequence[float], gamma: float) -> list[float]:
@@ -99,15 +121,24 @@ def build_turn_batch(episodes: Sequence[Episode], gamma: float = 1.0) -> TurnBat
     obs: list[str] = []
     next_obs: list[str] = []
     texts: list[str] = []
+    segments: list[list[int]] = []
+    seg_idx: list[int] = []
+    starts: list[int] = []
     for e, ep in enumerate(episodes):
         rtg = discounted_returns([t.reward for t in ep.turns], gamma)
+        for ids, spans in ep.segments():
+            for start, _ in spans:
+                seg_idx.append(len(segments))
+                starts.append(start)
+            segments.append(ids)
+        contexts, states, next_states = ep.contexts(), ep.states(), ep.next_states()
         for t, turn in enumerate(ep.turns):
             if len(turn.action_logprobs) != len(turn.action_ids):
                 raise ValueError(
                     f"episode {e} turn {t}: {len(turn.action_ids)} action ids but "
                     f"{len(turn.action_logprobs)} log-probs"
                 )
-            prompts.append(list(turn.prompt_ids))
+            prompts.append(contexts[t])
             actions.append(list(turn.action_ids))
             logps.append(list(turn.action_logprobs))
             rewards.append(float(turn.reward))
@@ -116,8 +147,8 @@ def build_turn_batch(episodes: Sequence[Episode], gamma: float = 1.0) -> TurnBat
             terms.append(float(turn.terminated))
             ep_idx.append(e)
             turn_idx.append(t)
-            obs.append(turn.observation)
-            next_obs.append(turn.next_observation)
+            obs.append(states[t])
+            next_obs.append(next_states[t])
             texts.append(turn.action)
     n = len(prompts)
     width = max([len(a) for a in actions] + [1])
@@ -144,4 +175,7 @@ def build_turn_batch(episodes: Sequence[Episode], gamma: float = 1.0) -> TurnBat
         observations=obs,
         next_observations=next_obs,
         action_texts=texts,
+        segments=segments,
+        segment_index=torch.tensor(seg_idx, dtype=torch.long),
+        action_start=torch.tensor(starts, dtype=torch.long),
     )

@@ -125,10 +125,13 @@ class Learner:
 
         return os.getpid()
 
-    def act(self, observations: list[str], sampling: Any) -> list[Any] | None:
-        """The algorithm's own acting rule (e.g. CHAI), or ``None`` to sample the policy."""
+    def act(
+        self, observations: list[str], prompts: list[list[int]], sampling: Any
+    ) -> list[Any] | None:
+        """The algorithm's own acting rule (e.g. CHAI) on state texts and prompt ids, or
+        ``None`` to sample the policy."""
         fn = getattr(self.algorithm, "act", None)
-        return fn(observations, sampling) if fn is not None else None
+        return fn(observations, prompts, sampling) if fn is not None else None
 
     # --- checkpoints ----------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:

@@ -327,7 +327,7 @@ class Trainer:
         self._act = None
         if self.ray is None and hasattr(self.learner.algorithm, "act"):
             algorithm, sampling = self.learner.algorithm, self.sampling
-            self._act = lambda observations: algorithm.act(observations, sampling)
+            self._act = lambda states, prompts: algorithm.act(states, prompts, sampling)
 
     # --- pieces of the loop ---------------------------------------------------------------
     def _sync_weights(self) -> float:

@@ -49,15 +49,22 @@ class Turn:
     """One high-level transition: observation -> utterance -> reward.
 
     Attributes:
-        observation: the text the policy saw (before prompt formatting).
+        observation: the env's observation before this turn: the whole state of a transcript
+            env, the new message of a conversational one (``docs/conversations.md``).
         action: the utterance sent to the env.
-        prompt_ids: token ids of the formatted prompt, ``[P]``.
+        prompt_ids: the token ids placed before this turn's action: the whole prompt when
+            ``continues`` is False; when True, the ids appended to the previous turn's
+            context and action (the close of the agent's last reply, the env's new message,
+            the next generation prompt). :meth:`Episode.contexts` rebuilds whole prompts.
         action_ids: sampled token ids of the utterance, ``[L]``.
         action_logprobs: per-token sampling log-probs, ``[L]``.
         reward: env (or reward-model) reward for this turn.
         terminated / truncated: Gymnasium end flags after this step.
         next_observation: observation after the step (``""`` when the episode ended).
         info: JSON-serialisable info dict returned by ``env.step``.
+        continues: the prompt extends the previous turn's context (a conversation) rather
+            than starting a fresh one (a transcript env, or the first turn).
+        role: the role of ``observation`` in the conversation: ``"user"`` or ``"tool"``.
     """
 
     observation: str
@@ -70,6 +77,8 @@ class Turn:
     truncated: bool
     next_observation: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    continues: bool = False
+    role: str = "user"
 
     @property
     def done(self) -> bool:
@@ -116,6 +125,68 @@ class Episode:
     @property
     def num_action_tokens(self) -> int:
         return sum(len(t.action_ids) for t in self.turns)
+
+    def contexts(self) -> list[list[int]]:
+        """The whole prompt (context) of every turn, ``[P_t]``: what the policy conditioned on.
+
+        A continuing turn's context is the previous context, the previous action's ids and
+        its own ``prompt_ids``, concatenated: the exact ids the sampler saw.
+        """
+        out: list[list[int]] = []
+        for t, turn in enumerate(self.turns):
+            if turn.continues:
+                if t == 0:
+                    raise ValueError("the first turn of an episode cannot continue a context")
+                prev = self.turns[t - 1]
+                out.append(out[-1] + list(prev.action_ids) + list(turn.prompt_ids))
+            else:
+                out.append(list(turn.prompt_ids))
+        return out
+
+    def segments(self) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """The episode as token sequences: one per fresh context (one for a whole
+        conversation, one per turn for a transcript env).
+
+        Returns:
+            ``[(token_ids, spans)]`` where ``spans`` are the ``(start, end)`` positions of the
+            segment's agent turns' action ids in ``token_ids`` (the agent mask), in turn order.
+        """
+        out: list[tuple[list[int], list[tuple[int, int]]]] = []
+        for turn in self.turns:
+            if not turn.continues or not out:
+                out.append(([], []))
+            ids, spans = out[-1]
+            ids.extend(turn.prompt_ids)
+            spans.append((len(ids), len(ids) + len(turn.action_ids)))
+            ids.extend(turn.action_ids)
+        return out
+
+    def states(self) -> list[str]:
+        """The state text of every turn, for text critics and reward models: the observation
+        of a transcript env; for a conversation, the messages so far (observations and
+        replies, one per line)."""
+        out: list[str] = []
+        for t, turn in enumerate(self.turns):
+            if turn.continues and t > 0:
+                out.append(f"{out[-1]}\n{self.turns[t - 1].action}\n{turn.observation}")
+            else:
+                out.append(turn.observation)
+        return out
+
+    def next_states(self) -> list[str]:
+        """The state after every turn (``""`` after the last one), as :meth:`states`."""
+        states = self.states()
+        out = []
+        for t, turn in enumerate(self.turns):
+            if not turn.next_observation:
+                out.append("")
+            elif t + 1 < len(self.turns) and self.turns[t + 1].continues:
+                out.append(states[t + 1])
+            elif turn.continues or (t + 1 < len(self.turns) and self.turns[t + 1].continues):
+                out.append(f"{states[t]}\n{turn.action}\n{turn.next_observation}")
+            else:
+                out.append(turn.next_observation)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -162,7 +162,7 @@ def rltf(
     for it in range(1, iterations + 1):
         jobs = [EpisodeJob(j, s) for j, s in enumerate(iteration_seeds(seed, it, episodes))]
         eps = worker.collect(
-            jobs, rng_seed=iteration_rng_seed(seed, it), act=lambda o: algorithm.act(o, sampling)
+            jobs, rng_seed=iteration_rng_seed(seed, it), act=lambda o, p: algorithm.act(o, p, sampling)
         )
         stats = algorithm.update(eps)
         row = {

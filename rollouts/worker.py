@@ -1,8 +1,8 @@
 """The rollout worker: K text envs stepped in lock-step around one batched policy.
 
-Each turn, every live env's observation is formatted and the policy generates all
-utterances in one batched call; finished envs immediately take the next queued job, so
-the batch stays full until the queue drains. The worker is a plain class; the Ray actor
+Each turn, every live env's new message joins its conversation and the policy generates all
+utterances in one batched call (each conversation's KV cache kept across turns); finished
+envs immediately take the next queued job, so the batch stays full until the queue drains. The worker is a plain class; the Ray actor
 wrapper lives in :mod:`agentrl.rollouts.ray_actors`.
 """
 
@@ -20,7 +20,13 @@ import gymnasium as gym
 import torch
 
 from agentrl.policy import Policy, SamplingConfig
+from agentrl.policy.chat import ToolSpec
+from agentrl.policy.kv import KVCache
 from agentrl.types import Episode, Generation, TaskSpec, Turn
+
+ActFn = Callable[[list[str], list[list[int]]], list[Generation]]
+"""An acting rule other than sampling the policy: ``(state texts, prompt ids) -> generations``
+(CHAI's critic-ranked choice, RLTF's candidate choice)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,14 @@ def call_with_timeout(fn: Callable[[], Any], timeout_s: float, what: str) -> Any
     return box["value"]
 
 
+def env_tools(env: gym.Env) -> list[ToolSpec]:
+    """The tools ``env`` offers the agent (:attr:`TextEnv.tools`; none for other envs)."""
+    from agentrl.envs.base import TextEnv
+
+    inner = env.unwrapped
+    return list(inner.tools) if isinstance(inner, TextEnv) else []
+
+
 def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in info.items():
@@ -85,8 +99,36 @@ def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def is_conversational(env: gym.Env) -> bool:
+    """Whether ``env``'s observations are new messages of a conversation (a
+    :class:`~agentrl.envs.base.TextEnv` with ``conversational = True``) rather than whole
+    transcripts (every other env)."""
+    from agentrl.envs.base import TextEnv
+
+    inner = env.unwrapped
+    return isinstance(inner, TextEnv) and inner.conversational
+
+
+@dataclass
+class _Slot:
+    """One env's episode in progress."""
+
+    job: EpisodeJob
+    episode: Episode
+    obs: str
+    role: str = "user"
+    context: list[int] = field(default_factory=list)  # ids of the last prompt and its action
+    cache: KVCache | None = None  # KV cache of ``context`` minus its last token
+
+
 class RolloutWorker:
     """Collects episodes with an inference copy of the policy.
+
+    Each episode is a conversation (:mod:`agentrl.policy.chat`): with a conversational env
+    every turn appends the env's new message to the context, and the context's KV cache is
+    kept between turns (``keep_kv_cache``), so a turn prefills only the new tokens. With a
+    transcript env (every observation holds the whole state) each turn starts a fresh
+    context ``[system, user=observation]``.
 
     Args:
         env_id / env_kwargs: the Gymnasium env to play.
@@ -97,6 +139,11 @@ class RolloutWorker:
         worker_index: used in the per-collect RNG seed.
         step_timeout_s: an env ``reset``/``step`` slower than this ends its episode
             (truncated, with ``error`` set) and the env is rebuilt; 0 = no timeout.
+        keep_kv_cache: keep each conversation's KV cache across turns (the same samples up
+            to float summation order; False re-prefills the whole context every turn).
+        max_context_tokens: a conversation whose next prompt plus ``max_new_tokens`` would
+            exceed this ends truncated (``info["context_full"]``) before that turn; default
+            the model's ``max_position_embeddings``.
     """
 
     def __init__(
@@ -109,6 +156,8 @@ class RolloutWorker:
         policy_factory: Callable[[], Policy] | None = None,
         worker_index: int = 0,
         step_timeout_s: float = 0.0,
+        keep_kv_cache: bool = True,
+        max_context_tokens: int | None = None,
     ):
         if policy is None and policy_factory is None:
             raise ValueError("RolloutWorker needs a policy or a policy_factory")
@@ -120,6 +169,10 @@ class RolloutWorker:
         self.sampling = sampling
         self.worker_index = worker_index
         self.policy_version = 0
+        self.keep_kv_cache = keep_kv_cache
+        self.max_context_tokens = max_context_tokens or self.policy.max_context_tokens
+        self.conversational = is_conversational(self.envs[0])
+        self.chat = self.policy.chat_format(env_tools(self.envs[0]))
         self.last_stats: dict[str, float] = {}
 
     def set_weights(self, weights: dict[str, torch.Tensor], version: int) -> None:
@@ -132,7 +185,7 @@ class RolloutWorker:
         jobs: Sequence[EpisodeJob],
         rng_seed: int,
         greedy: bool = False,
-        act: Callable[[list[str]], list[Generation]] | None = None,
+        act: ActFn | None = None,
     ) -> list[Episode]:
         """Play every job to the end; returns episodes in ``jobs`` order.
 
@@ -140,15 +193,16 @@ class RolloutWorker:
             jobs: episodes to play.
             rng_seed: seeds the sampling generator, so a collect call is reproducible.
             greedy: argmax decoding (evaluation).
-            act: optional acting rule replacing policy sampling (observations -> generations).
+            act: optional acting rule replacing policy sampling: ``(states, prompts) ->
+                generations`` for the live envs' state texts and prompt ids.
         """
         start = time.perf_counter()
         sampling = SamplingConfig(**{**self.sampling.__dict__, "greedy": greedy})
         generator = torch.Generator().manual_seed(int(rng_seed))
         queue = list(jobs)[::-1]
-        slots: list[dict[str, Any] | None] = [None] * len(self.envs)
+        slots: list[_Slot | None] = [None] * len(self.envs)
         results: dict[int, Episode] = {}
-        gen_tokens = 0
+        counts = {"gen_tokens": 0, "prefill_tokens": 0, "context_tokens": 0}
 
         def start_job(slot: int) -> None:
             while queue:
@@ -176,24 +230,63 @@ class RolloutWorker:
                 played = getattr(self.envs[slot].unwrapped, "task", None)
                 if isinstance(played, dict) and played:
                     episode.task = dict(played)  # the task the env actually sampled
-                slots[slot] = {"job": job, "episode": episode, "obs": obs}
+                slots[slot] = _Slot(job=job, episode=episode, obs=obs)
                 return
             slots[slot] = None
+
+        def finish(i: int, slot: _Slot, success: bool, error: str | None) -> None:
+            episode = slot.episode
+            episode.success = success
+            episode.env_reward = episode.total_reward
+            episode.error = error
+            results[slot.job.job_id] = episode
+            start_job(i)
 
         for i in range(len(self.envs)):
             start_job(i)
         while any(s is not None for s in slots):
-            live = [i for i, s in enumerate(slots) if s is not None]
-            observations = [slots[i]["obs"] for i in live]  # type: ignore[index]
+            live: list[int] = []
+            prompts: list[list[int]] = []
+            deltas: list[list[int]] = []
+            for i, slot in enumerate(slots):
+                if slot is None:
+                    continue
+                delta, continues = self._next_prompt(slot)
+                prompt = slot.context + delta if continues else delta
+                if continues and len(prompt) + sampling.max_new_tokens > self.max_context_tokens:
+                    last = slot.episode.turns[-1]  # the context is full: end before this turn
+                    last.truncated, last.next_observation = True, ""
+                    last.info["context_full"] = True
+                    finish(i, slot, bool(last.info.get("success", False)), None)
+                    continue
+                if not continues:
+                    slot.cache = None
+                live.append(i)
+                prompts.append(prompt)
+                deltas.append(delta)
+            if not live:
+                continue
+            live_slots = [s for s in (slots[i] for i in live) if s is not None]
             if act is not None:
-                gens = act(observations)
+                gens = act([self._state_text(s) for s in live_slots], prompts)
+                counts["prefill_tokens"] += sum(len(p) for p in prompts)
+            elif self.keep_kv_cache:
+                caches = [s.cache for s in live_slots]
+                counts["prefill_tokens"] += sum(
+                    len(p) - (c.length if c is not None else 0) for p, c in zip(prompts, caches, strict=True)
+                )
+                gens, new_caches = self.policy.generate_continue(prompts, caches, sampling, generator)
+                for s, c in zip(live_slots, new_caches, strict=True):
+                    s.cache = c
             else:
-                gens = self.policy.generate_text(observations, sampling, generator=generator)
-            for i, gen in zip(live, gens, strict=True):
+                counts["prefill_tokens"] += sum(len(p) for p in prompts)
+                gens = self.policy.generate(prompts, sampling, generator=generator)
+            counts["context_tokens"] += sum(len(p) for p in prompts)
+            for i, prompt, delta, gen in zip(live, prompts, deltas, gens, strict=True):
                 slot = slots[i]
                 assert slot is not None
-                episode: Episode = slot["episode"]
-                gen_tokens += len(gen.token_ids)
+                episode = slot.episode
+                counts["gen_tokens"] += len(gen.token_ids)
                 env = self.envs[i]
                 try:
                     obs, reward, terminated, truncated, info = call_with_timeout(
@@ -211,9 +304,9 @@ class RolloutWorker:
                 done = terminated or truncated
                 episode.turns.append(
                     Turn(
-                        observation=slot["obs"],
+                        observation=slot.obs,
                         action=gen.text,
-                        prompt_ids=list(gen.prompt_ids),
+                        prompt_ids=list(delta),
                         action_ids=list(gen.token_ids),
                         action_logprobs=[float(x) for x in gen.logprobs],
                         reward=float(reward),
@@ -221,19 +314,34 @@ class RolloutWorker:
                         truncated=bool(truncated),
                         next_observation="" if done else obs,
                         info=_jsonable(info),
+                        continues=len(prompt) != len(delta),
+                        role=slot.role,
                     )
                 )
                 if done:
-                    episode.success = bool(info.get("success", False))
-                    episode.env_reward = episode.total_reward
-                    episode.error = error
-                    results[slot["job"].job_id] = episode
-                    start_job(i)
+                    finish(i, slot, bool(info.get("success", False)), error)
                 else:
-                    slot["obs"] = obs
+                    slot.obs = obs
+                    slot.role = str(info.get("role", "user"))
+                    slot.context = prompt + list(gen.token_ids)
         elapsed = time.perf_counter() - start
-        self.last_stats = {"collect_s": elapsed, "gen_tokens": float(gen_tokens)}
+        self.last_stats = {"collect_s": elapsed, **{k: float(v) for k, v in counts.items()}}
         return [results[j.job_id] for j in jobs]
+
+    def _next_prompt(self, slot: _Slot) -> tuple[list[int], bool]:
+        """The ids this turn adds, and whether they extend the slot's context."""
+        message = {"role": slot.role, "content": slot.obs}
+        if self.conversational and slot.episode.turns:
+            last = slot.episode.turns[-1].action_ids
+            return self.chat.continuation(last, [message]), True
+        return self.chat.start([message]), False
+
+    def _state_text(self, slot: _Slot) -> str:
+        """The slot's state as text (``Episode.states`` of its next turn)."""
+        turns = slot.episode.turns
+        if self.conversational and turns:
+            return f"{slot.episode.states()[-1]}\n{turns[-1].action}\n{slot.obs}"
+        return slot.obs
 
     def _replace_env(self, slot: int) -> None:
         """A fresh env for ``slot``: the old one is still busy in an abandoned thread."""

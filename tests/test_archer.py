@@ -498,7 +498,7 @@ def test_chai_trains_only_the_critic_and_acts_by_min_q():
     sampling = SamplingConfig(max_new_tokens=5)
     obs = [OBS, "another state"]
     state = chai.act_generator.get_state()
-    picked = chai.act(obs, sampling)
+    picked = chai.act(obs, policy.encode_prompts(obs), sampling)
     assert len(picked) == 2
     chai.act_generator.set_state(state)  # regenerate the same candidates
     prompts = policy.encode_prompts(obs)
@@ -508,7 +508,7 @@ def test_chai_trains_only_the_critic_and_acts_by_min_q():
     for i, g in enumerate(picked):
         best = int(scores[i * 4 : i * 4 + 4].argmax())
         assert g.token_ids == cands[i * 4 + best].token_ids
-    greedy = chai.act(obs, SamplingConfig(max_new_tokens=5, greedy=True))
+    greedy = chai.act(obs, policy.encode_prompts(obs), SamplingConfig(max_new_tokens=5, greedy=True))
     assert len(greedy) == 2
 
     blob = io.BytesIO()

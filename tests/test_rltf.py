@@ -244,15 +244,16 @@ def test_act_picks_epsilon_greedily_among_k_candidates():
     policy = _policy(0)
     sampling = SamplingConfig(max_new_tokens=48, constraint="toolchain")
     algo = RLTF(RLTFConfig(num_candidates=6, epsilon=0.0), policy, seed=0)
-    gens = algo.act(["Task: sort it.", "Task: add one."], sampling)
+    obs = ["Task: sort it.", "Task: add one."]
+    gens = algo.act(obs, policy.encode_prompts(obs), sampling)
     assert len(gens) == 2 and all(parse_plan(g.text) for g in gens)
     # with epsilon 0 the executed plan is the most probable of the k samples: on average
     # more probable than a plain sample
     algo_best = RLTF(RLTFConfig(num_candidates=6, epsilon=0.0), policy, seed=1)
     algo_first = RLTF(RLTFConfig(num_candidates=6, epsilon=0.0, choice="first"), policy, seed=1)
     obs = [f"Task: number {i}." for i in range(16)]
-    best = sum(g.logprob for g in algo_best.act(obs, sampling))
-    first = sum(g.logprob for g in algo_first.act(obs, sampling))
+    best = sum(g.logprob for g in algo_best.act(obs, policy.encode_prompts(obs), sampling))
+    first = sum(g.logprob for g in algo_first.act(obs, policy.encode_prompts(obs), sampling))
     assert best > first
     algo.num_updates = 3
     assert algo.epsilon == 0.0 and RLTF(RLTFConfig(), policy).epsilon == 0.2
@@ -310,7 +311,7 @@ def test_short_rltf_run_improves_the_task_score():
     rewards = []
     for it in range(40):
         jobs = [EpisodeJob(j, 1000 * it + j) for j in range(24)]
-        eps = worker.collect(jobs, rng_seed=it, act=lambda o: algo.act(o, sampling))
+        eps = worker.collect(jobs, rng_seed=it, act=lambda o, p: algo.act(o, p, sampling))
         rewards.append(algo.update(eps)["rltf/reward"])
     after = _score(policy, env_kwargs, tasks)
     assert after >= before + 0.3, (before, after, rewards)  # measured here: 0.0 -> 0.67

@@ -121,10 +121,10 @@ class Kickstart:
         """Keeps up to ``max_turns`` turns of this update's batch; the batch is unchanged."""
         self.updates += 1
         turns = [
-            (list(t.prompt_ids), list(t.action_ids))
+            (context, list(t.action_ids))
             for e in episodes
-            for t in e.turns
-            if t.prompt_ids and t.action_ids
+            for t, context in zip(e.turns, e.contexts(), strict=True)
+            if context and t.action_ids
         ]
         self.turns = turns[: self.config.max_turns]
         self._teacher_logits = None  # new turns: the teacher scores them at the first step

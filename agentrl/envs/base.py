@@ -10,10 +10,12 @@ when stepping after the episode ended.
 from __future__ import annotations
 
 import string
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 from gymnasium import spaces
+
+from agentrl.policy.chat import ToolSpec
 
 PRINTABLE = string.printable
 MAX_TEXT = 4096
@@ -42,6 +44,12 @@ class TextEnv(gym.Env[str, str]):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
     max_turns: int = 20
+    conversational: ClassVar[bool] = False
+    """True when every observation is the env's *new* message (the agent keeps the
+    conversation); False when it is the whole state (a transcript), which the agent sees as
+    a fresh one-message conversation each turn. ``docs/conversations.md``."""
+    tools: ClassVar[tuple[ToolSpec, ...]] = ()
+    """Tools the agent may call, passed to the chat template (:class:`ToolEnv` executes them)."""
 
     def __init__(self, render_mode: str | None = None):
         self.observation_space = text_space()

@@ -101,11 +101,9 @@ class WakeSleepConsolidation:
         self.task = str(task.get("name", ""))
 
     def on_episode(self, episode: Episode) -> None:
-        for t in episode.turns:
-            if t.action_ids and t.prompt_ids:
-                self.turns.add(
-                    {"prompt": list(t.prompt_ids), "action": list(t.action_ids), "task": self.task}
-                )
+        for t, context in zip(episode.turns, episode.contexts(), strict=True):
+            if t.action_ids and context:
+                self.turns.add({"prompt": context, "action": list(t.action_ids), "task": self.task})
 
     def consolidate(self, learner: Any) -> dict[str, float]:
         plastic = learner.policy

@@ -77,7 +77,11 @@ def fisher_diagonal(
 
 
 def _recent_turns(episodes: Sequence[Episode], limit: int) -> list[tuple[list[int], list[int]]]:
-    turns = [(list(t.prompt_ids), list(t.action_ids)) for e in episodes for t in e.turns]
+    turns = [
+        (context, list(t.action_ids))
+        for e in episodes
+        for t, context in zip(e.turns, e.contexts(), strict=True)
+    ]
     return turns[-limit:]
 
 

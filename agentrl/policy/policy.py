@@ -35,8 +35,10 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from agentrl.policy.chat import ChatFormat, ToolSpec, chat_format
 from agentrl.policy.constraints import TokenConstraint, resolve_grammar
 from agentrl.policy.device import resolve_device
+from agentrl.policy.kv import KVCache, cut_row, stack_caches, supports_kv_reuse
 from agentrl.policy.lean import last_logits, lean_parts
 from agentrl.policy.models import ModelConfig, load_model_and_tokenizer, torch_dtype
 from agentrl.policy.sampling import SamplingConfig, cut_at_stop, sample_next
@@ -99,6 +101,7 @@ class Policy:
         self.default_constraint: str | None = None
         self.lean_decode = True
         self._constraints: dict[tuple[str, int], TokenConstraint] = {}
+        self._chat_formats: dict[tuple[str, ...], ChatFormat] = {}
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, device: str | torch.device | None = None) -> Policy:
@@ -117,6 +120,19 @@ class Policy:
     @property
     def has_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def chat_format(self, tools: Sequence[ToolSpec] = ()) -> ChatFormat:
+        """The :class:`~agentrl.policy.chat.ChatFormat` of this tokenizer and system prompt
+        (its chat template, else the plain format), with ``tools``; cached."""
+        key = tuple(json.dumps(t.as_template_tool(), sort_keys=True) for t in tools)
+        if key not in self._chat_formats:
+            self._chat_formats[key] = chat_format(self.tokenizer, self.system_prompt, tools)
+        return self._chat_formats[key]
+
+    @property
+    def max_context_tokens(self) -> int:
+        """The longest context the model takes (its ``max_position_embeddings``)."""
+        return int(getattr(self.model.config, "max_position_embeddings", None) or 2**31 - 1)
 
     def format_prompt(self, observation: str) -> str:
         """Render one observation as the prompt text (format in the module docstring)."""
@@ -208,7 +224,7 @@ class Policy:
         self.model.eval()
         try:
             with torch.inference_mode():
-                tokens, logps, stopped = self._decode(prompt_ids, sampling, generator)
+                tokens, logps, stopped, _ = self._decode(prompt_ids, sampling, generator)
         finally:
             self.model.train(was_training)
         return [
@@ -216,30 +232,99 @@ class Policy:
             for p, t, lp, s in zip(prompt_ids, tokens, logps, stopped, strict=True)
         ]
 
+    def generate_continue(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        caches: Sequence[KVCache | None],
+        sampling: SamplingConfig | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[list[Generation], list[KVCache | None]]:
+        """:meth:`generate` that reuses and returns each row's KV cache (multi-turn rollouts).
+
+        Row ``i``'s cache holds the keys/values of the first ``caches[i].length`` ids of
+        ``prompt_ids[i]`` (its conversation so far, :mod:`agentrl.policy.kv`); only the ids
+        after them are prefilled. The returned cache of a row covers its prompt and all but
+        the last sampled token (which the next turn's prompt starts with). Sampling draws and
+        log-probs are those of :meth:`generate` on the same prompts, up to float summation
+        order. Returns ``None`` caches when the model's cache cannot be reused (not a plain
+        ``DynamicCache``); callers then pass ``None`` and the full prompt is prefilled.
+        """
+        sampling = sampling or SamplingConfig()
+        if len(caches) != len(prompt_ids):
+            raise ValueError(f"{len(prompt_ids)} prompts but {len(caches)} caches")
+        if not prompt_ids:
+            return [], []
+        for i, (p, c) in enumerate(zip(prompt_ids, caches, strict=True)):
+            if c is not None and c.length >= len(p):
+                raise ValueError(
+                    f"row {i}: the cache covers {c.length} tokens but the prompt has {len(p)}; "
+                    "a prompt must extend its cached context by at least one token"
+                )
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                tokens, logps, stopped, out_caches = self._decode(
+                    prompt_ids, sampling, generator, caches, keep=True
+                )
+        finally:
+            self.model.train(was_training)
+        gens = [
+            self._make_generation(p, t, lp, s, sampling.stop)
+            for p, t, lp, s in zip(prompt_ids, tokens, logps, stopped, strict=True)
+        ]
+        return gens, out_caches
+
     def _decode(
         self,
         prompt_ids: Sequence[Sequence[int]],
         sampling: SamplingConfig,
         generator: torch.Generator | None,
-    ) -> tuple[list[list[int]], list[list[float]], list[bool]]:
+        caches: Sequence[KVCache | None] | None = None,
+        keep: bool = False,
+    ) -> tuple[list[list[int]], list[list[float]], list[bool], list[KVCache | None]]:
         dev = self.device
         batch = len(prompt_ids)
+        past = [c.length if c is not None else 0 for c in caches] if caches else [0] * batch
+        new = [list(p)[s:] for p, s in zip(prompt_ids, past, strict=True)]
         lens = torch.tensor([len(p) for p in prompt_ids], device=dev)
-        width = int(lens.max())
+        s_width = max(past)
+        width = max(len(n) for n in new)
         pad = self.tokenizer.pad_token_id
         # Filled on the CPU and moved once: per-row copies to a GPU cost a launch each.
+        # Layout of row i: [pad | its cached s_i columns | pad | its m_i new ids]; the
+        # padding is masked out, positions are counted over the real tokens only.
         input_ids = torch.full((batch, width), pad, dtype=torch.long)
-        attn = torch.zeros((batch, width), dtype=torch.long)
-        for i, p in enumerate(prompt_ids):
-            input_ids[i, width - len(p) :] = torch.as_tensor(list(p))
-            attn[i, width - len(p) :] = 1
-        input_ids, attn = input_ids.to(dev), attn.to(dev)
-        positions = (attn.cumsum(-1) - 1).clamp_(min=0)
+        attn = torch.zeros((batch, s_width + width), dtype=torch.long)
+        positions = torch.zeros((batch, width), dtype=torch.long)
+        for i, (n, s) in enumerate(zip(new, past, strict=True)):
+            input_ids[i, width - len(n) :] = torch.as_tensor(n)
+            attn[i, s_width - s : s_width] = 1
+            attn[i, s_width + width - len(n) :] = 1
+            positions[i, width - len(n) :] = torch.arange(s, s + len(n))
+        input_ids, attn, positions = input_ids.to(dev), attn.to(dev), positions.to(dev)
+        cache: Any = None
+        if s_width:
+            assert caches is not None
+            empty = next(c for c in caches if c is not None)
+            cache = stack_caches(
+                [c if c is not None else KVCache([(k[:, :, :0], v[:, :, :0]) for k, v in empty.layers]) for c in caches],
+                s_width,
+            )
         # Multi-character stop strings can straddle tokens: also check the decoded text.
         check_text = any(len(s) > 1 for s in sampling.stop)
 
         forward = self._decode_step()
-        logits, cache = forward(input_ids, attn, positions, None)  # [B, V]
+        logits, cache = forward(input_ids, attn, positions, cache)  # [B, V]
+        reuse = keep and supports_kv_reuse(cache)
+        out_caches: list[KVCache | None] = [None] * batch
+        # the columns of each row's real context in the stacked cache (decode columns follow)
+        base_cols = [
+            torch.cat(
+                [torch.arange(s_width - s, s_width), torch.arange(s_width + width - len(n), s_width + width)]
+            )
+            for n, s in zip(new, past, strict=True)
+        ] if reuse else []
         stop_mask = self.stop_token_mask(sampling.stop, logits.shape[-1])
         name = sampling.constraint or self.default_constraint
         constraint = self.token_constraint(name, logits.shape[-1]) if name else None
@@ -251,6 +336,11 @@ class Policy:
         tokens: list[list[int]] = [[] for _ in range(batch)]
         logps: list[list[float]] = [[] for _ in range(batch)]
         stopped = [False] * batch
+
+        def cut(j: int, r: int) -> None:
+            # row r (batch index j): its context, then the sampled tokens fed so far
+            fed = torch.arange(s_width + width, s_width + width + len(tokens[r]) - 1)
+            out_caches[r] = cut_row(cache, j, torch.cat([base_cols[r], fed]))
 
         for step in range(sampling.max_new_tokens):
             if constraint is not None:
@@ -279,14 +369,21 @@ class Policy:
             if n_live == 0 or step == sampling.max_new_tokens - 1:
                 break
             if n_live <= len(rows) // 2 and hasattr(cache, "batch_select_indices"):
-                keep = live.nonzero().squeeze(-1)
-                cache.batch_select_indices(keep)
-                rows = [rows[k] for k in keep.tolist()]
-                ids, attn, next_pos, live = ids[keep], attn[keep], next_pos[keep], live[keep]
+                if reuse:
+                    for j, r in enumerate(rows):
+                        if not live_l[j]:
+                            cut(j, r)
+                keep_idx = live.nonzero().squeeze(-1)
+                cache.batch_select_indices(keep_idx)
+                rows = [rows[k] for k in keep_idx.tolist()]
+                ids, attn, next_pos, live = ids[keep_idx], attn[keep_idx], next_pos[keep_idx], live[keep_idx]
             attn = torch.cat([attn, attn.new_ones(attn.shape[0], 1)], dim=-1)
             logits, cache = forward(ids.unsqueeze(-1), attn, next_pos.unsqueeze(-1), cache)
             next_pos = next_pos + 1
-        return tokens, logps, stopped
+        if reuse:
+            for j, r in enumerate(rows):
+                cut(j, r)
+        return tokens, logps, stopped, out_caches
 
     def _decode_step(self) -> Callable[..., tuple[torch.Tensor, Any]]:
         """``(input_ids, attention_mask, position_ids, cache) -> (last logits [B, V], cache)``.
@@ -416,6 +513,111 @@ class Policy:
         per_token = torch.cat([c[0] for c in chunks])
         mask = torch.cat([c[1] for c in chunks])
         return per_token.sum(-1), per_token, mask
+
+    def span_logprobs(
+        self,
+        sequences: Sequence[Sequence[int]],
+        spans: Sequence[tuple[int, int, int]],
+        *,
+        temperature: float = 1.0,
+        batch_size: int | None = None,
+        constraint: str | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probs of token spans of whole sequences, one forward pass per sequence.
+
+        The update-side twin of a multi-turn rollout: ``sequences`` are episodes'
+        conversations (:meth:`Episode.segments <agentrl.types.Episode.segments>`) and each
+        span ``(sequence, start, end)`` one agent turn's ids ``sequences[sequence][start:end]``,
+        scored given everything before it. A sequence is run once, whatever the number of its
+        turns (the per-turn path, :meth:`action_logprobs`, re-encodes the history for every
+        turn: O(turns^2) tokens). Only the agent positions go through the LM head (the lean
+        split of :mod:`.lean`), so env tokens cost no ``[T, vocab]`` logits.
+
+        Args:
+            sequences: unpadded token-id lists.
+            spans: ``N`` ``(sequence index, start, end)`` with ``1 <= start <= end``.
+            temperature, constraint: as :meth:`action_logprobs` (a constraint, which needs
+                each turn's decoded prompt, is scored by :meth:`action_logprobs`).
+            batch_size: sequences per forward pass (all when None).
+
+        Returns:
+            ``(sums [N], per_token [N, L], mask [N, L])`` with ``L`` the longest span, in
+            the layout of :meth:`action_logprobs`.
+        """
+        n = len(spans)
+        width = max((e - s for _, s, e in spans), default=0)
+        constraint = constraint or self.default_constraint
+        if constraint is not None:
+            prompts = [list(sequences[q][:s]) for q, s, _ in spans]
+            actions = [list(sequences[q][s:e]) for q, s, e in spans]
+            return self.action_logprobs(
+                prompts, actions, temperature=temperature, constraint=constraint
+            )
+        dev = self.device
+        if n == 0 or width == 0:
+            empty = torch.zeros(n, width, device=dev)
+            return empty.sum(-1), empty, empty.bool()
+        for q, s, e in spans:
+            if not 1 <= s <= e <= len(sequences[q]):
+                raise ValueError(f"span {(q, s, e)} is outside sequence {q} of {len(sequences[q])} ids")
+        used = sorted({q for q, _, _ in spans})
+        step = batch_size or len(used)
+        per_token = torch.zeros(n, width, device=dev)
+        mask = torch.zeros(n, width, dtype=torch.bool, device=dev)
+        by_seq: dict[int, list[int]] = {}
+        for i, (q, _, _) in enumerate(spans):
+            by_seq.setdefault(q, []).append(i)
+        for lo in range(0, len(used), step):
+            chunk = used[lo : lo + step]
+            rows = [i for q in chunk for i in by_seq[q]]
+            lp = self._score_spans(
+                [sequences[q] for q in chunk],
+                [(chunk.index(spans[i][0]), spans[i][1], spans[i][2]) for i in rows],
+                temperature,
+                width,
+            )
+            index = torch.tensor(rows, device=dev)
+            per_token = per_token.index_copy(0, index, lp)
+            lengths = torch.tensor([spans[i][2] - spans[i][1] for i in rows], device=dev)
+            mask[index] = torch.arange(width, device=dev)[None, :] < lengths[:, None]
+        return per_token.sum(-1), per_token, mask
+
+    def _score_spans(
+        self,
+        sequences: Sequence[Sequence[int]],
+        spans: Sequence[tuple[int, int, int]],
+        temperature: float,
+        width: int,
+    ) -> torch.Tensor:
+        """``[len(spans), width]`` log-probs (0 past each span's end) from one forward."""
+        dev = self.device
+        t_width = max(len(s) for s in sequences)
+        pad = self.tokenizer.pad_token_id
+        seq = torch.full((len(sequences), t_width), pad, dtype=torch.long)
+        attn = torch.zeros_like(seq)
+        for i, s in enumerate(sequences):
+            seq[i, : len(s)] = torch.as_tensor(list(s), dtype=torch.long)
+            attn[i, : len(s)] = 1
+        # position p predicts token p + 1: span [s, e) is read at positions s-1 .. e-2
+        rows = torch.tensor([q for q, _, _ in spans]).repeat_interleave(width)
+        cols = torch.cat([torch.arange(s - 1, s - 1 + width) for _, s, _ in spans]).clamp_(max=t_width - 1)
+        target_cols = (cols + 1).clamp_(max=t_width - 1)
+        valid = torch.cat([torch.arange(width) < e - s for _, s, e in spans])
+        seq, attn = seq.to(dev), attn.to(dev)
+        rows, cols, target_cols, valid = rows.to(dev), cols.to(dev), target_cols.to(dev), valid.to(dev)
+        parts = lean_parts(self.model)
+        if parts is not None:
+            body, head = parts
+            hidden = body(input_ids=seq, attention_mask=attn, use_cache=False).last_hidden_state
+            logits = head(hidden[rows, cols]).float()  # [N * width, V]
+        else:
+            logits = self.model(input_ids=seq, attention_mask=attn, use_cache=False).logits
+            logits = logits[rows, cols].float()
+        if temperature != 1.0:
+            logits = logits / temperature
+        targets = seq[rows, target_cols]
+        lp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+        return lp.masked_fill(~valid, 0.0).view(len(spans), width)
 
     def _score_chunk(
         self,

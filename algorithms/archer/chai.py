@@ -82,14 +82,20 @@ class Chai:
 
     @torch.no_grad()
     def act(
-        self, observations: Sequence[str], sampling: SamplingConfig | None = None
+        self,
+        observations: Sequence[str],
+        prompts: Sequence[Sequence[int]],
+        sampling: SamplingConfig | None = None,
     ) -> list[Generation]:
-        """Per observation, the best of ``num_candidates`` samples by ``min(Q_1, Q_2)``."""
+        """Per state, the best of ``num_candidates`` samples by ``min(Q_1, Q_2)``.
+
+        ``observations`` are the state texts the critic reads, ``prompts`` the policy's
+        context ids of the same states (the rollout worker's conversation contexts).
+        """
         sampling = sampling or self.core.sampling
         if not observations:
             return []
         k = 1 if sampling.is_greedy else self.config.num_candidates
-        prompts = self.policy.encode_prompts(list(observations))
         gens = self.policy.generate(
             [p for p in prompts for _ in range(k)], sampling, self.act_generator
         )

@@ -23,13 +23,14 @@ class Transition:
     """One turn as the critic sees it.
 
     Attributes:
-        observation: ``s`` (text before prompt formatting).
+        observation: ``s`` as text (:meth:`Episode.states`: the observation of a transcript
+            env, the messages so far of a conversation).
         action: ``a``, the utterance text.
         action_ids: the sampled token ids of ``a``, ``[L]``.
         prompt_ids: the formatted prompt of ``s`` as the policy saw it, ``[P]`` (may be empty:
             then the policy re-encodes ``observation``).
         reward: ``r``.
-        next_observation: ``s'`` (``""`` after the last turn).
+        next_observation: ``s'`` (``""`` after the last turn), as ``observation``.
         done: no bootstrap from ``s'``.
     """
 
@@ -50,21 +51,24 @@ def episode_transitions(episode: Episode, timeout_is_terminal: bool = True) -> l
     bootstrap from: then it is terminal too).
     """
     out = []
-    for turn in episode.turns:
+    contexts, states, next_states = episode.contexts(), episode.states(), episode.next_states()
+    for turn, context, state, next_state in zip(
+        episode.turns, contexts, states, next_states, strict=True
+    ):
         if turn.terminated:
             done = True
         elif turn.truncated:
-            done = timeout_is_terminal or not turn.next_observation
+            done = timeout_is_terminal or not next_state
         else:
             done = False
         out.append(
             Transition(
-                observation=turn.observation,
+                observation=state,
                 action=turn.action,
                 action_ids=list(turn.action_ids),
-                prompt_ids=list(turn.prompt_ids),
+                prompt_ids=context,
                 reward=float(turn.reward),
-                next_observation=turn.next_observation,
+                next_observation=next_state,
                 done=bool(done),
             )
         )

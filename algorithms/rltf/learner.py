@@ -87,16 +87,19 @@ class RLTF:
         return epsilon_at(self.num_updates, cfg.epsilon, cfg.epsilon_decay, cfg.min_epsilon)
 
     # --- acting -------------------------------------------------------------------------
-    def act(self, observations: list[str], sampling: SamplingConfig) -> list[Generation]:
-        """Sample ``k`` plans per observation and return the epsilon-greedy choice of each.
+    def act(
+        self, observations: list[str], prompts: list[list[int]], sampling: SamplingConfig
+    ) -> list[Generation]:
+        """Sample ``k`` plans per state (``prompts``: the policy's context ids; the state
+        texts ``observations`` are not needed) and return the epsilon-greedy choice of each.
 
         Under greedy sampling all candidates coincide, so one greedy plan is decoded.
         """
         if sampling.is_greedy or self.config.num_candidates == 1:
-            return self.policy.generate_text(observations, sampling, generator=self.act_generator)
+            return self.policy.generate(prompts, sampling, generator=self.act_generator)
         k = self.config.num_candidates
-        repeated = [o for o in observations for _ in range(k)]
-        gens = self.policy.generate_text(repeated, sampling, generator=self.act_generator)
+        repeated = [p for p in prompts for _ in range(k)]
+        gens = self.policy.generate(repeated, sampling, generator=self.act_generator)
         scores = torch.tensor([g.logprob for g in gens]).view(len(observations), k)
         greedy = (
             None
