@@ -97,6 +97,38 @@ class TurnBatch:
         ]
 
 
+def segment_minibatches(batch: TurnBatch, turns: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Random minibatches of whole segments (conversations), about ``turns`` turns each.
+
+    Each minibatch holds every turn of its segments, so one forward pass per segment scores
+    them all (:meth:`Policy.span_logprobs <agentrl.policy.Policy.span_logprobs>`). Segments
+    are shuffled, sorted by length inside windows of eight minibatches (less padding) and cut;
+    the minibatch order is shuffled again. With one segment per turn (transcript envs) this
+    is a random, length-grouped split of the turns.
+
+    Returns:
+        the row indices of each minibatch (long tensors).
+    """
+    n_seg = len(batch.segments)
+    if n_seg == 0 or len(batch) == 0:
+        return []
+    size = max(1, round(turns * n_seg / len(batch)))
+    rows_of: list[list[int]] = [[] for _ in range(n_seg)]
+    for row, seg in enumerate(batch.segment_index.tolist()):
+        rows_of[seg].append(row)
+    used = torch.tensor([s for s in range(n_seg) if rows_of[s]], dtype=torch.long)
+    lengths = torch.tensor([len(batch.segments[s]) for s in used.tolist()])
+    order = torch.randperm(len(used), generator=generator)
+    groups: list[list[int]] = []
+    window = 8 * size
+    for lo in range(0, len(order), window):
+        chunk = order[lo : lo + window]
+        chunk = chunk[torch.argsort(lengths[chunk], stable=True)]
+        groups.extend(used[chunk[i : i + size]].tolist() for i in range(0, len(chunk), size))
+    perm = torch.randperm(len(groups), generator=generator).tolist()
+    return [torch.tensor([r for s in groups[g] for r in rows_of[s]], dtype=torch.long) for g in perm]
+
+
 def discounted_returns(rewards: Sequence[float], gamma: float) -> list[float]:
     """Reward-to-go ``G_t = r_t + gamma * G_{t+1}`` for one episode."""
     out = [0.0] * len(rewards)

@@ -38,6 +38,13 @@ class EnvConfig:
     kwargs: dict[str, Any] = field(default_factory=dict)
     max_new_tokens: int = 24
     """Longest utterance the policy may produce in one turn."""
+    stop: list[str] = field(default_factory=lambda: ["\n"])
+    """A reply ends at the first of these strings (or at the model's end-of-turn/eos token);
+    ``[]`` allows multi-line replies (code, JSON, tool calls) ended by end-of-turn only."""
+    conversation: bool = False
+    """Play a transcript env as a conversation (its ``info["message"]`` each turn, the
+    policy keeping the history; :mod:`agentrl.envs.conversation`). Envs that are
+    conversational by nature (``TextEnv.conversational``) are conversations either way."""
 
 
 @dataclass
@@ -60,6 +67,11 @@ class RolloutConfig:
     num_gpus_per_worker: float = 0.0
     """GPUs of each rollout worker's placement bundle (its inference copy of the policy)."""
     sampling: SamplingSection = field(default_factory=SamplingSection)
+    keep_kv_cache: bool = True
+    """Keep each conversation's KV cache across turns (prefill only the new tokens)."""
+    max_context_tokens: int | None = None
+    """A conversation ends (truncated) before a turn whose prompt plus ``max_new_tokens``
+    exceeds this; default the model's ``max_position_embeddings``."""
     async_collection: bool = False
     """Collect iteration ``i+1`` while the learner updates on iteration ``i`` (for
     off-policy learners such as ArCHer): the episodes are then one policy version old,

@@ -84,9 +84,18 @@ def evaluate_checkpoint(
     cfg = to_train_config(checkpoint_config(manifest, overrides))
     learner = Learner(cfg.model, dict(cfg.algorithm), seed=cfg.seed, imports=list(cfg.imports))
     learner.load(str(ckpt), weights_only=True)
-    sampling = SamplingConfig(temperature=1.0, max_new_tokens=cfg.env.max_new_tokens)
+    sampling = SamplingConfig(
+        temperature=1.0, max_new_tokens=cfg.env.max_new_tokens, stop=tuple(cfg.env.stop)
+    )
     worker = RolloutWorker(
-        cfg.env.id, cfg.env.kwargs, cfg.rollout.envs_per_worker, sampling, policy=learner.policy
+        cfg.env.id,
+        cfg.env.kwargs,
+        cfg.rollout.envs_per_worker,
+        sampling,
+        policy=learner.policy,
+        conversation=cfg.env.conversation,
+        keep_kv_cache=cfg.rollout.keep_kv_cache,
+        max_context_tokens=cfg.rollout.max_context_tokens,
     )
     group = InlineWorkerGroup(worker, 1)
     start = cfg.eval.seed if seed is None else seed

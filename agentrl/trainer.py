@@ -246,7 +246,13 @@ class Trainer:
             temperature=cfg.rollout.sampling.temperature,
             top_k=cfg.rollout.sampling.top_k,
             max_new_tokens=cfg.env.max_new_tokens,
+            stop=tuple(cfg.env.stop),
             constraint=cfg.rollout.sampling.constraint,
+        )
+        worker_options: dict[str, Any] = dict(
+            conversation=cfg.env.conversation,
+            keep_kv_cache=cfg.rollout.keep_kv_cache,
+            max_context_tokens=cfg.rollout.max_context_tokens,
         )
         learner_kwargs: dict[str, Any] = dict(
             model=cfg.model,
@@ -267,6 +273,7 @@ class Trainer:
                 self.sampling,
                 policy=self.learner.policy,
                 step_timeout_s=cfg.fault.step_timeout_s,
+                **worker_options,
             )
             self.workers: Any = InlineWorkerGroup(worker, cfg.rollout.num_workers)
         else:
@@ -312,6 +319,7 @@ class Trainer:
                 step_timeout_s=cfg.fault.step_timeout_s,
                 worker_retries=cfg.fault.worker_retries,
                 placement=self.placement,
+                worker_options=worker_options,
             )
             self._write_placement()
         self.reward = build_reward(cfg.reward)

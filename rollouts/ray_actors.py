@@ -90,6 +90,8 @@ class RayWorkerGroup:
         worker_retries: re-collections of one chunk after its worker died.
         placement: a :class:`~agentrl.rollouts.placement.Placement`: worker ``i`` (and its
             replacement) runs in bundle ``1 + i``; ``None``: wherever Ray schedules it.
+        worker_options: further :class:`RolloutWorker` keyword arguments (``conversation``,
+            ``keep_kv_cache``, ``max_context_tokens``).
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class RayWorkerGroup:
         step_timeout_s: float = 0.0,
         worker_retries: int = 3,
         placement: Any = None,
+        worker_options: dict[str, Any] | None = None,
     ):
         check_resources(
             num_workers * num_cpus, num_workers * num_gpus, what=f"{num_workers} rollout workers"
@@ -130,6 +133,7 @@ class RayWorkerGroup:
                 build_inference_policy, model, worker_device(num_gpus)
             ),
             step_timeout_s=step_timeout_s,
+            **(worker_options or {}),
         )
         self.start_timeout_s = start_timeout_s
         self.worker_retries = worker_retries

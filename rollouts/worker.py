@@ -38,16 +38,23 @@ class EpisodeJob:
     task: TaskSpec = field(default_factory=dict)
 
 
-def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
-    """``gymnasium.make`` with agentrl's envs registered and a clear unknown-id error."""
+def make_env(
+    env_id: str, env_kwargs: dict[str, Any] | None = None, conversation: bool = False
+) -> gym.Env:
+    """``gymnasium.make`` with agentrl's envs registered and a clear unknown-id error;
+    ``conversation`` wraps a transcript env in
+    :class:`~agentrl.envs.conversation.MessageView` (a natively conversational env is not
+    wrapped)."""
     import agentrl.envs  # noqa: F401  (registers the built-in envs)
+    from agentrl.envs.conversation import MessageView
 
     if env_id not in gym.registry:
         valid = ", ".join(sorted(k for k in gym.registry if k.startswith("agentrl/")))
         raise gym.error.NameNotFound(
             f"unknown env id {env_id!r}; agentrl envs: {valid} (or any registered Gymnasium id)"
         )
-    return gym.make(env_id, disable_env_checker=True, **(env_kwargs or {}))
+    env = gym.make(env_id, disable_env_checker=True, **(env_kwargs or {}))
+    return MessageView(env) if conversation and not is_conversational(env) else env
 
 
 class EnvTimeout(RuntimeError):
@@ -104,7 +111,10 @@ def is_conversational(env: gym.Env) -> bool:
     :class:`~agentrl.envs.base.TextEnv` with ``conversational = True``) rather than whole
     transcripts (every other env)."""
     from agentrl.envs.base import TextEnv
+    from agentrl.envs.conversation import MessageView
 
+    if isinstance(env, MessageView):
+        return True
     inner = env.unwrapped
     return isinstance(inner, TextEnv) and inner.conversational
 
@@ -144,6 +154,8 @@ class RolloutWorker:
         max_context_tokens: a conversation whose next prompt plus ``max_new_tokens`` would
             exceed this ends truncated (``info["context_full"]``) before that turn; default
             the model's ``max_position_embeddings``.
+        conversation: play a transcript env as a conversation
+            (:class:`~agentrl.envs.conversation.MessageView`).
     """
 
     def __init__(
@@ -158,13 +170,15 @@ class RolloutWorker:
         step_timeout_s: float = 0.0,
         keep_kv_cache: bool = True,
         max_context_tokens: int | None = None,
+        conversation: bool = False,
     ):
         if policy is None and policy_factory is None:
             raise ValueError("RolloutWorker needs a policy or a policy_factory")
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
         self.step_timeout_s = float(step_timeout_s)
-        self.envs = [make_env(env_id, env_kwargs) for _ in range(num_envs)]
+        self.conversation = conversation
+        self.envs = [make_env(env_id, env_kwargs, conversation) for _ in range(num_envs)]
         self.policy = policy if policy is not None else policy_factory()  # type: ignore[misc]
         self.sampling = sampling
         self.worker_index = worker_index
@@ -345,7 +359,7 @@ class RolloutWorker:
 
     def _replace_env(self, slot: int) -> None:
         """A fresh env for ``slot``: the old one is still busy in an abandoned thread."""
-        self.envs[slot] = make_env(self.env_id, self.env_kwargs)
+        self.envs[slot] = make_env(self.env_id, self.env_kwargs, self.conversation)
 
     def get_last_stats(self) -> dict[str, float]:
         return dict(self.last_stats)

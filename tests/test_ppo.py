@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from agentrl.algorithms.ppo.losses import clipped_policy_loss, turn_advantages
+from agentrl.types import Episode, Turn
 
 
 def test_clipped_loss_hand_computed():
@@ -37,11 +38,34 @@ def test_turn_advantages_mean_baseline():
     assert float(norm.std()) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_length_grouped_minibatches_cover_every_row_once():
-    from agentrl.algorithms.ppo.learner import length_grouped_minibatches
+def _episode(prompt_len: int, turns: int, continues: bool) -> Episode:
+    return Episode(
+        env_id="e",
+        task={},
+        seed=0,
+        turns=[
+            Turn("o", "a", [1] * prompt_len, [2], [0.0], 0.0, t == turns - 1, False, continues=continues and t > 0)
+            for t in range(turns)
+        ],
+    )
 
-    lengths = torch.tensor([5, 50, 6, 48, 7, 52, 4, 49])
-    mbs = length_grouped_minibatches(lengths, 4, torch.Generator().manual_seed(0))
+
+def test_segment_minibatches_cover_every_row_once_grouped_by_length():
+    from agentrl.batch import build_turn_batch, segment_minibatches
+
+    # transcript episodes: one segment per turn, grouped by length
+    lengths = [5, 50, 6, 48, 7, 52, 4, 49]
+    batch = build_turn_batch([_episode(n, 1, False) for n in lengths])
+    mbs = segment_minibatches(batch, 4, torch.Generator().manual_seed(0))
     assert sorted(torch.cat(mbs).tolist()) == list(range(8))
-    spans = sorted(int(lengths[mb].max() - lengths[mb].min()) for mb in mbs)
+    seg_len = torch.tensor([len(s) for s in batch.segments])
+    spans = sorted(int(seg_len[mb].max() - seg_len[mb].min()) for mb in mbs)
     assert spans == [3, 4]  # short rows together, long rows together
+    # conversations: a minibatch holds whole conversations (every turn of its segments)
+    batch = build_turn_batch([_episode(3, 4, True) for _ in range(6)])
+    assert len(batch.segments) == 6 and len(batch) == 24
+    mbs = segment_minibatches(batch, 8, torch.Generator().manual_seed(0))
+    assert sorted(torch.cat(mbs).tolist()) == list(range(24))
+    for mb in mbs:
+        segs = set(batch.segment_index[mb].tolist())
+        assert len(mb) == 4 * len(segs) == 8

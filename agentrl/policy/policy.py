@@ -570,8 +570,11 @@ class Policy:
         for lo in range(0, len(used), step):
             chunk = used[lo : lo + step]
             rows = [i for q in chunk for i in by_seq[q]]
+            ends = {q: 0 for q in chunk}
+            for i in rows:  # a sequence is run only up to its last scored token
+                ends[spans[i][0]] = max(ends[spans[i][0]], spans[i][2])
             lp = self._score_spans(
-                [sequences[q] for q in chunk],
+                [sequences[q][: ends[q]] for q in chunk],
                 [(chunk.index(spans[i][0]), spans[i][1], spans[i][2]) for i in rows],
                 temperature,
                 width,

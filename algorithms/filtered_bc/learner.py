@@ -60,7 +60,7 @@ class FilteredBC:
         for _ in range(cfg.steps):
             idx = torch.randint(len(batch), (min(cfg.minibatch_size, len(batch)),), generator=self.generator)
             mb = batch.select(idx)
-            _, logp, mask = self.policy.action_logprobs(mb.prompts, mb.actions)
+            _, logp, mask = self.policy.span_logprobs(mb.segments, mb.spans())
             loss = -(logp * mask).sum() / mask.sum().clamp(min=1.0)
             extra = self.extra_loss_fn(self.policy) if self.extra_loss_fn is not None else None
             if extra is not None:  # a lifelong regulariser, e.g. EWC

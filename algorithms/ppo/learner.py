@@ -5,7 +5,9 @@ Each utterance is a sequence of tokens; every token of utterance ``t`` gets the 
 and ``b(t)`` the batch-mean return of turns at the same position (a critic-free baseline,
 as in RLOO/GRPO; the paper's baseline used a learned token-level value head). The loss is
 PPO's clipped surrogate on the per-token ratio ``pi(a_t|s)/pi_old(a_t|s)`` where the old
-log-probs are those captured while sampling (no re-scoring pass). Sampling at a
+log-probs are those captured while sampling (no re-scoring pass). Minibatches are whole
+conversations (:func:`~agentrl.batch.segment_minibatches`), each scored in one forward pass
+(:meth:`~agentrl.policy.Policy.span_logprobs`). Sampling at a
 temperature other than 1 makes those differ from the policy's log-probs: the learner then
 re-scores once before the first epoch.
 """
@@ -18,32 +20,13 @@ from typing import Any
 
 import torch
 
-from agentrl.batch import build_turn_batch
+from agentrl.batch import build_turn_batch, segment_minibatches
 from agentrl.optim import guarded_step
 from agentrl.registry import ALGORITHMS
 from agentrl.types import Episode
 
 from .config import PPOConfig
 from .losses import clipped_policy_loss, turn_advantages
-
-
-def length_grouped_minibatches(lengths: torch.Tensor, size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """Random minibatches of rows with similar lengths (less padding), in random order.
-
-    Rows are shuffled, then sorted by length inside windows of ``8 * size`` rows and cut into
-    minibatches; the minibatch order is shuffled again. Multi-turn prompts grow with every
-    turn, so random minibatches otherwise pad most rows to the longest conversation.
-    """
-    n = lengths.numel()
-    order = torch.randperm(n, generator=generator)
-    batches: list[torch.Tensor] = []
-    window = 8 * size
-    for lo in range(0, n, window):
-        chunk = order[lo : lo + window]
-        chunk = chunk[torch.argsort(lengths[chunk], stable=True)]
-        batches.extend(chunk[i : i + size] for i in range(0, chunk.numel(), size))
-    perm = torch.randperm(len(batches), generator=generator).tolist()
-    return [batches[i] for i in perm]
 
 
 @ALGORITHMS.register("ppo")
@@ -72,18 +55,17 @@ class PPO:
         old = batch.old_logprobs
         if self.sampling_temperature != 1.0:
             with torch.no_grad():
-                _, old, _ = self.policy.action_logprobs(batch.prompts, batch.actions)
+                _, old, _ = self.policy.span_logprobs(batch.segments, batch.spans())
         # The batch is built on the CPU; the loss meets the policy's log-probs on its device.
         adv, old = adv.to(self.policy.device), old.to(self.policy.device)
         params = list(self.policy.trainable_parameters())
         self.policy.model.train()
         stats: dict[str, list[float]] = {"loss": [], "clip_frac": [], "approx_kl": [], "grad_norm": []}
         n = len(batch)
-        lengths = torch.tensor([len(p) + len(a) for p, a in zip(batch.prompts, batch.actions, strict=True)])
         for _ in range(cfg.epochs):
-            for idx in length_grouped_minibatches(lengths, cfg.minibatch_size, self.generator):
+            for idx in segment_minibatches(batch, cfg.minibatch_size, self.generator):
                 mb = batch.select(idx)
-                _, logp, mask = self.policy.action_logprobs(mb.prompts, mb.actions)
+                _, logp, mask = self.policy.span_logprobs(mb.segments, mb.spans())
                 loss, s = clipped_policy_loss(logp, old[idx, : logp.shape[1]], adv[idx], mask, cfg.clip)
                 if cfg.entropy_coef:
                     loss = loss + cfg.entropy_coef * (logp * mask).sum() / mask.sum().clamp(min=1)

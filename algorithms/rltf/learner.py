@@ -129,12 +129,11 @@ class RLTF:
         total_loss, total_kl, total_logp = 0.0, 0.0, 0.0
         for lo in range(0, n, cfg.minibatch_size):
             idx = list(range(lo, min(n, lo + cfg.minibatch_size)))
-            prompts = [batch.prompts[i] for i in idx]
-            actions = [batch.actions[i] for i in idx]
-            logp_sum, logp, mask = self.policy.action_logprobs(prompts, actions)
+            mb = batch.select(idx)
+            logp_sum, logp, mask = self.policy.span_logprobs(mb.segments, mb.spans())
             loss = reinforce_loss(logp_sum, adv[idx])
             if self.reference is not None:
-                ref_logp = self._reference_logprobs(prompts, actions)
+                ref_logp = self._reference_logprobs(mb.prompts, mb.actions)
                 kl = kl_k3(logp, ref_logp, mask).mean()
                 loss = loss + cfg.kl_coef * kl
                 total_kl += kl.item() * len(idx)
