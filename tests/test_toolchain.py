@@ -68,6 +68,7 @@ def test_scoring_is_the_share_of_examples_solved():
         "success": False,
         "invalid_action": False,
         "score": pytest.approx(2 / 3),
+        "message": "Your plan solves 2 of 3 examples (score 0.67).",
         "task_id": "chain=sort,seed=1",
         "turn": 1,
     }

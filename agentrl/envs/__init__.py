@@ -32,6 +32,7 @@ ENV_ALIASES: dict[str, str] = {
     "toolchain": "agentrl/ToolChain-v0",
     "textcraft": "agentrl/TextCraft-v0",
     "ruleworld": "agentrl/RuleWorld-v0",
+    "toolcalls": "agentrl/ToolCalls-v0",
 }
 """Short names (used in configs) -> Gymnasium ids."""
 
@@ -48,6 +49,7 @@ _ENTRY_POINTS = {
     "agentrl/ToolChain-v0": "agentrl.envs.toolchain:ToolChainEnv",
     "agentrl/TextCraft-v0": "agentrl.envs.textcraft:TextCraftEnv",
     "agentrl/RuleWorld-v0": "agentrl.envs.ruleworld:RuleWorldEnv",
+    "agentrl/ToolCalls-v0": "agentrl.envs.toolcalls:ToolCallsEnv",
 }
 
 for _id, _entry_point in _ENTRY_POINTS.items():

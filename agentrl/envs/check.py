@@ -8,6 +8,9 @@
 - ``printable``: every observation of a few episodes is a string of printable characters
   inside the observation space.
 - ``info keys``: reset info has ``success`` and ``task_id``; step info also ``invalid_action``.
+- ``conversation keys`` (only with ``conversation=True``): every step info has a non-empty
+  str ``message`` and reset info's ``instructions``, if any, is a non-empty str
+  (:mod:`agentrl.envs.conversation`).
 - ``determinism``: the same seed and actions give the same task, observations and rewards.
 - ``bad actions``: empty, binary-junk and 10,000-character actions are answered, not raised.
 - ``episode ends``: junk actions end the episode within ``max_steps`` steps.
@@ -117,6 +120,29 @@ def _check_info(records: list[dict[str, Any]]) -> CheckResult:
     return CheckResult("info keys", True)
 
 
+def _check_conversation(records: list[dict[str, Any]]) -> CheckResult:
+    from agentrl.envs.conversation import INSTRUCTIONS_KEY, MESSAGE_KEY
+
+    name = "conversation keys"
+    has_instructions = False
+    for rec in records:
+        if INSTRUCTIONS_KEY in rec["infos"][0]:
+            text = rec["infos"][0][INSTRUCTIONS_KEY]
+            if not isinstance(text, str) or not text.strip():
+                return CheckResult(name, False, f"reset info['{INSTRUCTIONS_KEY}'] is {text!r}")
+            has_instructions = True
+        for turn, info in enumerate(rec["infos"][1:], 1):
+            if MESSAGE_KEY not in info:
+                return CheckResult(name, False, f"step {turn}'s info lacks '{MESSAGE_KEY}'")
+            message = info[MESSAGE_KEY]
+            if not isinstance(message, str) or not message.strip():
+                return CheckResult(
+                    name, False, f"step {turn}'s info['{MESSAGE_KEY}'] is {message!r}"
+                )
+    note = "" if has_instructions else f"no info['{INSTRUCTIONS_KEY}'] (optional)"
+    return CheckResult(name, True, note)
+
+
 def _check_bad_actions_and_end(
     env_id: str, kwargs: dict[str, Any], max_steps: int
 ) -> list[CheckResult]:
@@ -190,8 +216,10 @@ def check_text_env(
     seeds: tuple[int, ...] = (0, 1, 2),
     max_steps: int = 1000,
     gym_checker: bool = True,
+    conversation: bool = False,
 ) -> list[CheckResult]:
-    """Run every check on an env id or alias; returns one :class:`CheckResult` per check."""
+    """Run every check on an env id or alias; returns one :class:`CheckResult` per check
+    (``conversation=True`` adds the ``conversation keys`` check after ``info keys``)."""
     from agentrl.envs import resolve_env_id
 
     kwargs = dict(kwargs or {})
@@ -235,6 +263,8 @@ def check_text_env(
         results.append(CheckResult("episodes", False, f"{type(e).__name__}: {e}"))
         return results
     results += [_check_printable(runs), _check_info(runs)]
+    if conversation:
+        results.append(_check_conversation(runs))
     same = all(again[k] == runs[0][k] for k in ("task", "obs", "rewards", "ends"))
     results.append(
         CheckResult(

@@ -58,7 +58,9 @@ class MessageView(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self.transcript = str(obs)
         if MESSAGE_KEY not in info:
-            name = self.env.spec.id if self.env.spec is not None else type(self.env.unwrapped).__name__
+            name = (
+                self.env.spec.id if self.env.spec is not None else type(self.env.unwrapped).__name__
+            )
             raise KeyError(
                 f"{name} returned no info['{MESSAGE_KEY}'] from step(): it cannot be played as a "
                 "conversation (env.conversation=true); add the key (docs/conversations.md) or "

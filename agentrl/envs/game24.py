@@ -31,6 +31,9 @@ hallucinated number, missing number, format error, number not in the puzzle),
 :meth:`~Game24Env.reference_response` (the solver's solution), and
 :meth:`~Game24Env.get_state` / :meth:`~Game24Env.set_state` / :meth:`~Game24Env.clone` for
 tree search.
+
+Conversations (:mod:`agentrl.envs.conversation`): ``reset`` returns the rules in plain words
+as ``info["instructions"]``; every ``step`` returns ``info["message"]``: the step written out in full and the numbers left, or why a step is invalid.
 """
 
 from __future__ import annotations
@@ -200,6 +203,36 @@ def corrupt_response(
     return "\n".join(lines)
 
 
+_WHY = {
+    "format": "it is not one step written like the example",
+    "number not left": "it uses a number that is not left",
+    "division by zero": "it divides by zero",
+    "wrong result": "the result is wrong",
+}
+"""The invalid-step reasons of :func:`apply_step` in words (``info["message"]``)."""
+
+
+def instructions(count: int, require_result: bool = True, letters: bool = False) -> str:
+    """The rules in plain words for a chat model (``info["instructions"]`` of ``reset``)."""
+    if letters:
+        form = (
+            "the numbers left are named by letters (a=4 b=6 c=1 d=1); write the step with two "
+            'letters, like "a * b", and I compute the result'
+        )
+    elif require_result:
+        form = 'write the step with its exact result, like "4 * 6 = 24" (fractions as 8/3)'
+    else:
+        form = 'write the step without its result, like "4 * 6", and I compute the result'
+    return (
+        f"Let's play the Game of 24. Combine the {count} numbers with + - * / to make "
+        f"{TARGET}, using each number exactly once.\n"
+        "Work one step per reply, on a single line: pick two of the numbers left and an "
+        f"operation; {form}. The two numbers are replaced by the result. After "
+        f"{count - 1} steps one number is left, and you win if it is {TARGET}. An invalid "
+        "step (a number that is not left, a wrong result, any other text) ends the game."
+    )
+
+
 class Game24Env(TextEnv):
     """Game of 24 with one arithmetic step per turn.
 
@@ -257,7 +290,8 @@ class Game24Env(TextEnv):
         self.numbers = [Fraction(n) for n in task["numbers"]]
         self.history = []
         self.max_turns = len(self.numbers) - 1
-        return self._observation(), {}
+        info = {"instructions": instructions(len(self.numbers), self.require_result, self.letters)}
+        return self._observation(), info
 
     def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
         line = action.strip().splitlines()[0] if action.strip() else ""
@@ -266,14 +300,18 @@ class Game24Env(TextEnv):
         )
         if new is None:
             self.history.append(f"{' '.join(line.split())[:60]} | invalid ({why})")
-            info = {"success": False, "invalid_action": True, "error_kind": why}
+            message = f"Invalid step: {_WHY.get(why, why)}. Game over."
+            info = {"success": False, "invalid_action": True, "error_kind": why, "message": message}
             return self._observation(), -self.invalid_penalty, True, info
         self.numbers = new
         self.history.append(f"{full} | left: {self._left()}")
+        message = f"{full}. Numbers left: {self._named_left()}."
         if len(self.numbers) == 1:
             won = self.numbers[0] == TARGET
-            return self._observation(), (1.0 if won else 0.0), True, {"success": won, "step": full}
-        return self._observation(), 0.0, False, {"success": False, "step": full}
+            message += f" You made {TARGET}!" if won else f" That is not {TARGET}. Game over."
+            info = {"success": won, "step": full, "message": message}
+            return self._observation(), (1.0 if won else 0.0), True, info
+        return self._observation(), 0.0, False, {"success": False, "step": full, "message": message}
 
     def _from_letters(self, line: str) -> str:
         """``"a * b"`` -> ``"4 * 6"`` in letters mode (other text is returned unchanged)."""
@@ -290,15 +328,19 @@ class Game24Env(TextEnv):
     def _left(self) -> str:
         return " ".join(fmt(x) for x in self.numbers)
 
+    def _named_left(self) -> str:
+        """The numbers left as the ``Numbers left:`` line shows them (``a=4 b=6`` with letters)."""
+        if self.letters:
+            return " ".join(f"{LETTERS[k]}={fmt(x)}" for k, x in enumerate(self.numbers))
+        return self._left()
+
     def _observation(self) -> str:
         intent = self.intent(self.task)
-        left = self._left()
         if self.letters:
             intent = intent.replace(FULL_HINT, LETTER_HINT)
-            left = " ".join(f"{LETTERS[k]}={fmt(x)}" for k, x in enumerate(self.numbers))
         elif not self.require_result:
             intent = intent.replace(FULL_HINT, SHORT_HINT)
-        return "\n".join([intent, *self.history, f"Numbers left: {left}"]) + "\n"
+        return "\n".join([intent, *self.history, f"Numbers left: {self._named_left()}"]) + "\n"
 
     # --- ARMAP hooks ---------------------------------------------------------------------------
     @staticmethod

@@ -22,6 +22,9 @@ line of at most 100 characters). Reward: -1 per turn, 0 on the winning turn (as 
 Questions); an invalid question also costs -1 and sets ``info["invalid_action"]``.
 Truncated after ``max_turns`` (20). ``oracle="lm"`` lets an HF causal LM write the answers
 (guesses are still judged by rule 1).
+
+Conversations (:mod:`agentrl.envs.conversation`): ``reset`` returns the rules in plain words
+as ``info["instructions"]``; every ``step`` returns ``info["message"]``: the oracle's answer (a reminder of the topics after ``I can't answer that.``).
 """
 
 from __future__ import annotations
@@ -222,6 +225,36 @@ def parse_observation(observation: str) -> list[tuple[str, str]]:
     return pairs
 
 
+TOPICS = (
+    "which continent or country it is in, whether it is in a given country or continent "
+    '("Is it in Japan?", "Is it in Europe?"), whether it is a capital, whether it is on the '
+    "coast, how many people live there, what language people speak there, which hemisphere "
+    "it is in, and what it is famous for"
+)
+"""What the rule-based oracle answers, in words (for the instructions)."""
+
+
+def instructions(cities: tuple[City, ...], max_turns: int = 20, lm_oracle: bool = False) -> str:
+    """The rules in plain words for a chat model (``info["instructions"]`` of ``reset``)."""
+    names = ", ".join(c.name for c in cities)
+    lines = [
+        f"Let's play Guess My City. I am thinking of a city; it is one of: {names}.",
+        f"Find it by asking me questions. You have {max_turns} questions and each one costs a "
+        "point. I answer in a short sentence without naming the city. You win when your "
+        'question names the right city, e.g. "Is it Paris?" (a question that names a city is '
+        "a guess of that city).",
+    ]
+    if lm_oracle:
+        lines.append("You may ask any question about the city.")
+    else:
+        lines.append(
+            f"I can answer questions about: {TOPICS}. To anything else I say "
+            f'"{CANT}", which still costs a point.'
+        )
+    lines.append("Reply with exactly one question on a single line.")
+    return "\n".join(lines)
+
+
 class GuessMyCityEnv(TextEnv):
     """Guess a hidden city by free-text questions (rules in the module docstring).
 
@@ -274,7 +307,9 @@ class GuessMyCityEnv(TextEnv):
             )
         self.city = BY_NAME[name]
         self._obs = HEADER
-        return self._obs, {}
+        return self._obs, {
+            "instructions": instructions(self.cities, self.max_turns, self.lm is not None)
+        }
 
     def _reply(self, question: str) -> str:
         if self.lm is None or guessed_city(question) is not None or not question:
@@ -292,4 +327,21 @@ class GuessMyCityEnv(TextEnv):
         invalid = reply == CANT
         self._obs += f"Q: {question}\nA: {reply}\n"
         info = {"success": won, "invalid_action": invalid, "answer": reply}
+        info["message"] = self._message(reply, won, invalid)
         return self._obs, (0.0 if won else -1.0), won, info
+
+    def _message(self, reply: str, won: bool, invalid: bool) -> str:
+        """``info["message"]``: the answer, with a reminder after an unanswerable question
+        and a closing sentence at the end of the episode."""
+        n = self._turn
+        if won:
+            return f"{reply} You found it in {n} question{'s' * (n > 1)}."
+        parts = [reply]
+        if invalid:
+            parts.append(
+                "Ask about its continent, country, capital, coast, population, language, "
+                "hemisphere or what it is famous for, or name a city to guess it."
+            )
+        if n >= self.max_turns:
+            parts.append("That was your last question.")
+        return " ".join(parts)

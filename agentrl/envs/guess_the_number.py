@@ -12,6 +12,9 @@ one out of range (``<text>`` is the action, one line, cut at 100 chars).
 Reward: 1.0 on the correct guess (terminated, ``info["success"]`` True), 0.0 otherwise;
 invalid actions also get 0.0 and ``info["invalid_action"] = True``. Truncated after
 ``max_turns`` (6) turns; binary search always wins within ``ceil(log2(16)) + 1 = 5``.
+
+Conversations (:mod:`agentrl.envs.conversation`): ``reset`` returns the rules in plain words
+as ``info["instructions"]``; every ``step`` returns ``info["message"]``: ``"Higher."``, ``"Lower."``, ``"Correct! ..."`` or why a guess is invalid.
 """
 
 from __future__ import annotations
@@ -57,6 +60,17 @@ def parse_observation(observation: str) -> tuple[int, int, list[tuple[str, str]]
     return int(m.group(1)), int(m.group(2)), turns
 
 
+def instructions(low: int, high: int, max_turns: int) -> str:
+    """The rules in plain words for a chat model (``info["instructions"]`` of ``reset``)."""
+    return (
+        f"Let's play Guess the Number. I am thinking of a whole number between {low} and "
+        f"{high} (both included). Find it in at most {max_turns} guesses. After each guess I "
+        'answer "Higher." (my number is higher than your guess), "Lower." (my number is '
+        'lower) or "Correct!".\n'
+        f'Reply with just your guess on a single line: one number, e.g. "{(low + high) // 2}".'
+    )
+
+
 class GuessTheNumberEnv(TextEnv):
     """Guess a hidden integer in ``[low, high]`` with higher/lower feedback.
 
@@ -99,18 +113,34 @@ class GuessTheNumberEnv(TextEnv):
             raise ValueError(f"task target {target} is outside [{low}, {high}]")
         self._range, self.target = (low, high), target
         self._obs = header(low, high)
-        return self._obs, {}
+        return self._obs, {"instructions": instructions(low, high, self.max_turns)}
 
     def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
         guess = parse_guess(action)
         low, high = self._range
         if guess is None or not low <= guess <= high:
             self._obs += f"{_echo(action)}: invalid\n"
-            return self._obs, 0.0, False, {"success": False, "invalid_action": True}
+            if guess is None:
+                message = "Invalid guess: your reply has no number. Reply with a single number"
+            else:
+                message = f"Invalid guess: {guess} is not a possible number; guess one"
+            message += f" between {low} and {high}."
+            info = {"success": False, "invalid_action": True, "message": self._closing(message)}
+            return self._obs, 0.0, False, info
         if guess == self.target:
             feedback = "correct"
         else:
             feedback = "lower" if self.target < guess else "higher"
         self._obs += f"{guess}: {feedback}\n"
         won = feedback == "correct"
-        return self._obs, (1.0 if won else 0.0), won, {"success": won, "invalid_action": False}
+        if won:
+            n = self._turn
+            message = f"Correct! You found it in {n} guess{'es' * (n > 1)}."
+        else:
+            message = self._closing(f"{feedback.capitalize()}.")
+        info = {"success": won, "invalid_action": False, "message": message}
+        return self._obs, (1.0 if won else 0.0), won, info
+
+    def _closing(self, message: str) -> str:
+        """``message``, plus a closing sentence when no guess is left."""
+        return f"{message} That was your last guess." if self._turn >= self.max_turns else message

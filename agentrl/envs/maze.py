@@ -14,6 +14,9 @@ found as a whole word in the action text, case-insensitive. Reward: 1.0 on reach
 goal (terminated, ``info["success"]``); 0.0 for a move or a bump into a wall;
 ``invalid_penalty`` (-0.1) for an action that names no direction
 (``info["invalid_action"]``). Truncated after ``max_turns`` (default ``2 * size * size``).
+
+Conversations (:mod:`agentrl.envs.conversation`): ``reset`` returns the rules in plain words
+as ``info["instructions"]``; every ``step`` returns ``info["message"]``: what happened and the maze drawn again.
 """
 
 from __future__ import annotations
@@ -98,6 +101,19 @@ def shortest_path(grid: list[str]) -> list[str]:
     return []
 
 
+def instructions(max_turns: int) -> str:
+    """The rules in plain words for a chat model (``info["instructions"]`` of ``reset``)."""
+    return (
+        "You are in a maze drawn as a grid of characters: # is a wall, . is open floor, A is "
+        "you and G is the goal. North is up, south is down, east is right, west is left. "
+        f"Reach G in at most {max_turns} moves.\n"
+        "Reply with one move on a single line: north, south, east or west. A move takes you "
+        "to the next cell in that direction (two characters along in the drawing) unless a "
+        "wall (#) is in between; then you stay where you are. After each move I tell you what happened "
+        "and draw the maze again."
+    )
+
+
 class MazeEnv(TextEnv):
     """A seeded text maze (rules in the module docstring).
 
@@ -138,9 +154,10 @@ class MazeEnv(TextEnv):
         a, g = rng.choice(self.size * self.size, size=2, replace=False)
         self.pos = (2 * int(a // self.size) + 1, 2 * int(a % self.size) + 1)
         self.goal = (2 * int(g // self.size) + 1, 2 * int(g % self.size) + 1)
-        return self._render("Start."), {}
+        return self._render("Start."), {"instructions": instructions(self.max_turns)}
 
-    def _render(self, feedback: str) -> str:
+    def _drawing(self) -> str:
+        """The grid with ``A`` and ``G``, one line per row (no trailing newline)."""
         rows = []
         for r, line in enumerate(self.grid):
             chars = list(line)
@@ -149,21 +166,41 @@ class MazeEnv(TextEnv):
             if r == self.pos[0]:
                 chars[self.pos[1]] = "A"
             rows.append("".join(chars))
-        return HEADER + "\n".join(rows) + "\n" + feedback + "\n"
+        return "\n".join(rows)
+
+    def _render(self, feedback: str) -> str:
+        return HEADER + self._drawing() + "\n" + feedback + "\n"
+
+    def _message(self, feedback: str) -> str:
+        """``info["message"]``: what happened, then the maze as it is now."""
+        if self._turn >= self.max_turns and self.pos != self.goal:
+            feedback += " That was your last move."
+        return f"{feedback}\n{self._drawing()}"
 
     def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
         move = parse_move(action)
         if move is None:
+            message = self._message(
+                "Invalid move: reply with one direction: north, south, east or west."
+            )
             return (
                 self._render("Invalid move."),
                 self.invalid_penalty,
                 False,
-                {"invalid_action": True},
+                {"invalid_action": True, "message": message},
             )
         dr, dc = MOVES[move]
         if self.grid[self.pos[0] + dr][self.pos[1] + dc] == "#":
-            return self._render("You hit a wall."), 0.0, False, {"invalid_action": False}
+            info = {"invalid_action": False, "message": self._message("You hit a wall.")}
+            return self._render("You hit a wall."), 0.0, False, info
         self.pos = (self.pos[0] + 2 * dr, self.pos[1] + 2 * dc)
         won = self.pos == self.goal
         obs = self._render(f"You moved {move}.")
-        return obs, (1.0 if won else 0.0), won, {"success": won, "invalid_action": False}
+        n = self._turn
+        done = f" and reached the goal in {n} move{'s' * (n > 1)}!" if won else "."
+        info = {
+            "success": won,
+            "invalid_action": False,
+            "message": self._message(f"You moved {move}{done}"),
+        }
+        return obs, (1.0 if won else 0.0), won, info

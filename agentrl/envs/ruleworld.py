@@ -15,6 +15,9 @@ and the result of the last action. Action: ``touch <object> with <object>`` (als
 in the room (terminated, ``info["success"]``); ``invalid_penalty`` (-0.1) for text that
 does not name two objects in the room; 0 otherwise. Truncated after ``max_turns``
 (default ``2 * depth + 4``).
+
+Conversations (:mod:`agentrl.envs.conversation`): ``reset`` returns the rules in plain words
+as ``info["instructions"]``; every ``step`` returns ``info["message"]``: the result of the touch and the objects in the room.
 """
 
 from __future__ import annotations
@@ -123,6 +126,24 @@ def parse_observation(observation: str) -> tuple[list[str], list[Rule], str]:
     return objects, rules, goal.group(1) if goal else ""
 
 
+def instructions(max_turns: int, show_rules: bool = True) -> str:
+    """The rules in plain words for a chat model (``info["instructions"]`` of ``reset``)."""
+    rules = (
+        'The rules are listed under "Rules:".'
+        if show_rules
+        else "The rules are hidden: find them by trying."
+    )
+    return (
+        'You are in RuleWorld: a room holds objects such as "red ball", and your goal is '
+        "to make the goal object. Touching one object with another may turn both into a new "
+        f"object, following production rules; both objects are used up, so choose the order "
+        f"with care. {rules} You have {max_turns} turns.\n"
+        "Reply with one action on a single line: touch <object> with <object>, naming two "
+        'objects of the room exactly as written, e.g. "touch red ball with blue key". '
+        "After each action I tell you what happened and list the objects in the room."
+    )
+
+
 class RuleWorldEnv(TextEnv):
     """A RuleWorld world (rules in the module docstring).
 
@@ -162,7 +183,7 @@ class RuleWorldEnv(TextEnv):
             "distractors": self.distractors,
         }
 
-    def _reset(self, task: dict[str, Any]) -> str:
+    def _reset(self, task: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if "world_seed" not in task:
             task.update(self.sample_task())  # e.g. a spec with only a privilege or depth
         depth = int(task.get("depth", self.depths[0]))
@@ -170,7 +191,16 @@ class RuleWorldEnv(TextEnv):
             int(task["world_seed"]), depth, int(task.get("distractors", self.distractors))
         )
         self.max_turns = self._max_turns or 2 * depth + 4
-        return self._render("You look around.")
+        info = {"instructions": instructions(self.max_turns, self.show_rules)}
+        return self._render("You look around."), info
+
+    def _message(self, last: str, success: bool = False) -> str:
+        """``info["message"]``: what happened, then the objects in the room."""
+        if success:
+            last += f" You made the {self.goal}: goal reached!"
+        elif self._turn >= self.max_turns:
+            last += " That was your last turn."
+        return f"{last}\nRoom: {', '.join(self.objects) or 'nothing'}"
 
     def _render(self, last: str) -> str:
         lines = [f"Goal: make {article(self.goal)} {self.goal}."]
@@ -190,25 +220,28 @@ class RuleWorldEnv(TextEnv):
             or any(o not in self.objects for o in pair)
             or (pair[0] == pair[1] and self.objects.count(pair[0]) < 2)
         ):
+            why = 'You cannot do that: name two objects of the room, like "touch A with B".'
             return (
                 self._render("You cannot do that."),
                 self.invalid_penalty,
                 False,
-                {"invalid_action": True},
+                {"invalid_action": True, "message": self._message(why)},
             )
         a, b = pair
         out = apply_rule(self.objects, self.rules, a, b)
         if out is None:
-            return self._render(f"Touching {a} with {b} does nothing."), 0.0, False, {}
+            last = f"Touching {a} with {b} does nothing."
+            return self._render(last), 0.0, False, {"message": self._message(last)}
         self.objects.remove(a)
         self.objects.remove(b)
         self.objects.append(out)
         success = self.goal in self.objects
+        last = f"The {a} and the {b} turn into {article(out)} {out}."
         return (
-            self._render(f"The {a} and the {b} turn into {article(out)} {out}."),
+            self._render(last),
             float(success),
             success,
-            {"success": success},
+            {"success": success, "message": self._message(last, success)},
         )
 
 

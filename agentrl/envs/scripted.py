@@ -29,7 +29,7 @@ import numpy as np
 
 from agentrl.envs import game24 as g24
 from agentrl.envs import guess_the_number as gtn
-from agentrl.envs import ruleworld, textcraft
+from agentrl.envs import ruleworld, textcraft, toolcalls
 from agentrl.envs import scripted_suite as suite
 from agentrl.envs import toolchain as tc
 from agentrl.envs import twenty_questions as tq
@@ -160,6 +160,7 @@ _POLICIES: dict[str, dict[str, Any]] = {
     "agentrl/Maze-v0": {"random": suite.MazeRandom, "good": suite.MazeGood},
     "agentrl/TextCraft-v0": {"random": textcraft.TextCraftRandom, "good": textcraft.TextCraftGood},
     "agentrl/RuleWorld-v0": {"random": ruleworld.RuleWorldRandom, "good": ruleworld.RuleWorldGood},
+    "agentrl/ToolCalls-v0": {"random": toolcalls.ToolCallsRandom, "good": toolcalls.ToolCallsGood},
 }
 KINDS = ("random", "good", "mix")
 

@@ -29,6 +29,9 @@ level >= 1 every observation ends with ``Hint: next, <command>.`` (an oracle pee
 tech tree); at level 2 the command ``next`` also performs the hinted step (a macro
 action). Success is always judged on the real task, and ``info["privilege_used"]`` says
 whether the step used a privilege (the hint shown or the macro taken).
+
+Conversations (:mod:`agentrl.envs.conversation`): ``reset`` returns the rules in plain words
+as ``info["instructions"]``; every ``step`` returns ``info["message"]``: the result of the command, the inventory, stations and achievements (and the hint).
 """
 
 from __future__ import annotations
@@ -86,6 +89,31 @@ VERBS = ("collect", "place", "make")
 HELP = "Commands: collect <resource>, place <station>, make <item>."
 MAX_PRIVILEGE = 2
 _COMMAND = re.compile(r"\b(collect|place|make)\s+([a-z]+(?:[ _][a-z]+)?)")
+
+
+def instructions(max_turns: int = 50, privilege: int = 0) -> str:
+    """The rules in plain words for a chat model (``info["instructions"]`` of ``reset``)."""
+    objects: dict[str, list[str]] = {v: [] for v in VERBS}
+    for name in RECIPES:
+        verb, _, obj = name.partition("_")
+        objects[verb].append(obj.replace("_", " "))
+    lines = [
+        "You are in TextCraft, a crafting world in text. Your task is stated on the "
+        '"Task:" line, e.g. "Task: collect 2 stone." (collect stone twice). You collect '
+        "resources, place stations and make tools; tools are kept, while materials are "
+        "used up. Some commands need a tool, a station or materials first: then I tell you "
+        f"what to do first. You have {max_turns} turns.",
+        "Reply with one command on a single line:",
+        f"- collect <resource>: {', '.join(objects['collect'])}",
+        f"- place <station>: {', '.join(objects['place'])}",
+        f"- make <item>: {', '.join(objects['make'])}",
+    ]
+    if privilege >= 1:
+        lines.append('I also give a hint: "Hint: next, <command>." names a useful next command.')
+    if privilege >= 2:
+        lines.append('You may also reply "next" to do the hinted command.')
+    lines.append("After each command I tell you what happened and show your inventory.")
+    return "\n".join(lines)
 
 
 def achievement_text(achievement: str, count: int = 1) -> str:
@@ -192,7 +220,7 @@ class TextCraftEnv(TextEnv):
     def sample_task(self) -> dict[str, Any]:
         return dict(self.tasks[int(self.np_random.integers(len(self.tasks)))])
 
-    def _reset(self, task: dict[str, Any]) -> str:
+    def _reset(self, task: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if "achievement" not in task:  # e.g. {"privilege": 2} from the privileged curriculum
             task.update(self.sample_task())
         self.privilege = int(task.get("privilege", 0))
@@ -209,9 +237,11 @@ class TextCraftEnv(TextEnv):
             raise ValueError(f"a TextCraft task count must be >= 1, got {count}")
         self.goal = (str(achievement), count)
         self.inventory, self.placed, self.achieved = {}, [], {}
-        return self._render("You are in a forest by a lake, with rocks and caves nearby.")
+        obs = self._render("You are in a forest by a lake, with rocks and caves nearby.")
+        return obs, {"instructions": instructions(self.max_turns, self.privilege)}
 
-    def _render(self, last: str) -> str:
+    def _state(self) -> str:
+        """The ``Inventory:``, ``Placed:`` and ``Achievements:`` lines (newline-terminated)."""
         inv = (
             ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.inventory.items() if v)
             or "nothing"
@@ -220,14 +250,28 @@ class TextCraftEnv(TextEnv):
         done = (
             ", ".join(f"{achievement_text(k)} x{v}" for k, v in self.achieved.items()) or "nothing"
         )
-        hint = ""
+        return f"Inventory: {inv}\nPlaced: {placed}\nAchievements: {done}\n"
+
+    def _hint(self) -> str:
+        """The ``Hint:`` line at privilege >= 1 (newline-terminated), else ``""``."""
         if self.privilege >= 1 and (step := self.next_step()) is not None:
             macro = " (or say: next)" if self.privilege >= 2 else ""
-            hint = f"Hint: next, {achievement_text(step)}{macro}.\n"
+            return f"Hint: next, {achievement_text(step)}{macro}.\n"
+        return ""
+
+    def _render(self, last: str) -> str:
         return (
-            f"Task: {achievement_text(*self.goal)}.\nInventory: {inv}\nPlaced: {placed}\n"
-            f"Achievements: {done}\nLast: {last}\n{HELP}\n{hint}"
+            f"Task: {achievement_text(*self.goal)}.\n{self._state()}"
+            f"Last: {last}\n{HELP}\n{self._hint()}"
         )
+
+    def _message(self, last: str, success: bool = False) -> str:
+        """``info["message"]``: what happened, then the state lines (and the hint)."""
+        if success:
+            last += " Task complete!"
+        elif self._turn >= self.max_turns:
+            last += " That was your last turn."
+        return f"{last}\n{self._state()}{self._hint()}".rstrip("\n")
 
     def next_step(self) -> str | None:
         """The achievement to do next towards the goal (``None`` for an impossible goal)."""
@@ -257,18 +301,12 @@ class TextCraftEnv(TextEnv):
                 self._render("Unknown command."),
                 self.invalid_penalty,
                 False,
-                {"invalid_action": True},
+                {"invalid_action": True, "message": self._message(f"Unknown command. {HELP}")},
             )
         need = missing(name, self.inventory, set(self.placed))
         if need is not None:
-            return (
-                self._render(
-                    f"You cannot {achievement_text(name)}: first {achievement_text(need)}."
-                ),
-                0.0,
-                False,
-                {},
-            )
+            last = f"You cannot {achievement_text(name)}: first {achievement_text(need)}."
+            return self._render(last), 0.0, False, {"message": self._message(last)}
         recipe = RECIPES[name]
         for item, n in recipe.cost.items():
             self.inventory[item] -= n
@@ -280,11 +318,12 @@ class TextCraftEnv(TextEnv):
             self.inventory[obj] = self.inventory.get(obj, 0) + 1
         self.achieved[name] = self.achieved.get(name, 0) + 1
         success = self.achieved.get(self.goal[0], 0) >= self.goal[1]
+        last = f"You {achievement_text(name)}."
         return (
-            self._render(f"You {achievement_text(name)}."),
+            self._render(last),
             float(success),
             success,
-            {"success": success},
+            {"success": success, "message": self._message(last, success)},
         )
 
 

@@ -40,6 +40,9 @@ trivially redundant ones such as ``reverse reverse`` or ``sort sort``) is enumer
 fixed order; a permutation seeded by ``split_seed`` puts ``test_fraction`` of the chains of
 two or more modules into the ``test`` split. Test tasks therefore use module *combinations*
 never seen in training (every single module still appears in training).
+
+Conversations (:mod:`agentrl.envs.conversation`): ``reset`` returns the rules in plain words
+as ``info["instructions"]``; every ``step`` returns ``info["message"]``: the multi-turn ``Now:``/``Step`` lines, or how many examples the plan solves.
 """
 
 from __future__ import annotations
@@ -151,6 +154,26 @@ MODULES: dict[str, Module] = {
 """The module library, by name (16 modules)."""
 
 MODULE_NAMES: tuple[str, ...] = tuple(MODULES)
+
+MODULE_HELP: dict[str, str] = {
+    "reverse": "reverse a list, or the letters of a word",
+    "sort": "sort a list in ascending order, or the letters of a word",
+    "dedup": "remove repeated items of a list or letters of a word (the first stays)",
+    "upper": "make a word uppercase",
+    "novowel": "delete the vowels of a word",
+    "double": "multiply a number, or every number of a list, by 2",
+    "inc": "add 1 to a number, or to every number of a list",
+    "square": "square a number, or every number of a list",
+    "evens": "keep the even numbers of a list",
+    "head": "the first number of a list (0 if empty), or the first letter of a word",
+    "tail": "drop the first item of a list, or the first letter of a word",
+    "sum": "the sum of a list",
+    "length": "the number of items of a list, or of letters of a word",
+    "max": "the largest number of a list (0 if empty)",
+    "min": "the smallest number of a list (0 if empty)",
+    "digits": "the digits of a number, as a list",
+}
+"""What each module does, in words (the instructions for a chat model)."""
 PLAN_SEPARATOR = " "
 """The canonical separator between module names in a plan (the constrained decoder's)."""
 
@@ -314,6 +337,31 @@ def chain_from_description(observation: str) -> list[str] | None:
     return None if any(c is None for c in chain) else [c for c in chain if c is not None]
 
 
+def instructions(max_modules: int = 4, multi_turn: bool = False, steps: int = 1) -> str:
+    """The rules in plain words for a chat model (``info["instructions"]`` of ``reset``)."""
+    modules = "\n".join(f"- {name}: {MODULE_HELP[name]}" for name in MODULE_NAMES)
+    if multi_turn:
+        how = (
+            f"Build the plan one module per reply, {steps} replies in all: each reply is "
+            'exactly one module name on a single line, e.g. "reverse". Before each reply I '
+            'show the current values of the examples ("Now: ...") and the step to do next. '
+            "Any other reply is invalid: it scores -1 and ends the game."
+        )
+    else:
+        how = (
+            f"Reply with a plan of 1 to {max_modules} module names on a single line, separated "
+            'by spaces, e.g. "reverse sum". A plan that is empty, too long or names an unknown '
+            "module is invalid and scores -1."
+        )
+    return (
+        "Write a plan that turns every example input into its output: a sequence of modules, "
+        "applied in order from left to right. Values are lists of small numbers, lowercase "
+        "words or numbers; a module given a value it does not accept makes that example fail. "
+        "Your score is the share of examples your plan solves.\n"
+        f"{how}\nModules:\n{modules}"
+    )
+
+
 class ToolChainEnv(TextEnv):
     """Write a plan of module names that maps every example input to its output.
 
@@ -407,15 +455,32 @@ class ToolChainEnv(TextEnv):
             self._task_text = obs
             self._phrases = parse_observation(obs)[0]
             obs = self._step_observation()
-        return obs, {"chain_length": len(chain)}
+        text = instructions(self.max_modules, self.multi_turn, len(chain))
+        return obs, {"chain_length": len(chain), "instructions": text}
 
-    def _step_observation(self) -> str:
+    def _progress(self) -> str:
+        """The ``Now:`` and ``Step i of n:`` lines of a multi-turn observation."""
         values = [run_chain(self.plan, x) for x, _ in self.examples]
         now = " ; ".join("error" if v is None else _fmt(v) for v in values)
         i = len(self.plan)
-        return (
-            f"{self._task_text}\nNow: {now}\nStep {i + 1} of {len(self.chain)}: {self._phrases[i]}."
-        )
+        return f"Now: {now}\nStep {i + 1} of {len(self.chain)}: {self._phrases[i]}."
+
+    def _step_observation(self) -> str:
+        return f"{self._task_text}\n{self._progress()}"
+
+    def _result(self, score: float) -> str:
+        """``info["message"]`` of the last turn: how many examples the plan solved."""
+        if score < 0:
+            if self.multi_turn:
+                return "Invalid reply: it is not exactly one module name. Score -1, game over."
+            return (
+                f"Invalid plan: it is not 1 to {self.max_modules} module names of the list. "
+                "Score -1, game over."
+            )
+        solved, n = round(score * len(self.examples)), len(self.examples)
+        if solved == n:
+            return f"Your plan solves all {n} examples!"
+        return f"Your plan solves {solved} of {n} examples (score {score:.2f})."
 
     def score(self, plan: list[str]) -> float:
         """Share of this task's examples that ``plan`` maps to the expected output."""
@@ -427,19 +492,28 @@ class ToolChainEnv(TextEnv):
             return self._step_one(action)
         plan = parse_plan(action, self.max_modules)
         if plan is None:
-            return "", -1.0, True, {"success": False, "invalid_action": True, "score": -1.0}
+            return "", -1.0, True, self._final_info(-1.0, invalid=True)
         score = self.score(plan)
-        return "", score, True, {"success": score == 1.0, "invalid_action": False, "score": score}
+        return "", score, True, self._final_info(score)
+
+    def _final_info(self, score: float, invalid: bool = False) -> dict[str, Any]:
+        return {
+            "success": score == 1.0,
+            "invalid_action": invalid,
+            "score": score,
+            "message": self._result(score),
+        }
 
     def _step_one(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
         step = parse_plan(action, max_modules=1)
         if step is None:
-            return "", -1.0, True, {"success": False, "invalid_action": True, "score": -1.0}
+            return "", -1.0, True, self._final_info(-1.0, invalid=True)
         self.plan.append(step[0])
         if len(self.plan) < len(self.chain):
-            return self._step_observation(), 0.0, False, {"invalid_action": False}
+            info = {"invalid_action": False, "message": self._progress()}
+            return self._step_observation(), 0.0, False, info
         score = self.score(self.plan)
-        return "", score, True, {"success": score == 1.0, "invalid_action": False, "score": score}
+        return "", score, True, self._final_info(score)
 
 
 # --- scripted players (registered in agentrl.envs.scripted) ------------------------------

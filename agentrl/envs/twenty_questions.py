@@ -36,6 +36,9 @@ reference, which used a fine-tuned T5. Guesses are still judged by the rules (so
 is exact), and a question that is empty after sanitising is ``Invalid Question.``.
 Deviation from the reference: the default oracle is an exact table rather than an LLM, so
 the game is deterministic and cheap.
+
+Conversations (:mod:`agentrl.envs.conversation`): ``reset`` returns the rules in plain words
+as ``info["instructions"]``; every ``step`` returns ``info["message"]``: the answer (``"No."``; a reminder of the accepted forms after ``Invalid Question.``).
 """
 
 from __future__ import annotations
@@ -305,6 +308,54 @@ def resolve_word_list(word_list: str | list[str] | tuple[str, ...]) -> tuple[str
     return words
 
 
+def _join(items: list[str]) -> str:
+    return ", ".join(items)
+
+
+def instructions(
+    words: tuple[str, ...] | list[str], max_turns: int = 20, lm_oracle: bool = False
+) -> str:
+    """The rules in plain words for a chat model (``info["instructions"]`` of ``reset``): the
+    possible words, the answers, and the accepted question forms of ``words``' game (the
+    categories and attributes of :func:`questions_for`; with the LM oracle, any yes/no
+    question)."""
+    lines = [
+        "Let's play Twenty Questions. I am thinking of a word; it is one of: "
+        f"{_join(list(words))}.",
+        f"Find it by asking yes/no questions. You have {max_turns} questions and each one "
+        "costs a point, so find it with as few as you can. You win when you guess the word: "
+        'ask "Is it a <word>?", e.g. "Is it a dog?".',
+    ]
+    if lm_oracle:
+        lines += [
+            'I answer "Yes." or "No.". Any yes/no question in plain English is allowed, e.g. '
+            '"Is it an animal?" or "Is it bigger than a car?".',
+        ]
+    else:
+        classic = questions_for(words) is QUESTIONS
+        cats = CLASSIC_CATEGORIES if classic else CATEGORIES
+        attrs = CLASSIC_ATTRIBUTES if classic else ATTRIBUTES
+        by_verb = {v: [a for a, verb in attrs.items() if verb == v] for v in ("is", "does", "can")}
+        cat_texts = [question_text(Question("category", c))[len("Is it ") : -1] for c in cats]
+        lines += [
+            'I answer "Yes.", "No." or "Invalid Question.". I understand only these forms:',
+            "- Is it a <word>? (a guess)",
+            f"- Is it <category>? with one of: {_join(cat_texts)}",
+            f"- Is it <attribute>? with one of: {_join(by_verb['is'])}",
+            f"- Does it <attribute>? with one of: {_join(by_verb['does'])}",
+            f"- Can it <attribute>? with one of: {_join(by_verb['can'])}",
+            'Any other question is answered "Invalid Question." and still costs a point.',
+        ]
+    lines.append("Reply with exactly one question on a single line.")
+    return "\n".join(lines)
+
+
+INVALID_REMINDER = (
+    'Ask one question in an accepted form, e.g. "Is it an animal?", "Does it have legs?", '
+    '"Can it fly?" or a guess such as "Is it a dog?".'
+)
+
+
 class TwentyQuestionsEnv(TextEnv):
     """Twenty Questions with a rule-based oracle (see the module docstring for the rules).
 
@@ -356,7 +407,9 @@ class TwentyQuestionsEnv(TextEnv):
             )
         self.word = word
         self._lines = []
-        return HEADER, {}
+        return HEADER, {
+            "instructions": instructions(self.words, self.max_turns, self.lm is not None)
+        }
 
     def _answer(self, action: str) -> tuple[Question | None, str]:
         q = parse_question(action)
@@ -375,4 +428,22 @@ class TwentyQuestionsEnv(TextEnv):
         won = q is not None and q.kind == "guess" and ans == YES
         self._lines.append(f"{sanitize(action)} {ans}\n")
         info = {"success": won, "invalid_action": q is None, "answer": ans}
+        info["message"] = self._message(ans, won)
         return HEADER + "".join(self._lines), (0.0 if won else -1.0), won, info
+
+    def _message(self, ans: str, won: bool) -> str:
+        """``info["message"]``: the answer, with a reminder of the forms after an invalid
+        question and a closing sentence at the end of the episode."""
+        if won:
+            n = self._turn
+            return f"{ans} You found it: the word is {self.word}, in {n} question{'s' * (n > 1)}."
+        parts = [ans]
+        if ans == INVALID:
+            parts.append(
+                'Ask one yes/no question in plain English, or a guess such as "Is it a dog?".'
+                if self.lm is not None
+                else INVALID_REMINDER
+            )
+        if self._turn >= self.max_turns:
+            parts.append("That was your last question.")
+        return " ".join(parts)

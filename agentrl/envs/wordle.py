@@ -15,6 +15,9 @@ original: greens first, then yellows up to the letter's remaining count.
 Reward: 1.0 on the solving guess (terminated, ``info["success"]``), 0.0 for any other
 valid guess, ``invalid_penalty`` (-0.1) for an invalid action, which also uses up a turn
 (``info["invalid_action"]``). Truncated after ``max_turns`` (6).
+
+Conversations (:mod:`agentrl.envs.conversation`): ``reset`` returns the rules in plain words
+as ``info["instructions"]``; every ``step`` returns ``info["message"]``: the guess, its feedback and the feedback spelled out per letter.
 """
 
 from __future__ import annotations
@@ -87,6 +90,28 @@ def _echo(text: str) -> str:
     return " ".join(text.split())[:100]
 
 
+def instructions(max_turns: int = 6) -> str:
+    """The rules in plain words for a chat model (``info["instructions"]`` of ``reset``)."""
+    return (
+        f"Let's play Wordle. I am thinking of a common 5-letter English word. Find it in at "
+        f"most {max_turns} guesses. Reply with one 5-letter word on a single line, e.g. "
+        f'"CRANE"; it must be a common English word from my list of {len(word_list())} '
+        "words, or the guess is invalid and still uses a try.\n"
+        "After each guess I give one symbol per letter: G = the right letter in the right "
+        "place, Y = the letter is in the word but in another place, - = the letter is not in "
+        "the word (a repeated letter is marked Y only as often as it occurs in the word)."
+    )
+
+
+_MEANING = {"G": "right place", "Y": "elsewhere", "-": "not in the word"}
+
+
+def describe_feedback(guess: str, fb: str) -> str:
+    """``"CRANE G-Y--"`` spelled out: ``"CRANE G-Y--: C right place, R not in the word, ..."``."""
+    letters = ", ".join(f"{g} {_MEANING[f]}" for g, f in zip(guess, fb, strict=True))
+    return f"{guess} {fb}: {letters}."
+
+
 class WordleEnv(TextEnv):
     """Wordle over the shipped word list (rules in the module docstring).
 
@@ -120,14 +145,33 @@ class WordleEnv(TextEnv):
             raise ValueError(f"task word {task.get('word')!r} is not in the Wordle word list")
         self.word = word
         self._obs = HEADER
-        return self._obs, {}
+        return self._obs, {"instructions": instructions(self.max_turns)}
 
     def _step(self, action: str) -> tuple[str, float, bool, dict[str, Any]]:
         guess = parse_guess(action)
         if guess is None:
             self._obs += f"{_echo(action)} invalid\n"
-            return self._obs, self.invalid_penalty, False, {"invalid_action": True}
+            message = self._closing(
+                "Invalid guess: your reply names no word of my list. Reply with one common "
+                '5-letter English word, e.g. "CRANE". This used a try.'
+            )
+            return (
+                self._obs,
+                self.invalid_penalty,
+                False,
+                {"invalid_action": True, "message": message},
+            )
         fb = feedback(guess, self.word)
         self._obs += f"{guess} {fb}\n"
         won = fb == "GGGGG"
-        return self._obs, (1.0 if won else 0.0), won, {"success": won, "invalid_action": False}
+        if won:
+            n = self._turn
+            message = f"{guess} {fb}: correct! You found the word in {n} guess{'es' * (n > 1)}."
+        else:
+            message = self._closing(describe_feedback(guess, fb))
+        info = {"success": won, "invalid_action": False, "message": message}
+        return self._obs, (1.0 if won else 0.0), won, info
+
+    def _closing(self, message: str) -> str:
+        """``message``, plus a closing sentence when no try is left."""
+        return f"{message} That was your last guess." if self._turn >= self.max_turns else message

