@@ -6,7 +6,9 @@
     agentrl config [overrides...]             print the composed, validated config
     agentrl list                              registered algorithms, rewards, curricula, envs
     agentrl lifelong run|report|list ...      lifelong scenarios and their L2M metrics (docs/lifelong.md)
-    agentrl check-env [--import MOD] ID [k=v] check a text env (Gymnasium checker + agentrl checks)
+    agentrl check-env [--import MOD] [--conversation] ID [k=v]
+                                         check a text env (Gymnasium checker + agentrl checks;
+                                         --conversation: also its conversation info keys)
     agentrl reward collect|synthesize|train   the ARMAP reward-model pipeline (agentrl reward help)
     agentrl plan [key=value...]               reward-guided planning: best_of_n, reflexion, mcts
     agentrl cluster render [overrides] [--out FILE]  a `ray up` YAML sized for the run (docs/cluster.md)
@@ -106,10 +108,16 @@ def cmd_check_env(args: list[str]) -> int:
 
     from agentrl.envs.check import check_text_env
 
-    while len(args) >= 2 and args[0] == "--import":  # user modules that register envs
+    conversation = False
+    while args and args[0] in ("--import", "--conversation"):
+        if args[0] == "--conversation":  # also check info["instructions"] / info["message"]
+            conversation, args = True, args[1:]
+            continue
+        if len(args) < 2:
+            return _fail("--import needs a module name")
         from agentrl.registry import RegistryError, import_user_modules
 
-        try:
+        try:  # user modules that register envs
             import_user_modules([args[1]])
         except RegistryError as e:
             return _fail(str(e))
@@ -125,7 +133,7 @@ def cmd_check_env(args: list[str]) -> int:
         if not sep:
             return _fail(f"check-env options are key=value env kwargs, got {a!r}")
         kwargs[key] = yaml.safe_load(value)
-    results = check_text_env(args[0], kwargs)
+    results = check_text_env(args[0], kwargs, conversation=conversation)
     for r in results:
         print(r)
     failed = [r for r in results if not r.ok]

@@ -112,6 +112,13 @@ class Learner:
     def format_prompts(self, observations: list[str]) -> list[str]:
         return [self.policy.format_prompt(o) for o in observations]
 
+    def sft_rows(self, episodes: list[Episode], stop: list[str]) -> list[dict[str, str]]:
+        """Warm-start rows of scripted episodes in this policy's format
+        (:func:`agentrl.warmstart.sft_rows`)."""
+        from agentrl.warmstart import sft_rows
+
+        return sft_rows(self.policy, episodes, stop)
+
     def get_version(self) -> int:
         """Number of updates so far (the version the next episodes are compared with)."""
         return self.version

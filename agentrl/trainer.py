@@ -387,13 +387,9 @@ class Trainer:
             ws.episodes,
             seed=self.cfg.seed + 7919,
             epsilon=ws.epsilon,
+            conversation=self.cfg.env.conversation,
         )
-        observations = [t.observation for e in eps for t in e.turns]
-        prompts = self.learner.format_prompts(observations)
-        rows = [
-            {"prompt": p, "completion": t.action + "\n"}
-            for p, t in zip(prompts, (t for e in eps for t in e.turns), strict=True)
-        ]
+        rows = self.learner.sft_rows(eps, list(self.cfg.env.stop))
         stats = self.learner.warm_start(rows, ws.epochs, ws.lr, ws.batch_size, self.cfg.seed)
         stats["warm_start/scripted_success"] = sum(e.success for e in eps) / max(len(eps), 1)
         return stats

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,12 +26,17 @@ def scripted_episodes(
     episodes: int,
     seed: int,
     epsilon: float = 0.5,
+    conversation: bool = False,
 ) -> list[Episode]:
-    """Play ``episodes`` games with a scripted policy (seeds ``seed, seed+1, ...``)."""
+    """Play ``episodes`` games with a scripted policy (seeds ``seed, seed+1, ...``).
+
+    With ``conversation`` the env is played as a conversation (``env.conversation``): the
+    episode's observations are the messages (the players still read the transcript), and
+    its turns continue one context, as a rollout's do."""
     from agentrl.envs.scripted import make_scripted, run_scripted_episode
     from agentrl.rollouts.worker import make_env
 
-    env = make_env(env_id, env_kwargs)
+    env = make_env(env_id, env_kwargs, conversation)
     kw: dict[str, Any] = {"epsilon": epsilon} if kind == "mix" else {}
     if "word_list" in env_kwargs:
         kw["word_list"] = env_kwargs["word_list"]
@@ -41,14 +47,37 @@ def scripted_episodes(
     return out
 
 
-def sft_rows(policy: Any, episodes: list[Episode]) -> list[dict[str, str]]:
-    """One ``{"prompt", "completion"}`` row per turn; the completion ends with the stop string."""
-    rows = []
+def sft_rows(
+    policy: Any, episodes: list[Episode], stop: Sequence[str] = ("\n",)
+) -> list[dict[str, str]]:
+    """One ``{"prompt", "completion"}`` row per turn: the prompt is the text of the context
+    the policy sees at that turn in a rollout (a fresh ``[system, user=observation]`` for a
+    transcript turn, the conversation so far for a continuing one); the completion is the
+    action and the first stop string (the chat format's end-of-turn token when ``stop`` is
+    empty).
+
+    The prompt is text (TRL's SFTTrainer tokenises prompt and completion); the chat formats
+    put token boundaries where the text has special tokens or newlines, so the tokens match
+    a rollout's except where a tokenizer merges across them (imitation is unaffected; RL
+    trains on the rollout's own ids).
+    """
+    from agentrl.policy.chat import Message
+
+    tok = policy.tokenizer
+    fmt = policy.chat_format()
+    end = stop[0] if stop else tok.decode(fmt.end_of_turn_ids)
+    rows: list[dict[str, str]] = []
     for ep in episodes:
+        text = ""
         for turn in ep.turns:
-            rows.append(
-                {"prompt": policy.format_prompt(turn.observation), "completion": turn.action + "\n"}
-            )
+            message: Message = {"role": turn.role, "content": turn.observation}
+            if turn.continues and rows:
+                last = rows[-1]["completion"]
+                last_ids = list(tok(last, add_special_tokens=False)["input_ids"])
+                text = text + last + str(tok.decode(fmt.continuation(last_ids, [message])))
+            else:  # exactly the single-turn prompt (bos and special tokens as SFT adds them)
+                text = policy.format_prompt(turn.observation)
+            rows.append({"prompt": text, "completion": turn.action + end})
     return rows
 
 

@@ -230,3 +230,25 @@ def test_template_that_rewrites_history_is_refused() -> None:
     tok.chat_template = "{{ messages[-1]['content'] }}{% if add_generation_prompt %}>{% endif %}"
     with pytest.raises(ValueError, match="append-only"):
         chat_format(tok)
+
+
+def test_warm_start_rows_of_a_conversation_are_the_rollout_contexts(tiny: Policy) -> None:
+    from agentrl.warmstart import scripted_episodes, sft_rows
+
+    eps = scripted_episodes("agentrl/GuessTheNumber-v0", {}, "good", 2, seed=0, conversation=True)
+    assert all(t.continues for e in eps for t in e.turns[1:])
+    assert eps[0].turns[0].observation.startswith("Let's play Guess the Number")
+    rows = sft_rows(tiny, eps)
+    fmt, tok = tiny.chat_format(), tiny.tokenizer
+    ids: list[int] = []
+    for turn, row in zip(eps[0].turns, rows, strict=False):
+        message = {"role": turn.role, "content": turn.observation}
+        if not ids:
+            ids = fmt.start([message])
+        else:
+            ids = ids + last + fmt.continuation(last, [message])
+        assert tok(row["prompt"])["input_ids"] == ids  # what SFT tokenises = what a rollout sees
+        last = tok(row["completion"], add_special_tokens=False)["input_ids"]
+    # a transcript env keeps the single-turn rows it always had
+    plain = sft_rows(tiny, scripted_episodes("agentrl/GuessTheNumber-v0", {}, "good", 1, seed=0))
+    assert plain[0] == {"prompt": tiny.format_prompt("Guess the number between 1 and 16.\n"), "completion": "8\n"}

@@ -264,7 +264,14 @@ def check_text_env(
         return results
     results += [_check_printable(runs), _check_info(runs)]
     if conversation:
-        results.append(_check_conversation(runs))
+        from agentrl.rollouts.worker import is_conversational
+
+        native = is_conversational(gym.make(env_id, **kwargs))
+        results.append(
+            CheckResult("conversation keys", True, "conversational: its observations are the messages")
+            if native
+            else _check_conversation(runs)
+        )
     same = all(again[k] == runs[0][k] for k in ("task", "obs", "rewards", "ends"))
     results.append(
         CheckResult(

@@ -66,7 +66,7 @@ class MessageView(gym.Wrapper):
                 "conversation (env.conversation=true); add the key (docs/conversations.md) or "
                 "run it as a transcript env (env.conversation=false)"
             )
-        return str(info[MESSAGE_KEY]), reward, terminated, truncated, info
+        return str(info[MESSAGE_KEY]), float(reward), terminated, truncated, info
 
 
 __all__ = ["INSTRUCTIONS_KEY", "MESSAGE_KEY", "MessageView", "ROLE_KEY"]

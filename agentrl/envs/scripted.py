@@ -226,6 +226,9 @@ def run_scripted_episode(
         An :class:`~agentrl.types.Episode` with one :class:`~agentrl.types.Turn` per step
         (empty token-id and log-prob lists, the env reward and info per turn).
     """
+    from agentrl.envs.conversation import MessageView
+
+    view = env if isinstance(env, MessageView) else None  # players read the transcript
     obs, _ = env.reset(seed=seed, options={"task": task} if task else None)
     spec_task = dict(getattr(env.unwrapped, "task", task or {}))
     policy.reset(spec_task, rng if rng is not None else policy_rng(seed))
@@ -233,7 +236,7 @@ def run_scripted_episode(
     episode = Episode(env_id=env_id, task=spec_task, seed=seed)
     done, info = False, dict[str, Any]()
     while not done:
-        action = policy.act(obs)
+        action = policy.act(view.transcript if view is not None else obs)
         next_obs, reward, terminated, truncated, info = env.step(action)
         done = terminated or truncated
         episode.turns.append(
@@ -248,6 +251,8 @@ def run_scripted_episode(
                 truncated=truncated,
                 next_observation="" if done else next_obs,
                 info=dict(info),
+                continues=view is not None and bool(episode.turns),
+                role=str(episode.turns[-1].info.get("role", "user")) if episode.turns else "user",
             )
         )
         obs = next_obs

@@ -37,9 +37,9 @@ Two formats:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from transformers import PreTrainedTokenizerBase
 
@@ -200,7 +200,7 @@ class TemplateFormat:
             raise ValueError("TemplateFormat needs a tokenizer with a chat_template")
         self.tokenizer = tokenizer
         self.system_prompt = system_prompt
-        self.tools = [t.as_template_tool() for t in tools]
+        self.tools: list[dict[Any, Any] | Callable[..., Any]] = [t.as_template_tool() for t in tools]
         probe = [{"role": "user", "content": _REF_USER}]
         self.native_tools = bool(tools) and self._render(probe, False) != self._render_plain(probe)
         if tools and not self.native_tools:  # the template ignores tools= : describe them
@@ -230,10 +230,13 @@ class TemplateFormat:
         return [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
 
     def _render(self, messages: Sequence[Message], generation_prompt: bool) -> str:
-        kwargs: dict[str, object] = {"tokenize": False, "add_generation_prompt": generation_prompt}
-        if self.tools:
-            kwargs["tools"] = self.tools
-        return str(self.tokenizer.apply_chat_template(list(messages), **kwargs))
+        text = self.tokenizer.apply_chat_template(
+            list(messages),
+            tools=self.tools or None,
+            tokenize=False,
+            add_generation_prompt=generation_prompt,
+        )
+        return str(text)
 
     def _render_plain(self, messages: Sequence[Message]) -> str:
         return str(

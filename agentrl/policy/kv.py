@@ -78,7 +78,8 @@ def cut_row(cache: DynamicCache, row: int, columns: torch.Tensor) -> KVCache:
     """Row ``row`` of a batched cache, keeping the sequence ``columns`` (a long index)."""
     layers = []
     for layer in cache.layers:
-        assert layer.keys is not None and layer.values is not None
+        if not isinstance(layer, DynamicLayer) or layer.keys is None or layer.values is None:
+            raise TypeError(f"cannot cut a {type(layer).__name__} cache layer (supports_kv_reuse)")
         cols = columns.to(layer.keys.device)
         layers.append(
             (

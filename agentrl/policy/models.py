@@ -71,6 +71,10 @@ class ModelConfig:
             only, ``pip install 'agentrl[vllm]'``). The learner always trains the HF model.
         vllm_kwargs: extra keyword arguments for ``vllm.LLM`` (e.g.
             ``gpu_memory_utilization``, ``max_model_len``, ``enforce_eager``).
+        revision: the hub revision (branch, tag or commit) of an HF model id.
+        trust_remote_code: allow a hub model's own modelling code (off by default).
+        attn_implementation: ``sdpa``, ``eager``, ``flash_attention_2``, ... (default: the
+            transformers default for the model).
     """
 
     name: str = "tiny"
@@ -93,6 +97,9 @@ class ModelConfig:
     autocast: str = "auto"
     backend: str = "hf"
     vllm_kwargs: dict[str, Any] = field(default_factory=dict)
+    revision: str | None = None
+    trust_remote_code: bool = False
+    attn_implementation: str | None = None
 
     def __post_init__(self) -> None:
         if self.tokenizer not in TOKENIZERS:
@@ -130,9 +137,13 @@ def load_model_and_tokenizer(cfg: ModelConfig) -> tuple[Any, PreTrainedTokenizer
     elif cfg.name == "smollm2":
         model, tok = _load_smollm2(cfg)
     else:
-        tok = AutoTokenizer.from_pretrained(cfg.name, cache_dir=cfg.cache_dir)
+        hub: dict[str, Any] = dict(
+            cache_dir=cfg.cache_dir, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+        )
+        tok = AutoTokenizer.from_pretrained(cfg.name, **hub)
+        extra = {"attn_implementation": cfg.attn_implementation} if cfg.attn_implementation else {}
         model = AutoModelForCausalLM.from_pretrained(
-            cfg.name, dtype=torch_dtype(cfg.dtype), cache_dir=cfg.cache_dir
+            cfg.name, dtype=torch_dtype(cfg.dtype), **hub, **extra
         )
     tok.padding_side = "left"
     if tok.pad_token is None:

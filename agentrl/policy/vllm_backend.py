@@ -45,6 +45,7 @@ from typing import Any
 
 import torch
 
+from agentrl.policy.chat import ChatFormat, ToolSpec, chat_format
 from agentrl.policy.device import resolve_device
 from agentrl.policy.models import ModelConfig, load_model_and_tokenizer
 from agentrl.policy.policy import Policy
@@ -307,6 +308,27 @@ class VLLMPolicy:
 
     def encode_prompts(self, observations: Sequence[str]) -> list[list[int]]:
         return Policy.encode_prompts(self, observations)  # type: ignore[arg-type]
+
+    def chat_format(self, tools: Sequence[ToolSpec] = ()) -> ChatFormat:
+        """The conversation format, as :meth:`Policy.chat_format` (same tokenizer, same ids)."""
+        return chat_format(self.tokenizer, self.system_prompt, tools)
+
+    @property
+    def max_context_tokens(self) -> int:
+        """``vllm_kwargs["max_model_len"]`` when set, else no limit of agentrl's own (the
+        engine refuses prompts beyond the model's length)."""
+        return int(self.model_config.vllm_kwargs.get("max_model_len", 2**31 - 1))
+
+    def generate_continue(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        caches: Sequence[None],
+        sampling: SamplingConfig | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[list[Generation], list[None]]:
+        """:meth:`generate` (the engine's automatic prefix cache reuses each conversation's
+        earlier turns: ``enable_prefix_caching``); no caches of agentrl's own."""
+        return self.generate(prompt_ids, sampling, generator), [None] * len(prompt_ids)
 
     # --------------------------------------------------------------------- generation
 
