@@ -182,7 +182,7 @@ class Episode:
                 out.append("")
             elif t + 1 < len(self.turns) and self.turns[t + 1].continues:
                 out.append(states[t + 1])
-            elif turn.continues or (t + 1 < len(self.turns) and self.turns[t + 1].continues):
+            elif turn.continues:  # a conversation's last recorded turn
                 out.append(f"{states[t]}\n{turn.action}\n{turn.next_observation}")
             else:
                 out.append(turn.next_observation)

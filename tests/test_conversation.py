@@ -241,6 +241,7 @@ def test_warm_start_rows_of_a_conversation_are_the_rollout_contexts(tiny: Policy
     rows = sft_rows(tiny, eps)
     fmt, tok = tiny.chat_format(), tiny.tokenizer
     ids: list[int] = []
+    last: list[int] = []
     for turn, row in zip(eps[0].turns, rows, strict=False):
         message = {"role": turn.role, "content": turn.observation}
         if not ids:
@@ -252,3 +253,20 @@ def test_warm_start_rows_of_a_conversation_are_the_rollout_contexts(tiny: Policy
     # a transcript env keeps the single-turn rows it always had
     plain = sft_rows(tiny, scripted_episodes("agentrl/GuessTheNumber-v0", {}, "good", 1, seed=0))
     assert plain[0] == {"prompt": tiny.format_prompt("Guess the number between 1 and 16.\n"), "completion": "8\n"}
+
+
+def test_acting_rules_get_the_conversation_state_and_context(tiny: Policy) -> None:
+    seen: list[tuple[list[str], list[list[int]]]] = []
+
+    def act(states: list[str], prompts: list[list[int]]):
+        seen.append((states, prompts))
+        return tiny.generate(prompts, SamplingConfig(max_new_tokens=4, greedy=True))
+
+    worker = RolloutWorker(CHAT, {"turns": 3}, 1, SamplingConfig(max_new_tokens=4), policy=tiny)
+    (ep,) = worker.collect([EpisodeJob(0, 0)], rng_seed=0, act=act)
+    assert [p for _, p in seen] == [[c] for c in ep.contexts()]
+    assert [s for s, _ in seen] == [[s] for s in ep.states()]
+    assert ep.states()[2] == "\n".join(
+        [ep.turns[0].observation, ep.turns[0].action, ep.turns[1].observation, ep.turns[1].action, ep.turns[2].observation]
+    )
+    assert ep.next_states()[:2] == ep.states()[1:] and ep.next_states()[2] == ""
