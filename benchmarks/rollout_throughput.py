@@ -359,8 +359,8 @@ def row_rescore(s: Setup) -> Row:
     policy = s.policy
     gen = torch.Generator()
 
-    def act(observations: list[str]) -> list[Generation]:
-        gens = policy.generate_text(observations, s.sampling, generator=gen)
+    def act(states: list[str], prompts: list[list[int]]) -> list[Generation]:
+        gens = policy.generate(prompts, s.sampling, generator=gen)
         with torch.inference_mode():
             _, per_tok, mask = policy.action_logprobs(
                 [g.prompt_ids for g in gens], [g.token_ids for g in gens]

@@ -145,3 +145,42 @@ def test_conversations_page_examples_run(tmp_path, monkeypatch) -> None:
         for alias in ("countdown", "calculator"):
             agentrl.envs.ENV_ALIASES.pop(alias, None)
         sys.modules.pop("doc_envs", None)
+
+
+# A ChatML template with native tool support in the style of Qwen2.5's: the tools are listed
+# in the system turn, tool results go into a user turn as <tool_response> blocks, and
+# consecutive tool messages share one turn.
+QWEN_LIKE = (
+    "{%- if tools %}<|im_start|>system\n{{ messages[0].content if messages[0].role == 'system' "
+    "else 'You are helpful.' }}\n# Tools\n{% for t in tools %}{{ t | tojson }}\n{% endfor %}<|im_end|>\n"
+    "{%- elif messages[0].role == 'system' %}<|im_start|>system\n{{ messages[0].content }}<|im_end|>\n{% endif %}"
+    "{%- for m in messages %}"
+    "{%- if m.role == 'tool' %}"
+    "{%- if loop.first or messages[loop.index0 - 1].role != 'tool' %}<|im_start|>user{% endif %}"
+    "\n<tool_response>\n{{ m.content }}\n</tool_response>"
+    "{%- if loop.last or messages[loop.index0 + 1].role != 'tool' %}<|im_end|>\n{% endif %}"
+    "{%- elif m.role != 'system' %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endif %}"
+    "{%- endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_native_tool_template_pieces_render_the_whole_conversation() -> None:
+    from agentrl.policy.tokenizer import build_word_tokenizer
+
+    tok = build_word_tokenizer()
+    tok.chat_template = QWEN_LIKE
+    fmt = chat_format(tok, "Solve it.", TOOLS[:2])
+    assert isinstance(fmt, TemplateFormat) and fmt.native_tools
+    user = {"role": "user", "content": "Task: reverse it."}
+    call = tool_call_text("reverse", {"value": [1, 2]})
+    reply = tok(call, add_special_tokens=False)["input_ids"]  # cut by length: no end-of-turn
+    results = [{"role": "tool", "content": "[2, 1]"}, {"role": "tool", "content": "ok"}]
+    ids = fmt.start([user]) + reply + fmt.continuation(reply, results)
+    whole = tok.apply_chat_template(
+        [{"role": "system", "content": "Solve it."}, user, {"role": "assistant", "content": call}, *results],
+        tools=[t.as_template_tool() for t in TOOLS[:2]],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    assert tok.decode(ids) == whole
+    assert "# Tools" in tok.decode(fmt.start([user])) and "You can call these tools" not in whole

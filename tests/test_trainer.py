@@ -278,9 +278,9 @@ def test_chai_acts_with_its_critic_inline(tiny_overrides, monkeypatch):
     calls = []
     original = Chai.act
 
-    def spy(self, observations, sampling=None):
+    def spy(self, observations, prompts, sampling=None):
         calls.append(len(observations))
-        return original(self, observations, sampling)
+        return original(self, observations, prompts, sampling)
 
     monkeypatch.setattr(Chai, "act", spy)
     s = _run(
