@@ -284,7 +284,7 @@ class RolloutWorker:
             if act is not None:
                 gens = act([self._state_text(s) for s in live_slots], prompts)
                 counts["prefill_tokens"] += sum(len(p) for p in prompts)
-            elif self.keep_kv_cache:
+            elif self.keep_kv_cache and self.conversational:  # a transcript never continues
                 caches = [s.cache for s in live_slots]
                 counts["prefill_tokens"] += sum(
                     len(p) - (c.length if c is not None else 0) for p, c in zip(prompts, caches, strict=True)
