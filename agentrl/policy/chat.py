@@ -39,9 +39,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from transformers import PreTrainedTokenizerBase
+if TYPE_CHECKING:  # envs import ToolSpec from here: no transformers import at run time
+    from transformers import PreTrainedTokenizerBase
 
 Message = dict[str, str]
 """One chat message: ``{"role": "system"|"user"|"assistant"|"tool", "content": str}``
