@@ -1,6 +1,6 @@
 """The composition root: a validated :class:`~agentrl.config.TrainConfig` -> a trained run.
 
-Per iteration (DESIGN.md's data flow)::
+Per iteration (the data flow)::
 
     weights -> workers;  curriculum.sample -> jobs;  workers.collect -> episodes
     reward relabels;  learner.update;  curriculum.update;  log;  eval every k;  checkpoint every k

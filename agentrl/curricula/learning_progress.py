@@ -2,7 +2,7 @@
 
 Zhang et al., "OMNI: Open-endedness via Models of human Notions of Interestingness"
 (ICLR 2024, arXiv 2306.01711), after Kanitscheider et al. (2021). Per task ``i``, from
-its measured success rate ``raw_i`` (ALGORITHMS.md)::
+its measured success rate ``raw_i`` (docs/curricula.md)::
 
     norm   = max(raw - r_i, 0) / (1 - r_i)            r_i: a random policy's success rate
     p_fast <- a * norm   + (1 - a) * p_fast             a = 0.1

@@ -2,7 +2,7 @@
 
 OMNI (Zhang et al., ICLR 2024, arXiv 2306.01711). The learning-progress weights of
 :mod:`.learning_progress` are multiplied by ``boring_weight`` (0.001) for the tasks the
-MoI calls boring, then renormalised. Labelling (ALGORITHMS.md): go through the learned
+MoI calls boring, then renormalised. Labelling (docs/curricula.md): go through the learned
 tasks (smoothed success >= ``learned_threshold``) from best-learned down; an unlabelled
 learned task becomes *interesting*, and every still-unlabelled task that the MoI judges
 "not interesting given that one" becomes *boring*. Labels are recomputed whenever the set

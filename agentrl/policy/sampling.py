@@ -2,8 +2,8 @@
 
 Pure functions on tensors. The draw is softmax + cumsum + ``searchsorted`` on one uniform
 number per row, not ``torch.multinomial``: on CPU with a 49k vocabulary multinomial costs
-~40x more and was half of all rollout time (see DESIGN.md, "Where rollout and update time
-goes"). Log-probs are returned with the samples so nothing has to be re-scored later.
+~40x more and was half of all rollout time (measured on this project's CPU; rollout
+throughput in docs/benchmarks.md). Log-probs are returned with the samples so nothing has to be re-scored later.
 """
 
 from __future__ import annotations

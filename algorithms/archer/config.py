@@ -1,6 +1,6 @@
 """Typed configuration of ArCHer (and CHAI, which reuses its critic).
 
-Defaults follow the paper / reference code (see ``/work/shared/ALGORITHMS.md``); the comments
+Defaults follow the paper / reference code (docs/archer.md); the comments
 say where a small run wants other values.
 """
 

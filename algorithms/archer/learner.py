@@ -22,7 +22,7 @@ Schedule of one :meth:`Archer.update`: add every turn of the new episodes to the
 ``actor_epochs`` actor steps on ``batch_size`` states each. Defaults: gamma 0.95, tau 0.1,
 critic lr 2e-5, actor lr 1e-5, 50 critic / 3 actor steps of 256 (32 x 8), clip 1.0.
 
-Differences from the reference code (each a quirk listed in ALGORITHMS.md):
+Differences from the reference code (each a quirk of that code):
 
 - gradient accumulation divides by the number of micro-batches (the reference sums, so
   its effective lr is ``lr x accum``); every random draw comes from generators seeded by

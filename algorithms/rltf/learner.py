@@ -23,7 +23,7 @@ the executed plan gets a reward from the env, and the env lives with the rollout
 not the algorithm. Like CHAI this runs with ``cluster=inline`` (rollout actors do not call
 ``act``); greedy evaluation decodes the argmax plan without the hook.
 
-Deviations from the reference (as summarised in ALGORITHMS.md), and why:
+Deviations from the reference (listed here), and why:
 
 - Candidates are *sampled* (``num_candidates``, default 8), not the top 30 beams: beam
   candidates are not draws from ``pi``, so REINFORCE on them has no unbiasedness argument;
