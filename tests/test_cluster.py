@@ -326,6 +326,7 @@ def two_node_cluster():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@pytest.mark.slow  # ~1 min: starts a second Ray node (run with pytest -m slow)
 @pytest.mark.ray
 def test_two_node_run_spreads_workers_over_both_nodes(two_node_cluster, tmp_path):
     """`cluster=address` via RAY_ADDRESS (as `ray job submit` sets it), SPREAD placement:

@@ -184,6 +184,13 @@ def test_guess_the_number_truncation_and_ranges():
     assert gtn.parse_guess("Guess: 7, no 8") == 7 and gtn.parse_guess("none") is None
 
 
+def test_guess_the_number_invalid_penalty():
+    env = gym.make(GTN, invalid_penalty=-0.1)
+    env.reset(seed=0, options={"task": {"target": 7}})
+    rewards = [s[1] for s in _play(env, ["seven", "99", "3", "7"])]
+    assert rewards == [-0.1, -0.1, 0.0, 1.0]
+
+
 # --- scripted policies ---------------------------------------------------------------------
 
 

@@ -10,7 +10,9 @@ past turn: ``"<guess>: lower\\n"`` (the target is lower than the guess), ``"<gue
 ``"<guess>: correct\\n"``, or ``"<text>: invalid\\n"`` when the action holds no integer or
 one out of range (``<text>`` is the action, one line, cut at 100 chars).
 Reward: 1.0 on the correct guess (terminated, ``info["success"]`` True), 0.0 otherwise;
-invalid actions also get 0.0 and ``info["invalid_action"] = True``. Truncated after
+invalid actions get ``invalid_penalty`` (0.0 by default, so they score like a wrong guess;
+a negative value teaches a pretrained chat model the reply format faster) and
+``info["invalid_action"] = True``. Truncated after
 ``max_turns`` (6) turns; binary search always wins within ``ceil(log2(16)) + 1 = 5``.
 
 Conversations (:mod:`agentrl.envs.conversation`): ``reset`` returns the rules in plain words
@@ -78,6 +80,7 @@ class GuessTheNumberEnv(TextEnv):
         low: smallest possible target (1).
         high: largest possible target (16).
         max_turns: turn limit (6).
+        invalid_penalty: reward of an invalid guess (0.0).
         render_mode: ``None`` or ``"ansi"``.
 
     Task spec: ``{"target": 7}``, optionally with ``"low"``/``"high"`` overriding the range
@@ -87,13 +90,19 @@ class GuessTheNumberEnv(TextEnv):
     max_turns = 6
 
     def __init__(
-        self, low: int = 1, high: int = 16, max_turns: int = 6, render_mode: str | None = None
+        self,
+        low: int = 1,
+        high: int = 16,
+        max_turns: int = 6,
+        invalid_penalty: float = 0.0,
+        render_mode: str | None = None,
     ):
         super().__init__(render_mode=render_mode)
         if low > high:
             raise ValueError(f"low ({low}) must be <= high ({high})")
         self.low, self.high = int(low), int(high)
         self.max_turns = max_turns
+        self.invalid_penalty = float(invalid_penalty)
         self.target = low
         self._range = (self.low, self.high)
         self._obs = ""
@@ -126,7 +135,7 @@ class GuessTheNumberEnv(TextEnv):
                 message = f"Invalid guess: {guess} is not a possible number; guess one"
             message += f" between {low} and {high}."
             info = {"success": False, "invalid_action": True, "message": self._closing(message)}
-            return self._obs, 0.0, False, info
+            return self._obs, self.invalid_penalty, False, info
         if guess == self.target:
             feedback = "correct"
         else:
