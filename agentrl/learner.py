@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 
 from agentrl.algorithm import build_algorithm
 from agentrl.policy import ModelConfig, Policy
+from agentrl.policy.chat import ToolSpec
 from agentrl.policy.device import autocast, resolve_autocast
 from agentrl.types import Episode
 
@@ -112,12 +114,14 @@ class Learner:
     def format_prompts(self, observations: list[str]) -> list[str]:
         return [self.policy.format_prompt(o) for o in observations]
 
-    def sft_rows(self, episodes: list[Episode], stop: list[str]) -> list[dict[str, str]]:
-        """Warm-start rows of scripted episodes in this policy's format
-        (:func:`agentrl.warmstart.sft_rows`)."""
+    def sft_rows(
+        self, episodes: list[Episode], stop: list[str], tools: Sequence[ToolSpec] = ()
+    ) -> list[dict[str, str]]:
+        """Warm-start rows of scripted episodes in this policy's format, with the env's
+        ``tools`` (:func:`agentrl.warmstart.sft_rows`)."""
         from agentrl.warmstart import sft_rows
 
-        return sft_rows(self.policy, episodes, stop)
+        return sft_rows(self.policy, episodes, stop, tools)
 
     def get_version(self) -> int:
         """Number of updates so far (the version the next episodes are compared with)."""

@@ -378,6 +378,7 @@ class Trainer:
 
     def _warm_start(self) -> dict[str, float]:
         from agentrl.warmstart import scripted_episodes
+        from rollouts.worker import env_tools, make_env
 
         ws = self.cfg.warm_start
         eps = scripted_episodes(
@@ -389,7 +390,10 @@ class Trainer:
             epsilon=ws.epsilon,
             conversation=self.cfg.env.conversation,
         )
-        rows = self.learner.sft_rows(eps, list(self.cfg.env.stop))
+        env = make_env(self.cfg.env.id, self.cfg.env.kwargs, self.cfg.env.conversation)
+        tools = env_tools(env)
+        env.close()
+        rows = self.learner.sft_rows(eps, list(self.cfg.env.stop), tools)
         stats = self.learner.warm_start(rows, ws.epochs, ws.lr, ws.batch_size, self.cfg.seed)
         stats["warm_start/scripted_success"] = sum(e.success for e in eps) / max(len(eps), 1)
         return stats

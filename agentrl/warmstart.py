@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from agentrl.policy.chat import ToolSpec
 from agentrl.types import Episode
 
 
@@ -48,7 +49,10 @@ def scripted_episodes(
 
 
 def sft_rows(
-    policy: Any, episodes: list[Episode], stop: Sequence[str] = ("\n",)
+    policy: Any,
+    episodes: list[Episode],
+    stop: Sequence[str] = ("\n",),
+    tools: Sequence[ToolSpec] = (),
 ) -> list[dict[str, str]]:
     """One ``{"prompt", "completion"}`` row per turn: the prompt is the text of the context
     the policy sees at that turn in a rollout (a fresh ``[system, user=observation]`` for a
@@ -59,12 +63,13 @@ def sft_rows(
     The prompt is text (TRL's SFTTrainer tokenises prompt and completion); the chat formats
     put token boundaries where the text has special tokens or newlines, so the tokens match
     a rollout's except where a tokenizer merges across them (imitation is unaffected; RL
-    trains on the rollout's own ids).
+    trains on the rollout's own ids). ``tools`` are the env's tools (a tool env's rollout
+    prompt describes them, and so must the rows').
     """
     from agentrl.policy.chat import Message
 
     tok = policy.tokenizer
-    fmt = policy.chat_format()
+    fmt = policy.chat_format(tools)
     end = stop[0] if stop else tok.decode(fmt.end_of_turn_ids)
     rows: list[dict[str, str]] = []
     for ep in episodes:
@@ -75,6 +80,8 @@ def sft_rows(
                 last = rows[-1]["completion"]
                 last_ids = list(tok(last, add_special_tokens=False)["input_ids"])
                 text = text + last + str(tok.decode(fmt.continuation(last_ids, [message])))
+            elif tools:  # the format's first context, tools described as in a rollout
+                text = str(tok.decode(fmt.start([message])))
             else:  # exactly the single-turn prompt (bos and special tokens as SFT adds them)
                 text = policy.format_prompt(turn.observation)
             rows.append({"prompt": text, "completion": turn.action + end})

