@@ -585,6 +585,194 @@ class Policy:
             mask[index] = torch.arange(width, device=dev)[None, :] < lengths[:, None]
         return per_token.sum(-1), per_token, mask
 
+    def generate_shared(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        sampling: SamplingConfig | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[Generation]:
+        """:meth:`generate`, prefilling once the prompts that are prefixes of a longer one.
+
+        The prompts are grouped under roots (:func:`~agentrl.policy.prefix.prefix_groups`);
+        each root's context is run through the model once, and every member starts from
+        the root's KV cache cut to its own length, so only its last prompt token and the
+        sampled tokens are computed per prompt (:mod:`agentrl.policy.prefix`). Draws and
+        log-probs are those of :meth:`generate` on the same prompts, up to float summation
+        order. Without any shared prefix, or for a model whose cache cannot be reused
+        (:func:`~agentrl.policy.kv.supports_kv_reuse`), this is :meth:`generate`.
+        """
+        from agentrl.policy.prefix import prefix_groups
+
+        sampling = sampling or SamplingConfig()
+        roots, root_of = prefix_groups(prompt_ids)
+        if len(roots) == len(prompt_ids) or any(len(p) == 0 for p in prompt_ids):
+            return self.generate(prompt_ids, sampling, generator)
+        forward = self._decode_step()
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                root_caches: list[KVCache | None] = []
+                for root in roots:
+                    n = len(root) - 1  # the last prompt token is fed by the decode loop
+                    if n == 0:
+                        root_caches.append(None)
+                        continue
+                    ids = torch.tensor([root[:n]], dtype=torch.long, device=self.device)
+                    _, cache = forward(ids, torch.ones_like(ids), torch.arange(n, device=self.device)[None], None)
+                    if not supports_kv_reuse(cache):
+                        return self.generate(prompt_ids, sampling, generator)
+                    root_caches.append(cut_row(cache, 0, torch.arange(n)))
+                caches: list[KVCache | None] = []
+                for p, r in zip(prompt_ids, root_of, strict=True):
+                    rc, n = root_caches[r], len(p) - 1
+                    caches.append(
+                        None if rc is None or n == 0 else KVCache([(k[:, :, :n], v[:, :, :n]) for k, v in rc.layers])
+                    )
+                if all(c is None for c in caches):
+                    caches = []
+                tokens, logps, stopped, _ = self._decode(prompt_ids, sampling, generator, caches or None)
+        finally:
+            self.model.train(was_training)
+        return [
+            self._make_generation(p, t, lp, s, sampling.stop)
+            for p, t, lp, s in zip(prompt_ids, tokens, logps, stopped, strict=True)
+        ]
+
+    def shared_action_logprobs(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        action_ids: Sequence[Sequence[int]],
+        *,
+        temperature: float = 1.0,
+        batch_size: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`action_logprobs`, running each shared prompt prefix through the model once.
+
+        Prompts that are prefixes of a longer one are grouped under it
+        (:func:`~agentrl.policy.prefix.prefix_groups`) and scored by :meth:`branch_logprobs`;
+        ``batch_size`` counts roots per forward. Without any shared prefix, under a decoding
+        constraint, or with an attention implementation that takes no custom mask (only
+        ``sdpa`` and ``eager`` do), this is :meth:`action_logprobs`. Same values and
+        gradients, up to float summation order.
+        """
+        from agentrl.policy.prefix import prefix_groups
+
+        roots, root_of = prefix_groups(prompt_ids)
+        impl = getattr(self.model.config, "_attn_implementation", None)
+        if (
+            len(roots) == len(prompt_ids)
+            or self.default_constraint is not None
+            or impl not in ("sdpa", "eager")
+        ):
+            return self.action_logprobs(
+                prompt_ids, action_ids, temperature=temperature, batch_size=batch_size
+            )
+        branches = [
+            (r, len(p), list(a)) for p, a, r in zip(prompt_ids, action_ids, root_of, strict=True)
+        ]
+        return self.branch_logprobs(roots, branches, temperature=temperature, batch_size=batch_size)
+
+    def branch_logprobs(
+        self,
+        roots: Sequence[Sequence[int]],
+        branches: Sequence[tuple[int, int, Sequence[int]]],
+        *,
+        temperature: float = 1.0,
+        batch_size: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probs of actions that branch off shared contexts, one forward per root.
+
+        Branch ``(root, L, action)`` is ``action`` given ``roots[root][:L]``. A root and all
+        its branches are packed into one sequence (the root, then each action) with a 4D
+        attention mask and position ids that give every action token exactly the context
+        it has when its state is encoded alone (:func:`~agentrl.policy.prefix.branch_layout`),
+        so the model runs over a root once however many states branch off it. Only the
+        action positions go through the LM head. Differentiable.
+
+        Args:
+            roots: unpadded token-id lists.
+            branches: ``N`` ``(root index, prefix length >= 1, action ids)``.
+            temperature: divides the logits.
+            batch_size: roots per forward pass (all when None).
+
+        Returns:
+            ``(sums [N], per_token [N, W], mask [N, W])`` with ``W`` the longest action, in
+            the layout of :meth:`action_logprobs`.
+        """
+        from agentrl.policy.prefix import branch_layout
+
+        dev = self.device
+        n = len(branches)
+        width = max((len(a) for _, _, a in branches), default=0)
+        per_token = torch.zeros(n, width, device=dev)
+        mask = torch.zeros(n, width, dtype=torch.bool, device=dev)
+        if n == 0 or width == 0:
+            return per_token.sum(-1), per_token, mask
+        by_root: dict[int, list[int]] = {}
+        for i, (r, prefix, _) in enumerate(branches):
+            if not 0 <= r < len(roots) or not 1 <= prefix <= len(roots[r]):
+                raise ValueError(f"branch {i}: prefix {prefix} of root {r} is outside the roots")
+            by_root.setdefault(r, []).append(i)
+        used = sorted(by_root)
+        step = batch_size or len(used)
+        eager = getattr(self.model.config, "_attn_implementation", None) == "eager"
+        pad = self.tokenizer.pad_token_id
+        parts = lean_parts(self.model)
+        for lo in range(0, len(used), step):
+            chunk = used[lo : lo + step]
+            layouts, seqs, picks = [], [], []  # picks: (branch, row, prediction columns)
+            for row, r in enumerate(chunk):
+                members = by_root[r]
+                root_len = max(branches[i][1] for i in members)
+                pos, allowed, starts = branch_layout(
+                    root_len, [(branches[i][1], len(branches[i][2])) for i in members]
+                )
+                ids = list(roots[r][:root_len])
+                for i, start in zip(members, starts, strict=True):
+                    prefix, action = branches[i][1], list(branches[i][2])
+                    ids += action
+                    if action:
+                        picks.append((i, row, [prefix - 1] + list(range(start, start + len(action) - 1))))
+                layouts.append((pos, allowed))
+                seqs.append(ids)
+            t_width = max(len(x) for x in seqs)
+            seq = torch.full((len(chunk), t_width), pad, dtype=torch.long)
+            positions = torch.zeros((len(chunk), t_width), dtype=torch.long)
+            allow = torch.eye(t_width, dtype=torch.bool).repeat(len(chunk), 1, 1)  # pads see themselves
+            for row, (ids, (pos, allowed)) in enumerate(zip(seqs, layouts, strict=True)):
+                seq[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+                positions[row, : len(ids)] = pos
+                allow[row, : len(ids), : len(ids)] = allowed
+            attn: torch.Tensor = allow[:, None].to(dev)
+            if eager:  # eager attention adds its mask to the scores
+                floor = torch.finfo(next(self.model.parameters()).dtype).min
+                attn = torch.zeros(attn.shape, device=dev).masked_fill(~attn, floor)
+            seq, positions = seq.to(dev), positions.to(dev)
+            rows = torch.tensor([row for _, row, cols in picks for _ in cols], device=dev)
+            cols = torch.tensor([c for _, _, cs in picks for c in cs], device=dev)
+            targets = torch.tensor(
+                [t for i, _, _ in picks for t in branches[i][2]], dtype=torch.long, device=dev
+            )
+            if parts is not None:
+                body, head = parts
+                hidden = body(
+                    input_ids=seq, attention_mask=attn, position_ids=positions, use_cache=False
+                ).last_hidden_state
+                logits = head(hidden[rows, cols]).float()
+            else:
+                logits = self.model(
+                    input_ids=seq, attention_mask=attn, position_ids=positions, use_cache=False
+                ).logits[rows, cols].float()
+            if temperature != 1.0:
+                logits = logits / temperature
+            lp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+            branch = torch.tensor([i for i, _, cs in picks for _ in cs], device=dev)
+            token = torch.tensor([k for _, _, cs in picks for k in range(len(cs))], device=dev)
+            per_token = per_token.index_put((branch, token), lp)
+            mask[branch, token] = True
+        return per_token.sum(-1), per_token, mask
+
     def _score_spans(
         self,
         sequences: Sequence[Sequence[int]],

@@ -68,6 +68,7 @@ import torch
 from agentrl.optim import guarded_step
 from agentrl.policy import SamplingConfig
 from agentrl.policy.device import autocast
+from agentrl.policy.prefix import prefix_groups
 from agentrl.registry import ALGORITHMS
 from agentrl.types import Episode, Generation, load_episodes
 
@@ -104,6 +105,28 @@ def make_adam(params: Any, lr: float) -> torch.optim.Adam:
 
 def _chunks(n: int, size: int) -> list[slice]:
     return [slice(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+
+def shared_chunks(prompts: Sequence[Sequence[int]], size: int) -> list[list[int]] | None:
+    """Micro-batches of state indices that keep each conversation whole, or ``None`` when
+    no prompt is a prefix of another (then plain ``size``-state slices are used).
+
+    States are grouped under their conversation (:func:`~agentrl.policy.prefix.prefix_groups`)
+    and whole conversations are packed, in order, into micro-batches of at most ``size``
+    states (a conversation with more states than ``size`` forms one micro-batch)."""
+    roots, root_of = prefix_groups(prompts)
+    if len(roots) == len(prompts):
+        return None
+    members: list[list[int]] = [[] for _ in roots]
+    for i, r in enumerate(root_of):
+        members[r].append(i)
+    out: list[list[int]] = []
+    for group in members:
+        if out and len(out[-1]) + len(group) <= size:
+            out[-1].extend(group)
+        else:
+            out.append(list(group))
+    return out
 
 
 def _mean(values: list[float]) -> float:
@@ -166,9 +189,11 @@ class CriticLearner:
         self, batch: Sequence[Transition], generator: torch.Generator | None = None
     ) -> list[Generation]:
         """One fresh ``a ~ pi(.|s)`` per transition, in one batched call of the policy's decode
-        loop (its lean step; under bf16 autocast with ``actor_precision=bf16``)."""
+        loop (its lean step; under bf16 autocast with ``actor_precision=bf16``). States of
+        one conversation are prefixes of each other: each conversation's context is
+        prefilled once (:meth:`~agentrl.policy.Policy.generate_shared`)."""
         with autocast(self.policy.device, precision_dtype(self.config.actor_precision)):
-            return self.policy.generate(
+            return self.policy.generate_shared(
                 self.prompts(batch), self.sampling, generator or self.generator
             )
 
@@ -349,7 +374,7 @@ class Archer:
                 old = torch.tensor([g.logprob for g in gens], device=self.policy.device)
             else:  # sampling log-probs are under pi_T; the ratio needs pi's own
                 with torch.no_grad():
-                    old, _, _ = self.policy.action_logprobs(
+                    old, _, _ = self.policy.shared_action_logprobs(
                         prompts, actions, batch_size=cfg.micro_batch_size
                     )
         return {"prompts": prompts, "actions": actions, "adv": adv, "old": old, "stats": stats}
@@ -358,24 +383,36 @@ class Archer:
         cfg = self.config
         self.core.critic.zero_grad(set_to_none=True)  # never clip or step mixed grads
         self.actor_optimizer.zero_grad(set_to_none=True)
-        chunks = _chunks(len(data["adv"]), cfg.micro_batch_size)
+        n = len(data["adv"])
+        shared = shared_chunks(data["prompts"], cfg.micro_batch_size)
+        # micro-batches of states; with shared prefixes, whole conversations per micro-batch
+        # (each scored in one pass) weighted by their share of the states
+        if shared is None:
+            plain = _chunks(n, cfg.micro_batch_size)
+            chunks = [(list(range(n))[sl], 1, len(plain)) for sl in plain]
+        else:
+            chunks = [(idx, len(idx), n) for idx in shared]
         model = self.policy.model
         was_training = model.training
         model.train()
         loss_sum = logp_sum = 0.0
         try:
-            for sl in chunks:
+            for idx, share, whole in chunks:
+                prompts = [data["prompts"][i] for i in idx]
+                actions = [data["actions"][i] for i in idx]
                 with autocast(self.policy.device, precision_dtype(cfg.actor_precision)):
-                    sums, _, _ = self.policy.action_logprobs(
-                        data["prompts"][sl], data["actions"][sl]
-                    )
+                    if shared is None:
+                        sums, _, _ = self.policy.action_logprobs(prompts, actions)
+                    else:
+                        sums, _, _ = self.policy.shared_action_logprobs(prompts, actions)
                 sums = sums.float()
-                adv = data["adv"][sl].to(sums.device)
-                old = data["old"][sl] if data["old"] is not None else None
+                rows = torch.tensor(idx)
+                adv = data["adv"][rows.to(data["adv"].device)].to(sums.device)
+                old = data["old"][rows.to(data["old"].device)] if data["old"] is not None else None
                 loss = actor_loss(sums, adv, old, cfg.ppo_clip)
-                (loss / len(chunks)).backward()
-                loss_sum += loss.item() / len(chunks)
-                logp_sum += float(sums.detach().mean()) / len(chunks)
+                (loss * share / whole).backward()
+                loss_sum += loss.item() * share / whole
+                logp_sum += float(sums.detach().mean()) * share / whole
             extra_fn = getattr(self, "extra_loss_fn", None)  # set by the learner (agentrl.lifelong)
             extra = extra_fn(self.policy) if extra_fn is not None else None
             if extra is not None:
