@@ -377,8 +377,8 @@ class Trainer:
         return out
 
     def _warm_start(self) -> dict[str, float]:
+        from agentrl.rollouts.worker import env_tools, make_env
         from agentrl.warmstart import scripted_episodes
-        from rollouts.worker import env_tools, make_env
 
         ws = self.cfg.warm_start
         eps = scripted_episodes(

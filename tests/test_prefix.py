@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from agentrl.algorithms.archer.learner import shared_chunks
 from agentrl.policy import ModelConfig, Policy, SamplingConfig
 from agentrl.policy.prefix import branch_layout, prefix_groups
-from agentrl.algorithms.archer.learner import shared_chunks
 
 
 @pytest.fixture(scope="module")

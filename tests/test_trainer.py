@@ -238,6 +238,36 @@ def test_warm_start_improves_over_random_init(tiny_overrides, tmp_path):
     assert warm["initial_eval_success"] > cold["initial_eval_success"] + 0.3
 
 
+def test_warm_start_of_a_tool_env_trains_on_rows_that_describe_its_tools(tiny_overrides, tmp_path, monkeypatch):
+    from agentrl.learner import Learner
+
+    seen: list[list[dict[str, str]]] = []
+    original = Learner.warm_start
+
+    def spy(self, rows, *args, **kwargs):
+        seen.append(rows)
+        return original(self, rows, *args, **kwargs)
+
+    monkeypatch.setattr(Learner, "warm_start", spy)
+    _run(
+        [
+            *tiny_overrides,
+            "env=toolcalls",
+            "iterations=0",
+            "eval.episodes=2",
+            "env.max_new_tokens=4",
+            f"run_dir={tmp_path}",
+            "warm_start.enabled=true",
+            "warm_start.episodes=2",
+            "warm_start.epochs=1",
+        ]
+    )
+    (rows,) = seen
+    assert rows and "You can call these tools" in rows[0]["prompt"]
+    first = _rows(tmp_path)[0]
+    assert first["warm_start/rows"] == len(rows)
+
+
 def test_unknown_env_id_is_clear(tiny_overrides):
     import gymnasium
 
