@@ -10,7 +10,7 @@ the constructor ``Cls(config, policy, seed=0)``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from agentrl.types import Episode
 
@@ -41,6 +41,39 @@ class Algorithm(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class AlgorithmBase:
+    """Typed defaults of what an algorithm declares to the trainer (built-ins subclass it).
+
+    Attributes:
+        Config: the dataclass of its config section (validated before any work starts).
+        offline: learns from a fixed dataset only (the trainer collects no rollouts).
+        supports_extra_loss: accepts ``extra_loss_fn(policy)`` (a lifelong regulariser,
+            e.g. EWC) into every policy step.
+    """
+
+    Config: ClassVar[type | None] = None
+    offline: ClassVar[bool] = False
+    supports_extra_loss: ClassVar[bool] = False
+
+    @classmethod
+    def episodes_per_task(cls, config: Any) -> int:
+        """How many episodes the trainer plays of each sampled task in an iteration, all
+        with the same env seed (GRPO's groups); 1 for everything else."""
+        return 1
+
+
+def episodes_per_task(name: str, section: dict[str, Any]) -> int:
+    """:meth:`AlgorithmBase.episodes_per_task` of registered algorithm ``name`` with its
+    config ``section`` (1 for an algorithm that does not subclass :class:`AlgorithmBase`)."""
+    from agentrl.config import make_dataclass_config
+    from agentrl.registry import ALGORITHMS
+
+    cls = ALGORITHMS.get(name)
+    if not (isinstance(cls, type) and issubclass(cls, AlgorithmBase)) or cls.Config is None:
+        return 1
+    return cls.episodes_per_task(make_dataclass_config(cls.Config, section, where=f"algorithm={name}"))
 
 
 def build_algorithm(name: str, overrides: dict[str, Any], policy: Any, seed: int = 0) -> Algorithm:

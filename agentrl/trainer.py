@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from agentrl.algorithm import episodes_per_task
 from agentrl.checkpoint import (
     CheckpointManager,
     resolve_checkpoint,
@@ -76,6 +77,13 @@ def validate_components(cfg: TrainConfig) -> None:
     if getattr(algo_cls, "Config", None) is not None:
         make_dataclass_config(
             algo_cls.Config, algorithm_section(cfg), where=f"algorithm={cfg.algorithm['name']}"
+        )
+    group = episodes_per_task(cfg.algorithm["name"], algorithm_section(cfg))
+    if cfg.rollout.episodes_per_iter % group:
+        raise ConfigError(
+            f"rollout.episodes_per_iter={cfg.rollout.episodes_per_iter} must be a multiple of "
+            f"algorithm.group_size={group} (algorithm={cfg.algorithm['name']} plays each sampled "
+            "task group_size times)"
         )
     if hasattr(algo_cls, "act") and cfg.cluster.mode != "inline":
         raise ConfigError(
@@ -212,6 +220,8 @@ class Trainer:
         )
         self._synced_version: int | None = None  # the learner version the workers hold
         self._offline = is_offline(cfg)  # learns from cfg.data only: no rollouts
+        # GRPO's groups: each task played this many times (checked in validate_components)
+        self.episodes_per_task = episodes_per_task(cfg.algorithm["name"], algorithm_section(cfg))
         self.stop_reason: str | None = None  # why the run stopped early (NaN/inf updates)
         self._restart_from_scratch = False  # the learner died before the first checkpoint
 
@@ -611,10 +621,12 @@ class Trainer:
     def _launch(self, it: int, job_cls: Any) -> Any:
         """Sample tasks and submit iteration ``it``'s episodes; returns a pending collection."""
         cfg = self.cfg
-        n = cfg.rollout.episodes_per_iter
-        tasks = self.curriculum.sample(n)
-        seeds = iteration_seeds(cfg.seed, it, n)
-        jobs = [job_cls(j, s, t) for j, (s, t) in enumerate(zip(seeds, tasks, strict=True))]
+        n, group = cfg.rollout.episodes_per_iter, self.episodes_per_task
+        # each sampled task is played `group` times with one env seed (GRPO's groups)
+        tasks = self.curriculum.sample(n // group)
+        seeds = iteration_seeds(cfg.seed, it, n // group)
+        pairs = [(s, t) for s, t in zip(seeds, tasks, strict=True) for _ in range(group)]
+        jobs = [job_cls(j, s, t if group == 1 else dict(t)) for j, (s, t) in enumerate(pairs)]
         return self.workers.start_collect(
             jobs, rng_seed=iteration_rng_seed(cfg.seed, it), act=self._act
         )

@@ -1,3 +1,3 @@
 """Built-in algorithms (installed as ``agentrl.algorithms``); importing registers them."""
 
-from agentrl.algorithms import archer, filtered_bc, ppo, rltf  # noqa: F401
+from agentrl.algorithms import archer, filtered_bc, grpo, ppo, rltf  # noqa: F401

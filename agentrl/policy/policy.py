@@ -916,6 +916,23 @@ class Policy:
                 )
         self.version = self.version + 1 if version is None else int(version)
 
+    @property
+    def is_lora(self) -> bool:
+        """Whether the model is a peft (LoRA) model: its adapter can be switched off."""
+        return _is_peft(self.model)
+
+    def reference_logprobs(
+        self, sequences: Sequence[Sequence[int]], spans: Sequence[tuple[int, int, int]]
+    ) -> torch.Tensor:
+        """Per-token log-probs of ``spans`` (layout of :meth:`span_logprobs`) under the
+        base model with the LoRA adapter switched off: the frozen reference of a KL
+        penalty, at no memory cost. Not differentiable. Needs :attr:`is_lora`."""
+        if not self.is_lora:
+            raise ValueError("reference_logprobs needs a LoRA policy (model.lora=true)")
+        with torch.no_grad(), self.model.disable_adapter():
+            _, per_token, _ = self.span_logprobs(sequences, spans)
+        return per_token
+
     def trainable_parameters(self) -> Iterator[torch.nn.Parameter]:
         """The parameters with ``requires_grad`` (the adapter only under LoRA)."""
         return (p for p in self.model.parameters() if p.requires_grad)
