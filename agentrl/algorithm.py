@@ -3,21 +3,39 @@
 An algorithm is pure torch: it receives :class:`~agentrl.types.Episode` objects (never Ray
 handles or env objects), owns its optimisers and auxiliary networks (critics, replay
 buffers), and trains the policy it was given in place. Register one with
-``@ALGORITHMS.register("name")`` on a class that has a ``Config`` dataclass attribute and
-the constructor ``Cls(config, policy, seed=0)``.
+``@ALGORITHMS.register("name")`` on a subclass of :class:`AlgorithmBase` with a ``Config``
+dataclass attribute and the constructor ``Cls(config, policy, seed=0)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
-from agentrl.types import Episode
+import torch
+
+from agentrl.policy.sampling import SamplingConfig
+from agentrl.types import Episode, Generation
 
 
-@runtime_checkable
-class Algorithm(Protocol):
-    """What the learner calls.
+class AlgorithmBase:
+    """The base class of every algorithm: what it declares to the trainer, typed, with
+    defaults in one place, and the three methods the learner calls.
+
+    Class attributes (declared by the subclass):
+        Config: the dataclass of its config section; validated before any work starts, its
+            field defaults are the algorithm's defaults (``configs/algorithm/<name>.yaml``
+            repeats them; an experiment config holds a paper's values).
+        offline: learns from a fixed dataset only (the trainer collects no rollouts).
+        supports_extra_loss: adds :attr:`extra_loss_fn` (a lifelong regulariser, e.g. EWC)
+            to every policy step.
+        has_acting_rule: episodes are collected with :meth:`act` instead of sampling the
+            policy (CHAI's critic-ranked choice, RLTF's candidate choice).
+
+    Set by the learner after construction:
+        sampling_temperature: the rollout temperature (an algorithm whose sampling
+            log-probs come from a tempered policy re-scores them).
+        extra_loss_fn: ``extra_loss_fn(policy) -> Tensor | None``, or ``None``.
 
     Methods:
         update(episodes): one training iteration on freshly collected episodes (on-policy
@@ -28,34 +46,17 @@ class Algorithm(Protocol):
             RNG states as tensors, counters. Must be loadable with
             ``torch.load(weights_only=True)``: tensors, numbers, strings, lists, dicts.
         load_state_dict(sd): the inverse.
-
-    Optional methods the trainer uses when present:
-        replay_rows() -> list[dict] / load_replay_rows(rows): a replay buffer written as
-            JSONL in checkpoints.
-        act(observations, sampling) -> list[Generation]: an acting rule other than
-            sampling the policy (e.g. CHAI's best-of-k by the critic).
-    """
-
-    def update(self, episodes: Sequence[Episode]) -> dict[str, float]: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-
-class AlgorithmBase:
-    """Typed defaults of what an algorithm declares to the trainer (built-ins subclass it).
-
-    Attributes:
-        Config: the dataclass of its config section (validated before any work starts).
-        offline: learns from a fixed dataset only (the trainer collects no rollouts).
-        supports_extra_loss: accepts ``extra_loss_fn(policy)`` (a lifelong regulariser,
-            e.g. EWC) into every policy step.
+        replay_rows() / load_replay_rows(rows): a replay buffer as JSON rows, written to
+            checkpoints (``None``: the algorithm keeps none).
+        episodes_per_task(config): episodes played of each sampled task (GRPO's groups).
     """
 
     Config: ClassVar[type | None] = None
     offline: ClassVar[bool] = False
     supports_extra_loss: ClassVar[bool] = False
+    has_acting_rule: ClassVar[bool] = False
+    sampling_temperature: float = 1.0
+    extra_loss_fn: Callable[[Any], torch.Tensor | None] | None = None
 
     @classmethod
     def episodes_per_task(cls, config: Any) -> int:
@@ -63,25 +64,61 @@ class AlgorithmBase:
         with the same env seed (GRPO's groups); 1 for everything else."""
         return 1
 
+    def update(self, episodes: Sequence[Episode]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def act(
+        self, observations: Sequence[str], prompts: Sequence[Sequence[int]], sampling: SamplingConfig
+    ) -> list[Generation]:
+        """The acting rule of an algorithm with :attr:`has_acting_rule`: one generation per
+        state (``observations`` the state texts, ``prompts`` the policy's context ids)."""
+        raise NotImplementedError(f"{type(self).__name__} has no acting rule of its own")
+
+    def replay_rows(self) -> list[dict[str, Any]] | None:
+        """The replay buffer as JSON rows, or ``None`` when there is none."""
+        return None
+
+    def load_replay_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Restore the replay buffer from :meth:`replay_rows`'s rows."""
+
+
+Algorithm = AlgorithmBase  # the name the learner and the docs use
+
+
+def algorithm_class(name: str) -> type[AlgorithmBase]:
+    """The registered algorithm ``name``; a clear error when it does not subclass
+    :class:`AlgorithmBase`."""
+    from agentrl.registry import ALGORITHMS
+
+    cls = ALGORITHMS.get(name)
+    if not (isinstance(cls, type) and issubclass(cls, AlgorithmBase)):
+        raise TypeError(
+            f"algorithm {name!r} ({cls!r}) must be a subclass of agentrl.algorithm.AlgorithmBase "
+            "(it declares Config, offline, supports_extra_loss, has_acting_rule)"
+        )
+    return cls
+
 
 def episodes_per_task(name: str, section: dict[str, Any]) -> int:
     """:meth:`AlgorithmBase.episodes_per_task` of registered algorithm ``name`` with its
-    config ``section`` (1 for an algorithm that does not subclass :class:`AlgorithmBase`)."""
+    config ``section``."""
     from agentrl.config import make_dataclass_config
-    from agentrl.registry import ALGORITHMS
 
-    cls = ALGORITHMS.get(name)
-    if not (isinstance(cls, type) and issubclass(cls, AlgorithmBase)) or cls.Config is None:
-        return 1
-    return cls.episodes_per_task(make_dataclass_config(cls.Config, section, where=f"algorithm={name}"))
+    cls = algorithm_class(name)
+    config = make_dataclass_config(cls.Config, section, where=f"algorithm={name}") if cls.Config else None
+    return cls.episodes_per_task(config)
 
 
-def build_algorithm(name: str, overrides: dict[str, Any], policy: Any, seed: int = 0) -> Algorithm:
+def build_algorithm(name: str, overrides: dict[str, Any], policy: Any, seed: int = 0) -> AlgorithmBase:
     """Look ``name`` up in the registry, validate ``overrides`` against its ``Config``, build it."""
     from agentrl.config import make_dataclass_config
-    from agentrl.registry import ALGORITHMS
 
-    cls = ALGORITHMS.get(name)
-    config_cls = getattr(cls, "Config", None)
-    config = make_dataclass_config(config_cls, overrides, where=f"algorithm={name}") if config_cls else None
-    return cls(config, policy, seed=seed)
+    cls = algorithm_class(name)
+    config = make_dataclass_config(cls.Config, overrides, where=f"algorithm={name}") if cls.Config else None
+    return cls(config, policy, seed=seed)  # type: ignore[call-arg]

@@ -68,8 +68,7 @@ class Learner:
         self.policy.default_constraint = sampling_constraint
         self.algorithm_name = algorithm["name"]
         self.algorithm = build_algorithm(algorithm["name"], algorithm, self.policy, seed=seed)
-        if hasattr(self.algorithm, "sampling_temperature"):
-            self.algorithm.sampling_temperature = sampling_temperature
+        self.algorithm.sampling_temperature = sampling_temperature
         self.version = 0
         from agentrl.lifelong.base import attach_lifelong
 
@@ -141,8 +140,9 @@ class Learner:
     ) -> list[Any] | None:
         """The algorithm's own acting rule (e.g. CHAI) on state texts and prompt ids, or
         ``None`` to sample the policy."""
-        fn = getattr(self.algorithm, "act", None)
-        return fn(observations, prompts, sampling) if fn is not None else None
+        if not self.algorithm.has_acting_rule:
+            return None
+        return self.algorithm.act(observations, prompts, sampling)
 
     # --- checkpoints ----------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
@@ -158,11 +158,11 @@ class Learner:
             },
             d / "algorithm" / "state.pt",
         )
-        rows_fn = getattr(self.algorithm, "replay_rows", None)
-        if rows_fn is not None:
+        rows = self.algorithm.replay_rows()
+        if rows is not None:
             (d / "replay").mkdir(parents=True, exist_ok=True)
             with open(d / "replay" / "rows.jsonl", "w") as f:
-                for row in rows_fn():
+                for row in rows:
                     f.write(json.dumps(row) + "\n")
         if self.lifelong:
             self.lifelong.save(d / "lifelong")
@@ -210,11 +210,10 @@ class Learner:
         self.version = int(state["version"])
         self.policy.version = self.version
         _set_rng_state(state["rng"])
-        load_rows = getattr(self.algorithm, "load_replay_rows", None)
         rows_path = d / "replay" / "rows.jsonl"
-        if load_rows is not None and rows_path.exists():
+        if rows_path.exists():
             with open(rows_path) as f:
-                load_rows([json.loads(line) for line in f if line.strip()])
+                self.algorithm.load_replay_rows([json.loads(line) for line in f if line.strip()])
 
 
 def _rng_state() -> dict[str, Any]:

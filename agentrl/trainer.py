@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from agentrl.algorithm import episodes_per_task
+from agentrl.algorithm import algorithm_class, episodes_per_task
 from agentrl.checkpoint import (
     CheckpointManager,
     resolve_checkpoint,
@@ -68,13 +68,15 @@ def episode_stats(prefix: str, episodes: list[Episode]) -> dict[str, float]:
 def validate_components(cfg: TrainConfig) -> None:
     """Resolve every registry name and component config before any work starts."""
     from agentrl.curricula import build_curriculum
-    from agentrl.registry import ALGORITHMS
     from agentrl.rewards import build_reward
     from agentrl.rollouts.worker import make_env
 
     import_user_modules(list(cfg.imports))
-    algo_cls: Any = ALGORITHMS.get(cfg.algorithm["name"])
-    if getattr(algo_cls, "Config", None) is not None:
+    try:
+        algo_cls = algorithm_class(cfg.algorithm["name"])
+    except TypeError as e:
+        raise ConfigError(str(e)) from e
+    if algo_cls.Config is not None:
         make_dataclass_config(
             algo_cls.Config, algorithm_section(cfg), where=f"algorithm={cfg.algorithm['name']}"
         )
@@ -85,7 +87,7 @@ def validate_components(cfg: TrainConfig) -> None:
             f"algorithm.group_size={group} (algorithm={cfg.algorithm['name']} plays each sampled "
             "task group_size times)"
         )
-    if hasattr(algo_cls, "act") and cfg.cluster.mode != "inline":
+    if algo_cls.has_acting_rule and cfg.cluster.mode != "inline":
         raise ConfigError(
             f"algorithm={cfg.algorithm['name']} has its own acting rule (act(): e.g. CHAI's critic, RLTF's "
             "candidate choice) that runs in the learner, which Ray rollout actors cannot call yet: "
@@ -130,14 +132,14 @@ def algorithm_section(cfg: TrainConfig) -> dict[str, Any]:
     from agentrl.registry import ALGORITHMS
 
     section = dict(cfg.algorithm)
-    config_cls = getattr(ALGORITHMS.get(section["name"]), "Config", None)
+    config_cls = algorithm_class(section["name"]).Config
     fields = {f.name for f in dataclasses.fields(config_cls)} if config_cls else set()
     if "max_new_tokens" in fields:
         section.setdefault("max_new_tokens", cfg.env.max_new_tokens)
     if cfg.data:
         if "dataset" not in fields:
             offline = sorted(
-                n for n in ALGORITHMS.names() if getattr(ALGORITHMS.get(n), "offline", False)
+                n for n in ALGORITHMS.names() if algorithm_class(n).offline
             )
             raise ConfigError(
                 f"data={cfg.data} is for offline algorithms ({', '.join(offline)}); "
@@ -153,9 +155,8 @@ def algorithm_section(cfg: TrainConfig) -> dict[str, Any]:
 
 def is_offline(cfg: TrainConfig) -> bool:
     """Whether the algorithm learns from a fixed dataset only (the trainer then collects no rollouts)."""
-    from agentrl.registry import ALGORITHMS
 
-    return bool(getattr(ALGORITHMS.get(cfg.algorithm["name"]), "offline", False))
+    return algorithm_class(cfg.algorithm["name"]).offline
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -343,7 +344,7 @@ class Trainer:
         self.curriculum = build_curriculum(cfg.curriculum, seed=cfg.seed)
         # An algorithm with its own acting rule (CHAI: best of k by the critic) acts in rollouts.
         self._act = None
-        if self.ray is None and hasattr(self.learner.algorithm, "act"):
+        if self.ray is None and self.learner.algorithm.has_acting_rule:
             algorithm, sampling = self.learner.algorithm, self.sampling
             self._act = lambda states, prompts: algorithm.act(states, prompts, sampling)
 

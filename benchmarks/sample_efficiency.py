@@ -133,7 +133,7 @@ def final_eval(run_dir: Path, episodes: int, seed: int) -> dict[str, float]:
         cfg.env.id, cfg.env.kwargs, cfg.rollout.envs_per_worker, sampling, policy=learner.policy
     )
     algorithm = learner.algorithm
-    act = (lambda obs, ids: algorithm.act(obs, ids, sampling)) if hasattr(algorithm, "act") else None
+    act = (lambda obs, ids: algorithm.act(obs, ids, sampling)) if algorithm.has_acting_rule else None
     jobs = [EpisodeJob(j, seed + j) for j in range(episodes)]
     eps = InlineWorkerGroup(worker, cfg.rollout.num_workers).collect(
         jobs, rng_seed=seed + 1, greedy=False, act=act

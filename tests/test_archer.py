@@ -203,7 +203,8 @@ def test_config_validation_names_the_field():
         ArcherConfig(actor_lr=1e-5, actor_lr_end=1e-4)
     with pytest.raises(ValueError, match="actor_lr_decay_iters must be an integer >= 0"):
         ArcherConfig(actor_lr_decay_iters=-2)
-    assert ArcherConfig().micro_batch_size == 8
+    assert ArcherConfig().micro_batch_size == 64
+    assert ArcherConfig(batch_size=256, grad_accum=32).micro_batch_size == 8
 
 
 def test_actor_lr_decays_linearly_after_the_warmup_then_holds():

@@ -43,3 +43,40 @@ def test_decorator_and_builtins():
 def test_unknown_algorithm_message():
     with pytest.raises(RegistryError, match="valid names: .*ppo"):
         ALGORITHMS.get("foo")
+
+
+def test_every_algorithm_yaml_repeats_its_dataclass_defaults():
+    import dataclasses
+    from pathlib import Path
+
+    import yaml
+
+    from agentrl.algorithm import algorithm_class
+
+    for path in sorted(Path("configs/algorithm").glob("*.yaml")):
+        section = yaml.safe_load(path.read_text())
+        if "defaults" in section:  # inherits another algorithm's file (archer_offline)
+            continue
+        cls = algorithm_class(section["name"])
+        assert cls.Config is not None
+        defaults = {
+            f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(cls.Config)
+        }
+        for key, value in section.items():
+            if key != "name":
+                assert defaults[key] == value, f"{path.name}: {key} is {value!r} there, {defaults[key]!r} in {cls.Config.__name__}"
+
+
+def test_an_algorithm_outside_the_contract_fails_before_any_work(tiny_overrides, monkeypatch):
+    from agentrl.config import ConfigError, load_config
+    from agentrl.registry import ALGORITHMS
+    from agentrl.trainer import Trainer
+
+    class Loose:  # the old duck-typed shape: no AlgorithmBase
+        def __init__(self, config, policy, seed=0): ...
+
+    ALGORITHMS.names()  # the built-ins first
+    monkeypatch.setitem(ALGORITHMS._items, "loose_test_algo", Loose)
+    with pytest.raises(ConfigError, match="must be a subclass of agentrl.algorithm.AlgorithmBase"):
+        Trainer(load_config([*tiny_overrides, "algorithm.name=loose_test_algo"]), console=False)

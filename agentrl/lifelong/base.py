@@ -291,6 +291,7 @@ def read_lifelong_state(checkpoint: str | Path) -> dict[str, Any] | None:
 def validate_lifelong(entries: Sequence[Any], algorithm_name: str) -> None:
     """Resolve every entry (names, options) and check the algorithm supports extra losses
     if a component has one; raises ``ConfigError`` naming the problem."""
+    from agentrl.algorithm import algorithm_class
     from agentrl.config import ConfigError
     from agentrl.registry import ALGORITHMS, RegistryError
 
@@ -298,14 +299,9 @@ def validate_lifelong(entries: Sequence[Any], algorithm_name: str) -> None:
         stack = LifelongStack.build(entries)
     except (RegistryError, ValueError) as e:
         raise ConfigError(f"lifelong: {e}") from e
-    algo_cls = ALGORITHMS.get(algorithm_name)
-    if stack.has_extra_loss and not getattr(algo_cls, "supports_extra_loss", False):
+    if stack.has_extra_loss and not algorithm_class(algorithm_name).supports_extra_loss:
         users = [n for n, c in stack.components if hasattr(c, "extra_loss")]
-        supported = [
-            n
-            for n in ALGORITHMS.names()
-            if getattr(ALGORITHMS.get(n), "supports_extra_loss", False)
-        ]
+        supported = [n for n in ALGORITHMS.names() if algorithm_class(n).supports_extra_loss]
         raise ConfigError(
             f"lifelong component(s) {', '.join(users)} add a loss term, which algorithm={algorithm_name} "
             f"does not support; algorithms that do: {', '.join(supported)}"

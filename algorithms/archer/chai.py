@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from agentrl.algorithm import AlgorithmBase
 from agentrl.policy import SamplingConfig
 from agentrl.registry import ALGORITHMS
 from agentrl.types import Episode, Generation
@@ -38,6 +39,7 @@ class ChaiConfig(ArcherConfig):
     """
 
     num_candidates: int = 5
+    actor_lr: float = 3e-4
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -48,10 +50,11 @@ class ChaiConfig(ArcherConfig):
 
 
 @ALGORITHMS.register("chai")
-class Chai:
+class Chai(AlgorithmBase):
     """CHAI (see the module docstring)."""
 
     Config = ChaiConfig
+    has_acting_rule = True  # the critic-ranked choice among sampled candidates
 
     def __init__(self, config: ChaiConfig | None, policy: Any, seed: int = 0):
         self.config = config or ChaiConfig()

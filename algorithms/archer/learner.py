@@ -65,6 +65,7 @@ from typing import Any
 
 import torch
 
+from agentrl.algorithm import AlgorithmBase
 from agentrl.optim import guarded_step
 from agentrl.policy import SamplingConfig
 from agentrl.policy.device import autocast
@@ -287,7 +288,7 @@ class CriticLearner:
 
 
 @ALGORITHMS.register("archer")
-class Archer:
+class Archer(AlgorithmBase):
     """ArCHer (see the module docstring).
 
     Args:
@@ -413,8 +414,8 @@ class Archer:
                 (loss * share / whole).backward()
                 loss_sum += loss.item() * share / whole
                 logp_sum += float(sums.detach().mean()) * share / whole
-            extra_fn = getattr(self, "extra_loss_fn", None)  # set by the learner (agentrl.lifelong)
-            extra = extra_fn(self.policy) if extra_fn is not None else None
+            # set by the learner (agentrl.lifelong)
+            extra = self.extra_loss_fn(self.policy) if self.extra_loss_fn is not None else None
             if extra is not None:
                 extra.backward()
                 loss_sum += float(extra.detach())

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from agentrl.algorithm import AlgorithmBase
 from agentrl.batch import build_turn_batch
 from agentrl.optim import guarded_step
 from agentrl.registry import ALGORITHMS
@@ -32,12 +33,11 @@ def top_episodes(episodes: Sequence[Episode], fraction: float) -> list[Episode]:
 
 
 @ALGORITHMS.register("filtered_bc")
-class FilteredBC:
+class FilteredBC(AlgorithmBase):
     """Online filtered BC (see the module docstring)."""
 
     Config = FilteredBCConfig
     supports_extra_loss = True  # ``extra_loss_fn(policy)`` (set by the learner) joins every step
-    extra_loss_fn: Any = None
 
     def __init__(self, config: FilteredBCConfig | None, policy: Any, seed: int = 0):
         self.config = config or FilteredBCConfig()
@@ -93,5 +93,5 @@ class FilteredBC:
     def replay_rows(self) -> list[dict[str, Any]]:
         return [e.to_dict() for e in self.pool]
 
-    def load_replay_rows(self, rows: list[dict[str, Any]]) -> None:
+    def load_replay_rows(self, rows: Sequence[dict[str, Any]]) -> None:
         self.pool = [Episode.from_dict(r) for r in rows]

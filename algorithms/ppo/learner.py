@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from agentrl.algorithm import AlgorithmBase
 from agentrl.batch import build_turn_batch, segment_minibatches
 from agentrl.optim import guarded_step
 from agentrl.registry import ALGORITHMS
@@ -30,12 +31,11 @@ from .losses import clipped_policy_loss, turn_advantages
 
 
 @ALGORITHMS.register("ppo")
-class PPO:
+class PPO(AlgorithmBase):
     """Token-level PPO on utterances (see the module docstring)."""
 
     Config = PPOConfig
     supports_extra_loss = True  # ``extra_loss_fn(policy)`` (set by the learner) joins every step
-    extra_loss_fn: Any = None
 
     def __init__(self, config: PPOConfig | None, policy: Any, seed: int = 0):
         self.config = config or PPOConfig()

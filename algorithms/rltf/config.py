@@ -29,7 +29,7 @@ class RLTFConfig:
         grad_clip: max global gradient norm.
     """
 
-    lr: float = 1e-4
+    lr: float = 1e-3
     num_candidates: int = 8
     choice: str = "best"
     epsilon: float = 0.2

@@ -49,6 +49,7 @@ from typing import Any
 
 import torch
 
+from agentrl.algorithm import AlgorithmBase
 from agentrl.batch import build_turn_batch
 from agentrl.optim import guarded_step
 from agentrl.policy import SamplingConfig
@@ -60,10 +61,11 @@ from .losses import epsilon_at, epsilon_greedy, kl_k3, reinforce_loss, running_b
 
 
 @ALGORITHMS.register("rltf")
-class RLTF:
+class RLTF(AlgorithmBase):
     """RLTF (see the module docstring)."""
 
     Config = RLTFConfig
+    has_acting_rule = True  # the epsilon-greedy choice among sampled plans
 
     def __init__(self, config: RLTFConfig | None, policy: Any, seed: int = 0):
         self.config = config or RLTFConfig()
@@ -88,7 +90,7 @@ class RLTF:
 
     # --- acting -------------------------------------------------------------------------
     def act(
-        self, observations: list[str], prompts: list[list[int]], sampling: SamplingConfig
+        self, observations: Sequence[str], prompts: Sequence[Sequence[int]], sampling: SamplingConfig
     ) -> list[Generation]:
         """Sample ``k`` plans per state (``prompts``: the policy's context ids; the state
         texts ``observations`` are not needed) and return the epsilon-greedy choice of each.
