@@ -175,3 +175,29 @@ def test_scaling_quick_run_reports_every_configuration():
     train = {(r["workers"], r["async"]): r for r in rows if r["part"] == "train"}
     assert train[(1, "on")]["staleness"] == 1.0 and train[(1, "off")]["staleness"] == 0.0
     assert 0.0 <= train[(2, "off")]["learner_wait_frac"] <= 1.0
+
+
+def test_smollm2_learning_table_from_run_dirs(tmp_path):
+    import json
+
+    from benchmarks import smollm2_learning as sl
+
+    dirs = []
+    for seed, (before, after) in enumerate([(0.1, 0.4), (0.2, 0.3)]):
+        d = tmp_path / f"s{seed}"
+        d.mkdir()
+        (d / "config.json").write_text("{}")
+        rows = [
+            {"iteration": 0, "eval/success": 0.0, "eval_sample/success": before, "eval_sample/return": 0.0},
+            {"iteration": 1, "train/success": 0.5},
+            {"iteration": 2, "train/success": 0.6, "eval/success": 0.1, "eval_sample/success": after, "eval_sample/return": 1.0},
+        ]
+        (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        dirs.append(str(d))
+    out = sl.main(["--env", "gtn", *dirs, "--png", str(tmp_path / "c.png")])
+    s = out["gtn"]["summary"]
+    assert s["sampled_success_before"] == pytest.approx(0.15) and s["sampled_success_delta"] == pytest.approx(0.2)
+    lo, hi = s["sampled_success_delta_ci"]
+    assert lo == pytest.approx(0.1) and hi == pytest.approx(0.3)  # the bootstrap of two deltas
+    assert out["gtn"]["runs"][0]["train_success"] == [0.5, 0.6] and (tmp_path / "c.png").is_file()
+    assert "| gtn | sampled | 0.150 | 0.350 | +0.200 [+0.100, +0.300]" in sl.table(out)
