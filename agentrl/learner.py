@@ -102,12 +102,25 @@ class Learner:
         return self.lifelong.task_end(self)
 
     def warm_start(
-        self, rows: list[dict[str, str]], epochs: float, lr: float, batch_size: int, seed: int
+        self,
+        rows: list[dict[str, str]],
+        epochs: float,
+        lr: float,
+        batch_size: int,
+        seed: int,
+        progress: bool = False,
     ) -> dict[str, float]:
         from agentrl.warmstart import sft_warm_start
 
         return sft_warm_start(
-            self.policy, rows, epochs, lr, batch_size, seed, bf16=self.autocast_dtype is not None
+            self.policy,
+            rows,
+            epochs,
+            lr,
+            batch_size,
+            seed,
+            bf16=self.autocast_dtype is not None,
+            progress=progress,
         )
 
     def format_prompts(self, observations: list[str]) -> list[str]:

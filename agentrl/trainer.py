@@ -215,6 +215,8 @@ class Trainer:
             verify_checkpoint(self.init_from)
         self.ckpt = CheckpointManager(run_dir / "checkpoints", keep=cfg.checkpoint.keep)
         self._stop_requested = False
+        # progress lines of long phases (evaluation, warm start) on the console
+        self._progress = bool(console and cfg.logging.progress)
         self._pending: Any = None  # the next iteration's collection in asynchronous mode
         self.sync_bytes = (
             0  # bytes of the last weight sync sent (0 inline: workers share the policy)
@@ -373,6 +375,10 @@ class Trainer:
         cfg = self.cfg
         self._sync_weights()  # the workers may still hold the weights they collected with
         jobs = [EpisodeJob(j, cfg.eval.seed + j) for j in range(cfg.eval.episodes)]
+        modes = [m for m, on in (("greedy", cfg.eval.greedy), ("sampled", cfg.eval.sample)) if on]
+        start = time.perf_counter()
+        if self._progress and jobs and modes:
+            print(f"evaluating: {len(jobs)} episodes, {' and '.join(modes)} ...", flush=True)
         out: dict[str, float] = {}
         eps: list[Episode] = []
         if cfg.eval.greedy:
@@ -385,6 +391,8 @@ class Trainer:
             out.update(episode_stats("eval_sample", eps))
         if eps:  # which policy was evaluated (the learner's number of updates)
             out["eval/policy_version"] = float(min(e.policy_version for e in eps))
+        if self._progress and jobs and modes:
+            print(f"evaluated in {time.perf_counter() - start:.0f} s", flush=True)
         return out
 
     def _warm_start(self) -> dict[str, float]:
@@ -405,7 +413,9 @@ class Trainer:
         tools = env_tools(env)
         env.close()
         rows = self.learner.sft_rows(eps, list(self.cfg.env.stop), tools)
-        stats = self.learner.warm_start(rows, ws.epochs, ws.lr, ws.batch_size, self.cfg.seed)
+        stats = self.learner.warm_start(
+            rows, ws.epochs, ws.lr, ws.batch_size, self.cfg.seed, progress=self._progress
+        )
         stats["warm_start/scripted_success"] = sum(e.success for e in eps) / max(len(eps), 1)
         return stats
 

@@ -96,8 +96,12 @@ def sft_warm_start(
     batch_size: int,
     seed: int,
     bf16: bool = False,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Fine-tune ``policy.model`` in place on ``rows`` with TRL's SFTTrainer (completion-only loss).
+
+    With ``progress``, prints the step count and the elapsed time about every tenth of the
+    run (a warm start of a real model takes minutes on a CPU).
 
     Runs on ``policy.device``: ``use_cpu`` when it is the CPU, else the Trainer's CUDA device,
     with bf16 mixed precision when ``bf16`` (the learner's ``model.autocast`` on CUDA). The
@@ -106,7 +110,7 @@ def sft_warm_start(
     import datasets
     import torch
     from datasets import Dataset
-    from transformers import PrinterCallback
+    from transformers import PrinterCallback, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     datasets.disable_progress_bars()
@@ -144,7 +148,30 @@ def sft_warm_start(
             model=policy.model, args=args, train_dataset=dataset, processing_class=policy.tokenizer
         )
         trainer.remove_callback(PrinterCallback)  # agentrl prints its own summary
+        if progress:
+            trainer.add_callback(_Progress(TrainerCallback))
         result = trainer.train()
     policy.model.to(device)
     policy.model.eval()
     return {"warm_start/loss": float(result.training_loss), "warm_start/rows": float(len(rows))}
+
+
+def _Progress(base: type) -> object:
+    """A ``TrainerCallback`` (``base``, imported lazily) that prints the warm start's step
+    and elapsed time about every tenth of the run."""
+    import time
+
+    class Progress(base):  # type: ignore[misc, valid-type]
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.start = time.perf_counter()
+            self.every = max(1, int(state.max_steps) // 10)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            step, total = int(state.global_step), int(state.max_steps)
+            if step % self.every == 0 or step == total:
+                print(
+                    f"warm start: step {step}/{total}, {time.perf_counter() - self.start:.0f} s",
+                    flush=True,
+                )
+
+    return Progress()

@@ -414,3 +414,15 @@ def test_new_run_refuses_a_used_run_dir(tiny_overrides):
     with pytest.raises(ConfigError, match="already holds a run; continue it with resume=latest"):
         _run(base)
     assert (Path(s["run_dir"]) / "metrics.jsonl").read_text() == before  # untouched
+
+
+def test_long_phases_print_progress(tiny_overrides, tmp_path, capsys):
+    cfg = load_config([
+        *tiny_overrides, "env=guess_the_number", "iterations=0", "eval.episodes=2",
+        "warm_start.enabled=true", "warm_start.episodes=4", "warm_start.epochs=1",
+        "logging.progress=true", f"run_dir={tmp_path}",
+    ])
+    Trainer(cfg, console=True).run()
+    out = capsys.readouterr().out
+    assert "warm start: step 1/" in out and "evaluating: 2 episodes, greedy and sampled ..." in out
+    assert "evaluated in" in out
