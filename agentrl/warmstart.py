@@ -156,7 +156,7 @@ def sft_warm_start(
     return {"warm_start/loss": float(result.training_loss), "warm_start/rows": float(len(rows))}
 
 
-def _Progress(base: type) -> object:
+def _Progress(base: type) -> Any:
     """A ``TrainerCallback`` (``base``, imported lazily) that prints the warm start's step
     and elapsed time about every tenth of the run."""
     import time
