@@ -1,6 +1,7 @@
 """The ``agentrl`` command.
 
     agentrl train [hydra overrides...]        train (see configs/config.yaml)
+    agentrl train --help                      config groups, their options, every key's default and meaning
     agentrl train -m a=1,2 b=x,y ...          Hydra multirun: one run per combination, a summary table
     agentrl eval checkpoint=PATH [overrides]  greedy evaluation of a checkpoint
     agentrl config [overrides...]             print the composed, validated config
@@ -21,6 +22,37 @@ import sys
 from typing import Any
 
 USAGE = __doc__ or ""
+
+
+HELP_FLAGS = ("-h", "--help")
+
+COMMAND_USAGE = {
+    "train": "agentrl train [key=value ...] [group=option ...] [+experiment=NAME]",
+    "config": "agentrl config [key=value ...]   (prints the composed, validated config)",
+    "eval": "agentrl eval checkpoint=PATH [episodes=N] [key=value ...]",
+}
+
+
+def config_help(command: str) -> str:
+    """``agentrl <command> --help``: the usage, every config group with its options, and
+    every top-level key with its default and meaning (``configs/config.yaml`` with its
+    comments)."""
+    from agentrl.config import config_dir
+
+    root = config_dir()
+    lines = [f"usage: {COMMAND_USAGE[command]}", "", "Config groups (group=option; experiments: +experiment=option):"]
+    for group in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        options = sorted(f.stem for f in group.glob("*.yaml"))
+        if options:
+            lines.append(f"  {group.name:<11} {', '.join(options)}")
+    lines += [
+        "",
+        "Keys, their defaults and meaning (configs/config.yaml; any key can be set as key=value,",
+        "a group's own keys as group.key=value; `agentrl config algorithm=NAME` prints them all):",
+        "",
+        (root / "config.yaml").read_text().rstrip(),
+    ]
+    return "\n".join(lines)
 
 
 def _fail(message: str) -> int:
@@ -175,6 +207,18 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     cmd, rest = argv[0], argv[1:]
+    if cmd in COMMAND_USAGE and any(a in HELP_FLAGS for a in rest):
+        print(config_help(cmd))
+        return 0
+    if cmd == "check-env" and any(a in HELP_FLAGS for a in rest):
+        print(
+            "usage: agentrl check-env [--import MOD] [--conversation] ENV_ID [key=value ...]\n"
+            "  checks a text env: the Gymnasium checker, then agentrl's checks (string\n"
+            "  observations, seeded determinism, info keys); --import MOD imports a module that\n"
+            "  registers the env first; --conversation also checks info['instructions'] and\n"
+            "  info['message'] (docs/howto_env.md)."
+        )
+        return 0
     from agentrl.reward_cli import cmd_plan, cmd_reward
 
     commands = {"train": cmd_train, "eval": cmd_eval, "config": cmd_config, "reward": cmd_reward, "plan": cmd_plan, "check-env": cmd_check_env,

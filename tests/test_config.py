@@ -95,3 +95,23 @@ def test_cluster_launcher_templates_render_and_pass_ray_validation():
     assert templates
     for path in templates:
         validate_launcher(render_launcher(load_config([f"cluster.launcher.template={path}"])))
+
+
+@pytest.mark.parametrize("command", ["train", "config", "eval"])
+def test_help_lists_groups_and_keys_with_their_meaning(command, capsys):
+    from agentrl.cli import main
+
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: agentrl {command}")
+    assert "  algorithm   archer, archer_offline, chai, filtered_bc, grpo, ppo, rloo, rltf" in out
+    assert "+experiment=option" in out and "smollm2_guess_the_number" in out
+    # the keys come with their defaults and the comments that explain them
+    assert "keep_kv_cache: true       # keep each conversation's KV cache across turns" in out
+
+
+def test_check_env_help_is_not_an_env_id(capsys):
+    from agentrl.cli import main
+
+    assert main(["check-env", "--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: agentrl check-env")
