@@ -125,11 +125,14 @@ def cmd_config(overrides: list[str]) -> int:
     from omegaconf import OmegaConf
 
     from agentrl.config import ConfigError, compose, to_train_config
+    from agentrl.registry import RegistryError
+    from agentrl.trainer import validate_components
 
     try:
         cfg = compose(overrides)
-        to_train_config(cfg)
-    except ConfigError as e:
+        # every component's section too (algorithm keys and types, reward, curriculum, env)
+        validate_components(to_train_config(cfg))
+    except (ConfigError, RegistryError) as e:
         return _fail(str(e))
     print(OmegaConf.to_yaml(cfg))
     return 0

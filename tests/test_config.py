@@ -115,3 +115,12 @@ def test_check_env_help_is_not_an_env_id(capsys):
 
     assert main(["check-env", "--help"]) == 0
     assert capsys.readouterr().out.startswith("usage: agentrl check-env")
+
+
+def test_config_command_validates_component_sections(capsys):
+    from agentrl.cli import main
+
+    assert main(["config", "algorithm.actor_lr=abc"]) == 2
+    assert "could not be converted to Float (key: actor_lr)" in capsys.readouterr().err
+    assert main(["config", "+algorithm.bogus=1"]) == 2
+    assert "unknown key(s) bogus for algorithm=archer; valid keys:" in capsys.readouterr().err
