@@ -96,7 +96,7 @@ class NoInfoKeys(gym.Env):
         (Nondeterministic, {"determinism"}),
         (Crashes, {"bad actions"}),
         (NeverEnds, {"episode ends"}),
-        (NoInfoKeys, {"info keys", "step after done"}),
+        (NoInfoKeys, {"step after done"}),
     ],
 )
 def test_checks_catch_broken_envs(cls, failing):
@@ -107,6 +107,21 @@ def test_checks_catch_broken_envs(cls, failing):
     assert failing <= failed and "make" not in failed, [str(r) for r in results]
     with pytest.raises(EnvCheckError, match=cls.__name__):
         assert_env_ok(env_id, max_steps=50)
+
+
+def test_a_plain_gymnasium_env_without_agentrl_info_keys_passes_them_with_a_note():
+    env_id = "agentrl-test/NoInfoKeysNote-v0"
+    register_env(env_id, NoInfoKeys)
+    (info,) = [r for r in check_text_env(env_id, max_steps=50) if r.name == "info keys"]
+    assert info.ok and "optional keys absent: invalid_action, success, task_id" in info.detail
+
+    class WrongType(NoInfoKeys):
+        def step(self, action):
+            return "over\n", 0.0, True, False, {"success": "yes"}
+
+    register_env("agentrl-test/WrongType-v0", WrongType)
+    (info,) = [r for r in check_text_env("agentrl-test/WrongType-v0", max_steps=50) if r.name == "info keys"]
+    assert not info.ok and "step info['success'] is a str, not a bool" in info.detail
 
 
 def test_register_env_alias_and_short_forms():

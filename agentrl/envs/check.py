@@ -7,7 +7,9 @@
 - ``text spaces``: observation and action spaces are ``gymnasium.spaces.Text``.
 - ``printable``: every observation of a few episodes is a string of printable characters
   inside the observation space.
-- ``info keys``: reset info has ``success`` and ``task_id``; step info also ``invalid_action``.
+- ``info keys``: agentrl's optional info keys (``success`` and ``task_id`` on reset, also
+  ``invalid_action`` on step) have their types when present; absent ones are noted (a plain
+  Gymnasium env trains without them).
 - ``conversation keys`` (only with ``conversation=True``): every step info has a non-empty
   str ``message`` and reset info's ``instructions``, if any, is a non-empty str
   (:mod:`agentrl.envs.conversation`).
@@ -109,14 +111,30 @@ def _check_printable(records: list[dict[str, Any]]) -> CheckResult:
 
 
 def _check_info(records: list[dict[str, Any]]) -> CheckResult:
+    """agentrl's info keys are optional (a plain Gymnasium env trains as it is): a missing
+    key is noted, a present one must have its type (``success`` / ``invalid_action`` bool,
+    ``task_id`` str)."""
+    absent: set[str] = set()
+    types = {"success": bool, "invalid_action": bool, "task_id": str}
     for rec in records:
-        missing = [k for k in RESET_INFO_KEYS if k not in rec["infos"][0]]
-        if missing:
-            return CheckResult("info keys", False, f"reset info lacks {missing}")
-        for info in rec["infos"][1:]:
-            missing = [k for k in STEP_INFO_KEYS if k not in info]
-            if missing:
-                return CheckResult("info keys", False, f"step info lacks {missing}")
+        for i, info in enumerate(rec["infos"]):
+            keys = RESET_INFO_KEYS if i == 0 else STEP_INFO_KEYS
+            absent.update(k for k in keys if k not in info)
+            for k in keys:
+                if k in info and not isinstance(info[k], types[k]):
+                    where = "reset" if i == 0 else "step"
+                    return CheckResult(
+                        "info keys",
+                        False,
+                        f"{where} info[{k!r}] is a {type(info[k]).__name__}, not a {types[k].__name__}",
+                    )
+    if absent:
+        return CheckResult(
+            "info keys",
+            True,
+            f"optional keys absent: {', '.join(sorted(absent))} (agentrl then counts no episode "
+            "as a success and no action as invalid)",
+        )
     return CheckResult("info keys", True)
 
 
