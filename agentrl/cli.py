@@ -3,7 +3,7 @@
     agentrl train [hydra overrides...]        train (see configs/config.yaml)
     agentrl train --help                      config groups, their options, every key's default and meaning
     agentrl train -m a=1,2 b=x,y ...          Hydra multirun: one run per combination, a summary table
-    agentrl eval checkpoint=PATH [overrides]  greedy evaluation of a checkpoint
+    agentrl eval checkpoint=PATH [overrides]  evaluate a checkpoint as its run did (greedy and sampled, its decoding settings)
     agentrl config [overrides...]             print the composed, validated config
     agentrl list                              registered algorithms, rewards, curricula, envs
     agentrl lifelong run|report|list ...      lifelong scenarios and their L2M metrics (docs/lifelong.md)
@@ -111,7 +111,7 @@ def cmd_eval(args: list[str]) -> int:
     try:
         result = evaluate_checkpoint(
             opts["checkpoint"],
-            episodes=int(opts.get("episodes", 32)),
+            episodes=int(opts["episodes"]) if "episodes" in opts else None,
             seed=int(opts["seed"]) if "seed" in opts else None,
             overrides=rest,
         )

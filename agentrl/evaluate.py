@@ -1,4 +1,4 @@
-"""Greedy evaluation of a saved checkpoint (``agentrl eval checkpoint=...``)."""
+"""Evaluation of a saved checkpoint as its run evaluated it (``agentrl eval checkpoint=...``)."""
 
 from __future__ import annotations
 
@@ -66,26 +66,45 @@ def _override_value(v: Any) -> str:
 
 
 def evaluate_checkpoint(
-    path: str, episodes: int = 32, seed: int | None = None, overrides: list[str] | None = None
+    path: str, episodes: int | None = None, seed: int | None = None, overrides: list[str] | None = None
 ) -> dict[str, Any]:
-    """Load the policy of the checkpoint at ``path`` and play ``episodes`` greedy episodes in-process.
+    """Evaluate the policy of the checkpoint at ``path`` in-process, as the run evaluated it.
 
-    ``overrides`` (``key=value``) change the checkpoint's saved config, e.g. ``env.id=...``
-    to evaluate on another env.
+    The run's saved config decides everything a training evaluation used: the env and its
+    stop strings and reply length, the decoding constraint (``rollout.sampling.constraint``),
+    the sampling temperature and top-k, the conversation settings, which modes to play
+    (``eval.greedy``: ``eval/*``; ``eval.sample``: ``eval_sample/*``, with the algorithm's
+    own acting rule if it has one, as CHAI's), the number of episodes (``eval.episodes``)
+    and their seeds (``eval.seed``; the sampled mode draws with ``eval.seed + 1``). So the
+    same checkpoint gives the numbers its run logged. ``overrides`` (``key=value``) change
+    the saved config, e.g. ``env.id=...`` to evaluate on another env or ``eval.greedy=false``;
+    ``episodes`` / ``seed`` override ``eval.episodes`` / ``eval.seed``.
     """
     from agentrl.learner import Learner
     from agentrl.policy import SamplingConfig
     from agentrl.rollouts.group import InlineWorkerGroup
     from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
-    from agentrl.trainer import episode_stats
+    from agentrl.trainer import algorithm_section, episode_stats
 
     ckpt = resolve_checkpoint(path)
     manifest = verify_checkpoint(ckpt)
     cfg = to_train_config(checkpoint_config(manifest, overrides))
-    learner = Learner(cfg.model, dict(cfg.algorithm), seed=cfg.seed, imports=list(cfg.imports))
+    constraint = cfg.rollout.sampling.constraint
+    learner = Learner(
+        cfg.model,
+        algorithm_section(cfg),
+        seed=cfg.seed,
+        imports=list(cfg.imports),
+        sampling_constraint=constraint,
+        sampling_temperature=cfg.rollout.sampling.temperature,
+    )
     learner.load(str(ckpt), weights_only=True)
     sampling = SamplingConfig(
-        temperature=1.0, max_new_tokens=cfg.env.max_new_tokens, stop=tuple(cfg.env.stop)
+        temperature=cfg.rollout.sampling.temperature,
+        top_k=cfg.rollout.sampling.top_k,
+        max_new_tokens=cfg.env.max_new_tokens,
+        stop=tuple(cfg.env.stop),
+        constraint=constraint,
     )
     worker = RolloutWorker(
         cfg.env.id,
@@ -97,18 +116,32 @@ def evaluate_checkpoint(
         keep_kv_cache=cfg.rollout.keep_kv_cache,
         max_context_tokens=cfg.rollout.max_context_tokens,
     )
-    group = InlineWorkerGroup(worker, 1)
+    group = InlineWorkerGroup(worker, cfg.rollout.num_workers)  # the run's split of the jobs
     start = cfg.eval.seed if seed is None else seed
-    eps = group.collect(
-        [EpisodeJob(j, start + j) for j in range(episodes)], rng_seed=start, greedy=True
-    )
-    out = {
+    n = cfg.eval.episodes if episodes is None else episodes
+    jobs = [EpisodeJob(j, start + j) for j in range(n)]
+    out: dict[str, Any] = {
         "checkpoint": str(ckpt),
         "step": manifest["step"],
         "env": cfg.env.id,
-        "episodes": episodes,
-        **episode_stats("eval", eps),
+        "episodes": n,
+        "constraint": constraint,
     }
+    eps = []
+    if cfg.eval.greedy:
+        eps = group.collect(jobs, rng_seed=start, greedy=True)
+        out.update(episode_stats("eval", eps))
+    if cfg.eval.sample:
+        algorithm = learner.algorithm
+        act = (
+            (lambda states, prompts: algorithm.act(states, prompts, sampling))
+            if algorithm.has_acting_rule
+            else None
+        )
+        eps = group.collect(jobs, rng_seed=start + 1, greedy=False, act=act)
+        out.update(episode_stats("eval_sample", eps))
+    if not (cfg.eval.greedy or cfg.eval.sample):
+        raise ValueError("nothing to evaluate: eval.greedy and eval.sample are both false")
     out["examples"] = [
         json.loads(
             json.dumps(

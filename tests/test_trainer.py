@@ -426,3 +426,21 @@ def test_long_phases_print_progress(tiny_overrides, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "warm start: step 1/" in out and "evaluating: 2 episodes, greedy and sampled ..." in out
     assert "evaluated in" in out
+
+
+def test_eval_of_a_checkpoint_gives_the_numbers_its_run_logged(tiny_overrides, tmp_path):
+    from agentrl.evaluate import evaluate_checkpoint
+
+    run = tmp_path / "run"
+    summary = _run([
+        *tiny_overrides, "env=guess_the_number", "iterations=2", "eval.every=2",
+        "eval.episodes=6", "rollout.sampling.temperature=0.7", f"run_dir={run}",
+    ])
+    last = _rows(run)[-1]
+    got = evaluate_checkpoint(str(run))
+    assert got["episodes"] == 6 and got["step"] == 2
+    for key in ("eval/success", "eval/return", "eval_sample/success", "eval_sample/return"):
+        assert got[key] == pytest.approx(last[key]), key
+    greedy_only = evaluate_checkpoint(str(run), episodes=3, overrides=["eval.sample=false"])
+    assert "eval/return" in greedy_only and "eval_sample/return" not in greedy_only
+    assert summary["final_eval_sample_return"] == pytest.approx(last["eval_sample/return"])
