@@ -14,39 +14,31 @@ No value function: the group is the baseline.
 from __future__ import annotations
 
 import copy
-import time
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from agentrl.algorithm import AlgorithmBase
-from agentrl.batch import TurnBatch, build_turn_batch, segment_minibatches
-from agentrl.optim import guarded_step
+from agentrl.batch import TurnBatch
 from agentrl.policy import Policy
 from agentrl.registry import ALGORITHMS
 from agentrl.types import Episode
 
-from ..ppo.losses import clipped_policy_loss
+from ..ppo.learner import ClippedPolicyGradient
 from .config import GRPOConfig, RLOOConfig
 from .losses import episode_advantages, group_index, kl_penalty, turn_advantages
 
 
 @ALGORITHMS.register("grpo")
-class GRPO(AlgorithmBase):
+class GRPO(ClippedPolicyGradient):
     """Group-relative policy optimisation (see the module docstring)."""
 
-    Config: ClassVar[type[GRPOConfig]] = GRPOConfig  # type: ignore[misc]
-    supports_extra_loss: ClassVar[bool] = True
-    extra_loss_fn: Callable[[Policy], torch.Tensor | None] | None = None
+    Config = GRPOConfig
+    stat_prefix = "grpo"
+    config: GRPOConfig
 
     def __init__(self, config: GRPOConfig | None, policy: Policy, seed: int = 0):
-        self.config = config or self.Config()
-        self.policy = policy
-        self.optimizer = torch.optim.Adam(policy.trainable_parameters(), lr=self.config.lr)
-        self.generator = torch.Generator().manual_seed(seed)
-        self.num_updates = 0
-        self.sampling_temperature = 1.0
+        super().__init__(config, policy, seed)
         # the KL reference: the adapter switched off under LoRA, else a frozen copy
         self.reference: Policy | None = None
         if self.config.kl_coef > 0 and not policy.is_lora:
@@ -56,7 +48,7 @@ class GRPO(AlgorithmBase):
     @classmethod
     def episodes_per_task(cls, config: Any) -> int:
         """How many episodes the trainer plays of each sampled task: one group."""
-        return config.group_size
+        return int(config.group_size)
 
     def advantages(
         self, episodes: Sequence[Episode], batch: TurnBatch
@@ -66,6 +58,11 @@ class GRPO(AlgorithmBase):
         cfg = self.config
         groups = group_index(episodes)
         sizes = torch.bincount(groups).float()
+        if float(sizes.mean()) < 2:
+            raise ValueError(
+                "grpo: every group holds one episode; groups are episodes of the same task and "
+                f"env seed (the trainer plays each task group_size={cfg.group_size} times)"
+            )
         if cfg.advantage == "turn":
             adv = turn_advantages(batch.returns, groups[batch.episode_index], batch.turn_index, cfg.scale_by_std)
         else:
@@ -73,81 +70,28 @@ class GRPO(AlgorithmBase):
             adv = episode_advantages(returns, groups, cfg.advantage, cfg.scale_by_std)[batch.episode_index]
         stats = {
             "groups": float(len(sizes)),
-            "group_size": float(sizes.mean()) if len(sizes) else 0.0,
+            "group_size": float(sizes.mean()),
             "zero_adv_frac": float((adv.abs() < 1e-8).float().mean()) if len(adv) else 0.0,
         }
         return adv, stats
 
-    def _reference_logprobs(self, segments: list[list[int]], spans: list[tuple[int, int, int]]) -> torch.Tensor:
+    def extra_terms(
+        self, logp: torch.Tensor, mb: TurnBatch, mask: torch.Tensor
+    ) -> tuple[torch.Tensor | None, dict[str, float]]:
+        """The KL penalty to the reference, ``kl_coef * KL`` (none when ``kl_coef`` is 0)."""
+        if self.config.kl_coef <= 0:
+            return None, {}
         if self.reference is not None:
             with torch.no_grad():
-                return self.reference.span_logprobs(segments, spans)[1]
-        return self.policy.reference_logprobs(segments, spans)
-
-    def update(self, episodes: Sequence[Episode]) -> dict[str, float]:
-        cfg = self.config
-        start = time.perf_counter()
-        batch = build_turn_batch(episodes, gamma=cfg.gamma)
-        if len(batch) == 0:
-            return {"grpo/turns": 0.0}
-        adv, adv_stats = self.advantages(episodes, batch)
-        if adv_stats["group_size"] < 2:
-            raise ValueError(
-                "grpo: every group holds one episode; groups are episodes of the same task and "
-                f"env seed (the trainer plays each task group_size={cfg.group_size} times)"
-            )
-        old = batch.old_logprobs
-        if self.sampling_temperature != 1.0:
-            with torch.no_grad():
-                _, old, _ = self.policy.span_logprobs(batch.segments, batch.spans())
-        adv, old = adv.to(self.policy.device), old.to(self.policy.device)
-        params = list(self.policy.trainable_parameters())
-        self.policy.model.train()
-        stats: dict[str, list[float]] = {"loss": [], "clip_frac": [], "approx_kl": [], "kl_ref": [], "grad_norm": []}
-        for _ in range(cfg.epochs):
-            for idx in segment_minibatches(batch, cfg.minibatch_size, self.generator):
-                mb = batch.select(idx)
-                _, logp, mask = self.policy.span_logprobs(mb.segments, mb.spans())
-                loss, s = clipped_policy_loss(logp, old[idx, : logp.shape[1]], adv[idx], mask, cfg.clip)
-                kl = torch.zeros(())
-                if cfg.kl_coef > 0:
-                    ref = self._reference_logprobs(mb.segments, mb.spans()).to(logp.device)
-                    kl = kl_penalty(logp, ref, mask.float())
-                    loss = loss + cfg.kl_coef * kl
-                extra = self.extra_loss_fn(self.policy) if self.extra_loss_fn is not None else None
-                if extra is not None:
-                    loss = loss + extra
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm, _ = guarded_step(self.optimizer, params, cfg.grad_clip)
-                stats["loss"].append(loss.item())
-                stats["clip_frac"].append(s["clip_frac"])
-                stats["approx_kl"].append(s["approx_kl"])
-                stats["kl_ref"].append(float(kl))
-                stats["grad_norm"].append(float(grad_norm))
-        self.policy.model.eval()
-        self.num_updates += 1
-        out = {f"grpo/{k}": sum(v) / max(len(v), 1) for k, v in stats.items()}
-        out.update({f"grpo/{k}": v for k, v in adv_stats.items()})
-        out["grpo/turns"] = float(len(batch))
-        out["grpo/update_s"] = time.perf_counter() - start
-        return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
-            "num_updates": self.num_updates,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        self.num_updates = int(state["num_updates"])
+                ref = self.reference.span_logprobs(mb.segments, mb.spans())[1]
+        else:
+            ref = self.policy.reference_logprobs(mb.segments, mb.spans())
+        kl = kl_penalty(logp, ref.to(logp.device), mask.float())
+        return self.config.kl_coef * kl, {"kl_ref": float(kl)}
 
 
 @ALGORITHMS.register("rloo")
 class RLOO(GRPO):
     """GRPO with the leave-one-out baseline (:class:`RLOOConfig`)."""
 
-    Config: ClassVar[type[GRPOConfig]] = RLOOConfig  # type: ignore[misc]
+    Config = RLOOConfig
