@@ -179,6 +179,7 @@ class LoggingConfig:
     tensorboard: bool = True
     plot: bool = True
     progress: bool = True
+    transcripts: int = 4  # eval episodes per mode written to run_dir/transcripts/ at every evaluation
 
 
 @dataclass

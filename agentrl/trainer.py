@@ -65,6 +65,35 @@ def episode_stats(prefix: str, episodes: list[Episode]) -> dict[str, float]:
     }
 
 
+def write_transcripts(path: Path, episodes: dict[str, list[Episode]], iteration: int) -> None:
+    """What the agent actually said: ``episodes`` (per decoding mode) as Markdown, each turn
+    the env's message and the agent's reply, with its reward and flags."""
+    lines = [f"# Evaluation episodes after iteration {iteration}", ""]
+    for mode, eps in episodes.items():
+        for ep in eps:
+            lines += [
+                f"## {mode}, seed {ep.seed}, task {json.dumps(ep.task, default=str)}: "
+                f"return {ep.total_reward:.3f}, {'success' if ep.success else 'no success'}, "
+                f"{ep.num_turns} turns" + (f", error: {ep.error}" if ep.error else ""),
+                "",
+            ]
+            for i, t in enumerate(ep.turns):
+                flags = ", invalid" if t.info.get("invalid_action") else ""
+                lines += [
+                    f"**{t.role}** (turn {i})",
+                    "```",
+                    t.observation.rstrip("\n"),
+                    "```",
+                    f"**agent** (reward {t.reward:+.3f}{flags})",
+                    "```",
+                    t.action,
+                    "```",
+                    "",
+                ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+
+
 def validate_components(cfg: TrainConfig) -> None:
     """Resolve every registry name and component config before any work starts."""
     from agentrl.curricula import build_curriculum
@@ -368,8 +397,11 @@ class Trainer:
             self.workers.set_weights(weights, version)
         return time.perf_counter() - start
 
-    def evaluate(self) -> dict[str, float]:
-        """Greedy (``eval/*``) and sampled (``eval_sample/*``) episodes on the fixed eval seeds."""
+    def evaluate(self, iteration: int | None = None) -> dict[str, float]:
+        """Greedy (``eval/*``) and sampled (``eval_sample/*``) episodes on the fixed eval seeds.
+
+        With an ``iteration``, the first ``logging.transcripts`` episodes of each mode are
+        written to ``run_dir/transcripts/iter_NNNNNN.md`` (:func:`write_transcripts`)."""
         from agentrl.rollouts.worker import EpisodeJob
 
         cfg = self.cfg
@@ -381,14 +413,23 @@ class Trainer:
             print(f"evaluating: {len(jobs)} episodes, {' and '.join(modes)} ...", flush=True)
         out: dict[str, float] = {}
         eps: list[Episode] = []
+        shown: dict[str, list[Episode]] = {}
         if cfg.eval.greedy:
             eps = self.workers.collect(jobs, rng_seed=cfg.eval.seed, greedy=True)
             out.update(episode_stats("eval", eps))
+            shown["greedy"] = eps
         if cfg.eval.sample:  # with the algorithm's own acting rule, if it has one (CHAI)
             eps = self.workers.collect(
                 jobs, rng_seed=cfg.eval.seed + 1, greedy=False, act=self._act
             )
             out.update(episode_stats("eval_sample", eps))
+            shown["sampled"] = eps
+        if iteration is not None and cfg.logging.transcripts > 0 and shown:
+            write_transcripts(
+                self.run_dir / "transcripts" / f"iter_{iteration:06d}.md",
+                {m: e[: cfg.logging.transcripts] for m, e in shown.items()},
+                iteration,
+            )
         if eps:  # which policy was evaluated (the learner's number of updates)
             out["eval/policy_version"] = float(min(e.policy_version for e in eps))
         if self._progress and jobs and modes:
@@ -532,7 +573,7 @@ class Trainer:
                         f"({cfg.warm_start.episodes} episodes) with TRL SFTTrainer ..."
                     )
                     extra = self._warm_start()
-                initial = self.evaluate()  # syncs the (warm-started) weights first
+                initial = self.evaluate(0)  # syncs the (warm-started) weights first
                 counters["initial_eval"] = initial
                 row0 = {**initial, **extra}
                 log.log(0, row0)
@@ -695,7 +736,7 @@ class Trainer:
         row["perf/episodes_per_s"] = len(episodes) / max(train_s, 1e-9)
         row["perf/learner_wait_frac"] = wait_s / max(train_s, 1e-9)
         if (cfg.eval.every and it % cfg.eval.every == 0) or it == cfg.iterations:
-            row.update(self.evaluate())
+            row.update(self.evaluate(it))
         row["perf/iteration_s"] = time.perf_counter() - t0
         return row
 

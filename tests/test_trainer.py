@@ -444,3 +444,17 @@ def test_eval_of_a_checkpoint_gives_the_numbers_its_run_logged(tiny_overrides, t
     greedy_only = evaluate_checkpoint(str(run), episodes=3, overrides=["eval.sample=false"])
     assert "eval/return" in greedy_only and "eval_sample/return" not in greedy_only
     assert summary["final_eval_sample_return"] == pytest.approx(last["eval_sample/return"])
+
+
+def test_every_evaluation_writes_what_the_agent_said(tiny_overrides, tmp_path):
+    run = tmp_path / "run"
+    _run([
+        *tiny_overrides, "env=guess_the_number", "iterations=1", "eval.every=1",
+        "eval.episodes=3", "logging.transcripts=2", f"run_dir={run}",
+    ])
+    files = sorted(p.name for p in (run / "transcripts").iterdir())
+    assert files == ["iter_000000.md", "iter_000001.md"]
+    text = (run / "transcripts" / "iter_000001.md").read_text()
+    assert text.count("## greedy, seed") == 2 and text.count("## sampled, seed") == 2
+    assert "**user** (turn 0)" in text and "Guess the number between 1 and 16." in text
+    assert "**agent** (reward" in text
