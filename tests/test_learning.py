@@ -36,7 +36,9 @@ def _rows(run_dir):
     return read_metrics(Path(run_dir) / "metrics.jsonl")
 
 
-@pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
+@pytest.mark.parametrize(
+    "algorithm", ["grpo", pytest.param("rloo", marks=pytest.mark.slow)]  # ~35 s each
+)
 def test_group_relative_methods_improve_guess_the_number(tiny_overrides, algorithm):
     # The PPO test's game and start; 8 targets a step, each played by a group of 8.
     cfg = load_config([
