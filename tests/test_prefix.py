@@ -37,6 +37,11 @@ def test_prefix_groups() -> None:
     # whole conversations per micro-batch, in order, at most `size` states unless one is larger
     assert shared_chunks(prompts, 4) == [[0, 1, 3, 5], [2, 4, 6]]
     assert shared_chunks(prompts, 2) == [[0, 1, 3, 5], [2, 4], [6]]
+    # a token budget splits conversations that fit the state count: 60^2 + 40^2 > 4000
+    assert shared_chunks(prompts, 8, token_budget=4000) == [[0, 1, 3, 5], [2, 4, 6]]
+    assert shared_chunks(prompts, 8, token_budget=100_000) == [[0, 1, 3, 5, 2, 4, 6]]
+    # the actions count towards the packed length: (60 + 4 * 10)^2 = 10000 alone
+    assert shared_chunks(prompts, 8, [10] * 7, token_budget=10_000) == [[0, 1, 3, 5], [2, 4, 6]]
 
 
 def test_branch_layout_gives_each_action_its_own_context() -> None:
@@ -109,7 +114,7 @@ def test_archer_actor_step_on_shared_states_has_the_per_state_gradient(tiny: Pol
 
     monkeypatch.setattr(archer_learner, "guarded_step", capture)
     shared = algo._actor_step(data)
-    monkeypatch.setattr(archer_learner, "shared_chunks", lambda prompts, size: None)
+    monkeypatch.setattr(archer_learner, "shared_chunks", lambda *args, **kwargs: None)
     plain = algo._actor_step(data)
     assert shared["actor_loss"] == pytest.approx(plain["actor_loss"], abs=1e-5)
     for g_shared, g_plain in zip(*grads, strict=True):

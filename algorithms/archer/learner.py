@@ -108,25 +108,44 @@ def _chunks(n: int, size: int) -> list[slice]:
     return [slice(lo, min(lo + size, n)) for lo in range(0, n, size)]
 
 
-def shared_chunks(prompts: Sequence[Sequence[int]], size: int) -> list[list[int]] | None:
+SHARED_TOKEN_BUDGET = 2 * 2048 * 2048
+"""Bound of a shared micro-batch: the sum over its conversations of (packed length)^2. The
+attention of a packed conversation holds ``heads x L x L`` numbers per layer for the
+backward, so this bounds its memory (two 2048-token conversations); SmolLM2's 64-state
+batches of 2,000-token TwentyQuestions conversations ran out of 24 GB in one pass."""
+
+
+def shared_chunks(
+    prompts: Sequence[Sequence[int]],
+    size: int,
+    action_lengths: Sequence[int] | None = None,
+    token_budget: int = SHARED_TOKEN_BUDGET,
+) -> list[list[int]] | None:
     """Micro-batches of state indices that keep each conversation whole, or ``None`` when
     no prompt is a prefix of another (then plain ``size``-state slices are used).
 
     States are grouped under their conversation (:func:`~agentrl.policy.prefix.prefix_groups`)
     and whole conversations are packed, in order, into micro-batches of at most ``size``
-    states (a conversation with more states than ``size`` forms one micro-batch)."""
+    states whose packed lengths (the conversation plus its states' actions,
+    ``action_lengths``) have squares summing to at most ``token_budget``; a conversation
+    that alone exceeds a bound forms one micro-batch."""
     roots, root_of = prefix_groups(prompts)
     if len(roots) == len(prompts):
         return None
     members: list[list[int]] = [[] for _ in roots]
     for i, r in enumerate(root_of):
         members[r].append(i)
+    lengths = action_lengths or [0] * len(prompts)
     out: list[list[int]] = []
-    for group in members:
-        if out and len(out[-1]) + len(group) <= size:
+    cost = 0
+    for root, group in zip(roots, members, strict=True):
+        packed = (len(root) + sum(lengths[i] for i in group)) ** 2
+        if out and len(out[-1]) + len(group) <= size and cost + packed <= token_budget:
             out[-1].extend(group)
+            cost += packed
         else:
             out.append(list(group))
+            cost = packed
     return out
 
 
@@ -385,7 +404,9 @@ class Archer(AlgorithmBase):
         self.core.critic.zero_grad(set_to_none=True)  # never clip or step mixed grads
         self.actor_optimizer.zero_grad(set_to_none=True)
         n = len(data["adv"])
-        shared = shared_chunks(data["prompts"], cfg.micro_batch_size)
+        shared = shared_chunks(
+            data["prompts"], cfg.micro_batch_size, [len(a) for a in data["actions"]]
+        )
         # micro-batches of states; with shared prefixes, whole conversations per micro-batch
         # (each scored in one pass) weighted by their share of the states
         if shared is None:
