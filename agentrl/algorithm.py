@@ -9,6 +9,7 @@ dataclass attribute and the constructor ``Cls(config, policy, seed=0)``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -18,7 +19,7 @@ from agentrl.policy.sampling import SamplingConfig
 from agentrl.types import Episode, Generation
 
 
-class AlgorithmBase:
+class AlgorithmBase(ABC):
     """The base class of every algorithm: what it declares to the trainer, typed, with
     defaults in one place, and the three methods the learner calls.
 
@@ -64,14 +65,17 @@ class AlgorithmBase:
         with the same env seed (GRPO's groups); 1 for everything else."""
         return 1
 
+    @abstractmethod
     def update(self, episodes: Sequence[Episode]) -> dict[str, float]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def state_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError
+        ...
 
     def act(
         self, observations: Sequence[str], prompts: Sequence[Sequence[int]], sampling: SamplingConfig
@@ -85,7 +89,8 @@ class AlgorithmBase:
         return None
 
     def load_replay_rows(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Restore the replay buffer from :meth:`replay_rows`'s rows."""
+        """Restore the replay buffer from :meth:`replay_rows`'s rows (none kept: nothing to do)."""
+        return None
 
 
 Algorithm = AlgorithmBase  # the name the learner and the docs use

@@ -15,6 +15,7 @@ re-scores once before the first epoch.
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol
 
@@ -64,12 +65,12 @@ class ClippedPolicyGradient(AlgorithmBase):
         self.num_updates = 0
         self.sampling_temperature = 1.0
 
+    @abstractmethod
     def advantages(
         self, episodes: Sequence[Episode], batch: TurnBatch
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """``[N]`` one advantage per row of ``batch`` (``build_turn_batch(episodes, gamma)``)
         and stats to log."""
-        raise NotImplementedError
 
     def extra_terms(
         self, logp: torch.Tensor, mb: TurnBatch, mask: torch.Tensor
