@@ -171,8 +171,14 @@ def cmd_check_env(args: list[str]) -> int:
     results = check_text_env(args[0], kwargs, conversation=conversation)
     for r in results:
         print(r)
-    failed = [r for r in results if not r.ok]
-    print(f"{args[0]}: {len(results) - len(failed)}/{len(results)} checks passed")
+    failed = [r for r in results if r.status == "FAIL"]
+    warned = [r for r in results if r.status == "WARN"]
+    passed = len(results) - len(failed) - len(warned)
+    print(
+        f"{args[0]}: {passed}/{len(results)} checks passed, {len(warned)} warnings "
+        f"(agentrl's conventions; it still trains), {len(failed)} failures "
+        "(Gymnasium's requirements or text spaces)"
+    )
     return 1 if failed else 0
 
 

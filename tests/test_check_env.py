@@ -232,3 +232,32 @@ def test_scripted_episode_with_the_example_policy_kinds():
                 gym.make(agentrl.envs.ENV_ALIASES[alias]), make_scripted(alias, kind), seed=5
             )
             assert ep.turns[-1].terminated or ep.turns[-1].truncated
+
+
+class DiscreteActions(NoInfoKeys):
+    """Gymnasium-valid but not a text env: agentrl cannot act in it (a requirement)."""
+
+    action_space = gym.spaces.Discrete(3)
+
+
+def test_requirements_fail_and_conventions_warn_with_their_fix(capsys):
+    register_env("agentrl-test/NeverEndsCli-v0", NeverEnds)
+    results = {r.name: r for r in check_text_env("agentrl-test/NeverEndsCli-v0", max_steps=50)}
+    ends = results["episode ends"]
+    assert ends.status == "WARN" and not ends.required and "max_episode_steps" in ends.fix
+    assert "fix: truncate after a maximum number of turns" in str(ends)
+    assert all(r.status == "PASS" for n, r in results.items() if n != "episode ends")
+    # a convention's warning keeps the exit status 0 and is counted as a warning
+    register_env("agentrl-test/Crashes2-v0", Crashes)
+    assert main(["check-env", "agentrl-test/Crashes2-v0"]) == 0
+    out = capsys.readouterr().out
+    assert "WARN  bad actions: step('') raised ValueError: empty action" in out
+    assert "info['invalid_action'] = True" in out and "1 warnings" in out and "0 failures" in out
+    assert_env_ok("agentrl-test/Crashes2-v0", conventions=False)  # requirements only: fine
+    with pytest.raises(EnvCheckError, match="bad actions"):
+        assert_env_ok("agentrl-test/Crashes2-v0")
+    # a requirement's failure is a FAIL and exit status 1
+    register_env("agentrl-test/DiscreteActions-v0", DiscreteActions)
+    assert main(["check-env", "agentrl-test/DiscreteActions-v0"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  text spaces" in out and "1 failures" in out

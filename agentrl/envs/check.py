@@ -1,12 +1,15 @@
 """``agentrl check-env``: Gymnasium's env checker plus agentrl's own checks for text envs.
 
-:func:`check_text_env` runs, in order (a failed ``make`` stops the rest):
+:func:`check_text_env` runs, in order (a failed ``make`` stops the rest). The first four
+(and an episode that raises) are requirements: what Gymnasium needs, and text spaces, without
+which agentrl cannot act; a failed one is a ``FAIL``. The rest are agentrl's conventions: a
+failed one is a ``WARN`` that says how to fix it, and the env still trains.
 
 - ``make``: ``gymnasium.make(id, **kwargs)`` works (aliases such as ``maze`` resolve).
 - ``gymnasium``: :func:`gymnasium.utils.env_checker.check_env` passes with no warning.
 - ``text spaces``: observation and action spaces are ``gymnasium.spaces.Text``.
-- ``printable``: every observation of a few episodes is a string of printable characters
-  inside the observation space.
+- ``printable``: every observation of a few episodes is a string inside the observation
+  space (a requirement) made of printable characters (a convention).
 - ``info keys``: agentrl's optional info keys (``success`` and ``task_id`` on reset, also
   ``invalid_action`` on step) have their types when present; absent ones are noted (a plain
   Gymnasium env trains without them).
@@ -39,16 +42,55 @@ BAD_ACTIONS = ("", "\x00\x01\x02 \ufffd junk ~~~", "x" * 10_000)
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One check: its name, whether it passed, and what went wrong (or a short note)."""
+    """One check: its name, whether it passed, what went wrong (or a short note), whether
+    it is a requirement, and how to fix it.
+
+    ``required`` checks are what Gymnasium (or training on text at all) needs: the env
+    makes, passes Gymnasium's checker, has text spaces, and its observations are strings
+    inside its observation space. A failed one is a ``FAIL``. The other checks are
+    agentrl's conventions (printable text, typed info keys, determinism, answering bad
+    actions, ending episodes, refusing steps after the end): a failed one is a ``WARN``
+    with its ``fix``, and the env still trains.
+    """
 
     name: str
     ok: bool
     detail: str = ""
+    required: bool = True
+    fix: str = ""
+
+    @property
+    def status(self) -> str:
+        """``PASS``, ``FAIL`` (a requirement failed) or ``WARN`` (a convention failed)."""
+        if self.ok:
+            return "PASS"
+        return "FAIL" if self.required else "WARN"
 
     def __str__(self) -> str:
-        return f"{'PASS' if self.ok else 'FAIL'}  {self.name}" + (
-            f": {self.detail}" if self.detail else ""
-        )
+        text = f"{self.status}  {self.name}" + (f": {self.detail}" if self.detail else "")
+        if not self.ok and self.fix:
+            text += f"\n      fix: {self.fix}"
+        return text
+
+
+FIXES = {
+    "printable": "strip control characters from observations (agentrl tokenizes them as text)",
+    "info keys": "give info['success'] and info['invalid_action'] as bool and "
+    "info['task_id'] as str, or leave them out",
+    "conversation keys": "return each turn's new text in info['message'] (and the rules once "
+    "in reset info['instructions']); see docs/howto_env.md",
+    "determinism": "draw all randomness from self.np_random, seeded by reset(seed=...)",
+    "bad actions": "answer an unparseable action with an observation saying so and "
+    "info['invalid_action'] = True instead of raising (a raise ends agentrl's episode as an error)",
+    "episode ends": "truncate after a maximum number of turns (e.g. register with "
+    "max_episode_steps, or return truncated=True)",
+    "step after done": "raise an error whose message says the episode is over and reset() is needed",
+}
+
+
+def _convention(result: CheckResult) -> CheckResult:
+    """The same result as one of agentrl's conventions (a ``WARN`` with its fix)."""
+    return CheckResult(result.name, result.ok, result.detail, False, FIXES.get(result.name, ""))
 
 
 class EnvCheckError(AssertionError):
@@ -96,16 +138,18 @@ def _check_printable(records: list[dict[str, Any]]) -> CheckResult:
                 return CheckResult(
                     "printable", False, f"observation is {type(obs).__name__}, not str"
                 )
-            bad = sorted(set(obs) - allowed)
-            if bad:
-                return CheckResult(
-                    "printable", False, f"unprintable characters {bad[:5]} in {obs[:60]!r}"
-                )
             if not rec["space"].contains(obs):
                 return CheckResult(
                     "printable",
                     False,
                     f"observation of length {len(obs)} is outside the observation space",
+                )
+    for rec in records:  # a requirement met; printable characters are a convention
+        for obs in rec["obs"]:
+            bad = sorted(set(obs) - allowed)
+            if bad:
+                return _convention(
+                    CheckResult("printable", False, f"unprintable characters {bad[:5]} in {obs[:60]!r}")
                 )
     return CheckResult("printable", True)
 
@@ -280,7 +324,7 @@ def check_text_env(
     except Exception as e:
         results.append(CheckResult("episodes", False, f"{type(e).__name__}: {e}"))
         return results
-    results += [_check_printable(runs), _check_info(runs)]
+    results += [_check_printable(runs), _convention(_check_info(runs))]
     if conversation:
         from agentrl.rollouts.worker import is_conversational
 
@@ -288,23 +332,32 @@ def check_text_env(
         results.append(
             CheckResult("conversation keys", True, "conversational: its observations are the messages")
             if native
-            else _check_conversation(runs)
+            else _convention(_check_conversation(runs))
         )
     same = all(again[k] == runs[0][k] for k in ("task", "obs", "rewards", "ends"))
     results.append(
-        CheckResult(
-            "determinism",
-            same,
-            "" if same else f"seed {seeds[0]} played twice gave different episodes",
+        _convention(
+            CheckResult(
+                "determinism",
+                same,
+                "" if same else f"seed {seeds[0]} played twice gave different episodes",
+            )
         )
     )
-    results += _check_bad_actions_and_end(env_id, kwargs, max_steps)
+    results += [_convention(r) for r in _check_bad_actions_and_end(env_id, kwargs, max_steps)]
     return results
 
 
-def assert_env_ok(env_id: str, kwargs: dict[str, Any] | None = None, **options: Any) -> None:
-    """:func:`check_text_env`, raising :class:`EnvCheckError` listing the failed checks."""
-    failed = [r for r in check_text_env(env_id, kwargs, **options) if not r.ok]
+def assert_env_ok(
+    env_id: str,
+    kwargs: dict[str, Any] | None = None,
+    conventions: bool = True,
+    **options: Any,
+) -> None:
+    """:func:`check_text_env`, raising :class:`EnvCheckError` listing the failed checks:
+    every one by default, only the requirements with ``conventions=False``."""
+    results = check_text_env(env_id, kwargs, **options)
+    failed = [r for r in results if not r.ok and (conventions or r.required)]
     if failed:
         raise EnvCheckError(f"{env_id} failed: " + "; ".join(str(r) for r in failed))
 
