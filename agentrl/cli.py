@@ -3,7 +3,8 @@
     agentrl train [hydra overrides...]        train (see configs/config.yaml)
     agentrl train --help                      config groups, their options, every key's default and meaning
     agentrl train -m a=1,2 b=x,y ...          Hydra multirun: one run per combination, a summary table
-    agentrl eval checkpoint=PATH [overrides]  evaluate a checkpoint as its run did (greedy and sampled, its decoding settings)
+    agentrl eval checkpoint=PATH [out=F.json] [overrides]  evaluate a checkpoint as its run did (greedy and
+                                              sampled, its decoding settings); prints both, writes JSON
     agentrl config [overrides...]             print the composed, validated config
     agentrl list                              registered algorithms, rewards, curricula, envs
     agentrl lifelong run|report|list ...      lifelong scenarios and their L2M metrics (docs/lifelong.md)
@@ -17,7 +18,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -29,7 +29,7 @@ HELP_FLAGS = ("-h", "--help")
 COMMAND_USAGE = {
     "train": "agentrl train [key=value ...] [group=option ...] [+experiment=NAME]",
     "config": "agentrl config [key=value ...]   (prints the composed, validated config)",
-    "eval": "agentrl eval checkpoint=PATH [episodes=N] [key=value ...]",
+    "eval": "agentrl eval checkpoint=PATH [episodes=N] [seed=S] [out=FILE.json] [key=value ...]",
 }
 
 
@@ -102,7 +102,7 @@ def cmd_eval(args: list[str]) -> int:
     rest = []
     for a in args:
         key, sep, value = a.partition("=")
-        if sep and key in ("checkpoint", "episodes", "seed"):
+        if sep and key in ("checkpoint", "episodes", "seed", "out"):
             opts[key] = value
         else:
             rest.append(a)
@@ -117,7 +117,16 @@ def cmd_eval(args: list[str]) -> int:
         )
     except (ConfigError, CheckpointError, ValueError) as e:
         return _fail(str(e))
-    print(json.dumps(result, indent=2))
+    from pathlib import Path
+
+    from agentrl.checkpoint import write_json_atomic
+    from agentrl.evaluate import default_output, summary_lines
+
+    out = Path(opts["out"]) if "out" in opts else default_output(result)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out, result)
+    print("\n".join(summary_lines(result)))
+    print(f"wrote {out}")
     return 0
 
 

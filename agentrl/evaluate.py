@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from agentrl.checkpoint import resolve_checkpoint, verify_checkpoint
 from agentrl.config import ConfigError, to_train_config
+from agentrl.play import METRIC_PREFIX, MODES, Mode, episode_jobs, mode_stats, play
 
 _DOTTED = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")  # "pkg.module:Name"
 
@@ -83,8 +85,8 @@ def evaluate_checkpoint(
     from agentrl.learner import Learner
     from agentrl.policy import SamplingConfig
     from agentrl.rollouts.group import InlineWorkerGroup
-    from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
-    from agentrl.trainer import algorithm_section, episode_stats
+    from agentrl.rollouts.worker import RolloutWorker
+    from agentrl.trainer import algorithm_section
 
     ckpt = resolve_checkpoint(path)
     manifest = verify_checkpoint(ckpt)
@@ -119,35 +121,72 @@ def evaluate_checkpoint(
     group = InlineWorkerGroup(worker, cfg.rollout.num_workers)  # the run's split of the jobs
     start = cfg.eval.seed if seed is None else seed
     n = cfg.eval.episodes if episodes is None else episodes
-    jobs = [EpisodeJob(j, start + j) for j in range(n)]
+    modes: list[Mode] = [m for m, on in zip(MODES, (cfg.eval.greedy, cfg.eval.sample), strict=True) if on]
+    if not modes:
+        raise ValueError("nothing to evaluate: eval.greedy and eval.sample are both false")
+    algorithm = learner.algorithm
+    act = (
+        (lambda states, prompts: algorithm.act(states, prompts, sampling))
+        if algorithm.has_acting_rule
+        else None
+    )
+    played = play(group, episode_jobs(n, start), start, modes, act=act)
     out: dict[str, Any] = {
         "checkpoint": str(ckpt),
         "step": manifest["step"],
         "env": cfg.env.id,
         "episodes": n,
+        "seed": start,
+        "modes": modes,
         "constraint": constraint,
+        "temperature": cfg.rollout.sampling.temperature,
+        "top_k": cfg.rollout.sampling.top_k,
+        "stop": list(cfg.env.stop),
+        **mode_stats(played),
     }
-    eps = []
-    if cfg.eval.greedy:
-        eps = group.collect(jobs, rng_seed=start, greedy=True)
-        out.update(episode_stats("eval", eps))
-    if cfg.eval.sample:
-        algorithm = learner.algorithm
-        act = (
-            (lambda states, prompts: algorithm.act(states, prompts, sampling))
-            if algorithm.has_acting_rule
-            else None
-        )
-        eps = group.collect(jobs, rng_seed=start + 1, greedy=False, act=act)
-        out.update(episode_stats("eval_sample", eps))
-    if not (cfg.eval.greedy or cfg.eval.sample):
-        raise ValueError("nothing to evaluate: eval.greedy and eval.sample are both false")
-    out["examples"] = [
-        json.loads(
-            json.dumps(
-                {"task": e.task, "actions": [t.action for t in e.turns][:5], "return": e.env_reward}
+    out["examples"] = {
+        mode: [
+            json.loads(
+                json.dumps(
+                    {
+                        "seed": e.seed,
+                        "task": e.task,
+                        "actions": [t.action for t in e.turns][:5],
+                        "return": e.env_reward,
+                        "success": e.success,
+                    },
+                    default=str,
+                )
             )
-        )
-        for e in eps[:3]
-    ]
+            for e in eps[:3]
+        ]
+        for mode, eps in played.items()
+    }
     return out
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """A short, readable report of :func:`evaluate_checkpoint`'s result: one row per mode."""
+    lines = [
+        f"checkpoint {result['checkpoint']} (step {result['step']}), env {result['env']}, "
+        f"{result['episodes']} episodes from seed {result['seed']}, constraint "
+        f"{result['constraint'] or 'none'}, temperature {result['temperature']}, "
+        f"top_k {result['top_k']}, stop {result['stop']}",
+        f"{'mode':<8} {'success':>8} {'return':>8} {'turns':>6} {'invalid':>8} {'errors':>6}",
+    ]
+    for mode in result["modes"]:
+        p = METRIC_PREFIX[mode]
+        lines.append(
+            f"{mode:<8} {result[p + '/success']:>8.3f} {result[p + '/return']:>8.3f} "
+            f"{result[p + '/turns']:>6.2f} {result[p + '/invalid_actions']:>8.3f} "
+            f"{result[p + '/errors']:>6.0f}"
+        )
+    return lines
+
+
+def default_output(result: dict[str, Any]) -> Path:
+    """Where ``agentrl eval`` writes its JSON unless told: ``<run>/eval/step_NNNNNN.json``
+    next to the run's ``checkpoints`` folder (else next to the checkpoint)."""
+    ckpt = Path(result["checkpoint"])
+    base = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    return base / "eval" / f"step_{int(result['step']):06d}.json"

@@ -29,9 +29,14 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentrl.config import ConfigError, EnvConfig, TrainConfig, make_dataclass_config
+from agentrl.play import Mode
+from agentrl.types import Episode
+
+if TYPE_CHECKING:
+    from agentrl.policy import Policy
 
 METRICS_COLUMNS = ["reward", "success"]
 
@@ -139,28 +144,27 @@ def block_config(
 
 
 def evaluate_policy(
-    policy: Any,
+    policy: Policy,
     env: EnvConfig,
     tasks: list[dict[str, Any]],
     episodes: int,
     seed: int,
     greedy: bool,
     num_envs: int = 16,
-) -> list[Any]:
-    """Play ``episodes`` test episodes (task specs cycled) on fixed seeds."""
+) -> list[Episode]:
+    """Play ``episodes`` test episodes (task specs cycled) on env seeds ``seed, seed + 1, ...``
+    with :func:`agentrl.play.play`: greedy, or sampled at temperature 1 (drawing with
+    ``seed + 1``, as every evaluation's sampled mode does)."""
+    from agentrl.play import episode_jobs, play
     from agentrl.policy import SamplingConfig
-    from agentrl.rollouts.group import InlineWorkerGroup
-    from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
+    from agentrl.rollouts.worker import RolloutWorker
 
     sampling = SamplingConfig(temperature=1.0, max_new_tokens=env.max_new_tokens)
     worker = RolloutWorker(
         env.id, dict(env.kwargs), min(num_envs, episodes), sampling, policy=policy
     )
-    jobs = [
-        EpisodeJob(j, seed + j, dict(tasks[j % len(tasks)]) if tasks else {})
-        for j in range(episodes)
-    ]
-    return InlineWorkerGroup(worker, 1).collect(jobs, rng_seed=seed, greedy=greedy)
+    mode: Mode = "greedy" if greedy else "sampled"
+    return play(worker, episode_jobs(episodes, seed, tasks), seed, [mode])[mode]
 
 
 def _task_env(cfg: TrainConfig, task: ScenarioTask) -> EnvConfig:

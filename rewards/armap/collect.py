@@ -87,6 +87,7 @@ def _checkpoint_policy(path: str) -> tuple[Any, int]:
 def collect_with_policy(cfg: CollectConfig, ids: Sequence[int]) -> list[dict[str, Any]]:
     """Play the episodes ``ids`` with the checkpoint's LM policy (see the module docstring)."""
     from agentrl.envs import resolve_env_id
+    from agentrl.play import play
     from agentrl.policy import SamplingConfig
     from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
 
@@ -96,10 +97,10 @@ def collect_with_policy(cfg: CollectConfig, ids: Sequence[int]) -> list[dict[str
     worker = RolloutWorker(
         env_id, cfg.env_kwargs, min(8, max(len(ids), 1)), sampling, policy=policy
     )
+    # repeats of an env seed are consecutive ids: each plays the same task, sampled anew
     jobs = [EpisodeJob(k, cfg.seed + i // max(cfg.repeats, 1)) for k, i in enumerate(ids)]
-    episodes = worker.collect(
-        jobs, rng_seed=int(np.random.SeedSequence([cfg.seed, ids[0], 11]).generate_state(1)[0])
-    )
+    seed = int(np.random.SeedSequence([cfg.seed, ids[0], 11]).generate_state(1)[0])
+    episodes = play(worker, jobs, seed, ["sampled"])["sampled"]
     return [{"id": int(i), "episode": ep.to_dict()} for i, ep in zip(ids, episodes, strict=True)]
 
 
