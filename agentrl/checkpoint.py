@@ -8,8 +8,16 @@ Layout of one checkpoint (``<run_dir>/checkpoints/step_000010/``)::
     replay/          rows.jsonl (replay buffers, never pickles)
     curriculum.json, rng.pt, counters.json
 
-A checkpoint is written to ``step_XXXXXX.tmp/``, fsynced, renamed, and only then is the
-``latest`` pointer replaced (atomically), so an interrupted save never damages ``latest``.
+A checkpoint is written to ``step_XXXXXX.tmp/``, fsynced, renamed, and only then is
+``latest`` replaced (atomically), so an interrupted save never damages ``latest``.
+
+``latest`` is a relative symlink to the newest checkpoint (``latest -> step_000010``), so
+``ls checkpoints/latest/`` and tools that take a folder path open it directly. It is
+replaced by creating a new link next to it and renaming it over the old one. Where the
+filesystem has no symlinks, ``latest`` is the JSON pointer file of earlier versions
+(``{"checkpoint": "step_000010", "step": 10}``); both forms are read, as is a ``latest``
+folder (a copy that dereferenced the link, e.g. ``cp -rL``).
+
 Loading verifies the manifest and every checksum and refuses a damaged checkpoint with a
 message naming the problem. Nothing is ever unpickled.
 """
@@ -70,8 +78,9 @@ class CheckpointManager:
     """Writes checkpoints under ``root`` and keeps the last ``keep``.
 
     Args:
-        root: the folder holding ``step_*`` directories and the ``latest`` pointer.
-        keep: how many complete checkpoints to keep.
+        root: the folder holding ``step_*`` directories and ``latest``.
+        keep: how many complete checkpoints to keep (the one ``latest`` names is never
+            removed, even when it is not among the newest ``keep``).
     """
 
     def __init__(self, root: str | Path, keep: int = 3):
@@ -79,8 +88,14 @@ class CheckpointManager:
         self.keep = keep
 
     def save(self, step: int, write: Callable[[Path], None], meta: dict[str, Any]) -> Path:
-        """Create ``step_{step}``: ``write(tmp_dir)`` fills it, then manifest, rename, pointer."""
+        """Create ``step_{step}``: ``write(tmp_dir)`` fills it, then manifest, rename, ``latest``."""
         self.root.mkdir(parents=True, exist_ok=True)
+        link = self.root / LATEST
+        if link.is_dir() and not link.is_symlink():
+            raise CheckpointError(
+                f"{link} is a folder, not a link to a checkpoint (a copy that followed the link?); "
+                "move it away so that a new checkpoint can become the latest"
+            )
         name = f"step_{step:06d}"
         final = self.root / name
         tmp = self.root / f"{name}.tmp"
@@ -101,7 +116,7 @@ class CheckpointManager:
             _fsync_dir(tmp)
         except OSError as e:  # a full disk, a vanished mount: keep what was there
             shutil.rmtree(tmp, ignore_errors=True)
-            previous = self.latest() if (self.root / LATEST).exists() else None
+            previous = self._latest_or_none()
             raise CheckpointError(
                 f"could not write checkpoint {final}: {e}; nothing was replaced, the latest "
                 f"checkpoint is still {previous}"
@@ -110,28 +125,66 @@ class CheckpointManager:
             shutil.rmtree(final)
         os.replace(tmp, final)
         _fsync_dir(self.root)
-        write_json_atomic(self.root / LATEST, {"checkpoint": name, "step": step})
+        self._point_latest(name, step)
         self._prune()
         return final
+
+    def _point_latest(self, name: str, step: int) -> None:
+        """Make ``latest`` a relative symlink to ``name``: a new link is created next to it
+        and renamed over it, so ``latest`` is always the old or the new one. Without symlink
+        support, the JSON pointer file (written the same way)."""
+        link = self.root / LATEST
+        tmp = self.root / f"{LATEST}.tmp"
+        if tmp.is_symlink() or tmp.exists():  # left over by a save killed at this point
+            tmp.unlink()
+        try:
+            os.symlink(name, tmp, target_is_directory=True)
+        except OSError:  # e.g. some network and Windows filesystems
+            write_json_atomic(link, {"checkpoint": name, "step": step})
+            return
+        os.replace(tmp, link)
+        _fsync_dir(self.root)
 
     def _prune(self) -> None:
         done = sorted(
             p for p in self.root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp")
         )
+        target = self._latest_or_none()
         for old in done[: -self.keep]:
+            if target is not None and old.name == target.name:
+                continue  # never remove what latest names
             shutil.rmtree(old, ignore_errors=True)
         for tmp in self.root.glob("step_*.tmp"):
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def _latest_or_none(self) -> Path | None:
+        try:
+            return self.latest()
+        except CheckpointError:
+            return None
+
     def latest(self) -> Path | None:
-        """The checkpoint ``latest`` points to, or ``None`` when there is none."""
+        """The checkpoint ``latest`` names (``root/step_XXXXXX``, the link's target), or
+        ``None`` when there is none.
+
+        Reads the symlink, the JSON pointer file of earlier versions, and a ``latest``
+        folder holding a checkpoint (returned as is). A target that no longer exists is
+        still returned: :func:`verify_checkpoint` then says what is missing.
+        """
         pointer = self.root / LATEST
+        if pointer.is_symlink():
+            return self.root / os.readlink(pointer)
+        if pointer.is_dir():
+            return pointer
         if not pointer.exists():
             return None
         try:
             name = json.loads(pointer.read_text())["checkpoint"]
-        except (ValueError, KeyError) as e:
-            raise CheckpointError(f"damaged pointer {pointer}: {e}") from e
+        except (ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(
+                f"damaged pointer {pointer}: expected a symlink to a step_* folder or JSON "
+                f'like {{"checkpoint": "step_000010"}} ({e})'
+            ) from e
         return self.root / name
 
     def latest_valid(self) -> Path | None:
@@ -151,7 +204,8 @@ class CheckpointManager:
 
 
 def resolve_checkpoint(path: str | Path, default_root: str | Path | None = None) -> Path:
-    """Turn ``"latest"``, a run dir, a checkpoints dir or a checkpoint dir into a checkpoint dir."""
+    """Turn ``"latest"``, a run dir, a checkpoints dir, its ``latest`` (link or pointer file)
+    or a checkpoint dir into a checkpoint dir (``latest`` resolved to the ``step_*`` it names)."""
     p = Path(path) if str(path) != "latest" else None
     if p is None:
         if default_root is None:
@@ -159,10 +213,14 @@ def resolve_checkpoint(path: str | Path, default_root: str | Path | None = None)
         p = Path(default_root)
     if p.name.startswith("step_") and p.is_dir():
         return p  # verify_checkpoint names what is wrong with it
+    if p.name == LATEST and (p.is_symlink() or p.is_file()):
+        found = CheckpointManager(p.parent).latest()
+        if found is not None:
+            return found
     for candidate in (p, p / "checkpoints"):
         if (candidate / MANIFEST).exists():
             return candidate
-        if (candidate / LATEST).exists():
+        if (candidate / LATEST).is_symlink() or (candidate / LATEST).exists():
             found = CheckpointManager(candidate).latest()
             if found is not None:
                 return found
