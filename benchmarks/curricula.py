@@ -13,7 +13,7 @@ the rule oracle. Writes ``docs/curricula_results.md``, ``docs/curricula_bandit.p
 
     python benchmarks/curricula.py                    # 3 seeds, the default bandit
     python benchmarks/curricula.py --llm-probe        # + SmolLM2's answers on 20 pairs
-    python benchmarks/curricula.py --seeds 1 --episodes 500 --out /tmp/c.md --doc /tmp/doc.md
+    python benchmarks/curricula.py --seeds 1 --episodes 500 --out runs/c.md --doc runs/doc.md
 """
 
 from __future__ import annotations

@@ -40,10 +40,10 @@ docs/curricula_ruleworld.{json,png}. The docs' setting::
 
     C="--warm-episodes 30000 --warm-depths 1 --warm-policy good --warm-epochs 8 --warm-batch 64
        --warm-lr 1e-3 --held-out 25 --iterations 200 --algorithm filtered_bc --lr 1e-4
-       --kick-anneal 100 --run-root /tmp/rwF"
+       --kick-anneal 100 --run-root runs/rwF"
     python benchmarks/curricula_ruleworld.py --modes random bc bc2 uniform xland gen2 \
-        --seeds 0 1 2 $C --out /tmp/rwF/all.json
-    python benchmarks/curricula_ruleworld.py --merge /tmp/rwF/all.json
+        --seeds 0 1 2 $C --out runs/rwF/all.json
+    python benchmarks/curricula_ruleworld.py --merge runs/rwF/all.json
 """
 
 from __future__ import annotations
@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="ruleworld",
         help="decoding constraint of training and evaluation (none: free text)",
     )
-    ap.add_argument("--run-root", default="/tmp/curricula_ruleworld")
+    ap.add_argument("--run-root", default="runs/curricula_ruleworld")
     ap.add_argument("--out", default="")
     ap.add_argument("--merge", nargs="+", default=[])
     ap.add_argument("--doc", default=str(ROOT / "docs" / "curricula.md"))

@@ -12,8 +12,8 @@ saved as ``curve`` in each run's result and drawn by ``--merge`` as learning cur
 the rule MoI (the oracle), omni with the LLM MoI (SmolLM2, answers cached in
 ``--moi-cache``). Usage::
 
-    python benchmarks/curricula_textcraft.py --seeds 0 1 2 --curricula uniform omni_rule --out /tmp/a.json
-    python benchmarks/curricula_textcraft.py --merge /tmp/a.json /tmp/b.json   # table into docs
+    python benchmarks/curricula_textcraft.py --seeds 0 1 2 --curricula uniform omni_rule --out runs/a.json
+    python benchmarks/curricula_textcraft.py --merge runs/a.json runs/b.json   # table into docs
 
 ``--privileged``: the privileged-action comparison instead. The 13 count-1 achievements the
 scripted ``good`` player reaches within ``max_turns`` 12 are the tasks; after the same warm
@@ -23,8 +23,8 @@ curriculum (``curriculum``: from level 2 down one level when the success over th
 ``--priv-window`` episodes at the current level reaches ``--priv-threshold``). Every task is
 then played at privilege 0 ``--eval-episodes`` times sampled and once greedily::
 
-    python benchmarks/curricula_textcraft.py --privileged --seeds 0 1 2 --out /tmp/p.json
-    python benchmarks/curricula_textcraft.py --privileged --merge /tmp/p.json
+    python benchmarks/curricula_textcraft.py --privileged --seeds 0 1 2 --out runs/p.json
+    python benchmarks/curricula_textcraft.py --privileged --merge runs/p.json
 """
 
 from __future__ import annotations
@@ -549,8 +549,8 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     ap.add_argument("--warm-episodes", type=int, default=200)
     ap.add_argument("--warm-epochs", type=float, default=6.0)
-    ap.add_argument("--run-root", default="/tmp/curricula_textcraft")
-    ap.add_argument("--moi-cache", default="/tmp/curricula_textcraft/moi_cache.json")
+    ap.add_argument("--run-root", default="runs/curricula_textcraft")
+    ap.add_argument("--moi-cache", default="runs/curricula_textcraft/moi_cache.json")
     ap.add_argument("--out", default="")
     ap.add_argument("--merge", nargs="+", default=[])
     ap.add_argument("--doc", default=str(ROOT / "docs" / "curricula.md"))

@@ -7,7 +7,7 @@ turns. Writes ``docs/env_scores.md`` (the table), ``docs/env_scores.png`` (succe
 and replaces the table between the ``scores`` markers in ``docs/envs.md``. Usage::
 
     python benchmarks/env_scores.py                  # 100 seeds, everything
-    python benchmarks/env_scores.py --seeds 5 --no-adapters --out /tmp/scores.md
+    python benchmarks/env_scores.py --seeds 5 --no-adapters --out runs/scores.md
 """
 
 from __future__ import annotations

@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--legacy-learned", type=int, default=4, help="learned tasks for the old MoI's row"
     )
     ap.add_argument("--extra-rows", default="", help="JSON list of pair rows from an earlier run")
-    ap.add_argument("--cache", default="/tmp/moi_agreement_cache.json")
+    ap.add_argument("--cache", default="runs/moi_agreement_cache.json")
     ap.add_argument("--out", default=str(ROOT / "docs" / "moi_agreement.json"))
     ap.add_argument("--doc", default=str(ROOT / "docs" / "curricula.md"))
     ap.add_argument("--table-only", action="store_true", help="re-render from --out")

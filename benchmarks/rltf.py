@@ -21,7 +21,7 @@ All three decode greedily under the constraint and are scored on the same ``--te
 solved; -1 for an invalid plan, which the constraint rules out).
 
     python benchmarks/rltf.py                      # 3 seeds, ~5-10 min on 2 busy cores
-    python benchmarks/rltf.py --seeds 0 --iterations 20 --out /tmp/rltf   # a quick look
+    python benchmarks/rltf.py --seeds 0 --iterations 20 --out runs/rltf   # a quick look
     python benchmarks/rltf.py --single-turn       # whole plans in one turn (see docs/rltf.md)
 """
 

@@ -7,7 +7,7 @@ and the time of the learner's ``get_weights`` (CPU copies) and a worker's ``set_
 included (it scales with the bytes). Usage::
 
     python -m benchmarks.weight_sync                 # tiny + smollm2, writes docs/weight_sync.md
-    python -m benchmarks.weight_sync --models tiny --out /tmp/sync.md
+    python -m benchmarks.weight_sync --models tiny --out sync.md   # a quick look, in the current folder
 """
 
 from __future__ import annotations
