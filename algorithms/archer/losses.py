@@ -28,10 +28,12 @@ def q_loss(
     its own target V head (as the reference); targets carry no gradient.
 
     Args:
-        q1, q2: online ``Q_i(s, a)``, ``[B]``.
+        q1: online ``Q_1(s, a)``, ``[B]``.
+        q2: online ``Q_2(s, a)``, ``[B]``.
         r: rewards, ``[B]``.
         done: 1.0 where the transition ends the episode (no bootstrap), ``[B]``.
-        v1_target_next, v2_target_next: target ``Vbar_i(s')``, ``[B]`` (any value where done).
+        v1_target_next: target ``Vbar_1(s')``, ``[B]`` (any value where done).
+        v2_target_next: target ``Vbar_2(s')``, ``[B]`` (any value where done).
         gamma: discount.
     """
     not_done = 1.0 - done.to(q1.dtype)
@@ -49,8 +51,10 @@ def v_loss(
     estimate of ``E_{a'~pi} Qbar_i(s, a')`` from the target critic, as the reference does.
 
     Args:
-        v1, v2: online ``V_i(s)``, ``[B]``.
-        q1_target, q2_target: target ``Qbar_i(s, a')`` for fresh actions, ``[B]`` (detached here).
+        v1: online ``V_1(s)``, ``[B]``.
+        v2: online ``V_2(s)``, ``[B]``.
+        q1_target: target ``Qbar_1(s, a')`` for fresh actions, ``[B]`` (detached here).
+        q2_target: target ``Qbar_2(s, a')`` for fresh actions, ``[B]`` (detached here).
     """
     return F.mse_loss(v1, q1_target.detach()) + F.mse_loss(v2, q2_target.detach())
 
