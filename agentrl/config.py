@@ -176,10 +176,34 @@ class FaultConfig:
 
 @dataclass
 class LoggingConfig:
+    """Where a run's metrics, transcripts and progress go (docs/logging.md).
+
+    ``metrics.jsonl`` is always written; every enabled tracker (TensorBoard, W&B, MLflow)
+    gets the same scalars per iteration, the config and the transcripts
+    (:mod:`agentrl.trackers`).
+    """
+
     tensorboard: bool = True
+    """TensorBoard event files in ``run_dir/tb/`` (scalars; transcripts in the text tab)."""
     plot: bool = True
+    """``run_dir/learning_curve.png`` at the end."""
     progress: bool = True
-    transcripts: int = 4  # eval episodes per mode written to run_dir/transcripts/ at every evaluation
+    """Progress bars (an interactive console) or occasional progress lines, and the table."""
+    transcripts: int = 4
+    """Eval episodes per mode written to ``run_dir/transcripts/iter_NNNNNN.md`` and ``.jsonl``
+    at every evaluation (0 = none)."""
+    wandb: bool = False
+    """Log to Weights & Biases (``pip install -e ".[wandb]"``)."""
+    wandb_project: str = "agentrl"
+    wandb_mode: str = "offline"
+    """``offline``: files under ``run_dir/wandb/``, no network (``wandb sync`` uploads them);
+    ``online``: log in with ``wandb login`` first."""
+    mlflow: bool = False
+    """Log to MLflow (``pip install -e ".[mlflow]"``)."""
+    mlflow_experiment: str = "agentrl"
+    mlflow_tracking_uri: str | None = None
+    """An MLflow tracking URI (e.g. ``http://host:5000``); default: a SQLite store in
+    ``run_dir/mlruns/`` (``mlflow ui --backend-store-uri sqlite:///run_dir/mlruns/mlflow.db``)."""
 
 
 @dataclass
@@ -231,6 +255,8 @@ class TrainConfig:
         _check(self.fault.learner_restarts >= 0, "fault.learner_restarts", self.fault.learner_restarts, ">= 0")
         _check(self.fault.max_nonfinite_iters >= 1, "fault.max_nonfinite_iters", self.fault.max_nonfinite_iters, ">= 1")
         _check(self.eval.every >= 0, "eval.every", self.eval.every, ">= 0 (0 = only at the end)")
+        _check(self.logging.transcripts >= 0, "logging.transcripts", self.logging.transcripts, ">= 0 (0 = none)")
+        _check(self.logging.wandb_mode in ("offline", "online"), "logging.wandb_mode", self.logging.wandb_mode, "one of offline, online")
         _check(0.0 <= self.warm_start.epsilon <= 1.0, "warm_start.epsilon", self.warm_start.epsilon, "in [0, 1]")
         for section in ("algorithm", "reward", "curriculum"):
             value = getattr(self, section)

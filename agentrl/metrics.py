@@ -1,13 +1,16 @@
-"""Run output: metrics as JSONL and TensorBoard, a live console view, a learning-curve PNG."""
+"""Run output: metrics as JSONL, the same scalars to every tracker, a live table, a learning-curve PNG."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+
+from agentrl.trackers import ConfigTree, Tracker, close_all
 
 COLUMNS = [
     ("iter", "iteration", "{:>4.0f}"),
@@ -23,18 +26,33 @@ COLUMNS = [
 ]
 
 
+def scalar_metrics(row: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers of a metrics row, as every tracker logs them: ints and floats (not
+    ``None``, which is a NaN/inf that was cleaned), without ``iteration`` (the step)."""
+    return {
+        k: float(v) for k, v in row.items() if isinstance(v, int | float) and k != "iteration"
+    }
+
+
 class MetricsLogger:
-    """Appends one JSON object per log call to ``metrics.jsonl`` and mirrors it to TensorBoard.
+    """Appends one JSON object per log call to ``metrics.jsonl`` and sends its scalars to
+    every tracker (TensorBoard, W&B, MLflow: :mod:`agentrl.trackers`).
 
     Args:
-        run_dir: the run folder (``metrics.jsonl`` and ``tb/`` go there).
-        tensorboard: also write TensorBoard event files.
-        console: print a live table row per iteration.
+        run_dir: the run folder (``metrics.jsonl`` goes there).
+        trackers: where the scalars, the config and text also go; closed by :meth:`close`.
+        console: print a table row per iteration there (``None``: no table).
         truncate_after: on resume, drop JSONL rows of iterations after this one (they
             belong to the interrupted tail that is about to be replayed).
     """
 
-    def __init__(self, run_dir: str | Path, tensorboard: bool = True, console: bool = True, truncate_after: int | None = None):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        trackers: Sequence[Tracker] = (),
+        console: Console | None = None,
+        truncate_after: int | None = None,
+    ):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / "metrics.jsonl"
@@ -44,28 +62,32 @@ class MetricsLogger:
                 for r in rows:
                     if r.get("iteration", 0) <= truncate_after:
                         f.write(json.dumps(r) + "\n")
-        self.console = Console() if console else None
+        self.console = console
+        self.trackers = list(trackers)
         self._header_done = False
-        self.tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(self.run_dir / "tb"))
-            except ImportError:  # tensorboard is a dependency, but don't die for a missing extra
-                self.tb = None
+        self._closed = False
 
     def log(self, iteration: int, metrics: dict[str, Any]) -> None:
+        """Append ``metrics`` as iteration ``iteration``'s row, send its scalars to the
+        trackers and print its table row."""
         row = {"iteration": iteration, **{k: _clean(v) for k, v in metrics.items()}}
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
-        if self.tb is not None:
-            for k, v in row.items():
-                if isinstance(v, int | float) and k != "iteration":
-                    self.tb.add_scalar(k, v, iteration)
-            self.tb.flush()
+        scalars = scalar_metrics(row)
+        for tracker in self.trackers:
+            tracker.log_scalars(iteration, scalars)
         if self.console is not None:
             self._print_row(row)
+
+    def log_config(self, config: ConfigTree) -> None:
+        """Send the run's config to every tracker."""
+        for tracker in self.trackers:
+            tracker.log_config(config)
+
+    def log_text(self, step: int, tag: str, text: str) -> None:
+        """Send a Markdown document (e.g. ``transcripts``) to every tracker."""
+        for tracker in self.trackers:
+            tracker.log_text(step, tag, text)
 
     def _print_row(self, row: dict[str, Any]) -> None:
         assert self.console is not None
@@ -85,9 +107,11 @@ class MetricsLogger:
         else:
             print(message)
 
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
+    def close(self, failed: bool = False) -> None:
+        """Close every tracker once (later calls do nothing); ``failed``: the run raised."""
+        if not self._closed:
+            self._closed = True
+            close_all(self.trackers, failed=failed)
 
 
 def _clean(v: Any) -> Any:

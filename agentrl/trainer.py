@@ -17,7 +17,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,10 @@ from agentrl.checkpoint import (
 from agentrl.config import ConfigError, TrainConfig, make_dataclass_config, to_plain
 from agentrl.errors import LearnerLost
 from agentrl.metrics import MetricsLogger, plot_learning_curve, read_metrics
+from agentrl.progress import Progress
 from agentrl.registry import import_user_modules
+from agentrl.trackers import build_trackers, check_trackers
+from agentrl.transcripts import write_transcripts
 from agentrl.types import Episode
 
 IterationCallback = Callable[["Trainer", int, dict[str, Any]], None]
@@ -65,35 +69,6 @@ def episode_stats(prefix: str, episodes: list[Episode]) -> dict[str, float]:
     }
 
 
-def write_transcripts(path: Path, episodes: dict[str, list[Episode]], iteration: int) -> None:
-    """What the agent actually said: ``episodes`` (per decoding mode) as Markdown, each turn
-    the env's message and the agent's reply, with its reward and flags."""
-    lines = [f"# Evaluation episodes after iteration {iteration}", ""]
-    for mode, eps in episodes.items():
-        for ep in eps:
-            lines += [
-                f"## {mode}, seed {ep.seed}, task {json.dumps(ep.task, default=str)}: "
-                f"return {ep.total_reward:.3f}, {'success' if ep.success else 'no success'}, "
-                f"{ep.num_turns} turns" + (f", error: {ep.error}" if ep.error else ""),
-                "",
-            ]
-            for i, t in enumerate(ep.turns):
-                flags = ", invalid" if t.info.get("invalid_action") else ""
-                lines += [
-                    f"**{t.role}** (turn {i})",
-                    "```",
-                    t.observation.rstrip("\n"),
-                    "```",
-                    f"**agent** (reward {t.reward:+.3f}{flags})",
-                    "```",
-                    t.action,
-                    "```",
-                    "",
-                ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
-
-
 def validate_components(cfg: TrainConfig) -> None:
     """Resolve every registry name and component config before any work starts."""
     from agentrl.curricula import build_curriculum
@@ -101,6 +76,7 @@ def validate_components(cfg: TrainConfig) -> None:
     from agentrl.rollouts.worker import make_env
 
     import_user_modules(list(cfg.imports))
+    check_trackers(cfg.logging)  # a missing wandb/mlflow fails here, naming the extra
     try:
         algo_cls = algorithm_class(cfg.algorithm["name"])
     except TypeError as e:
@@ -244,8 +220,12 @@ class Trainer:
             verify_checkpoint(self.init_from)
         self.ckpt = CheckpointManager(run_dir / "checkpoints", keep=cfg.checkpoint.keep)
         self._stop_requested = False
-        # progress lines of long phases (evaluation, warm start) on the console
+        # progress of long phases (collection, evaluation, warm start): bars on a terminal,
+        # occasional plain lines otherwise (agentrl.progress); the table prints on its console
         self._progress = bool(console and cfg.logging.progress)
+        self.progress = Progress(enabled=self._progress)
+        self._log: MetricsLogger | None = None  # the running attempt's logger (transcripts)
+        self._advance_collection: Callable[[int], None] | None = None
         self._pending: Any = None  # the next iteration's collection in asynchronous mode
         self.sync_bytes = (
             0  # bytes of the last weight sync sent (0 inline: workers share the policy)
@@ -401,7 +381,9 @@ class Trainer:
         """Greedy (``eval/*``) and sampled (``eval_sample/*``) episodes on the fixed eval seeds.
 
         With an ``iteration``, the first ``logging.transcripts`` episodes of each mode are
-        written to ``run_dir/transcripts/iter_NNNNNN.md`` (:func:`write_transcripts`)."""
+        written to ``run_dir/transcripts/iter_NNNNNN.md`` and ``.jsonl``
+        (:func:`agentrl.transcripts.write_transcripts`) and the Markdown goes to the trackers'
+        text tabs (during :meth:`run`)."""
         from agentrl.rollouts.worker import EpisodeJob
 
         cfg = self.cfg
@@ -409,31 +391,42 @@ class Trainer:
         jobs = [EpisodeJob(j, cfg.eval.seed + j) for j in range(cfg.eval.episodes)]
         modes = [m for m, on in (("greedy", cfg.eval.greedy), ("sampled", cfg.eval.sample)) if on]
         start = time.perf_counter()
+        say = self.progress.console.print
         if self._progress and jobs and modes:
-            print(f"evaluating: {len(jobs)} episodes, {' and '.join(modes)} ...", flush=True)
+            say(f"evaluating: {len(jobs)} episodes, {' and '.join(modes)} ...", highlight=False)
         out: dict[str, float] = {}
         eps: list[Episode] = []
         shown: dict[str, list[Episode]] = {}
         if cfg.eval.greedy:
-            eps = self.workers.collect(jobs, rng_seed=cfg.eval.seed, greedy=True)
+            with self.progress.phase("evaluating (greedy)", len(jobs), "episode") as bar:
+                eps = self.workers.collect(
+                    jobs, rng_seed=cfg.eval.seed, greedy=True, on_episode=bar.advance
+                )
             out.update(episode_stats("eval", eps))
             shown["greedy"] = eps
         if cfg.eval.sample:  # with the algorithm's own acting rule, if it has one (CHAI)
-            eps = self.workers.collect(
-                jobs, rng_seed=cfg.eval.seed + 1, greedy=False, act=self._act
-            )
+            with self.progress.phase("evaluating (sampled)", len(jobs), "episode") as bar:
+                eps = self.workers.collect(
+                    jobs,
+                    rng_seed=cfg.eval.seed + 1,
+                    greedy=False,
+                    act=self._act,
+                    on_episode=bar.advance,
+                )
             out.update(episode_stats("eval_sample", eps))
             shown["sampled"] = eps
         if iteration is not None and cfg.logging.transcripts > 0 and shown:
-            write_transcripts(
-                self.run_dir / "transcripts" / f"iter_{iteration:06d}.md",
+            markdown = write_transcripts(
+                self.run_dir / "transcripts",
                 {m: e[: cfg.logging.transcripts] for m, e in shown.items()},
                 iteration,
             )
+            if self._log is not None:
+                self._log.log_text(iteration, "transcripts", markdown)
         if eps:  # which policy was evaluated (the learner's number of updates)
             out["eval/policy_version"] = float(min(e.policy_version for e in eps))
         if self._progress and jobs and modes:
-            print(f"evaluated in {time.perf_counter() - start:.0f} s", flush=True)
+            say(f"evaluated in {time.perf_counter() - start:.0f} s", highlight=False)
         return out
 
     def _warm_start(self) -> dict[str, float]:
@@ -551,15 +544,17 @@ class Trainer:
                 self.learner.load(str(self.init_from), weights_only=True)
             log = MetricsLogger(
                 self.run_dir,
-                cfg.logging.tensorboard,
-                self.console and cfg.logging.progress,
+                build_trackers(cfg.logging, self.run_dir),  # TensorBoard, W&B, MLflow
+                self.progress.console if self._progress else None,
                 # resumed: replay the rows after the checkpoint; restarted from scratch (the
                 # learner died before the first checkpoint): drop every row, iteration 0 too
                 truncate_after=counters["iteration"]
                 if self.resume_from
                 else (-1 if self._restart_from_scratch else None),
             )
+            self._log = log
             (self.run_dir / "config.json").write_text(json.dumps(to_plain(cfg), indent=2))
+            log.log_config(to_plain(cfg))
             if self.resume_from is not None:
                 log.print(f"resumed from {self.resume_from} at iteration {counters['iteration']}")
             start_it = int(counters["iteration"])
@@ -663,8 +658,10 @@ class Trainer:
             return summary
         except BaseException:
             if log is not None:
-                log.close()
+                log.close(failed=True)  # trackers end marked failed (MLflow FAILED, W&B exit 1)
             raise
+        finally:
+            self._log = None
 
     def _notify(self, it: int, row: dict[str, Any]) -> None:
         for callback in self.callbacks:
@@ -680,8 +677,29 @@ class Trainer:
         pairs = [(s, t) for s, t in zip(seeds, tasks, strict=True) for _ in range(group)]
         jobs = [job_cls(j, s, t if group == 1 else dict(t)) for j, (s, t) in enumerate(pairs)]
         return self.workers.start_collect(
-            jobs, rng_seed=iteration_rng_seed(cfg.seed, it), act=self._act
+            jobs,
+            rng_seed=iteration_rng_seed(cfg.seed, it),
+            act=self._act,
+            on_episode=self._on_episode,
         )
+
+    def _on_episode(self) -> None:
+        """A collected episode finished: advance the open collection bar, if any (an inline
+        group plays its episodes inside ``start_collect``, a Ray group's chunks report when
+        the trainer waits for them)."""
+        if self._advance_collection is not None:
+            self._advance_collection(1)
+
+    @contextmanager
+    def _collecting(self, it: int) -> Iterator[None]:
+        """The progress bar of iteration ``it``'s collection, while the block runs."""
+        n = 0 if self._offline else self.cfg.rollout.episodes_per_iter
+        with self.progress.phase(f"collecting iteration {it}", n, "episode") as bar:
+            self._advance_collection = bar.advance
+            try:
+                yield
+            finally:
+                self._advance_collection = None
 
     def _iteration(self, it: int, counters: dict[str, Any], job_cls: Any) -> dict[str, Any]:
         """One iteration. Synchronous: sync weights, collect ``it``, update. Asynchronous
@@ -692,22 +710,26 @@ class Trainer:
         cfg = self.cfg
         t0 = time.perf_counter()
         sync_s = 0.0
-        if self._pending is None and not self._offline:
-            sync_s += self._sync_weights()
-            self._pending = self._launch(it, job_cls)
-        t1 = time.perf_counter()
         episodes: list[Episode] = []
         gen_tokens = 0.0
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            episodes = pending.result()
-            gen_tokens = pending.stats.get("gen_tokens", 0.0)
-        wait_s = time.perf_counter() - t1
+        with self._collecting(it):
+            if self._pending is None and not self._offline:
+                sync_s += self._sync_weights()
+                self._pending = self._launch(it, job_cls)
+            t1 = time.perf_counter()
+            if self._pending is not None:
+                pending, self._pending = self._pending, None
+                episodes = pending.result()
+                gen_tokens = pending.stats.get("gen_tokens", 0.0)
+            wait_s = time.perf_counter() - t1
         # Launched even after the last iteration: the final checkpoint then carries it, so a
         # resumed or extended run continues exactly as an uninterrupted one would.
         if cfg.rollout.async_collection and not self._offline:
             sync_s += self._sync_weights()
-            self._pending = self._launch(it + 1, job_cls)
+            # inline, the next iteration is collected right here; over Ray it runs in the
+            # actors and its bar shows while the next iteration waits for it
+            with self._collecting(it + 1) if self.ray is None else nullcontext():
+                self._pending = self._launch(it + 1, job_cls)
         version = int(self.learner.get_version())
         labelled = apply_reward(self.reward, episodes)
         t2 = time.perf_counter()

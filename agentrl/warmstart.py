@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from agentrl.policy.chat import ToolSpec
+from agentrl.progress import Phase, Progress
 from agentrl.types import Episode
 
 
@@ -100,8 +101,9 @@ def sft_warm_start(
 ) -> dict[str, float]:
     """Fine-tune ``policy.model`` in place on ``rows`` with TRL's SFTTrainer (completion-only loss).
 
-    With ``progress``, prints the step count and the elapsed time about every tenth of the
-    run (a warm start of a real model takes minutes on a CPU).
+    With ``progress``, shows the steps done, the elapsed time and an ETA (a warm start of a
+    real model takes minutes on a CPU): a progress bar on an interactive console, else a
+    ``warm start: step N/M, S s`` line about every tenth of the run (:mod:`agentrl.progress`).
 
     Runs on ``policy.device``: ``use_cpu`` when it is the CPU, else the Trainer's CUDA device,
     with bf16 mixed precision when ``bf16`` (the learner's ``model.autocast`` on CUDA). The
@@ -148,30 +150,23 @@ def sft_warm_start(
             model=policy.model, args=args, train_dataset=dataset, processing_class=policy.tokenizer
         )
         trainer.remove_callback(PrinterCallback)  # agentrl prints its own summary
-        if progress:
-            trainer.add_callback(_Progress(TrainerCallback))
-        result = trainer.train()
+        with Progress(enabled=progress).phase("warm start", None, "step", plain_updates=True) as bar:
+            trainer.add_callback(_StepProgress(TrainerCallback, bar))
+            result = trainer.train()
     policy.model.to(device)
     policy.model.eval()
     return {"warm_start/loss": float(result.training_loss), "warm_start/rows": float(len(rows))}
 
 
-def _Progress(base: type) -> Any:
-    """A ``TrainerCallback`` (``base``, imported lazily) that prints the warm start's step
-    and elapsed time about every tenth of the run."""
-    import time
+def _StepProgress(base: type, bar: Phase) -> Any:
+    """A ``TrainerCallback`` (``base``, imported lazily) that sets ``bar``'s total to the
+    run's steps and advances it after every step."""
 
-    class Progress(base):  # type: ignore[misc, valid-type]
+    class StepProgress(base):  # type: ignore[misc, valid-type]
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.start = time.perf_counter()
-            self.every = max(1, int(state.max_steps) // 10)
+            bar.set_total(int(state.max_steps))
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            step, total = int(state.global_step), int(state.max_steps)
-            if step % self.every == 0 or step == total:
-                print(
-                    f"warm start: step {step}/{total}, {time.perf_counter() - self.start:.0f} s",
-                    flush=True,
-                )
+            bar.advance()
 
-    return Progress()
+    return StepProgress()

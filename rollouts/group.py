@@ -13,7 +13,7 @@ same episodes as over Ray, only without the overlap.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -74,19 +74,33 @@ class InlineWorkerGroup:
             self.worker.policy_version = version
 
     def collect(
-        self, jobs: Sequence[EpisodeJob], rng_seed: int, greedy: bool = False, act: Any = None
+        self,
+        jobs: Sequence[EpisodeJob],
+        rng_seed: int,
+        greedy: bool = False,
+        act: Any = None,
+        on_episode: Callable[[], None] | None = None,
     ) -> list[Episode]:
-        return self.start_collect(jobs, rng_seed, greedy, act).result()
+        return self.start_collect(jobs, rng_seed, greedy, act, on_episode).result()
 
     def start_collect(
-        self, jobs: Sequence[EpisodeJob], rng_seed: int, greedy: bool = False, act: Any = None
+        self,
+        jobs: Sequence[EpisodeJob],
+        rng_seed: int,
+        greedy: bool = False,
+        act: Any = None,
+        on_episode: Callable[[], None] | None = None,
     ) -> PendingCollect:
+        """Collect ``jobs`` now (``on_episode`` is called per finished episode); the returned
+        :class:`PendingCollect` already holds them."""
         episodes: list[Episode] = []
         gen_tokens = 0.0
         for w, chunk in enumerate(split_jobs(jobs, self.num_chunks)):
             if chunk:
                 episodes.extend(
-                    self.worker.collect(chunk, chunk_seed(rng_seed, w), greedy=greedy, act=act)
+                    self.worker.collect(
+                        chunk, chunk_seed(rng_seed, w), greedy=greedy, act=act, on_episode=on_episode
+                    )
                 )
                 gen_tokens += self.worker.last_stats.get("gen_tokens", 0.0)
         stats = {"gen_tokens": gen_tokens}

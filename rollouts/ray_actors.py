@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -191,15 +191,26 @@ class RayWorkerGroup:
             ray.get(self.workers[index].set_weights.remote(*self._weights))
 
     def collect(
-        self, jobs: Sequence[EpisodeJob], rng_seed: int, greedy: bool = False, act: Any = None
+        self,
+        jobs: Sequence[EpisodeJob],
+        rng_seed: int,
+        greedy: bool = False,
+        act: Any = None,
+        on_episode: Callable[[], None] | None = None,
     ) -> list[Episode]:
-        return self.start_collect(jobs, rng_seed, greedy, act).result()
+        return self.start_collect(jobs, rng_seed, greedy, act, on_episode).result()
 
     def start_collect(
-        self, jobs: Sequence[EpisodeJob], rng_seed: int, greedy: bool = False, act: Any = None
+        self,
+        jobs: Sequence[EpisodeJob],
+        rng_seed: int,
+        greedy: bool = False,
+        act: Any = None,
+        on_episode: Callable[[], None] | None = None,
     ) -> PendingCollect:
         """Submit the chunks to the actors and return at once; the actors run them in order
-        after anything already queued (a later ``set_weights`` waits for this collection)."""
+        after anything already queued (a later ``set_weights`` waits for this collection).
+        ``on_episode`` is called once per episode of each chunk as ``result()`` receives it."""
         if act is not None:
             raise NotImplementedError(
                 "custom acting rules (act=...) run only with cluster=inline for now"
@@ -221,6 +232,9 @@ class RayWorkerGroup:
                 )
                 episodes.extend(eps)
                 gen_tokens += stats.get("gen_tokens", 0.0)
+                if on_episode is not None:
+                    for _ in eps:
+                        on_episode()
             self.last_stats = {"gen_tokens": gen_tokens}
             return episodes, self.last_stats
 

@@ -201,6 +201,7 @@ class RolloutWorker:
         rng_seed: int,
         greedy: bool = False,
         act: ActFn | None = None,
+        on_episode: Callable[[], None] | None = None,
     ) -> list[Episode]:
         """Play every job to the end; returns episodes in ``jobs`` order.
 
@@ -210,6 +211,7 @@ class RolloutWorker:
             greedy: argmax decoding (evaluation).
             act: optional acting rule replacing policy sampling: ``(states, prompts) ->
                 generations`` for the live envs' state texts and prompt ids.
+            on_episode: called once per finished episode (a progress bar's advance).
         """
         start = time.perf_counter()
         sampling = SamplingConfig(**{**self.sampling.__dict__, "greedy": greedy})
@@ -241,6 +243,8 @@ class RolloutWorker:
                     if isinstance(e, EnvTimeout):
                         self._replace_env(slot)
                     results[job.job_id] = episode
+                    if on_episode is not None:
+                        on_episode()
                     continue
                 played = getattr(self.envs[slot].unwrapped, "task", None)
                 if isinstance(played, dict) and played:
@@ -255,6 +259,8 @@ class RolloutWorker:
             episode.env_reward = episode.total_reward
             episode.error = error
             results[slot.job.job_id] = episode
+            if on_episode is not None:
+                on_episode()
             start_job(i)
 
         for i in range(len(self.envs)):

@@ -452,7 +452,7 @@ def test_every_evaluation_writes_what_the_agent_said(tiny_overrides, tmp_path):
         *tiny_overrides, "env=guess_the_number", "iterations=1", "eval.every=1",
         "eval.episodes=3", "logging.transcripts=2", f"run_dir={run}",
     ])
-    files = sorted(p.name for p in (run / "transcripts").iterdir())
+    files = sorted(p.name for p in (run / "transcripts").glob("*.md"))  # (and .jsonl: test_trackers)
     assert files == ["iter_000000.md", "iter_000001.md"]
     text = (run / "transcripts" / "iter_000001.md").read_text()
     assert text.count("## greedy, seed") == 2 and text.count("## sampled, seed") == 2
