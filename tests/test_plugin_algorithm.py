@@ -110,6 +110,27 @@ def test_bad_config_value_names_key_and_range(plugin: ModuleType) -> None:
         plugin.ReinforceEMAConfig(baseline_momentum=1.0)
 
 
+def test_an_entry_point_finds_it_by_name(plugin: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's third way: a package that declares the class under the entry-point group
+    ``agentrl.algorithms`` is found by name with no ``imports``."""
+    from importlib import metadata
+
+    from agentrl import registry
+
+    group = "agentrl.algorithms"
+    point = metadata.EntryPoint(
+        name="reinforce_ema", value="my_algorithm.reinforce:ReinforceEMA", group=group
+    )
+
+    def installed(group: str) -> list[metadata.EntryPoint]:  # as if the package were installed
+        return [point] if group == point.group else []
+
+    monkeypatch.setattr(registry.metadata, "entry_points", installed)
+    fresh: registry.Registry[type] = registry.Registry("algorithm", entry_point_group=group)
+    assert fresh.names() == ["reinforce_ema"]
+    assert fresh.get("reinforce_ema") is plugin.ReinforceEMA
+
+
 def _agentrl() -> list[str]:
     script = Path(sys.executable).with_name("agentrl")
     return [str(script)] if script.exists() else [sys.executable, "-m", "agentrl.cli"]
