@@ -17,12 +17,13 @@ tasks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from agentrl.types import Episode
 
 if TYPE_CHECKING:
+    from agentrl.progress import Progress
     from agentrl.rollouts.worker import ActFn, EpisodeJob
 
 Mode = Literal["greedy", "sampled"]
@@ -39,6 +40,7 @@ class Collector(Protocol):
         rng_seed: int,
         greedy: bool = False,
         act: ActFn | None = None,
+        on_episode: Callable[[], None] | None = None,
     ) -> list[Episode]: ...
 
 
@@ -61,25 +63,37 @@ def play(
     seed: int,
     modes: Sequence[Mode] = MODES,
     act: ActFn | None = None,
+    progress: Progress | None = None,
 ) -> dict[Mode, list[Episode]]:
     """Play ``jobs`` once per decoding mode; returns the episodes per mode, in job order.
 
     Args:
-        collector: who plays (anything with ``collect(jobs, rng_seed, greedy, act)``).
+        collector: who plays (a worker, an inline group or a Ray group).
         jobs: the episodes to play (:func:`episode_jobs`).
         seed: the greedy mode's sampling seed; the sampled mode draws with ``seed + 1``.
         modes: a subset of ``("greedy", "sampled")``.
         act: the algorithm's acting rule for the sampled mode, or ``None`` for sampling.
+        progress: draws an ``evaluating (<mode>)`` bar per mode (episodes done, ETA).
     """
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         raise ValueError(f"unknown decoding mode(s) {unknown}: choose from {list(MODES)}")
     out: dict[Mode, list[Episode]] = {}
     for mode in modes:
-        if mode == "greedy":
-            out[mode] = collector.collect(jobs, rng_seed=seed, greedy=True)
-        else:
-            out[mode] = collector.collect(jobs, rng_seed=seed + 1, greedy=False, act=act)
+        greedy = mode == "greedy"
+        if progress is None:
+            out[mode] = collector.collect(
+                jobs, rng_seed=seed if greedy else seed + 1, greedy=greedy, act=None if greedy else act
+            )
+            continue
+        with progress.phase(f"evaluating ({mode})", len(jobs), "episode") as bar:
+            out[mode] = collector.collect(
+                jobs,
+                rng_seed=seed if greedy else seed + 1,
+                greedy=greedy,
+                act=None if greedy else act,
+                on_episode=bar.advance,
+            )
     return out
 
 

@@ -34,6 +34,7 @@ from agentrl.checkpoint import (
 from agentrl.config import ConfigError, TrainConfig, make_dataclass_config, to_plain
 from agentrl.errors import LearnerLost
 from agentrl.metrics import MetricsLogger, plot_learning_curve, read_metrics
+from agentrl.play import MODES, Mode, episode_jobs, episode_stats, mode_stats, play
 from agentrl.progress import Progress
 from agentrl.registry import import_user_modules
 from agentrl.trackers import build_trackers, check_trackers
@@ -51,22 +52,6 @@ def iteration_seeds(seed: int, iteration: int, n: int) -> list[int]:
 
 def iteration_rng_seed(seed: int, iteration: int) -> int:
     return int(np.random.SeedSequence([seed, iteration, 29]).generate_state(1)[0])
-
-
-def episode_stats(prefix: str, episodes: list[Episode]) -> dict[str, float]:
-    if not episodes:
-        return {}
-    n = len(episodes)
-    return {
-        f"{prefix}/return": sum(e.env_reward for e in episodes) / n,
-        f"{prefix}/success": sum(e.success for e in episodes) / n,
-        f"{prefix}/turns": sum(e.num_turns for e in episodes) / n,
-        f"{prefix}/errors": float(sum(e.error is not None for e in episodes)),
-        f"{prefix}/invalid_actions": sum(
-            sum(bool(t.info.get("invalid_action")) for t in e.turns) for e in episodes
-        )
-        / max(sum(e.num_turns for e in episodes), 1),
-    }
 
 
 def validate_components(cfg: TrainConfig) -> None:
@@ -384,37 +369,18 @@ class Trainer:
         written to ``run_dir/transcripts/iter_NNNNNN.md`` and ``.jsonl``
         (:func:`agentrl.transcripts.write_transcripts`) and the Markdown goes to the trackers'
         text tabs (during :meth:`run`)."""
-        from agentrl.rollouts.worker import EpisodeJob
-
         cfg = self.cfg
         self._sync_weights()  # the workers may still hold the weights they collected with
-        jobs = [EpisodeJob(j, cfg.eval.seed + j) for j in range(cfg.eval.episodes)]
-        modes = [m for m, on in (("greedy", cfg.eval.greedy), ("sampled", cfg.eval.sample)) if on]
+        jobs = episode_jobs(cfg.eval.episodes, cfg.eval.seed)
+        modes: list[Mode] = [m for m, on in zip(MODES, (cfg.eval.greedy, cfg.eval.sample), strict=True) if on]
         start = time.perf_counter()
         say = self.progress.console.print
         if self._progress and jobs and modes:
             say(f"evaluating: {len(jobs)} episodes, {' and '.join(modes)} ...", highlight=False)
-        out: dict[str, float] = {}
-        eps: list[Episode] = []
-        shown: dict[str, list[Episode]] = {}
-        if cfg.eval.greedy:
-            with self.progress.phase("evaluating (greedy)", len(jobs), "episode") as bar:
-                eps = self.workers.collect(
-                    jobs, rng_seed=cfg.eval.seed, greedy=True, on_episode=bar.advance
-                )
-            out.update(episode_stats("eval", eps))
-            shown["greedy"] = eps
-        if cfg.eval.sample:  # with the algorithm's own acting rule, if it has one (CHAI)
-            with self.progress.phase("evaluating (sampled)", len(jobs), "episode") as bar:
-                eps = self.workers.collect(
-                    jobs,
-                    rng_seed=cfg.eval.seed + 1,
-                    greedy=False,
-                    act=self._act,
-                    on_episode=bar.advance,
-                )
-            out.update(episode_stats("eval_sample", eps))
-            shown["sampled"] = eps
+        # the sampled mode with the algorithm's own acting rule, if it has one (CHAI)
+        shown = play(self.workers, jobs, cfg.eval.seed, modes, act=self._act, progress=self.progress)
+        out = mode_stats(shown)
+        eps = shown[modes[-1]] if modes else []
         if iteration is not None and cfg.logging.transcripts > 0 and shown:
             markdown = write_transcripts(
                 self.run_dir / "transcripts",

@@ -107,10 +107,11 @@ def final_eval(run_dir: Path, episodes: int, seed: int) -> dict[str, float]:
     from agentrl.config import to_train_config
     from agentrl.evaluate import checkpoint_config
     from agentrl.learner import Learner
+    from agentrl.play import episode_stats
     from agentrl.policy import SamplingConfig
     from agentrl.rollouts.group import InlineWorkerGroup
     from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
-    from agentrl.trainer import algorithm_section, episode_stats
+    from agentrl.trainer import algorithm_section
 
     cache = run_dir / f"final_eval_{episodes}_{seed}.json"
     if cache.exists():

@@ -16,7 +16,8 @@ def test_eval_prints_both_decodings_with_the_constraint_and_writes_json(
 ):
     run = tmp_path / "run"
     assert main([
-        "train", *tiny_overrides, "env=toolchain", "rollout.sampling.constraint=toolchain",
+        "train", *tiny_overrides, "algorithm=filtered_bc", "env=toolchain",
+        "rollout.sampling.constraint=toolchain",
         "iterations=1", "eval.every=1", "eval.episodes=4", f"run_dir={run}",
     ]) == 0  # fmt: skip
     last = read_metrics(run / "metrics.jsonl")[-1]
