@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
 import sys
+import urllib.request
+import warnings
+from enum import Enum
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from packaging.version import Version
 
 import agentrl.envs  # noqa: F401  (registers the adapter ids)
 from agentrl.envs import make_scripted, run_scripted_episode
 from agentrl.envs.adapters import ADAPTER_ENVS, TEXTARENA_GAMES, require
 from agentrl.envs.adapters import policies as ap
 from agentrl.envs.adapters.minigrid_env import ACTION_NAMES, describe_view, parse_action
+from agentrl.envs.adapters.offline import NetworkBlocked, no_network
+from agentrl.envs.adapters.textarena_env import message_parts
+from agentrl.envs.adapters.textarena_games import (
+    TEXTARENA_OFFLINE_GAMES,
+    TextArenaGameError,
+    final_reward,
+    game_ids,
+)
+from agentrl.envs.adapters.textworld_env import check_game_file
 
 
 def test_missing_extra_names_the_install_command(monkeypatch):
@@ -27,11 +42,10 @@ def test_missing_extra_names_the_install_command(monkeypatch):
 
 
 def test_adapter_ids_are_registered():
-    assert len(ADAPTER_ENVS) == 7
+    assert len(ADAPTER_ENVS) == 8
     for env_id in ADAPTER_ENVS:
         assert env_id in gym.registry
-    with pytest.raises(ValueError, match="offline single-player games"):
-        gym.make("agentrl/TextArena-GuessTheNumber-v0", game="Wordle-v0")
+    assert "agentrl/TextArena-v0" in ADAPTER_ENVS  # any single-player game, game=...
 
 
 # --- TextWorld ---------------------------------------------------------------------------------
@@ -65,6 +79,93 @@ def test_textworld_random_policy_plays_to_the_end(tmp_path):
     ep = run_scripted_episode(env, make_scripted("agentrl/TextWorld-v0", "random"), seed=3)
     assert ep.turns[-1].terminated or ep.turns[-1].truncated
     assert ep.num_turns <= 15 and not any(t.info["invalid_action"] for t in ep.turns)
+
+
+QUEST = ["take apple", "go east", "put apple on table"]
+
+
+class Fixed:
+    """A scripted policy whose move is a fixed function of the observation."""
+
+    def __init__(self, act):
+        self.act = act
+
+    def reset(self, task, rng):
+        pass
+
+
+@pytest.fixture(scope="module")
+def own_game(tmp_path_factory):
+    """A game of the user's own, built with TextWorld's API (what tw-make does) into a folder."""
+    textworld = pytest.importorskip("textworld")
+    maker = textworld.GameMaker()
+    kitchen, garden = maker.new_room("Kitchen"), maker.new_room("Garden")
+    maker.connect(kitchen.east, garden.west)
+    maker.set_player(kitchen)
+    kitchen.add(maker.new(type="o", name="apple"))
+    garden.add(maker.new(type="s", name="table"))
+    with warnings.catch_warnings():  # jericho's note on the quest-recording game it runs
+        warnings.simplefilter("ignore")
+        maker.set_quest_from_commands(QUEST)
+        path = maker.compile(str(tmp_path_factory.mktemp("own") / "orchard.z8"))
+    return textworld, path
+
+
+def test_textworld_plays_a_game_file_by_path_to_a_win(own_game):
+    _, path = own_game
+    env = gym.make("agentrl/TextWorld-v0", game_file=path)
+    obs, info = env.reset(seed=0)  # the default task is the file
+    assert info["game_file"] == path and env.unwrapped.task == {"game_file": path}
+    assert info["walkthrough"] == QUEST and info["max_score"] == 1
+    assert "Kitchen" in obs and "take apple" in ap.admissible(obs)
+    for turn, command in enumerate(QUEST, 1):
+        obs, reward, terminated, truncated, info = env.step(command)
+        assert not info["invalid_action"] and terminated == (turn == len(QUEST))
+    assert info["success"] and reward == 1.0 and info["score"] == 1 and not truncated
+    # a fixed policy that never solves it is truncated at max_turns, without success
+    env = gym.make("agentrl/TextWorld-v0", game_file=path, max_turns=4)
+    ep = run_scripted_episode(env, Fixed(lambda o: "go west" if "Garden" in o else "look"), seed=0)
+    assert ep.turns[-1].truncated and not ep.success and ep.num_turns == 4
+
+
+def test_textworld_game_file_as_a_task_and_without_textworld_metadata(own_game, tmp_path):
+    textworld, path = own_game
+    env = gym.make("agentrl/TextWorld-v0", games_dir=str(tmp_path))  # a generated-games env
+    obs, info = env.reset(seed=0, options={"task": {"game_file": path}})
+    assert info["walkthrough"] == QUEST
+    # the same story file without its .json: a Z-machine game Jericho does not know, so
+    # only its text (no score, no admissible list, no end): played until max_turns
+    bare = tmp_path / "bare.z8"
+    shutil.copy(path, bare)
+    env = gym.make("agentrl/TextWorld-v0", game_file=str(bare), max_turns=3)
+    obs, info = env.reset(seed=0)
+    assert info["walkthrough"] == [] and obs.strip() and "Admissible commands" not in obs
+    for command in QUEST:
+        obs, reward, terminated, truncated, info = env.step(command)
+        assert not info["invalid_action"] and reward == 0.0
+    assert "table" in obs.lower() and truncated and not terminated and not info["success"]
+    with pytest.raises(ValueError, match="'game_seed' or 'game_file'"):
+        env.reset(options={"task": {"level": 1}})
+
+
+def test_textworld_game_file_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.z8"):
+        gym.make("agentrl/TextWorld-v0", game_file=str(tmp_path / "nowhere.z8"))
+    (tmp_path / "notes.txt").write_text("not a game")
+    with pytest.raises(ValueError, match=r"'\.txt'.*valid extensions: \['\.z1'.*'\.z8', '\.ulx'\]"):
+        gym.make("agentrl/TextWorld-v0", game_file=str(tmp_path / "notes.txt"))
+    (tmp_path / "junk.z5").write_bytes(bytes([200]) + bytes(100))
+    with pytest.raises(ValueError, match="junk.z5.*version byte 200"):
+        gym.make("agentrl/TextWorld-v0", game_file=str(tmp_path / "junk.z5"))
+    (tmp_path / "short.z8").write_bytes(bytes([8]) + bytes(63))
+    (tmp_path / "short.z8").write_bytes(bytes([8]) + bytes(25) + bytes([0, 100]) + bytes(36))
+    with pytest.raises(ValueError, match="64 bytes, shorter than the 800 its header states"):
+        check_game_file(tmp_path / "short.z8")
+    (tmp_path / "old.ulx").write_bytes(b"Glul" + bytes(60))
+    textworld = pytest.importorskip("textworld")
+    if Version(textworld.__version__) >= Version("1.7"):  # Glulx support removed in 1.7
+        with pytest.raises(ValueError, match=r"cannot load the game file .*old\.ulx.*Glulx"):
+            gym.make("agentrl/TextWorld-v0", game_file=str(tmp_path / "old.ulx"))
 
 
 # --- TextArena ---------------------------------------------------------------------------------
@@ -118,6 +219,123 @@ def test_textarena_policies_on_hand_made_text():
     board = "Current Board:\n\n# # # # #\n# P X O #\n# # # # #\n"
     assert ap.sokoban_plan(board) == ["right"]  # push the box onto the goal
     assert ap.sokoban_plan("Current Board:\n\n# # # # #\n# X P O #\n# # # # #\n") == []
+
+
+def test_textarena_any_offline_single_player_game_plays_to_the_end():
+    assert "Bandit" not in TEXTARENA_GAMES and "Blackjack" not in TEXTARENA_GAMES
+    # Bandit: 20 presses, then the 21st names the best button; Blackjack: 5 hands
+    for game, move, turns in (("Bandit-v0", "[red]", 21), ("Blackjack-v0", "[Stand]", 5)):
+        env = gym.make("agentrl/TextArena-v0", game=game)
+        obs, info = env.reset(seed=0)
+        assert info["game"] == game and obs.startswith("[GAME] ")
+        for turn in range(1, turns + 1):
+            obs, reward, terminated, truncated, info = env.step(move)
+            assert not info["invalid_action"] and terminated == (turn == turns), (game, turn)
+        assert info["reason"] and 0.0 <= reward <= 1.0 and info["success"] == (reward == 1.0)
+        assert f"[Player] {move}" in obs
+    env = gym.make("agentrl/TextArena-v0", game="Bandit-v0-raw", max_turns=3)  # -raw accepted
+    ep = run_scripted_episode(env, Fixed(lambda obs: "[blue]"), seed=1)
+    assert ep.turns[-1].truncated and ep.num_turns == 3
+
+
+def test_textarena_refuses_unknown_and_multi_player_games_with_the_reason():
+    with pytest.raises(TextArenaGameError, match=r"unknown TextArena game 'Sokoban-v9' \(did "
+                       r"you mean \['Sokoban-v0'.*\]\?\)\. .*include \['GuessTheNumber-v0'"):  # fmt: skip
+        gym.make("agentrl/TextArena-v0", game="Sokoban-v9")
+    with pytest.raises(TextArenaGameError, match=r"unknown TextArena game 'Zzzz'\. .*'Bandit-v0'"):
+        gym.make("agentrl/TextArena-v0", game="Zzzz")
+    with pytest.raises(TextArenaGameError, match=r"'TicTacToe-v0' is not a single-player game "
+                       r"\(it resets for 2 players"):  # fmt: skip
+        gym.make("agentrl/TextArena-v0", game="TicTacToe-v0")
+    with pytest.raises(TextArenaGameError, match="'Snake-v0' is not a single-player game"):
+        gym.make("agentrl/TextArena-Sokoban-v0", game="Snake-v0")  # any id takes game=
+
+
+def test_textarena_verified_list_matches_the_registry():
+    registry = require("textarena", "textarena").envs.registration.ENV_REGISTRY
+    assert set(TEXTARENA_OFFLINE_GAMES) <= set(game_ids(registry))
+    assert {f"{g}-v0" for g in TEXTARENA_GAMES} <= set(TEXTARENA_OFFLINE_GAMES)
+    assert "Wordle-v0" not in TEXTARENA_OFFLINE_GAMES and "TicTacToe-v0" in game_ids(registry)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("game", TEXTARENA_OFFLINE_GAMES)
+def test_textarena_every_verified_game_plays_offline(game):
+    env = gym.make("agentrl/TextArena-v0", game=game)
+    with no_network() as attempts:
+        ep = run_scripted_episode(env, Fixed(lambda obs: "[1]"), seed=3)
+    assert ep.turns[-1].terminated or ep.turns[-1].truncated
+    assert not attempts  # nothing tried to reach the network while playing
+
+
+class _NetworkGame:
+    """A fake TextArena game that fetches a word list from the internet in reset."""
+
+    def reset(self, num_players, seed=None):
+        urllib.request.urlopen("http://words.example.invalid/list.txt", timeout=2)
+
+
+class _BuggyEndGame:
+    """A fake single-player game that ends with a text where its reward should be."""
+
+    def reset(self, num_players, seed=None):
+        import textarena as ta
+
+        self.state = ta.SinglePlayerState(num_players=num_players, seed=seed)
+        self.state.reset(game_state={}, player_prompt_function=lambda **_: "Say anything.")
+
+    def step(self, action):
+        self.state.set_invalid_move("oops", reward="not a number")  # as Countdown in 0.7.4
+        return self.state.step()
+
+    def get_observation(self):
+        return self.state.current_player_id, self.state.get_current_player_observation()
+
+    def close(self):
+        return self.state.close()
+
+
+def test_textarena_game_that_needs_the_network_or_breaks_is_refused(monkeypatch):
+    registry = require("textarena", "textarena").envs.registration
+    for name, entry in (("NetTest-v0", _NetworkGame), ("BuggyEnd-v0", _BuggyEndGame)):
+        for suffix in ("", "-raw"):
+            spec = registry.EnvSpec(id=name + suffix, entry_point=entry, default_wrappers=None)
+            monkeypatch.setitem(registry.ENV_REGISTRY, name + suffix, spec)
+    with pytest.raises(
+        TextArenaGameError,
+        match=r"'NetTest-v0' cannot be played \(checked with the network off\): a one-player "
+        r"reset failed with URLError: .*blocked.*; it tried to reach the network "
+        r"\(words\.example\.invalid:80\)",
+    ):
+        gym.make("agentrl/TextArena-v0", game="NetTest-v0")
+    with pytest.raises(TextArenaGameError, match="'BuggyEnd-v0' ended with reward 'not a number'"):
+        gym.make("agentrl/TextArena-v0", game="BuggyEnd-v0")
+    assert final_reward("g", {0: 1}) == 1.0 and final_reward("g", None) == 0.0
+
+
+def test_no_network_blocks_connections_and_restores_them():
+    connect = socket.socket.connect
+    with no_network() as attempts:
+        with pytest.raises(NetworkBlocked, match="example.invalid:443"):
+            socket.create_connection(("example.invalid", 443))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            with pytest.raises(NetworkBlocked):
+                sock.connect(("127.0.0.1", 9))
+        left, right = socket.socketpair(socket.AF_UNIX)  # local IPC keeps working
+        left.sendall(b"ok")
+        assert right.recv(2) == b"ok"
+        left.close(), right.close()
+    assert attempts.addresses == ["example.invalid:443", "127.0.0.1:9"]
+    assert socket.socket.connect is connect
+
+
+def test_textarena_messages_are_read_by_type():
+    class Kind(Enum):
+        PLAYER_ACTION = 1
+
+    assert message_parts((0, "[up]", Kind.PLAYER_ACTION)) == (0, "[up]", "PLAYER_ACTION")
+    assert message_parts((Kind.PLAYER_ACTION, 0, "[up]")) == (0, "[up]", "PLAYER_ACTION")
+    assert message_parts((-1, "Welcome")) == (-1, "Welcome", "")
 
 
 # --- BabyAI / MiniGrid -------------------------------------------------------------------------

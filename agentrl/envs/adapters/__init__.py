@@ -7,14 +7,17 @@ Gymnasium id                  wraps                                  install
 ``agentrl/TextArena-<G>-v0``  TextArena single-player games G:       ``pip install 'agentrl[textarena]'``
                               GuessTheNumber, Mastermind,
                               FrozenLake, Sokoban, TowerOfHanoi
+``agentrl/TextArena-v0``      any single-player TextArena game that  ``pip install 'agentrl[textarena]'``
+                              runs offline, ``game="Bandit-v0"``
 ``agentrl/BabyAI-v0``         BabyAI / MiniGrid levels               ``pip install 'agentrl[minigrid]'``
 ============================  =====================================  ==============================
 
 The ids are registered with the built-in envs, but the wrapped library is imported only
 when an env is made; without it, ``gymnasium.make`` raises an ``ImportError`` that names
-the install command. Everything runs offline: TextWorld games are generated locally,
-and only TextArena games that need neither a corpus download nor a remote LLM are wrapped
-(its Wordle and Hangman need nltk corpora, its TwentyQuestions a remote LLM).
+the install command. Everything runs offline: TextWorld games are generated locally or
+read from a game file, and a TextArena game is checked with the network switched off when
+it is made (its Wordle and Hangman need nltk corpora, its TwentyQuestions a remote LLM:
+they are refused with the reason).
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from typing import Any
 TEXTARENA_GAMES: tuple[str, ...] = (
     "GuessTheNumber", "Mastermind", "FrozenLake", "Sokoban", "TowerOfHanoi",
 )  # fmt: skip
-"""The TextArena single-player games that run offline."""
+"""The curated TextArena games: each has its own id and scripted ``random`` / ``good``
+policies (tested). Not a limit: ``agentrl/TextArena-v0`` plays any single-player game
+that runs offline."""
 
 ADAPTER_ENVS: dict[str, tuple[str, dict[str, Any]]] = {
     "agentrl/TextWorld-v0": ("agentrl.envs.adapters.textworld_env:TextWorldEnv", {}),
@@ -37,6 +42,7 @@ ADAPTER_ENVS: dict[str, tuple[str, dict[str, Any]]] = {
         )
         for game in TEXTARENA_GAMES
     },
+    "agentrl/TextArena-v0": ("agentrl.envs.adapters.textarena_env:TextArenaEnv", {}),
     "agentrl/BabyAI-v0": ("agentrl.envs.adapters.minigrid_env:MiniGridTextEnv", {}),
 }
 """Adapter ids -> (lazy entry point, default kwargs)."""

@@ -1,11 +1,17 @@
 """TextArena single-player games as agentrl text envs.
 
-Needs ``pip install 'agentrl[textarena]'``. Wraps the offline single-player games of
-:data:`~agentrl.envs.adapters.TEXTARENA_GAMES` (``game="Sokoban-v0"`` etc.; TextArena's
-``-raw`` variant, so agentrl, not TextArena, formats the observation). Not wrapped:
-TextArena's Wordle and Hangman (they download nltk corpora) and TwentyQuestions (it calls a
-remote LLM); agentrl's own ``agentrl/Wordle-v0`` and ``agentrl/TwentyQuestions-v0`` run
-offline.
+Needs ``pip install 'agentrl[textarena]'``. Wraps any single-player game of TextArena's
+registry that runs offline (``game="Sokoban-v0"``, ``"Bandit-v0"``, variants such as
+``"TowerOfHanoi-v0-medium"``), played through TextArena's ``-raw`` variant so that agentrl,
+not TextArena, formats the observation. The game is checked when the env is made, with the
+network switched off (:mod:`agentrl.envs.adapters.textarena_games`): an unknown id, a
+multi-player game, or one that fails offline (TextArena's Wordle and Hangman download nltk
+corpora, its TwentyQuestions calls a remote LLM) raises
+:class:`~agentrl.envs.adapters.textarena_games.TextArenaGameError` naming the game and the
+reason. The five games of :data:`~agentrl.envs.adapters.TEXTARENA_GAMES` have their own ids
+(``agentrl/TextArena-<Game>-v0``) and scripted policies; ``agentrl/TextArena-v0`` takes any
+other game as ``game=``. agentrl's own ``agentrl/Wordle-v0`` and ``agentrl/TwentyQuestions-v0``
+run offline.
 
 Observation: the game's transcript, one message per line block: ``"[GAME] <text>"`` for the
 game, ``"[Player] <action>"`` for the agent's moves (the prompt with the rules first).
@@ -20,18 +26,33 @@ over, ``info["success"]`` when that reward is 1 (a win), ``info["reason"]`` the 
 explanation. Invalid moves follow TextArena's rule:
 the first gets a warning and a retry, the next one ends the game without reward; each sets
 ``info["invalid_action"]`` and adds ``invalid_penalty`` (0.0 by default). Truncated after
-``max_turns`` (200; the games end themselves earlier).
+``max_turns`` (200; most games end themselves earlier).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from enum import Enum
 from typing import Any
 
-from agentrl.envs.adapters import TEXTARENA_GAMES, require
+from agentrl.envs.adapters.textarena_games import ArenaGame, final_reward, open_game
 from agentrl.envs.base import PRINTABLE, TextEnv
 
 MAX_OBS = 4000
 _REPLACE = {"√": "*", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-"}
+
+
+def message_parts(message: Sequence[object]) -> tuple[int, str, str]:
+    """``(sender, text, kind)`` of a TextArena message ``(sender, text, ObservationType)``.
+
+    Each part is found by its type (sender an int, text a str, kind the enum's name; -1, ""
+    and "" when missing): a few games (Countdown, Cryptarithm and Slitherlink in textarena
+    0.7.4) log the player's move with the three parts in another order.
+    """
+    kind = next((m.name for m in message if isinstance(m, Enum)), "")
+    text = next((m for m in message if isinstance(m, str)), "")
+    ints = (m for m in message if isinstance(m, int) and not isinstance(m, (bool, Enum)))
+    return next(ints, -1), text, kind
 
 
 def clean(text: str) -> str:
@@ -44,10 +65,15 @@ class TextArenaEnv(TextEnv):
     """One TextArena single-player game (rules in the module docstring).
 
     Args:
-        game: ``"<Name>-v0"`` with a name of ``TEXTARENA_GAMES`` (or one of TextArena's
-            variants of them, e.g. ``"TowerOfHanoi-v0-medium"``).
+        game: a single-player id of TextArena's registry (``"Sokoban-v0"``,
+            ``"TowerOfHanoi-v0-medium"``; a trailing ``-raw`` is accepted).
         max_turns: turn limit (200).
         invalid_penalty: added to the reward of an invalid move (0.0).
+        allow_network: check the game with the network on (False: a game that tries to
+            connect anywhere while it is made, reset or played once is refused).
+
+    Raises:
+        TextArenaGameError: ``game`` is unknown, multi-player, or fails offline.
 
     Task spec: ``{"game_seed": int}`` (passed to TextArena's ``reset``).
     """
@@ -57,17 +83,12 @@ class TextArenaEnv(TextEnv):
         game: str = "GuessTheNumber-v0",
         max_turns: int = 200,
         invalid_penalty: float = 0.0,
+        allow_network: bool = False,
         render_mode: str | None = None,
     ):
         super().__init__(render_mode=render_mode)
-        if game.split("-")[0] not in TEXTARENA_GAMES:
-            raise ValueError(
-                f"unsupported TextArena game {game!r}; offline single-player games: "
-                f"{[g + '-v0' for g in TEXTARENA_GAMES]}"
-            )
-        ta = require("textarena", "textarena")
-        self.game = game
-        self._env = ta.make(game if game.endswith("-raw") else f"{game}-raw")
+        self.game = game.removesuffix("-raw")
+        self._env: ArenaGame = open_game(game, allow_network=allow_network)
         self.max_turns = max_turns
         self.invalid_penalty = float(invalid_penalty)
         self._prompt = ""
@@ -80,8 +101,8 @@ class TextArenaEnv(TextEnv):
         _, messages = self._env.get_observation()
         out = []
         for message in messages or []:
-            sender, text = int(message[0]), clean(str(message[1])).strip()
-            kind = getattr(message[2], "name", "") if len(message) > 2 else ""
+            sender, raw, kind = message_parts(message)
+            text = clean(raw).strip()
             is_player = sender >= 0 or kind == "PLAYER_ACTION"  # some games log moves as -1
             out.append((0 if is_player else -1, text))
             self._messages.append(f"[{'Player' if is_player else 'GAME'}] {text}")
@@ -111,7 +132,7 @@ class TextArenaEnv(TextEnv):
         reward = self.invalid_penalty if invalid else 0.0
         if done:
             rewards, game_info = self._env.close()
-            final = float((rewards or {}).get(0, 0.0))
+            final = final_reward(self.game, rewards)
             details = (game_info or {}).get(0, {})
             reason = clean(str(details.get("reason", "")))
             invalid = invalid or bool(details.get("invalid_move", False))
