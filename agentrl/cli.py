@@ -5,6 +5,8 @@
     agentrl train -m a=1,2 b=x,y ...          Hydra multirun: one run per combination, a summary table
     agentrl eval checkpoint=PATH [out=F.json] [overrides]  evaluate a checkpoint as its run did (greedy and
                                               sampled, its decoding settings); prints both, writes JSON
+    agentrl export checkpoint=PATH out=DIR [overwrite=true]  the policy as a Hugging Face model folder
+                                              (LoRA merged, tokenizer + chat template, model card; docs/export.md)
     agentrl config [overrides...]             print the composed, validated config
     agentrl list                              registered algorithms, rewards, curricula, envs
     agentrl lifelong run|report|list ...      lifelong scenarios and their L2M metrics (docs/lifelong.md)
@@ -130,6 +132,46 @@ def cmd_eval(args: list[str]) -> int:
     return 0
 
 
+EXPORT_USAGE = """usage: agentrl export checkpoint=PATH out=DIR [overwrite=true]
+  writes the checkpoint's policy as a Hugging Face model folder: the weights (a LoRA adapter
+  merged into them), the tokenizer with its chat template, generation_config.json and a
+  README.md model card with the run's config and metrics (docs/export.md).
+  checkpoint: a checkpoint folder, a run folder or its checkpoints folder (the latest)
+  out:        the folder to write; it must be new or empty
+  overwrite:  true replaces an earlier export at out (default false)"""
+
+EXPORT_KEYS = ("checkpoint", "out", "overwrite")
+BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def cmd_export(args: list[str]) -> int:
+    if any(a in HELP_FLAGS for a in args):
+        print(EXPORT_USAGE)
+        return 0
+    opts: dict[str, str] = {}
+    for a in args:
+        key, sep, value = a.partition("=")
+        if not sep or key not in EXPORT_KEYS:
+            return _fail(f"export takes key=value options {', '.join(EXPORT_KEYS)}; got {a!r}")
+        opts[key] = value
+    if not opts.get("checkpoint") or not opts.get("out"):
+        return _fail(
+            "export needs checkpoint=PATH and out=DIR (a checkpoint folder, a run folder or its "
+            "checkpoints folder; the model folder to write)"
+        )
+    overwrite = BOOLEANS.get(opts.get("overwrite", "false").lower())
+    if overwrite is None:
+        return _fail(f"invalid overwrite={opts['overwrite']!r}: expected true or false")
+    from agentrl.checkpoint import CheckpointError
+    from agentrl.export import ExportError, export_checkpoint
+
+    try:
+        export_checkpoint(opts["checkpoint"], opts["out"], overwrite=overwrite)
+    except (CheckpointError, ExportError) as e:
+        return _fail(str(e))
+    return 0
+
+
 def cmd_config(overrides: list[str]) -> int:
     from omegaconf import OmegaConf
 
@@ -239,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from agentrl.reward_cli import cmd_plan, cmd_reward
 
-    commands = {"train": cmd_train, "eval": cmd_eval, "config": cmd_config, "reward": cmd_reward, "plan": cmd_plan, "check-env": cmd_check_env,
+    commands = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "config": cmd_config, "reward": cmd_reward, "plan": cmd_plan, "check-env": cmd_check_env,
                 "lifelong": cmd_lifelong, "cluster": cmd_cluster}
     if cmd == "list":
         return cmd_list()
