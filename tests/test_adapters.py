@@ -320,12 +320,15 @@ def test_no_network_blocks_connections_and_restores_them():
             socket.create_connection(("example.invalid", 443))
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             with pytest.raises(NetworkBlocked):
-                sock.connect(("127.0.0.1", 9))
+                sock.connect(("192.0.2.1", 9))  # TEST-NET-1: an outside address
         left, right = socket.socketpair(socket.AF_UNIX)  # local IPC keeps working
         left.sendall(b"ok")
         assert right.recv(2) == b"ok"
         left.close(), right.close()
-    assert attempts.addresses == ["example.invalid:443", "127.0.0.1:9"]
+        # so does loopback (another thread's local service, e.g. a tracker's)
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            socket.create_connection(server.getsockname()).close()
+    assert attempts.addresses == ["example.invalid:443", "192.0.2.1:9"]
     assert socket.socket.connect is connect
 
 

@@ -2,7 +2,8 @@
 
 :func:`no_network` makes every internet socket connection (and every DNS lookup) in this
 process raise :class:`NetworkBlocked` while the block runs, and records what was tried.
-Unix-domain sockets (local IPC) keep working. The patch is process-wide for the duration
+Unix-domain sockets and loopback addresses (local IPC: e.g. a tracker's local service, which
+may run in another thread during the block) keep working. The patch is process-wide for the duration
 of the block, so keep the block short (the adapters use it only around a game's first
 construction and reset).
 """
@@ -40,6 +41,14 @@ class NetworkAttempts:
         return ", ".join(seen[:limit]) + more
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _local(target: object) -> bool:
+    """Whether a connection target is this machine (a loopback host)."""
+    return isinstance(target, tuple) and len(target) >= 2 and str(target[0]) in LOOPBACK
+
+
 def _address(target: object) -> str:
     if isinstance(target, tuple) and len(target) >= 2:
         return f"{target[0]}:{target[1]}"
@@ -60,20 +69,26 @@ def no_network() -> Iterator[NetworkAttempts]:
         attempts.addresses.append(_address(target))
         return NetworkBlocked(f"network access is blocked (tried {_address(target)})")
 
+    getaddrinfo, create_connection = socket.getaddrinfo, socket.create_connection
+
     def guarded_connect(self: socket.socket, address: object) -> None:
-        if self.family == socket.AF_UNIX:
+        if self.family == socket.AF_UNIX or _local(address):
             return connect(self, address)  # type: ignore[arg-type]
         raise refuse(address)
 
     def guarded_connect_ex(self: socket.socket, address: object) -> int:
-        if self.family == socket.AF_UNIX:
+        if self.family == socket.AF_UNIX or _local(address):
             return connect_ex(self, address)  # type: ignore[arg-type]
         raise refuse(address)
 
-    def guarded_getaddrinfo(host: object, port: object, *args: object, **kwargs: object) -> None:
+    def guarded_getaddrinfo(host: object, port: object, *args: object, **kwargs: object) -> object:
+        if _local((host, port)):
+            return getaddrinfo(host, port, *args, **kwargs)  # type: ignore[arg-type]
         raise refuse((host, port))
 
-    def guarded_create_connection(address: object, *args: object, **kwargs: object) -> None:
+    def guarded_create_connection(address: object, *args: object, **kwargs: object) -> object:
+        if _local(address):
+            return create_connection(address, *args, **kwargs)  # type: ignore[arg-type]
         raise refuse(address)
 
     with (
