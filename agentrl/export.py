@@ -100,11 +100,14 @@ def with_default_system(template: str, system_prompt: str | None) -> str:
     )
 
 
-def export_chat_template(policy: Policy) -> str:
+def export_chat_template(policy: Policy) -> str | dict[str, str]:
     """The chat template of the exported tokenizer: the tokenizer's own or the plain
-    format's (:func:`plain_chat_template`), with the policy's system prompt as default."""
+    format's (:func:`plain_chat_template`), with the policy's system prompt as default.
+    A tokenizer with several named templates keeps them all, each with that default."""
     tok = policy.tokenizer
     own = tok.chat_template
+    if isinstance(own, dict) and own:
+        return {name: with_default_system(t, policy.system_prompt) for name, t in own.items()}
     if isinstance(own, str) and own:
         template = own
     else:

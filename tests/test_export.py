@@ -15,7 +15,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from agentrl.checkpoint import CheckpointError, CheckpointManager
 from agentrl.cli import main
 from agentrl.config import load_config
-from agentrl.export import ExportError, export_checkpoint, plain_chat_template, with_default_system
+from agentrl.export import (
+    ExportError,
+    export_chat_template,
+    export_checkpoint,
+    plain_chat_template,
+    with_default_system,
+)
 from agentrl.policy import ModelConfig, Policy, SamplingConfig
 from agentrl.policy.chat import PlainFormat
 from agentrl.policy.tokenizer import build_word_tokenizer
@@ -230,6 +236,10 @@ def test_the_run_system_prompt_replaces_a_template_default():
     own = [{"role": "system", "content": "mine"}, *user]
     assert _render(tok, own) == _render(tok2, own)  # a conversation's own system message wins
     assert with_default_system(CHATML, None) == with_default_system(CHATML, "") == CHATML
+    policy = Policy.from_config(ModelConfig(**TINY_LORA, system_prompt=SYSTEM))
+    policy.tokenizer.chat_template = {"default": CHATML, "tool_use": CHATML}  # named templates
+    named = export_chat_template(policy)
+    assert named == {k: with_default_system(CHATML, SYSTEM) for k in ("default", "tool_use")}
 
 
 def test_export_refuses_a_non_empty_out_unless_overwrite(run_dir, tmp_path, capsys):
