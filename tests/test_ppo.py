@@ -69,3 +69,222 @@ def test_segment_minibatches_cover_every_row_once_grouped_by_length():
     for mb in mbs:
         segs = set(batch.segment_index[mb].tolist())
         assert len(mb) == 4 * len(segs) == 8
+
+
+# --- GAE, value loss and the other pure cores (hand-computed) ---------------------------
+
+from agentrl.algorithms.ppo.losses import (  # noqa: E402
+    adaptive_kl_coef,
+    episode_returns,
+    explained_variance,
+    gae,
+    masked_normalize,
+    value_loss,
+)
+
+
+def test_gae_two_turn_conversation_with_env_tokens_by_hand():
+    # one conversation: env, a1, a2, env, env, b1, b2 (turn 1 = a1 a2, turn 2 = b1 b2)
+    mask = torch.tensor([[0, 1, 1, 0, 0, 1, 1]], dtype=torch.float32)
+    junk = 9.0  # env positions: their rewards and values must never be read
+    rewards = torch.tensor([[junk, 0.0, 0.5, junk, junk, 0.0, 1.0]])
+    values = torch.tensor([[junk, 0.1, 0.2, junk, junk, 0.3, 0.4]])
+    adv, ret = gae(rewards, values, mask, gamma=0.9, lam=0.8)
+    # b2: last agent token, nothing after it:    delta = 1 - 0.4 = 0.6;   A = 0.6
+    # b1: b2 follows directly (discount 1):       delta = 0 + 0.4 - 0.3 = 0.1;   A = 0.1 + 0.8 * 0.6 = 0.58
+    # a2: env tokens before b1 (discount gamma):  delta = 0.5 + 0.9 * 0.3 - 0.2 = 0.57;  A = 0.57 + 0.9 * 0.8 * 0.58 = 0.9876
+    # a1: a2 follows directly:                    delta = 0 + 0.2 - 0.1 = 0.1;   A = 0.1 + 0.8 * 0.9876 = 0.89008
+    expected = [0.0, 0.89008, 0.9876, 0.0, 0.0, 0.58, 0.6]
+    assert adv[0].tolist() == pytest.approx(expected, abs=1e-6)
+    assert ret[0].tolist() == pytest.approx([0.0, 0.99008, 1.1876, 0.0, 0.0, 0.88, 1.0], abs=1e-6)
+    # lam = 1: the discounted Monte-Carlo return minus V (gamma across the turn boundary only)
+    adv1, _ = gae(rewards, values, mask, gamma=0.9, lam=1.0)
+    mc = [0.5 + 0.9 * 1.0, 0.5 + 0.9 * 1.0, 1.0, 1.0]
+    assert adv1[0, [1, 2, 5, 6]].tolist() == pytest.approx([g - v for g, v in zip(mc, [0.1, 0.2, 0.3, 0.4], strict=True)], abs=1e-6)
+    # a second row, padded, is independent of the first
+    two = gae(torch.cat([rewards, torch.zeros(1, 7)]), torch.cat([values, torch.zeros(1, 7)]),
+              torch.cat([mask, torch.tensor([[1.0, 1.0, 0, 0, 0, 0, 0]])]), 0.9, 0.8)[0]
+    assert two[0].tolist() == pytest.approx(expected, abs=1e-6) and two[1].abs().sum() == 0
+
+
+def test_value_loss_plain_and_clipped_by_hand():
+    values = torch.tensor([[1.0, 0.9]], requires_grad=True)
+    old = torch.tensor([[0.5, 0.5]])
+    ret = torch.tensor([[0.0, 1.0]])
+    mask = torch.ones(1, 2)
+    # plain: 0.5 * mean((1 - 0)^2, (0.9 - 1)^2) = 0.5 * (1 + 0.01) / 2
+    assert value_loss(values, old, ret, mask).item() == pytest.approx(0.2525)
+    # clipped at 0.2: token 1 max(1, (0.7 - 0)^2 = 0.49) = 1; token 2 max(0.01, (0.7 - 1)^2 = 0.09) = 0.09
+    loss = value_loss(values, old, ret, mask, clip=0.2)
+    assert loss.item() == pytest.approx(0.5 * (1.0 + 0.09) / 2)
+    loss.backward()
+    # token 2's clipped term wins and is flat in V: no gradient; token 1: d/dV 0.25 (V - R)^2 = 0.5
+    assert values.grad[0].tolist() == pytest.approx([0.5, 0.0])
+    # masked tokens do not count
+    assert value_loss(values, old, ret, torch.tensor([[1.0, 0.0]])).item() == pytest.approx(0.5)
+
+
+def test_normalize_explained_variance_returns_and_adaptive_kl():
+    x = torch.tensor([[1.0, 3.0, 100.0]])
+    m = torch.tensor([[1.0, 1.0, 0.0]])
+    out = masked_normalize(x, m)
+    assert out[0, :2].tolist() == pytest.approx([-1 / math.sqrt(2), 1 / math.sqrt(2)], abs=1e-6)
+    assert float(out[0, 2]) == 0.0
+    r = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    assert explained_variance(r, r, torch.ones(1, 4)) == pytest.approx(1.0)
+    assert explained_variance(torch.full((1, 4), 2.5), r, torch.ones(1, 4)) == pytest.approx(0.0)
+    # two episodes, gamma 0.5: [1, 2] -> [2, 2]; [4] -> [4]
+    assert episode_returns(torch.tensor([1.0, 2.0, 4.0]), torch.tensor([0, 0, 1]), 0.5).tolist() == [2.0, 2.0, 4.0]
+    # KL above target by more than 20%: the error is clipped at 0.2 -> coef * (1 + 0.1 * 0.2)
+    assert adaptive_kl_coef(0.1, kl=0.5, target=0.1) == pytest.approx(0.102)
+    assert adaptive_kl_coef(0.1, kl=0.09, target=0.1) == pytest.approx(0.1 * (1 - 0.1 * 0.1))
+
+
+def test_clipped_loss_takes_per_token_advantages():
+    new = torch.tensor([[math.log(1.5), math.log(0.9)]])
+    old = torch.zeros(1, 2)
+    mask = torch.ones(1, 2)
+    per_token, _ = clipped_policy_loss(new, old, torch.tensor([[2.0, -1.0]]), mask, clip=0.2)
+    # token 1: min(3.0, 2.4) = 2.4; token 2: ratio 0.9, A=-1: min(-0.9, -0.9) = -0.9
+    assert float(per_token) == pytest.approx(-(2.4 - 0.9) / 2)
+    shared, _ = clipped_policy_loss(new, old, torch.tensor([2.0]), mask, clip=0.2)
+    same, _ = clipped_policy_loss(new, old, torch.tensor([[2.0, 2.0]]), mask, clip=0.2)
+    assert float(shared) == pytest.approx(float(same))
+
+
+def test_episode_layout_puts_env_gaps_between_turns_and_rewards_on_last_tokens():
+    from agentrl.algorithms.ppo.layout import episode_tokens, segment_chunks, turn_end_rewards
+    from agentrl.batch import build_turn_batch
+
+    def turn(n_act, reward, cont, done=False):
+        return Turn("o", "a", [1, 1], [2] * n_act, [0.0] * n_act, reward, done, False, continues=cont)
+
+    eps = [
+        Episode("e", {}, 0, [turn(2, 0.5, False), turn(1, 1.0, True, True)]),  # a conversation
+        Episode("e", {}, 1, [turn(3, -1.0, False, True)]),
+    ]
+    batch = build_turn_batch(eps)
+    layout = episode_tokens(batch)
+    # episode 0: gap a a gap b; episode 1: gap c c c
+    assert layout.mask.tolist() == [[0, 1, 1, 0, 1], [0, 1, 1, 1, 0]]
+    rewards = turn_end_rewards(batch)
+    assert rewards.tolist() == [[0.0, 0.5, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]]
+    seq = layout.to_episodes(rewards)
+    assert seq.tolist() == [[0, 0, 0.5, 0, 1.0], [0, 0, 0, -1.0, 0]]
+    assert torch.equal(layout.to_turns(seq), rewards)
+    assert [c.tolist() for c in segment_chunks(batch, 1)] == [[0, 1], [2]]  # whole conversations
+    empty = build_turn_batch([Episode("e", {}, 0, [turn(0, 1.0, False, True)])])
+    with pytest.raises(ValueError, match="turn 0 of episode 0 has no action tokens"):
+        turn_end_rewards(empty)
+
+
+def test_config_names_bad_values_and_the_valid_choices():
+    from agentrl.algorithms.ppo import PPOConfig
+
+    with pytest.raises(ValueError, match="value_head must be one of policy, separate, none; got 'critic'"):
+        PPOConfig(value_head="critic")
+    with pytest.raises(ValueError, match="kl_target=0.1 needs .* kl_coef > 0"):
+        PPOConfig(kl_target=0.1)
+    with pytest.raises(ValueError, match="vf_clip must be > 0 or null"):
+        PPOConfig(vf_clip=0.0)
+
+
+# --- the value functions on the tiny model ------------------------------------------------
+
+TINY_MODEL = dict(hidden_size=64, num_layers=1, intermediate_size=128, num_heads=2)
+
+
+def _tiny_learner(section, lora=False):
+    from agentrl.learner import Learner
+    from agentrl.policy import ModelConfig
+
+    return Learner(ModelConfig(**TINY_MODEL, lora=lora), {"name": "ppo", **section}, seed=0)
+
+
+def _collect(policy, n=8):
+    from agentrl.policy import SamplingConfig
+    from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
+
+    worker = RolloutWorker(
+        "agentrl/GuessTheNumber-v0", {"high": 4, "max_turns": 2}, n, SamplingConfig(max_new_tokens=8), policy=policy
+    )
+    return worker.collect([EpisodeJob(i, 100 + i) for i in range(n)], rng_seed=0)
+
+
+def test_span_logprobs_hidden_matches_span_logprobs_and_the_body():
+    from agentrl.policy.lean import lean_parts
+
+    policy = _tiny_learner({"value_head": "none"}).policy
+    seqs = [[5, 6, 7, 8, 9, 10], [11, 12, 13]]
+    spans = [(0, 2, 4), (0, 5, 6), (1, 1, 3)]
+    with torch.no_grad():
+        _, logp, mask = policy.span_logprobs(seqs, spans)
+        logp2, mask2, hidden = policy.span_logprobs_hidden(seqs, spans)
+        body, _ = lean_parts(policy.model)
+        h0 = body(input_ids=torch.tensor([seqs[0]])).last_hidden_state[0]
+    assert torch.equal(mask, mask2) and torch.allclose(logp, logp2, atol=1e-6)
+    # token 2 of sequence 0 is predicted from position 1, token 3 from position 2
+    assert torch.allclose(hidden[0, :2], h0[1:3], atol=1e-5)
+    assert torch.allclose(hidden[1, 0], h0[4], atol=1e-5) and hidden[1, 1].abs().sum() == 0
+
+
+@pytest.mark.parametrize("head", ["policy", "separate"])
+def test_value_loss_falls_on_a_fixed_batch(head):
+    learner = _tiny_learner({"value_head": head, "lr": 1e-3})
+    episodes = _collect(learner.policy)
+    stats = [learner.update(episodes) for _ in range(4)]
+    losses = [s["ppo/value_loss"] for s in stats]
+    explained = [s["ppo/explained_var"] for s in stats]
+    assert losses[-1] < losses[0] and explained[-1] > explained[1] > 0, (losses, explained)
+
+
+def test_separate_value_adapter_leaves_the_policy_adapter_alone():
+    learner = _tiny_learner({"value_head": "separate"}, lora=True)
+    algo = learner.algorithm
+    policy_params = {id(p) for p in algo.optimizer.param_groups[0]["params"]}
+    value_params = list(algo.optimizer.param_groups[1]["params"])
+    assert value_params and not policy_params & {id(p) for p in value_params}
+    names = [n for n, _ in learner.policy.model.named_parameters()]
+    assert any(".value." in n for n in names)  # the critic's own adapter exists ...
+    assert len(learner.policy.get_weights()) == sum(".default." in n for n in names)  # ... and is never synced
+    before = {k: v.clone() for k, v in learner.policy.get_weights().items()}
+    learner.update(_collect(learner.policy))
+    after = learner.policy.get_weights()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the policy adapter moved
+
+
+RESUME_CASES = {
+    "policy_head_adaptive_kl": (["algorithm.value_head=policy", "algorithm.kl_coef=0.05", "algorithm.kl_target=0.001"], False),
+    "separate_copy": (["algorithm.value_head=separate", "algorithm.vf_clip=0.2"], False),
+    "separate_lora": (["algorithm.value_head=separate"], True),
+}
+
+
+@pytest.mark.parametrize("case", list(RESUME_CASES))
+def test_resume_restores_the_value_function_and_kl_coefficient(tiny_overrides, tmp_path, case):
+    from pathlib import Path
+
+    from agentrl.config import load_config
+    from agentrl.metrics import read_metrics
+    from agentrl.trainer import Trainer
+
+    extra, lora = RESUME_CASES[case]
+    base = [*tiny_overrides, "env=guess_the_number", *extra, "algorithm.epochs=2", "algorithm.minibatch_size=4",
+            "checkpoint.every=1", "eval.every=1", f"model.lora={str(lora).lower()}"]
+
+    def run(*more):
+        summary = Trainer(load_config([*base, *more]), console=False).run()
+        return read_metrics(Path(summary["run_dir"]) / "metrics.jsonl")
+
+    full = run("iterations=3", f"run_dir={tmp_path / 'full'}")
+    run("iterations=1", f"run_dir={tmp_path / 'part'}")
+    resumed = run("iterations=3", f"run_dir={tmp_path / 'part'}", "resume=latest")
+    assert [r["iteration"] for r in resumed] == [0, 1, 2, 3]
+    keys = ["ppo/loss", "ppo/value_loss", "ppo/explained_var", "train/return", "eval/return"]
+    if "kl_coef" in " ".join(extra):
+        keys += ["ppo/kl_coef", "ppo/kl_ref"]
+    for a, b in zip(full[2:], resumed[2:], strict=True):
+        for k in keys:
+            assert a[k] == pytest.approx(b[k], abs=1e-6), (a["iteration"], k)
+    if "kl_coef" in " ".join(extra):  # the coefficient moved and was carried over
+        assert full[-1]["ppo/kl_coef"] != pytest.approx(0.05)

@@ -545,8 +545,6 @@ class Policy:
             ``(sums [N], per_token [N, L], mask [N, L])`` with ``L`` the longest span, in
             the layout of :meth:`action_logprobs`.
         """
-        n = len(spans)
-        width = max((e - s for _, s, e in spans), default=0)
         constraint = constraint or self.default_constraint
         if constraint is not None:
             prompts = [list(sequences[q][:s]) for q, s, _ in spans]
@@ -554,10 +552,53 @@ class Policy:
             return self.action_logprobs(
                 prompts, actions, temperature=temperature, constraint=constraint
             )
+        per_token, mask, _ = self._span_scores(sequences, spans, temperature, batch_size, False)
+        return per_token.sum(-1), per_token, mask
+
+    def span_logprobs_hidden(
+        self,
+        sequences: Sequence[Sequence[int]],
+        spans: Sequence[tuple[int, int, int]],
+        *,
+        batch_size: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`span_logprobs` (temperature 1) plus the model's final hidden state at every
+        scored position, from the same forward pass: for a value head on the policy's body.
+
+        The hidden state of agent token ``k`` is read at the position that predicts it (the
+        state the token was sampled from). A decoding constraint is not supported (its
+        scoring is per turn, :meth:`action_logprobs`): a ``ValueError`` names it.
+
+        Returns:
+            ``(per_token [N, L], mask [N, L], hidden [N, L, H])``; ``hidden`` is 0 where
+            ``mask`` is False.
+        """
+        if self.default_constraint is not None:
+            raise ValueError(
+                f"span_logprobs_hidden cannot score under the decoding constraint "
+                f"{self.default_constraint!r} (constrained scoring is per turn)"
+            )
+        per_token, mask, hidden = self._span_scores(sequences, spans, 1.0, batch_size, True)
+        assert hidden is not None
+        return per_token, mask, hidden
+
+    def _span_scores(
+        self,
+        sequences: Sequence[Sequence[int]],
+        spans: Sequence[tuple[int, int, int]],
+        temperature: float,
+        batch_size: int | None,
+        with_hidden: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The unconstrained body of :meth:`span_logprobs`: ``(per_token, mask, hidden or None)``."""
+        n = len(spans)
+        width = max((e - s for _, s, e in spans), default=0)
         dev = self.device
         if n == 0 or width == 0:
             empty = torch.zeros(n, width, device=dev)
-            return empty.sum(-1), empty, empty.bool()
+            size = int(self.model.config.hidden_size)
+            hidden_empty = torch.zeros(n, width, size, device=dev) if with_hidden else None
+            return empty, empty.bool(), hidden_empty
         for q, s, e in spans:
             if not 1 <= s <= e <= len(sequences[q]):
                 raise ValueError(f"span {(q, s, e)} is outside sequence {q} of {len(sequences[q])} ids")
@@ -565,6 +606,7 @@ class Policy:
         step = batch_size or len(used)
         per_token = torch.zeros(n, width, device=dev)
         mask = torch.zeros(n, width, dtype=torch.bool, device=dev)
+        hidden: torch.Tensor | None = None
         by_seq: dict[int, list[int]] = {}
         for i, (q, _, _) in enumerate(spans):
             by_seq.setdefault(q, []).append(i)
@@ -574,17 +616,22 @@ class Policy:
             ends = {q: 0 for q in chunk}
             for i in rows:  # a sequence is run only up to its last scored token
                 ends[spans[i][0]] = max(ends[spans[i][0]], spans[i][2])
-            lp = self._score_spans(
+            lp, h = self._score_spans(
                 [sequences[q][: ends[q]] for q in chunk],
                 [(chunk.index(spans[i][0]), spans[i][1], spans[i][2]) for i in rows],
                 temperature,
                 width,
+                with_hidden,
             )
             index = torch.tensor(rows, device=dev)
             per_token = per_token.index_copy(0, index, lp)
+            if h is not None:
+                if hidden is None:
+                    hidden = torch.zeros(n, width, h.shape[-1], device=dev, dtype=h.dtype)
+                hidden = hidden.index_copy(0, index, h)
             lengths = torch.tensor([spans[i][2] - spans[i][1] for i in rows], device=dev)
             mask[index] = torch.arange(width, device=dev)[None, :] < lengths[:, None]
-        return per_token.sum(-1), per_token, mask
+        return per_token, mask, hidden
 
     def generate_shared(
         self,
@@ -780,8 +827,11 @@ class Policy:
         spans: Sequence[tuple[int, int, int]],
         temperature: float,
         width: int,
-    ) -> torch.Tensor:
-        """``[len(spans), width]`` log-probs (0 past each span's end) from one forward."""
+        with_hidden: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``[len(spans), width]`` log-probs (0 past each span's end) from one forward, and
+        with ``with_hidden`` the final hidden states ``[len(spans), width, H]`` at the same
+        positions (0 past each span's end)."""
         dev = self.device
         t_width = max(len(s) for s in sequences)
         pad = self.tokenizer.pad_token_id
@@ -798,18 +848,28 @@ class Policy:
         seq, attn = seq.to(dev), attn.to(dev)
         rows, cols, target_cols, valid = rows.to(dev), cols.to(dev), target_cols.to(dev), valid.to(dev)
         parts = lean_parts(self.model)
+        states: torch.Tensor | None = None
         if parts is not None:
             body, head = parts
             hidden = body(input_ids=seq, attention_mask=attn, use_cache=False).last_hidden_state
-            logits = head(hidden[rows, cols]).float()  # [N * width, V]
+            states = hidden[rows, cols]  # [N * width, H]
+            logits = head(states).float()  # [N * width, V]
         else:
-            logits = self.model(input_ids=seq, attention_mask=attn, use_cache=False).logits
-            logits = logits[rows, cols].float()
+            out = self.model(
+                input_ids=seq, attention_mask=attn, use_cache=False, output_hidden_states=with_hidden
+            )
+            logits = out.logits[rows, cols].float()
+            if with_hidden:
+                states = out.hidden_states[-1][rows, cols]
         if temperature != 1.0:
             logits = logits / temperature
         targets = seq[rows, target_cols]
         lp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-        return lp.masked_fill(~valid, 0.0).view(len(spans), width)
+        lp = lp.masked_fill(~valid, 0.0).view(len(spans), width)
+        if not with_hidden or states is None:
+            return lp, None
+        states = states.masked_fill(~valid[:, None], 0.0).view(len(spans), width, -1)
+        return lp, states
 
     def _score_chunk(
         self,

@@ -1,22 +1,30 @@
 """Token-level PPO for multi-turn agents (the on-policy baseline of the ArCHer paper).
 
-Each utterance is a sequence of tokens; every token of utterance ``t`` gets the advantage
-``A_t = G_t - b(t)``, where ``G_t = sum_k gamma^k r_{t+k}`` is the reward-to-go across turns
-and ``b(t)`` the batch-mean return of turns at the same position (a critic-free baseline,
-as in RLOO/GRPO; the paper's baseline used a learned token-level value head). The loss is
-PPO's clipped surrogate on the per-token ratio ``pi(a_t|s)/pi_old(a_t|s)`` where the old
-log-probs are those captured while sampling (no re-scoring pass). Minibatches are whole
-conversations (:func:`~agentrl.batch.segment_minibatches`), each scored in one forward pass
-(:meth:`~agentrl.policy.Policy.span_logprobs`). Sampling at a
-temperature other than 1 makes those differ from the policy's log-probs: the learner then
-re-scores once before the first epoch.
+Every agent token is an action. With a value function (``value_head=policy``: a linear head
+on the policy's body; ``separate``: a critic of its own, :mod:`.value_head`) each agent
+token gets its own advantage from GAE over the episode's agent tokens in order
+(:func:`~.losses.gae`: ``gamma`` discounts across turns, ``lam`` at every token; env tokens
+are not actions and are skipped), the value loss (optionally clipped) joins the surrogate,
+and an optional per-token KL penalty to the reference (fixed or adaptive) is subtracted
+from the rewards. ``value_head=none`` is the critic-free variant: every token of turn ``t``
+gets ``A_t = G_t - b(t)`` (reward-to-go minus the batch-mean return at the same turn index).
+
+The loss is PPO's clipped surrogate on the per-token ratio ``pi(a|s)/pi_old(a|s)`` against
+the log-probs captured while sampling (re-scored once when the rollout sampled at a
+temperature other than 1); ``epochs`` passes in minibatches of whole conversations
+(:func:`~agentrl.batch.segment_minibatches`), each scored in one forward pass
+(:meth:`~agentrl.policy.Policy.span_logprobs`). Values, old values and the reference's
+log-probs come from one pass without gradients before the first epoch. ``docs/ppo.md``.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -29,7 +37,18 @@ from agentrl.registry import ALGORITHMS
 from agentrl.types import Episode
 
 from .config import PPOConfig
-from .losses import clipped_policy_loss, turn_advantages
+from .layout import episode_tokens, segment_chunks, turn_end_rewards
+from .losses import (
+    adaptive_kl_coef,
+    clipped_policy_loss,
+    episode_returns,
+    explained_variance,
+    gae,
+    masked_normalize,
+    turn_advantages,
+    value_loss,
+)
+from .value_head import ValueModel, build_value_model
 
 
 class ClippedConfig(Protocol):
@@ -43,6 +62,23 @@ class ClippedConfig(Protocol):
     grad_clip: float
 
 
+@dataclass(frozen=True)
+class UpdateTargets:
+    """What an update's minibatches are compared with, one row per turn of its batch.
+
+    Attributes:
+        old_logprobs: ``[N, L]`` log-probs of the sampling policy.
+        advantages: ``[N]`` one per turn (shared by its tokens) or ``[N, L]`` one per token.
+        old_values: ``[N, L]`` values before the update (PPO with a value head), else None.
+        returns: ``[N, L]`` value targets (with ``old_values``), else None.
+    """
+
+    old_logprobs: torch.Tensor
+    advantages: torch.Tensor
+    old_values: torch.Tensor | None = None
+    returns: torch.Tensor | None = None
+
+
 class ClippedPolicyGradient(AlgorithmBase):
     """PPO's clipped surrogate on whole conversations; subclasses say what the advantage of
     each turn is (:meth:`advantages`) and may add loss terms (:meth:`extra_terms`).
@@ -50,7 +86,9 @@ class ClippedPolicyGradient(AlgorithmBase):
     Every agent token of a turn gets the turn's advantage; the ratio is against the
     sampling log-probs captured in the rollout (re-scored once when the rollout sampled at
     another temperature); ``epochs`` passes in minibatches of whole conversations, each
-    scored in one forward pass; a lifelong ``extra_loss_fn`` joins every step.
+    scored in one forward pass; a lifelong ``extra_loss_fn`` joins every step. A subclass
+    with more to fit (PPO's value function) overrides :meth:`prepare` and
+    :meth:`minibatch_loss`; the optimiser's parameter groups are clipped and stepped together.
     """
 
     supports_extra_loss = True
@@ -79,6 +117,38 @@ class ClippedPolicyGradient(AlgorithmBase):
         per-token log-probs and agent-token mask), and stats; none by default."""
         return None, {}
 
+    def old_logprobs(self, batch: TurnBatch) -> torch.Tensor:
+        """``[N, L]`` the log-probs the ratio is taken against: the sampling ones, re-scored
+        when the rollout sampled at a temperature other than 1."""
+        if self.sampling_temperature == 1.0:
+            return batch.old_logprobs
+        with torch.no_grad():
+            return self.policy.span_logprobs(batch.segments, batch.spans())[1]
+
+    def prepare(
+        self, episodes: Sequence[Episode], batch: TurnBatch
+    ) -> tuple[UpdateTargets, dict[str, float]]:
+        """The targets of this update, fixed before its first minibatch, and stats: the
+        advantages of :meth:`advantages` and :meth:`old_logprobs`, on the policy's device."""
+        adv, stats = self.advantages(episodes, batch)
+        # The batch is built on the CPU; the loss meets the policy's log-probs on its device.
+        dev = self.policy.device
+        return UpdateTargets(self.old_logprobs(batch).to(dev), adv.to(dev)), stats
+
+    def minibatch_loss(
+        self, mb: TurnBatch, rows: torch.Tensor, targets: UpdateTargets
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss of minibatch ``mb`` (the rows ``rows`` of the update's batch) and stats:
+        the clipped surrogate plus :meth:`extra_terms`."""
+        _, logp, mask = self.policy.span_logprobs(mb.segments, mb.spans())
+        loss, stats = clipped_policy_loss(
+            logp, targets.old_logprobs[rows, : logp.shape[1]], targets.advantages[rows], mask, self.config.clip
+        )
+        term, term_stats = self.extra_terms(logp, mb, mask)
+        if term is not None:
+            loss = loss + term
+        return loss, {**stats, **term_stats}
+
     def update(self, episodes: Sequence[Episode]) -> dict[str, float]:
         cfg = self.config
         prefix = self.stat_prefix
@@ -86,24 +156,13 @@ class ClippedPolicyGradient(AlgorithmBase):
         batch = build_turn_batch(episodes, gamma=cfg.gamma)
         if len(batch) == 0:
             return {f"{prefix}/turns": 0.0}
-        adv, adv_stats = self.advantages(episodes, batch)
-        old = batch.old_logprobs
-        if self.sampling_temperature != 1.0:
-            with torch.no_grad():
-                _, old, _ = self.policy.span_logprobs(batch.segments, batch.spans())
-        # The batch is built on the CPU; the loss meets the policy's log-probs on its device.
-        adv, old = adv.to(self.policy.device), old.to(self.policy.device)
-        params = list(self.policy.trainable_parameters())
+        targets, adv_stats = self.prepare(episodes, batch)
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.policy.model.train()
         stats: dict[str, list[float]] = {"loss": [], "clip_frac": [], "approx_kl": [], "grad_norm": []}
         for _ in range(cfg.epochs):
             for idx in segment_minibatches(batch, cfg.minibatch_size, self.generator):
-                mb = batch.select(idx)
-                _, logp, mask = self.policy.span_logprobs(mb.segments, mb.spans())
-                loss, s = clipped_policy_loss(logp, old[idx, : logp.shape[1]], adv[idx], mask, cfg.clip)
-                term, term_stats = self.extra_terms(logp, mb, mask)
-                if term is not None:
-                    loss = loss + term
+                loss, mb_stats = self.minibatch_loss(batch.select(idx), idx, targets)
                 extra = self.extra_loss_fn(self.policy) if self.extra_loss_fn is not None else None
                 if extra is not None:  # a lifelong regulariser, e.g. EWC
                     loss = loss + extra
@@ -111,10 +170,8 @@ class ClippedPolicyGradient(AlgorithmBase):
                 loss.backward()
                 grad_norm, _ = guarded_step(self.optimizer, params, cfg.grad_clip)
                 stats["loss"].append(loss.item())
-                stats["clip_frac"].append(s["clip_frac"])
-                stats["approx_kl"].append(s["approx_kl"])
                 stats["grad_norm"].append(float(grad_norm))
-                for k, v in term_stats.items():
+                for k, v in mb_stats.items():
                     stats.setdefault(k, []).append(v)
         self.policy.model.eval()
         self.num_updates += 1
@@ -139,21 +196,155 @@ class ClippedPolicyGradient(AlgorithmBase):
 
 @ALGORITHMS.register("ppo")
 class PPO(ClippedPolicyGradient):
-    """Token-level PPO on utterances (see the module docstring)."""
+    """Token-level PPO with a learned value function and GAE (see the module docstring)."""
 
     Config = PPOConfig
     stat_prefix = "ppo"
     config: PPOConfig
 
+    def __init__(self, config: PPOConfig | None, policy: Policy, seed: int = 0):
+        super().__init__(config, policy, seed)
+        cfg = self.config
+        self.value_model: ValueModel | None = build_value_model(cfg.value_head, policy, seed)
+        if self.value_model is not None:
+            self.optimizer.add_param_group({"params": list(self.value_model.trainable())})
+        self.rl_started = False
+        self.kl_coef = float(cfg.kl_coef)
+        # the KL reference: the adapter switched off under LoRA, else a frozen copy
+        self.reference: Policy | None = None
+        if cfg.kl_coef > 0 and not policy.is_lora:
+            self.reference = copy.deepcopy(policy)
+            self.reference.model.requires_grad_(False)
+
     def advantages(
         self, episodes: Sequence[Episode], batch: TurnBatch
     ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The critic-free advantage of every turn (``value_head=none``):
+        ``batch.returns`` against ``baseline``."""
         cfg = self.config
         return turn_advantages(batch.returns, batch.turn_index, cfg.baseline, cfg.normalize_advantage), {}
 
-    def extra_terms(
-        self, logp: torch.Tensor, mb: TurnBatch, mask: torch.Tensor
-    ) -> tuple[torch.Tensor | None, dict[str, float]]:
-        if not self.config.entropy_coef:
-            return None, {}
-        return self.config.entropy_coef * (logp * mask).sum() / mask.sum().clamp(min=1), {}
+    def score(self, mb: TurnBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(logprobs, mask, values or None)`` of ``mb``'s agent tokens, ``[N, L]`` each."""
+        if self.value_model is None:
+            _, logp, mask = self.policy.span_logprobs(mb.segments, mb.spans())
+            return logp, mask, None
+        return self.value_model.score(self.policy, mb.segments, mb.spans())
+
+    def prepare(
+        self, episodes: Sequence[Episode], batch: TurnBatch
+    ) -> tuple[UpdateTargets, dict[str, float]]:
+        cfg = self.config
+        if not self.rl_started and self.value_model is not None:
+            self.value_model.on_rl_start(self.policy)
+        self.rl_started = True
+        if self.value_model is None and self.kl_coef == 0:
+            return super().prepare(episodes, batch)  # the critic-free PPO, unchanged
+        if cfg.value_head == "policy" and self.policy.default_constraint is not None:
+            raise ValueError(
+                "ppo: value_head=policy reads the policy's hidden states in its one-pass "
+                f"scoring, which the decoding constraint {self.policy.default_constraint!r} "
+                "(rollout.sampling.constraint) replaces by per-turn scoring; use "
+                "algorithm.value_head=separate or none"
+            )
+        old, values, ref = self._scores_without_grad(batch)
+        mask = batch.action_mask
+        stats: dict[str, float] = {}
+        kl_tokens = torch.zeros_like(mask)
+        if ref is not None:
+            kl_tokens = (old - ref) * mask
+            kl = float(kl_tokens.sum() / mask.sum().clamp(min=1))
+            stats.update({"kl_ref": kl, "kl_coef": self.kl_coef})
+        dev = self.policy.device
+        if values is None:
+            rewards = batch.rewards - self.kl_coef * kl_tokens.sum(-1)
+            penalised = dataclasses.replace(
+                batch, rewards=rewards, returns=episode_returns(rewards, batch.episode_index, cfg.gamma)
+            )
+            adv, adv_stats = self.advantages(episodes, penalised)
+            targets = UpdateTargets(old.to(dev), adv.to(dev))
+        else:
+            rewards = turn_end_rewards(batch) - self.kl_coef * kl_tokens
+            layout = episode_tokens(batch)
+            adv_e, ret_e = gae(
+                layout.to_episodes(rewards), layout.to_episodes(values), layout.mask, cfg.gamma, cfg.lam
+            )
+            adv, returns = layout.to_turns(adv_e), layout.to_turns(ret_e)
+            adv_stats = {
+                "explained_var": explained_variance(values, returns, mask),
+                "value_mean": float((values * mask).sum() / mask.sum().clamp(min=1)),
+                "return_mean": float((returns * mask).sum() / mask.sum().clamp(min=1)),
+            }
+            if cfg.normalize_advantage:
+                adv = masked_normalize(adv, mask)
+            targets = UpdateTargets(old.to(dev), adv.to(dev), values.to(dev), returns.to(dev))
+        if ref is not None and cfg.kl_target is not None:
+            self.kl_coef = adaptive_kl_coef(self.kl_coef, stats["kl_ref"], cfg.kl_target)
+        return targets, {**stats, **adv_stats}
+
+    def _scores_without_grad(
+        self, batch: TurnBatch
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``(old log-probs, values or None, reference log-probs or None)``, ``[N, L]`` on the
+        CPU, from passes without gradients over whole conversations in chunks of about
+        ``minibatch_size`` turns."""
+        old = batch.old_logprobs.clone()
+        values = torch.zeros_like(old) if self.value_model is not None else None
+        ref = torch.zeros_like(old) if self.kl_coef > 0 else None
+        rescore = self.sampling_temperature != 1.0
+        self.policy.model.eval()
+        with torch.no_grad():
+            for rows in segment_chunks(batch, self.config.minibatch_size):
+                mb = batch.select(rows)
+                if values is not None or rescore:
+                    logp, _, v = self.score(mb)
+                    w = logp.shape[1]
+                    if rescore:
+                        old[rows, :w] = logp.float().cpu()
+                    if values is not None and v is not None:
+                        values[rows, :w] = v.float().cpu()
+                if ref is not None:
+                    r = self._reference_logprobs(mb)
+                    ref[rows, : r.shape[1]] = r.float().cpu()
+        return old, values, ref
+
+    def _reference_logprobs(self, mb: TurnBatch) -> torch.Tensor:
+        if self.reference is not None:
+            return self.reference.span_logprobs(mb.segments, mb.spans())[1]
+        return self.policy.reference_logprobs(mb.segments, mb.spans())
+
+    def minibatch_loss(
+        self, mb: TurnBatch, rows: torch.Tensor, targets: UpdateTargets
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The clipped surrogate, ``vf_coef`` times the value loss and the entropy bonus."""
+        cfg = self.config
+        logp, mask, values = self.score(mb)
+        w = logp.shape[1]
+        adv = targets.advantages[rows]
+        if adv.dim() == 2:
+            adv = adv[:, :w]
+        loss, stats = clipped_policy_loss(logp, targets.old_logprobs[rows, :w], adv, mask, cfg.clip)
+        stats["pg_loss"] = loss.item()
+        if values is not None and targets.old_values is not None and targets.returns is not None:
+            vl = value_loss(values, targets.old_values[rows, :w], targets.returns[rows, :w], mask, cfg.vf_clip)
+            loss = loss + cfg.vf_coef * vl
+            stats["value_loss"] = vl.item()
+        entropy = -(logp * mask).sum() / mask.sum().clamp(min=1)
+        if cfg.entropy_coef:
+            loss = loss - cfg.entropy_coef * entropy
+        stats["entropy"] = entropy.item()
+        return loss, stats
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.update({"kl_coef": self.kl_coef, "rl_started": self.rl_started})
+        if self.value_model is not None:
+            state["value_model"] = self.value_model.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.kl_coef = float(state["kl_coef"])
+        self.rl_started = bool(state["rl_started"])
+        if self.value_model is not None:
+            self.value_model.load_state_dict(state["value_model"])
