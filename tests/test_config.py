@@ -104,7 +104,7 @@ def test_help_lists_groups_and_keys_with_their_meaning(command, capsys):
     assert main([command, "--help"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: agentrl {command}")
-    assert "  algorithm   archer, archer_offline, chai, filtered_bc, grpo, ppo, rloo, rltf" in out
+    assert "  algorithm   archer, archer_offline, chai, filtered_bc, grpo, ppo, ppo_critic_free, rloo, rltf" in out
     assert "+experiment=option" in out and "smollm2_guess_the_number" in out
     # the keys come with their defaults and the comments that explain them
     assert "keep_kv_cache: true       # keep each conversation's KV cache across turns" in out
