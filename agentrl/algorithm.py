@@ -50,6 +50,8 @@ class AlgorithmBase(ABC):
         replay_rows() / load_replay_rows(rows): a replay buffer as JSON rows, written to
             checkpoints (``None``: the algorithm keeps none).
         episodes_per_task(config): episodes played of each sampled task (GRPO's groups).
+        check_run(config, constraint): refuses, before any work, a combination of its config
+            with the run's settings that cannot work.
     """
 
     Config: ClassVar[type | None] = None
@@ -64,6 +66,13 @@ class AlgorithmBase(ABC):
         """How many episodes the trainer plays of each sampled task in an iteration, all
         with the same env seed (GRPO's groups); 1 for everything else."""
         return 1
+
+    @classmethod
+    def check_run(cls, config: Any, constraint: str | None) -> None:
+        """Raise ``ValueError`` (naming the keys and the fix) when ``config`` cannot run with
+        the run's decoding ``constraint`` (``rollout.sampling.constraint``); called before any
+        work starts. Everything is accepted by default."""
+        return None
 
     @abstractmethod
     def update(self, episodes: Sequence[Episode]) -> dict[str, float]:
@@ -118,6 +127,16 @@ def episodes_per_task(name: str, section: dict[str, Any]) -> int:
     cls = algorithm_class(name)
     config = make_dataclass_config(cls.Config, section, where=f"algorithm={name}") if cls.Config else None
     return cls.episodes_per_task(config)
+
+
+def check_run(name: str, section: dict[str, Any], constraint: str | None) -> None:
+    """:meth:`AlgorithmBase.check_run` of registered algorithm ``name`` with its config
+    ``section``."""
+    from agentrl.config import make_dataclass_config
+
+    cls = algorithm_class(name)
+    config = make_dataclass_config(cls.Config, section, where=f"algorithm={name}") if cls.Config else None
+    cls.check_run(config, constraint)
 
 
 def build_algorithm(name: str, overrides: dict[str, Any], policy: Any, seed: int = 0) -> AlgorithmBase:

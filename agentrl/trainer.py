@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from agentrl.algorithm import algorithm_class, episodes_per_task
+from agentrl.algorithm import check_run as check_algorithm_run
 from agentrl.checkpoint import (
     CheckpointManager,
     resolve_checkpoint,
@@ -71,6 +72,10 @@ def validate_components(cfg: TrainConfig) -> None:
             algo_cls.Config, algorithm_section(cfg), where=f"algorithm={cfg.algorithm['name']}"
         )
     group = episodes_per_task(cfg.algorithm["name"], algorithm_section(cfg))
+    try:
+        check_algorithm_run(cfg.algorithm["name"], algorithm_section(cfg), cfg.rollout.sampling.constraint)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
     if cfg.rollout.episodes_per_iter % group:
         raise ConfigError(
             f"rollout.episodes_per_iter={cfg.rollout.episodes_per_iter} must be a multiple of "

@@ -323,3 +323,13 @@ def test_separate_critic_improves_guess_the_number(tiny_overrides):
     rows = [r for r in read_metrics(Path(summary["run_dir"]) / "metrics.jsonl") if "eval_sample/invalid_actions" in r]
     assert rows[-1]["eval_sample/invalid_actions"] < 0.5 * rows[0]["eval_sample/invalid_actions"]
     assert summary["final_eval_sample_success"] > summary["initial_eval_sample_success"] + 0.07
+
+
+def test_value_head_policy_with_a_decoding_constraint_is_refused_before_any_work(tmp_path):
+    from agentrl.config import ConfigError, load_config
+    from agentrl.trainer import validate_components
+
+    base = ["algorithm=ppo", "env=toolchain", "rollout.sampling.constraint=toolchain"]
+    with pytest.raises(ConfigError, match="value_head=policy .* use algorithm.value_head=separate or none"):
+        validate_components(load_config(base))
+    validate_components(load_config([*base, "algorithm.value_head=none"]))  # fine

@@ -216,6 +216,18 @@ class PPO(ClippedPolicyGradient):
             self.reference = copy.deepcopy(policy)
             self.reference.model.requires_grad_(False)
 
+    @classmethod
+    def check_run(cls, config: Any, constraint: str | None) -> None:
+        """``value_head=policy`` reads the policy's hidden states in its one-pass scoring,
+        which a decoding constraint replaces by per-turn scoring."""
+        if isinstance(config, PPOConfig) and config.value_head == "policy" and constraint:
+            raise ValueError(
+                "ppo: value_head=policy reads the policy's hidden states in its one-pass "
+                f"scoring, which the decoding constraint {constraint!r} "
+                "(rollout.sampling.constraint) replaces by per-turn scoring; use "
+                "algorithm.value_head=separate or none"
+            )
+
     def advantages(
         self, episodes: Sequence[Episode], batch: TurnBatch
     ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -240,13 +252,7 @@ class PPO(ClippedPolicyGradient):
         self.rl_started = True
         if self.value_model is None and self.kl_coef == 0:
             return super().prepare(episodes, batch)  # the critic-free PPO, unchanged
-        if cfg.value_head == "policy" and self.policy.default_constraint is not None:
-            raise ValueError(
-                "ppo: value_head=policy reads the policy's hidden states in its one-pass "
-                f"scoring, which the decoding constraint {self.policy.default_constraint!r} "
-                "(rollout.sampling.constraint) replaces by per-turn scoring; use "
-                "algorithm.value_head=separate or none"
-            )
+        self.check_run(cfg, self.policy.default_constraint)  # also checked before the run
         old, values, ref = self._scores_without_grad(batch)
         mask = batch.action_mask
         stats: dict[str, float] = {}
