@@ -106,3 +106,16 @@ def test_the_check_flags_what_it_should(
     page.write_text(text + "\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path / "repo")
     assert bool(outside_references(page)) is flagged
+
+
+def test_readme_sample_error_is_what_agentrl_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's example of an unknown algorithm shows agentrl's real message: the valid
+    options, one per line (a new algorithm config must show up there)."""
+    from agentrl.cli import main
+
+    readme = (ROOT / "README.md").read_text()
+    command = "$ agentrl train algorithm=foo\n"
+    assert command in readme
+    shown = readme.split(command, 1)[1].split("```", 1)[0]
+    assert main(["train", "algorithm=foo"]) == 2
+    assert capsys.readouterr().err == shown
