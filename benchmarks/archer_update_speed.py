@@ -3,7 +3,7 @@
 Two model sizes (and the larger in bf16 too), each measured in a fresh subprocess (so peak RSS belongs to one size):
 
 - ``main``: the README main job's models (tiny Llama, hidden 128, 2 layers, the shipped
-  word-piece tokenizer; a 2-layer hidden-64 BERT critic over the same tokenizer).
+  BPE tokenizer; a 2-layer hidden-64 BERT critic over the same tokenizer).
 - ``reference``: the shape the reference implementation was measured at on this CPU
   (docs/archer_update_speed.md): a Llama policy with 2 layers, hidden 256, intermediate 1024, SmolLM2's
   49152-token vocabulary, tied embeddings (~14.7M parameters), and a RoBERTa critic encoder
