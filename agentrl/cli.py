@@ -177,7 +177,7 @@ def cmd_config(overrides: list[str]) -> int:
 
     from agentrl.config import ConfigError, compose, to_train_config
     from agentrl.registry import RegistryError
-    from agentrl.trainer import validate_components
+    from agentrl.validate import validate_components
 
     try:
         cfg = compose(overrides)

@@ -86,7 +86,7 @@ def evaluate_checkpoint(
     from agentrl.policy import SamplingConfig
     from agentrl.rollouts.group import InlineWorkerGroup
     from agentrl.rollouts.worker import RolloutWorker
-    from agentrl.trainer import algorithm_section
+    from agentrl.validate import algorithm_section
 
     ckpt = resolve_checkpoint(path)
     manifest = verify_checkpoint(ckpt)

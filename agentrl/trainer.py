@@ -25,22 +25,22 @@ from typing import Any
 
 import numpy as np
 
-from agentrl.algorithm import algorithm_class, episodes_per_task
-from agentrl.algorithm import check_run as check_algorithm_run
+from agentrl.algorithm import episodes_per_task
 from agentrl.checkpoint import (
     CheckpointManager,
     resolve_checkpoint,
     verify_checkpoint,
 )
-from agentrl.config import ConfigError, TrainConfig, make_dataclass_config, to_plain
+from agentrl.config import ConfigError, TrainConfig, to_plain
 from agentrl.errors import LearnerLost
 from agentrl.metrics import MetricsLogger, plot_learning_curve, read_metrics
 from agentrl.play import MODES, Mode, episode_jobs, episode_stats, mode_stats, play
 from agentrl.progress import Progress
-from agentrl.registry import import_user_modules
-from agentrl.trackers import build_trackers, check_trackers
+from agentrl.report import run_summary, summary_line
+from agentrl.trackers import build_trackers
 from agentrl.transcripts import write_transcripts
 from agentrl.types import Episode
+from agentrl.validate import algorithm_section, is_offline, validate_components
 
 IterationCallback = Callable[["Trainer", int, dict[str, Any]], None]
 """``callback(trainer, iteration, row)``: see :class:`Trainer`'s ``callbacks``."""
@@ -53,105 +53,6 @@ def iteration_seeds(seed: int, iteration: int, n: int) -> list[int]:
 
 def iteration_rng_seed(seed: int, iteration: int) -> int:
     return int(np.random.SeedSequence([seed, iteration, 29]).generate_state(1)[0])
-
-
-def validate_components(cfg: TrainConfig) -> None:
-    """Resolve every registry name and component config before any work starts."""
-    from agentrl.curricula import build_curriculum
-    from agentrl.rewards import build_reward
-    from agentrl.rollouts.worker import make_env
-
-    import_user_modules(list(cfg.imports))
-    check_trackers(cfg.logging)  # a missing wandb/mlflow fails here, naming the extra
-    try:
-        algo_cls = algorithm_class(cfg.algorithm["name"])
-    except TypeError as e:
-        raise ConfigError(str(e)) from e
-    if algo_cls.Config is not None:
-        make_dataclass_config(
-            algo_cls.Config, algorithm_section(cfg), where=f"algorithm={cfg.algorithm['name']}"
-        )
-    group = episodes_per_task(cfg.algorithm["name"], algorithm_section(cfg))
-    try:
-        check_algorithm_run(cfg.algorithm["name"], algorithm_section(cfg), cfg.rollout.sampling.constraint)
-    except ValueError as e:
-        raise ConfigError(str(e)) from e
-    if cfg.rollout.episodes_per_iter % group:
-        raise ConfigError(
-            f"rollout.episodes_per_iter={cfg.rollout.episodes_per_iter} must be a multiple of "
-            f"algorithm.group_size={group} (algorithm={cfg.algorithm['name']} plays each sampled "
-            "task group_size times)"
-        )
-    if algo_cls.has_acting_rule and cfg.cluster.mode != "inline":
-        raise ConfigError(
-            f"algorithm={cfg.algorithm['name']} has its own acting rule (act(): e.g. CHAI's critic, RLTF's "
-            "candidate choice) that runs in the learner, which Ray rollout actors cannot call yet: "
-            "run it with cluster=inline"
-        )
-    if cfg.data:  # a damaged dataset fails here, before any work, naming file and line
-        from agentrl.types import load_episodes
-
-        try:
-            load_episodes(cfg.data)
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"data: {e}") from e
-    build_reward(cfg.reward)
-    if cfg.rollout.sampling.constraint:
-        from agentrl.policy.constraints import resolve_grammar
-
-        try:
-            resolve_grammar(cfg.rollout.sampling.constraint)
-        except ValueError as e:
-            raise ConfigError(f"rollout.sampling.constraint: {e}") from e
-    build_curriculum(cfg.curriculum, seed=cfg.seed)
-    from agentrl.policy.vllm_backend import check_backend
-
-    check_backend(
-        cfg.model,
-        cfg.cluster.mode,
-        cfg.rollout.num_gpus_per_worker,
-        cfg.rollout.sampling.constraint,
-    )
-    make_env(cfg.env.id, cfg.env.kwargs).close()
-    if cfg.lifelong:
-        from agentrl.lifelong.base import validate_lifelong
-
-        validate_lifelong(list(cfg.lifelong), cfg.algorithm["name"])
-
-
-def algorithm_section(cfg: TrainConfig) -> dict[str, Any]:
-    """The algorithm section, with the env's utterance length and the rollout temperature
-    filled in for algorithms that sample on their own (ArCHer's fresh actions) unless set."""
-    import dataclasses
-
-    from agentrl.registry import ALGORITHMS
-
-    section = dict(cfg.algorithm)
-    config_cls = algorithm_class(section["name"]).Config
-    fields = {f.name for f in dataclasses.fields(config_cls)} if config_cls else set()
-    if "max_new_tokens" in fields:
-        section.setdefault("max_new_tokens", cfg.env.max_new_tokens)
-    if cfg.data:
-        if "dataset" not in fields:
-            offline = sorted(
-                n for n in ALGORITHMS.names() if algorithm_class(n).offline
-            )
-            raise ConfigError(
-                f"data={cfg.data} is for offline algorithms ({', '.join(offline)}); "
-                f"algorithm={section['name']} learns from its own rollouts"
-            )
-        if not Path(cfg.data).is_file():
-            raise ConfigError(
-                f"data={cfg.data}: no such file (a JSONL of episodes, one Episode.to_dict() per line)"
-            )
-        section["dataset"] = str(Path(cfg.data).resolve())
-    return section
-
-
-def is_offline(cfg: TrainConfig) -> bool:
-    """Whether the algorithm learns from a fixed dataset only (the trainer then collects no rollouts)."""
-
-    return algorithm_class(cfg.algorithm["name"]).offline
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -593,39 +494,13 @@ class Trainer:
                     title=f"{cfg.algorithm['name']} on {cfg.env.id}",
                 )
             init = counters.get("initial_eval") or {}
-            summary = {
-                "run_dir": str(self.run_dir),
-                "iterations": done_it,
-                "interrupted": interrupted,
-                "initial_eval_success": init.get("eval/success"),
-                "initial_eval_return": init.get("eval/return"),
-                "final_eval_success": final.get("eval/success"),
-                "final_eval_return": final.get("eval/return"),
-                "initial_eval_sample_success": init.get("eval_sample/success"),
-                "initial_eval_sample_return": init.get("eval_sample/return"),
-                "final_eval_sample_success": final.get("eval_sample/success"),
-                "final_eval_sample_return": final.get("eval_sample/return"),
-                "checkpoint": str(self.ckpt.latest()),
-                "plot": str(png) if png else None,
-                "stopped": self.stop_reason,
-            }
+            summary = run_summary(
+                self.run_dir, done_it, init, final, interrupted, self.ckpt.latest(), png, self.stop_reason
+            )
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-            parts = []
-            for label, key in (("greedy", "eval"), ("sampled", "eval_sample")):
-                a, b = init.get(f"{key}/success"), final.get(f"{key}/success")
-                ra, rb = init.get(f"{key}/return"), final.get(f"{key}/return")
-                if a is not None or b is not None:
-                    parts.append(
-                        f"{label} eval success {_fmt(a)} -> {_fmt(b)}, return {_fmt(ra)} -> {_fmt(rb)}"
-                    )
             if stopped:
                 log.print(f"stopped: {self.stop_reason}")
-            log.print(
-                f"{'interrupted' if interrupted else 'stopped' if stopped else 'done'}: "
-                f"{done_it} iterations | "
-                + " | ".join(parts)
-                + f" | checkpoint {summary['checkpoint']} | run dir {self.run_dir}"
-            )
+            log.print(summary_line(summary, init, final, interrupted, stopped))
             return summary
         except BaseException:
             if log is not None:
@@ -790,10 +665,6 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _fmt(v: Any) -> str:
-    return "n/a" if v is None else f"{v:.3f}"
 
 
 def train(cfg: TrainConfig, console: bool = True) -> dict[str, Any]:

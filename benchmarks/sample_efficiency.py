@@ -111,7 +111,7 @@ def final_eval(run_dir: Path, episodes: int, seed: int) -> dict[str, float]:
     from agentrl.policy import SamplingConfig
     from agentrl.rollouts.group import InlineWorkerGroup
     from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
-    from agentrl.trainer import algorithm_section
+    from agentrl.validate import algorithm_section
 
     cache = run_dir / f"final_eval_{episodes}_{seed}.json"
     if cache.exists():

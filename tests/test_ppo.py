@@ -327,7 +327,7 @@ def test_separate_critic_improves_guess_the_number(tiny_overrides):
 
 def test_value_head_policy_with_a_decoding_constraint_is_refused_before_any_work(tmp_path):
     from agentrl.config import ConfigError, load_config
-    from agentrl.trainer import validate_components
+    from agentrl.validate import validate_components
 
     base = ["algorithm=ppo", "env=toolchain", "rollout.sampling.constraint=toolchain"]
     with pytest.raises(ConfigError, match="value_head=policy .* use algorithm.value_head=separate or none"):

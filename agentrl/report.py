@@ -1,0 +1,60 @@
+"""The end of a run: ``summary.json``'s contents and the one-line report printed last."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def run_summary(
+    run_dir: Path,
+    iterations: int,
+    initial: Mapping[str, float],
+    final: Mapping[str, float],
+    interrupted: bool,
+    checkpoint: Path | None,
+    plot: Path | None,
+    stop_reason: str | None,
+) -> dict[str, object]:
+    """What ``summary.json`` holds: the run, its iterations, the initial and final greedy
+    (``eval``) and sampled (``eval_sample``) success and return, the last checkpoint, the
+    learning-curve plot and why it stopped early (if it did)."""
+    summary: dict[str, object] = {"run_dir": str(run_dir), "iterations": iterations, "interrupted": interrupted}
+    for mode in ("eval", "eval_sample"):
+        for when, row in (("initial", initial), ("final", final)):
+            for key in ("success", "return"):
+                summary[f"{when}_{mode}_{key}"] = row.get(f"{mode}/{key}")
+    summary.update(
+        {"checkpoint": str(checkpoint), "plot": str(plot) if plot else None, "stopped": stop_reason}
+    )
+    return summary
+
+
+def summary_line(
+    summary: Mapping[str, object],
+    initial: Mapping[str, float],
+    final: Mapping[str, float],
+    interrupted: bool,
+    stopped: bool,
+) -> str:
+    """``done: N iterations | greedy eval success a -> b, return c -> d | sampled ... |
+    checkpoint ... | run dir ...`` (``interrupted`` / ``stopped`` instead of ``done``)."""
+    parts = []
+    for label, key in (("greedy", "eval"), ("sampled", "eval_sample")):
+        a, b = initial.get(f"{key}/success"), final.get(f"{key}/success")
+        ra, rb = initial.get(f"{key}/return"), final.get(f"{key}/return")
+        if a is not None or b is not None:
+            parts.append(f"{label} eval success {_fmt(a)} -> {_fmt(b)}, return {_fmt(ra)} -> {_fmt(rb)}")
+    status = "interrupted" if interrupted else "stopped" if stopped else "done"
+    return (
+        f"{status}: {summary['iterations']} iterations | "
+        + " | ".join(parts)
+        + f" | checkpoint {summary['checkpoint']} | run dir {summary['run_dir']}"
+    )
+
+
+__all__ = ["run_summary", "summary_line"]
