@@ -37,6 +37,7 @@ from agentrl.metrics import MetricsLogger, plot_learning_curve, read_metrics
 from agentrl.play import MODES, Mode, episode_jobs, episode_stats, mode_stats, play
 from agentrl.progress import Progress
 from agentrl.report import run_summary, summary_line
+from agentrl.rollouts.backend import make_backend
 from agentrl.trackers import build_trackers
 from agentrl.transcripts import write_transcripts
 from agentrl.types import Episode
@@ -88,6 +89,8 @@ class Trainer:
         # With lifelong components, a run is one task unless a detector finds boundaries in it.
         self.lifelong_task = lifelong_task or {"name": cfg.env.id.split("/")[-1].split("-")[0]}
         self.console = console
+        # where the learner and the rollout workers run (inline or Ray): rollouts/backend.py
+        self.backend = make_backend(cfg, console)
         validate_components(cfg)
         self.resume_from: Path | None = None
         if cfg.resume:
@@ -129,30 +132,10 @@ class Trainer:
         self._restart_from_scratch = False  # the learner died before the first checkpoint
 
     # --- setup --------------------------------------------------------------------------
-    def _start_cluster(self) -> None:
-        cfg = self.cfg
-        self.ray = None
-        if cfg.cluster.mode == "inline":
-            return
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        import ray
-
-        from agentrl.rollouts.launch import start_or_join
-
-        self.ray = ray
-        needed = (
-            cfg.cluster.learner_num_cpus + cfg.rollout.num_workers * cfg.rollout.num_cpus_per_worker
-        )
-        # local: embedded Ray; address: cluster.address / auto / RAY_ADDRESS (docs/cluster.md)
-        self._owns_ray = start_or_join(cfg.cluster, needed, console=self.console)
-
     def _build(self) -> None:
         from agentrl.curricula import build_curriculum
-        from agentrl.learner import Learner
         from agentrl.policy import SamplingConfig
         from agentrl.rewards import build_reward
-        from agentrl.rollouts.group import InlineWorkerGroup
-        from agentrl.rollouts.worker import RolloutWorker
 
         cfg = self.cfg
         self.sampling = SamplingConfig(
@@ -177,78 +160,12 @@ class Trainer:
             sampling_constraint=cfg.rollout.sampling.constraint,
             import_path=os.getcwd(),
         )
-        if self.ray is None:
-            self.learner: Any = Learner(**learner_kwargs)
-            worker = RolloutWorker(
-                cfg.env.id,
-                cfg.env.kwargs,
-                cfg.rollout.envs_per_worker,
-                self.sampling,
-                policy=self.learner.policy,
-                step_timeout_s=cfg.fault.step_timeout_s,
-                **worker_options,
-            )
-            self.workers: Any = InlineWorkerGroup(worker, cfg.rollout.num_workers)
-        else:
-            from agentrl.rollouts.placement import place
-            from agentrl.rollouts.ray_actors import RayWorkerGroup, RemoteLearner, check_resources
-
-            check_resources(
-                cfg.cluster.learner_num_cpus
-                + cfg.rollout.num_workers * cfg.rollout.num_cpus_per_worker,
-                cfg.cluster.learner_num_gpus
-                + cfg.rollout.num_workers * cfg.rollout.num_gpus_per_worker,
-                what=f"the learner and {cfg.rollout.num_workers} rollout workers",
-            )
-            if getattr(self, "placement", None) is not None:  # a rebuild after a lost learner
-                self.placement.shutdown()
-            # one placement group: learner = bundle 0, worker i = bundle 1 + i (docs/cluster.md)
-            self.placement: Any = place(
-                cfg.rollout.num_workers,
-                cfg.rollout.num_cpus_per_worker,
-                cfg.rollout.num_gpus_per_worker,
-                cfg.cluster.learner_num_cpus,
-                cfg.cluster.learner_num_gpus,
-                strategy=cfg.cluster.placement_strategy,
-                timeout_s=cfg.cluster.placement_timeout_s,
-            )
-            self.learner = RemoteLearner(
-                cfg.cluster.learner_num_gpus,
-                cfg.cluster.learner_num_cpus,
-                placement=self.placement,
-                **learner_kwargs,
-            )
-            self.workers = RayWorkerGroup(
-                cfg.rollout.num_workers,
-                cfg.env.id,
-                cfg.env.kwargs,
-                cfg.rollout.envs_per_worker,
-                self.sampling,
-                cfg.model,
-                num_cpus=cfg.rollout.num_cpus_per_worker,
-                num_gpus=cfg.rollout.num_gpus_per_worker,
-                imports=list(cfg.imports),
-                import_path=os.getcwd(),
-                step_timeout_s=cfg.fault.step_timeout_s,
-                worker_retries=cfg.fault.worker_retries,
-                placement=self.placement,
-                worker_options=worker_options,
-            )
-            self._write_placement()
-        self.reward = build_reward(cfg.reward)
-        if self.ray is not None and not getattr(self.reward, "passthrough", False):
-            # the reward model in its own actor
-            from agentrl.rollouts.reward_actors import RemoteReward
-
-            self.reward = RemoteReward(
-                cfg.reward, self.reward, imports=list(cfg.imports), import_path=os.getcwd()
-            )
+        self.learner, self.workers = self.backend.build(learner_kwargs, self.sampling, worker_options)
+        self.backend.describe(self.run_dir, self.workers)
+        self.reward = self.backend.wrap_reward(build_reward(cfg.reward))
         self.curriculum = build_curriculum(cfg.curriculum, seed=cfg.seed)
         # An algorithm with its own acting rule (CHAI: best of k by the critic) acts in rollouts.
-        self._act = None
-        if self.ray is None and self.learner.algorithm.has_acting_rule:
-            algorithm, sampling = self.learner.algorithm, self.sampling
-            self._act = lambda states, prompts: algorithm.act(states, prompts, sampling)
+        self._act = self.backend.acting_rule(self.learner, self.sampling)
 
     # --- pieces of the loop ---------------------------------------------------------------
     def _sync_weights(self) -> float:
@@ -260,12 +177,8 @@ class Trainer:
         if version == self._synced_version:  # e.g. the eval just before this iteration sent them
             return 0.0
         self._synced_version = version
-        if self.ray is None:  # inline workers share the learner's policy: nothing moves
-            self.workers.set_weights(None, self.learner.version)
-        else:
-            weights, _ = self.learner.get_weights()
-            self.sync_bytes = sum(t.numel() * t.element_size() for t in weights.values())
-            self.workers.set_weights(weights, version)
+        # inline workers share the learner's policy: nothing moves (0 bytes)
+        self.sync_bytes = self.backend.sync_weights(self.learner, self.workers, version)
         return time.perf_counter() - start
 
     def evaluate(self, iteration: int | None = None) -> dict[str, float]:
@@ -373,7 +286,7 @@ class Trainer:
         resumes from the last intact checkpoint on its own, ``fault.learner_restarts`` times.
         """
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._start_cluster()
+        self.backend.start()
         restarts = 0
         try:
             while True:
@@ -394,13 +307,15 @@ class Trainer:
                         f"(restart {restarts}/{self.cfg.fault.learner_restarts})",
                         file=sys.stderr,
                     )
-                    self._shutdown_actors()
+                    self.backend.stop_actors(self.workers, self.learner, self.reward)
                     self.resume_from = checkpoint
                     self._restart_from_scratch = checkpoint is None
                     self._pending = None
                     self._synced_version = None
         finally:
-            self._shutdown()
+            self.backend.shutdown(
+                getattr(self, "workers", None), getattr(self, "learner", None), getattr(self, "reward", None)
+            )
 
     def _run_attempt(self) -> dict[str, Any]:
         from agentrl.rollouts.worker import EpisodeJob
@@ -574,7 +489,7 @@ class Trainer:
             sync_s += self._sync_weights()
             # inline, the next iteration is collected right here; over Ray it runs in the
             # actors and its bar shows while the next iteration waits for it
-            with self._collecting(it + 1) if self.ray is None else nullcontext():
+            with nullcontext() if self.backend.overlaps_collection else self._collecting(it + 1):
                 self._pending = self._launch(it + 1, job_cls)
         version = int(self.learner.get_version())
         labelled = apply_reward(self.reward, episodes)
@@ -615,50 +530,6 @@ class Trainer:
         print(
             "\nCtrl-C: finishing this iteration, saving a checkpoint, then exiting (Ctrl-C again to abort)"
         )
-
-    def _write_placement(self) -> None:
-        """``run_dir/placement.json``: the strategy, the bundles, the node of the learner's
-        bundle and of every rollout worker (as each worker reports it), and the nodes."""
-        from agentrl.rollouts.placement import describe_nodes
-
-        bundle_nodes = self.placement.bundle_nodes()
-        info = {
-            "strategy": self.placement.strategy,
-            "bundles": self.placement.bundles,
-            "learner_node": bundle_nodes[0],
-            "worker_nodes": list(self.workers.node_ids),
-            "nodes": {
-                n["NodeID"]: {"address": n["NodeManagerAddress"], "resources": n["Resources"]}
-                for n in self.ray.nodes()  # type: ignore[union-attr]
-                if n.get("Alive")
-            },
-        }
-        (self.run_dir / "placement.json").write_text(json.dumps(info, indent=2))
-        if self.console:
-            workers = ", ".join(n[:8] for n in info["worker_nodes"])
-            print(
-                f"agentrl: placement ({info['strategy']}): learner on node {info['learner_node'][:8]}, "
-                f"rollout workers on [{workers}]; cluster: {describe_nodes()}"
-            )
-
-    def _shutdown(self) -> None:
-        self._shutdown_actors()
-        if self.ray is not None and getattr(self, "_owns_ray", False):
-            self.ray.shutdown()
-
-    def _shutdown_actors(self) -> None:
-        for obj in (
-            getattr(self, "workers", None),
-            getattr(self, "learner", None),
-            getattr(self, "reward", None),
-            getattr(self, "placement", None),  # last: removing the group frees its bundles
-        ):
-            fn = getattr(obj, "shutdown", None)
-            if callable(fn) and self.ray is not None:
-                try:
-                    fn()
-                except Exception:
-                    pass
 
 
 def _main_thread() -> bool:

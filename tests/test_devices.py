@@ -197,6 +197,9 @@ def test_warm_start_passes_bf16_and_use_cpu_for_the_device(monkeypatch):
         def remove_callback(self, cb):
             pass
 
+        def add_callback(self, cb):  # the warm start's progress callback
+            pass
+
         def train(self):
             return SimpleNamespace(training_loss=0.5)
 
