@@ -63,6 +63,18 @@ def validate_components(cfg: TrainConfig) -> None:
         except ValueError as e:
             raise ConfigError(f"rollout.sampling.constraint: {e}") from e
     build_curriculum(cfg.curriculum, seed=cfg.seed)
+    # as the trainer decides (a resumed run is past its warm start)
+    if cfg.warm_start.enabled and not cfg.init_from and not cfg.resume:
+        from agentrl.envs.scripted import make_scripted
+
+        try:  # the warm start clones a scripted player of the env
+            make_scripted(cfg.env.id, cfg.warm_start.policy)
+        except ValueError as e:
+            raise ConfigError(
+                f"warm_start.enabled=true clones a scripted {cfg.warm_start.policy!r} player of "
+                f"env {cfg.env.id}, which has none: set warm_start.enabled=false (or pick "
+                f"warm_start.policy); {e}"
+            ) from e
     from agentrl.policy.vllm_backend import check_backend
 
     check_backend(

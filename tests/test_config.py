@@ -124,3 +124,12 @@ def test_config_command_validates_component_sections(capsys):
     assert "could not be converted to Float (key: actor_lr)" in capsys.readouterr().err
     assert main(["config", "+algorithm.bogus=1"]) == 2
     assert "unknown key(s) bogus for algorithm=archer; valid keys:" in capsys.readouterr().err
+
+
+def test_a_warm_start_on_an_env_without_a_scripted_player_is_refused_before_any_work():
+    from agentrl.validate import validate_components
+
+    bad = ["env.id=agentrl/TextArena-v0", "+env.kwargs.game=Blackjack-v0", "cluster=inline"]
+    with pytest.raises(ConfigError, match="warm_start.enabled=true .* set warm_start.enabled=false"):
+        validate_components(load_config(bad))
+    validate_components(load_config([*bad, "warm_start.enabled=false"]))  # fine
