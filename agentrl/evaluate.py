@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from agentrl.checkpoint import resolve_checkpoint, verify_checkpoint
 from agentrl.config import ConfigError, to_train_config
-from agentrl.play import METRIC_PREFIX, MODES, Mode, episode_jobs, mode_stats, play
+from agentrl.play import METRIC_PREFIX, MODES, Mode, acting_rule, episode_jobs, mode_stats, play
 
 _DOTTED = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")  # "pkg.module:Name"
 
@@ -83,7 +83,7 @@ def evaluate_checkpoint(
     ``episodes`` / ``seed`` override ``eval.episodes`` / ``eval.seed``.
     """
     from agentrl.learner import Learner
-    from agentrl.policy import SamplingConfig
+    from agentrl.rollouts.backend import sampling_config, worker_options
     from agentrl.rollouts.group import InlineWorkerGroup
     from agentrl.rollouts.worker import RolloutWorker
     from agentrl.validate import algorithm_section
@@ -101,35 +101,18 @@ def evaluate_checkpoint(
         sampling_temperature=cfg.rollout.sampling.temperature,
     )
     learner.load(str(ckpt), weights_only=True)
-    sampling = SamplingConfig(
-        temperature=cfg.rollout.sampling.temperature,
-        top_k=cfg.rollout.sampling.top_k,
-        max_new_tokens=cfg.env.max_new_tokens,
-        stop=tuple(cfg.env.stop),
-        constraint=constraint,
-    )
+    sampling = sampling_config(cfg)
     worker = RolloutWorker(
-        cfg.env.id,
-        cfg.env.kwargs,
-        cfg.rollout.envs_per_worker,
-        sampling,
-        policy=learner.policy,
-        conversation=cfg.env.conversation,
-        keep_kv_cache=cfg.rollout.keep_kv_cache,
-        max_context_tokens=cfg.rollout.max_context_tokens,
-    )
+        cfg.env.id, cfg.env.kwargs, cfg.rollout.envs_per_worker, sampling, policy=learner.policy,
+        **worker_options(cfg),
+    )  # fmt: skip
     group = InlineWorkerGroup(worker, cfg.rollout.num_workers)  # the run's split of the jobs
     start = cfg.eval.seed if seed is None else seed
     n = cfg.eval.episodes if episodes is None else episodes
     modes: list[Mode] = [m for m, on in zip(MODES, (cfg.eval.greedy, cfg.eval.sample), strict=True) if on]
     if not modes:
         raise ValueError("nothing to evaluate: eval.greedy and eval.sample are both false")
-    algorithm = learner.algorithm
-    act = (
-        (lambda states, prompts: algorithm.act(states, prompts, sampling))
-        if algorithm.has_acting_rule
-        else None
-    )
+    act = acting_rule(learner.algorithm, sampling)
     played = play(group, episode_jobs(n, start), start, modes, act=act)
     out: dict[str, Any] = {
         "checkpoint": str(ckpt),

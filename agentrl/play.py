@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from agentrl.types import Episode
 
 if TYPE_CHECKING:
+    from agentrl.algorithm import AlgorithmBase
+    from agentrl.policy import SamplingConfig
     from agentrl.progress import Progress
     from agentrl.rollouts.worker import ActFn, EpisodeJob
 
@@ -55,6 +57,14 @@ def episode_jobs(
         EpisodeJob(j, episode_seed + j, dict(tasks[j % len(tasks)]) if tasks else {})
         for j in range(episodes)
     ]
+
+
+def acting_rule(algorithm: AlgorithmBase, sampling: SamplingConfig) -> ActFn | None:
+    """The algorithm's own acting rule for the sampled mode (CHAI's critic-ranked choice,
+    RLTF's candidate choice), or ``None`` when it samples the policy."""
+    if not algorithm.has_acting_rule:
+        return None
+    return lambda states, prompts: algorithm.act(states, prompts, sampling)
 
 
 def play(
@@ -125,6 +135,7 @@ def mode_stats(played: Mapping[Mode, Sequence[Episode]]) -> dict[str, float]:
 
 
 __all__ = [
+    "acting_rule",
     "METRIC_PREFIX",
     "MODES",
     "Collector",

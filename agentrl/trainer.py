@@ -37,7 +37,7 @@ from agentrl.metrics import MetricsLogger, plot_learning_curve, read_metrics
 from agentrl.play import MODES, Mode, episode_jobs, episode_stats, mode_stats, play
 from agentrl.progress import Progress
 from agentrl.report import run_summary, summary_line
-from agentrl.rollouts.backend import make_backend
+from agentrl.rollouts.backend import make_backend, sampling_config, worker_options
 from agentrl.trackers import build_trackers
 from agentrl.transcripts import write_transcripts
 from agentrl.types import Episode
@@ -134,22 +134,10 @@ class Trainer:
     # --- setup --------------------------------------------------------------------------
     def _build(self) -> None:
         from agentrl.curricula import build_curriculum
-        from agentrl.policy import SamplingConfig
         from agentrl.rewards import build_reward
 
         cfg = self.cfg
-        self.sampling = SamplingConfig(
-            temperature=cfg.rollout.sampling.temperature,
-            top_k=cfg.rollout.sampling.top_k,
-            max_new_tokens=cfg.env.max_new_tokens,
-            stop=tuple(cfg.env.stop),
-            constraint=cfg.rollout.sampling.constraint,
-        )
-        worker_options: dict[str, Any] = dict(
-            conversation=cfg.env.conversation,
-            keep_kv_cache=cfg.rollout.keep_kv_cache,
-            max_context_tokens=cfg.rollout.max_context_tokens,
-        )
+        self.sampling = sampling_config(cfg)
         learner_kwargs: dict[str, Any] = dict(
             model=cfg.model,
             algorithm=algorithm_section(cfg),
@@ -160,7 +148,7 @@ class Trainer:
             sampling_constraint=cfg.rollout.sampling.constraint,
             import_path=os.getcwd(),
         )
-        self.learner, self.workers = self.backend.build(learner_kwargs, self.sampling, worker_options)
+        self.learner, self.workers = self.backend.build(learner_kwargs, self.sampling, worker_options(cfg))
         self.backend.describe(self.run_dir, self.workers)
         self.reward = self.backend.wrap_reward(build_reward(cfg.reward))
         self.curriculum = build_curriculum(cfg.curriculum, seed=cfg.seed)

@@ -36,6 +36,29 @@ if TYPE_CHECKING:
     WorkerGroup: TypeAlias = InlineWorkerGroup | RayWorkerGroup
 
 
+def sampling_config(cfg: TrainConfig) -> SamplingConfig:
+    """The run's decoding settings: ``rollout.sampling`` with the env's reply length and stop
+    strings (what training, ``agentrl eval`` and export agree on)."""
+    from agentrl.policy import SamplingConfig
+
+    return SamplingConfig(
+        temperature=cfg.rollout.sampling.temperature,
+        top_k=cfg.rollout.sampling.top_k,
+        max_new_tokens=cfg.env.max_new_tokens,
+        stop=tuple(cfg.env.stop),
+        constraint=cfg.rollout.sampling.constraint,
+    )
+
+
+def worker_options(cfg: TrainConfig) -> dict[str, Any]:
+    """The rollout worker's keyword options from the config (conversation and KV-cache settings)."""
+    return dict(
+        conversation=cfg.env.conversation,
+        keep_kv_cache=cfg.rollout.keep_kv_cache,
+        max_context_tokens=cfg.rollout.max_context_tokens,
+    )
+
+
 class Backend(ABC):
     """Builds the learner and the rollout workers for a run and moves what must move between
     them. ``start`` once, then ``build`` (again after a lost learner), ``shutdown`` at the end.
@@ -117,11 +140,9 @@ class InlineBackend(Backend):
 
     def acting_rule(self, learner: LearnerHandle, sampling: SamplingConfig) -> ActFn | None:
         from agentrl.learner import Learner
+        from agentrl.play import acting_rule
 
-        if not isinstance(learner, Learner) or not learner.algorithm.has_acting_rule:
-            return None
-        algorithm = learner.algorithm
-        return lambda states, prompts: algorithm.act(states, prompts, sampling)
+        return acting_rule(learner.algorithm, sampling) if isinstance(learner, Learner) else None
 
     def sync_weights(self, learner: LearnerHandle, workers: WorkerGroup, version: int) -> int:
         workers.set_weights(None, version)  # the workers share the learner's policy
@@ -265,4 +286,4 @@ def make_backend(cfg: TrainConfig, console: bool = True) -> Backend:
     return InlineBackend(cfg, console) if cfg.cluster.mode == "inline" else RayBackend(cfg, console)
 
 
-__all__ = ["Backend", "InlineBackend", "RayBackend", "make_backend"]
+__all__ = ["Backend", "InlineBackend", "RayBackend", "make_backend", "sampling_config", "worker_options"]
