@@ -119,3 +119,60 @@ def test_archer_actor_step_on_shared_states_has_the_per_state_gradient(tiny: Pol
     assert shared["actor_loss"] == pytest.approx(plain["actor_loss"], abs=1e-5)
     for g_shared, g_plain in zip(*grads, strict=True):
         assert torch.allclose(g_shared, g_plain, atol=1e-6, rtol=1e-4)
+
+
+def _common_case() -> tuple[list[list[int]], list[list[int]]]:
+    """Prompts that open with the same 50 ids (an env's rules) and then differ."""
+    g = torch.Generator().manual_seed(1)
+    rules = torch.randint(5, 200, (50,), generator=g).tolist()
+    prompts = [rules + torch.randint(5, 200, (k,), generator=g).tolist() for k in (6, 1, 12, 3)]
+    actions = [torch.randint(5, 200, (k,), generator=g).tolist() for k in (3, 5, 1, 4)]
+    return prompts, actions
+
+
+def test_common_prefix_length() -> None:
+    from agentrl.policy.prefix import common_prefix_length
+
+    assert common_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
+    assert common_prefix_length([[1, 2, 3], [2, 2, 3]]) == 0
+    assert common_prefix_length([[1, 2, 3]]) == 0  # nothing to share with
+    prompts, _ = _common_case()
+    assert common_prefix_length(prompts) == 50
+
+
+@pytest.mark.parametrize("constraint", [None, "toolchain"])
+def test_shared_common_prefix_scores_and_gradients_equal_whole_rows(tiny: Policy, constraint) -> None:
+    prompts, actions = _common_case()
+    results = []
+    for shared in (0, 32):
+        tiny.min_shared_prefix = shared
+        tiny.model.zero_grad()
+        sums, per_token, mask = tiny.action_logprobs(prompts, actions, constraint=constraint)
+        sums.sum().backward()
+        grads = [p.grad.clone() for p in tiny.model.parameters() if p.grad is not None]
+        results.append((sums.detach(), per_token.detach(), mask, grads))
+    tiny.min_shared_prefix = 32
+    (s0, t0, m0, g0), (s1, t1, m1, g1) = results
+    assert torch.equal(m0, m1)
+    assert torch.allclose(t0, t1, atol=1e-5)
+    assert len(g0) == len(g1) > 0
+    for a, b in zip(g0, g1, strict=True):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+    # the shared path did run: a cache for 50 ids (each row keeps >= 1 id of its own)
+    cache, n = tiny._shared_prefix_scoring(prompts)
+    assert cache is not None and n == 50
+
+
+def test_shared_common_prefix_sampling_equals_whole_rows(tiny: Policy) -> None:
+    prompts, _ = _common_case()
+    sampling = SamplingConfig(max_new_tokens=6, temperature=1.0)
+    outs = []
+    for shared in (0, 32):
+        tiny.min_shared_prefix = shared
+        gens = tiny.generate(prompts, sampling, torch.Generator().manual_seed(3))
+        outs.append(gens)
+    tiny.min_shared_prefix = 32
+    for a, b in zip(*outs, strict=True):
+        assert a.token_ids == b.token_ids
+        assert torch.allclose(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5)
+    assert tiny._shared_prefix_caches(prompts, None)[0].length == 50

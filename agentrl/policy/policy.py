@@ -71,6 +71,11 @@ class Policy:
             summation order; the head product runs ~2x faster for a large vocabulary at small
             CPU batches, whole sampling 1.08x at 16 prompts, docs/benchmarks.md). Models the
             lean step does not cover use the full forward; False forces the full forward.
+        min_shared_prefix: when at least this many leading ids are shared by every prompt
+            of a :meth:`generate` batch (or a scoring chunk of :meth:`action_logprobs`),
+            they are run through the model once for the batch (the env's rules and system
+            prompt that open every episode; the same values up to float summation order,
+            docs/benchmarks.md); 0 turns this off.
     """
 
     def __init__(
@@ -100,6 +105,7 @@ class Policy:
         self._stop_cache: dict[tuple[tuple[str, ...], int], torch.Tensor] = {}
         self.default_constraint: str | None = None
         self.lean_decode = True
+        self.min_shared_prefix = 32
         self._constraints: dict[tuple[str, int], TokenConstraint] = {}
         self._chat_formats: dict[tuple[str, ...], ChatFormat] = {}
 
@@ -285,6 +291,7 @@ class Policy:
     ) -> tuple[list[list[int]], list[list[float]], list[bool], list[KVCache | None]]:
         dev = self.device
         batch = len(prompt_ids)
+        caches = self._shared_prefix_caches(prompt_ids, caches)
         past = [c.length if c is not None else 0 for c in caches] if caches else [0] * batch
         new = [list(p)[s:] for p, s in zip(prompt_ids, past, strict=True)]
         lens = torch.tensor([len(p) for p in prompt_ids], device=dev)
@@ -384,6 +391,35 @@ class Policy:
             for j, r in enumerate(rows):
                 cut(j, r)
         return tokens, logps, stopped, out_caches
+
+    def _shared_prefix_caches(
+        self, prompt_ids: Sequence[Sequence[int]], caches: Sequence[KVCache | None] | None
+    ) -> Sequence[KVCache | None] | None:
+        """``caches`` with every uncached row given the KV cache of the ids all uncached rows
+        share (:func:`~agentrl.policy.prefix.common_prefix_length`), computed once with batch
+        1, when they share at least :attr:`min_shared_prefix` ids. Each row keeps at least
+        its last prompt id to prefill (the decode loop needs its logits). Unchanged when the
+        model's cache cannot be reused."""
+        from agentrl.policy.prefix import common_prefix_length
+
+        open_rows = [i for i in range(len(prompt_ids)) if not caches or caches[i] is None]
+        if len(open_rows) < 2 or not self.min_shared_prefix:
+            return caches
+        n = min(
+            common_prefix_length([prompt_ids[i] for i in open_rows]),
+            min(len(prompt_ids[i]) for i in open_rows) - 1,
+        )
+        if n < self.min_shared_prefix:
+            return caches
+        ids = torch.tensor([list(prompt_ids[open_rows[0]][:n])], dtype=torch.long, device=self.device)
+        _, cache = self._decode_step()(ids, torch.ones_like(ids), torch.arange(n, device=self.device)[None], None)
+        if not supports_kv_reuse(cache):
+            return caches
+        shared = cut_row(cache, 0, torch.arange(n))
+        out: list[KVCache | None] = list(caches) if caches else [None] * len(prompt_ids)
+        for i in open_rows:
+            out[i] = shared  # stack_caches copies it into each row of the batched cache
+        return out
 
     def _decode_step(self) -> Callable[..., tuple[torch.Tensor, Any]]:
         """``(input_ids, attention_mask, position_ids, cache) -> (last logits [B, V], cache)``.
@@ -883,12 +919,16 @@ class Policy:
         batch = len(prompt_ids)
         if any(len(p) == 0 for p in prompt_ids):
             raise ValueError("every prompt needs at least one token")
-        p_width = max(len(p) for p in prompt_ids)
         a_width = max((len(a) for a in action_ids), default=0)
         per_token = torch.zeros(batch, width, device=dev)
         mask = torch.zeros(batch, width, dtype=torch.bool, device=dev)
         if a_width == 0:
             return per_token, mask
+        full_prompts = prompt_ids
+        shared, n_shared = self._shared_prefix_scoring(prompt_ids)
+        if shared is not None:
+            prompt_ids = [list(p)[n_shared:] for p in prompt_ids]
+        p_width = max(len(p) for p in prompt_ids)
         pad = self.tokenizer.pad_token_id
         # Filled on the CPU and moved once (one copy per tensor, not per row, on a GPU).
         seq = torch.full((batch, p_width + a_width), pad, dtype=torch.long)
@@ -903,20 +943,25 @@ class Policy:
             rows_mask[i, : len(a)] = True
         seq, attn, targets, mask = seq.to(dev), attn.to(dev), targets.to(dev), rows_mask.to(dev)
         positions = (attn.cumsum(-1) - 1).clamp_(min=0)
+        past: dict[str, Any] = {}
+        if shared is not None:  # the shared ids come first, once, as every row's cache
+            positions = positions + n_shared
+            attn = torch.cat([attn.new_ones(batch, n_shared), attn], dim=-1)
+            past = {self._cache_kwarg: shared, "use_cache": True}
         # Keep the logits of columns p_width-1 .. p_width+a_width-2: those predict the action.
         out = self.model(
             input_ids=seq,
             attention_mask=attn,
             position_ids=positions,
-            use_cache=False,
             logits_to_keep=a_width + 1,
+            **({"use_cache": False} | past),
         )
         logits = out.logits[:, :-1].float()  # [b, a_width, V]
         if temperature != 1.0:
             logits = logits / temperature
         if constraint is not None:
             tc = self.token_constraint(constraint, logits.shape[-1])
-            prompts = self._prompt_texts(prompt_ids, tc)
+            prompts = self._prompt_texts(full_prompts, tc)
             allowed = torch.stack(
                 [
                     tc.masks(
@@ -933,6 +978,36 @@ class Policy:
         lp = chosen - torch.logsumexp(logits, dim=-1)  # [b, a_width]
         per_token[:, :a_width] = lp.masked_fill(~mask[:, :a_width], 0.0)
         return per_token, mask
+
+    def _shared_prefix_scoring(self, prompt_ids: Sequence[Sequence[int]]) -> tuple[Any, int]:
+        """``(cache, n)``: the ids every prompt shares run through the model once (with
+        gradients) and their keys/values broadcast over the batch as a ``DynamicCache``, when
+        at least :attr:`min_shared_prefix` are shared (each prompt keeps at least one id of
+        its own); ``(None, 0)`` otherwise or when the model's cache cannot be reused.
+
+        The gradient of every row reaches the shared ids' computation through the broadcast
+        (autograd sums it), so values and gradients are those of encoding each row whole.
+        """
+        from transformers.cache_utils import DynamicCache
+
+        from agentrl.policy.prefix import common_prefix_length
+
+        if len(prompt_ids) < 2 or not self.min_shared_prefix:
+            return None, 0
+        n = min(common_prefix_length(prompt_ids), min(len(p) for p in prompt_ids) - 1)
+        if n < self.min_shared_prefix:
+            return None, 0
+        ids = torch.tensor([list(prompt_ids[0][:n])], dtype=torch.long, device=self.device)
+        out = self.model(
+            input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, logits_to_keep=1
+        )
+        cache = _cache_of(out)
+        if not supports_kv_reuse(cache):
+            return None, 0
+        b = len(prompt_ids)
+        return DynamicCache(
+            [(layer.keys.expand(b, -1, -1, -1), layer.values.expand(b, -1, -1, -1)) for layer in cache.layers]
+        ), n
 
     # ------------------------------------------------------------------ weights
 

@@ -55,6 +55,29 @@ def prefix_groups(prompts: Sequence[Sequence[int]]) -> tuple[list[list[int]], li
     return [list(prompts[roots[r]]) for r in ordered], [first[r] for r in root_of]
 
 
+def common_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+    """How many leading ids every one of ``prompts`` shares (0 for fewer than two prompts).
+
+    Episodes of one env usually open with the same system prompt and rules (the first
+    message of a built-in env states the game and the action format), so a batch of first
+    turns shares hundreds of ids: :meth:`Policy.generate <agentrl.policy.Policy.generate>`
+    and :meth:`Policy.action_logprobs <agentrl.policy.Policy.action_logprobs>` run those
+    through the model once for the whole batch.
+    """
+    if len(prompts) < 2:
+        return 0
+    first = prompts[0]
+    n = min(len(p) for p in prompts)
+    for p in prompts[1:]:
+        k = 0
+        while k < n and p[k] == first[k]:
+            k += 1
+        n = k
+        if n == 0:
+            break
+    return n
+
+
 def branch_layout(
     root_len: int, branches: Sequence[tuple[int, int]]
 ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
@@ -88,4 +111,4 @@ def branch_layout(
     return pos, allowed, starts
 
 
-__all__ = ["branch_layout", "prefix_groups"]
+__all__ = ["branch_layout", "common_prefix_length", "prefix_groups"]
