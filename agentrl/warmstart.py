@@ -145,6 +145,10 @@ def sft_warm_start(
             dataloader_num_workers=0,
             disable_tqdm=True,
             max_length=None,
+            # TRL turns it on by default; it would stay on after the warm start, making every
+            # RL update recompute activations and switching off the KV cache that shared
+            # prefixes are scored with (Policy.min_shared_prefix)
+            gradient_checkpointing=False,
         )
         trainer = SFTTrainer(
             model=policy.model, args=args, train_dataset=dataset, processing_class=policy.tokenizer

@@ -23,6 +23,15 @@ solved; -1 for an invalid plan, which the constraint rules out).
     python benchmarks/rltf.py                      # 3 seeds, ~5-10 min on 2 busy cores
     python benchmarks/rltf.py --seeds 0 --iterations 20 --out runs/rltf   # a quick look
     python benchmarks/rltf.py --single-turn       # whole plans in one turn (see docs/rltf.md)
+
+With ``--model smollm2`` the policy is SmolLM2-135M-Instruct with LoRA (``configs/model/smollm2.yaml``,
+no system prompt) playing the env as a conversation in its own chat template: the env's first
+message states the rules and lists the modules (docs/conversations.md), so the zero-shot
+planner is the prompted pretrained model. The settings of the pretrained-model section of
+docs/rltf.md::
+
+    python benchmarks/rltf.py --model smollm2 --single-turn --test-tasks 64 --sft-epochs 20 \
+        --sft-lr 1e-3 --iterations 30 --episodes 16 --lr 1e-3 --eval-every 10 --out docs/rltf_smollm2
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ import torch
 ENV_ID = "agentrl/ToolChain-v0"
 CONSTRAINT = "toolchain"
 """The decoding constraint (``main`` registers one over ``--modules`` only)."""
+CONVERSATION = False
+"""Play the env as a conversation in the model's chat template (``--model smollm2``)."""
 
 
 def register_subset_constraint(modules: list[str], multi_turn: bool) -> None:
@@ -76,6 +87,23 @@ def toolchain_tokenizer(env_kwargs: dict[str, Any], n_tasks: int = 2000) -> Any:
     return _wrap(train_word_tokenizer(texts))
 
 
+def make_pretrained(seed: int) -> Any:
+    """SmolLM2-135M-Instruct with LoRA (``configs/model/smollm2.yaml``, no system prompt: the
+    env's first message says what to do); LoRA is initialised from ``seed``."""
+    import yaml
+
+    from agentrl.config import make_dataclass_config
+    from agentrl.learner import seed_everything
+    from agentrl.policy import ModelConfig, Policy
+
+    seed_everything(seed)
+    section = yaml.safe_load((Path(__file__).parents[1] / "configs/model/smollm2.yaml").read_text())
+    section["system_prompt"] = None
+    policy = Policy.from_config(make_dataclass_config(ModelConfig, section, where="model"))
+    policy.default_constraint = CONSTRAINT
+    return policy
+
+
 def make_policy(seed: int, model: dict[str, Any], tokenizer: Any = None) -> Any:
     """A tiny Llama from scratch (the ``tiny`` recipe) on ``tokenizer`` (default: the word one)."""
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -111,7 +139,7 @@ def evaluate(
     from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
 
     sampling = SamplingConfig(max_new_tokens=48, constraint=CONSTRAINT)
-    worker = RolloutWorker(ENV_ID, env_kwargs, 32, sampling, policy=policy)
+    worker = RolloutWorker(ENV_ID, env_kwargs, 32, sampling, policy=policy, conversation=CONVERSATION)
     jobs = [EpisodeJob(i, 10_000 + i, t) for i, t in enumerate(tasks)]
     eps = worker.collect(jobs, rng_seed=123, greedy=greedy)
     return {
@@ -129,7 +157,7 @@ def supervised(
     from agentrl.rollouts.worker import make_env
     from agentrl.warmstart import sft_rows, sft_warm_start
 
-    env = make_env(ENV_ID, env_kwargs)
+    env = make_env(ENV_ID, env_kwargs, CONVERSATION)
     good = make_scripted(ENV_ID, "good")
     rng = np.random.default_rng(seed)
     episodes = [
@@ -158,7 +186,9 @@ def rltf(
 
     algorithm: Any = build_algorithm("rltf", {"name": "rltf", **algo}, policy, seed=seed)
     sampling = SamplingConfig(max_new_tokens=48, constraint=CONSTRAINT)
-    worker = RolloutWorker(ENV_ID, env_kwargs, episodes, sampling, policy=policy)
+    worker = RolloutWorker(
+        ENV_ID, env_kwargs, episodes, sampling, policy=policy, conversation=CONVERSATION
+    )
     for it in range(1, iterations + 1):
         jobs = [EpisodeJob(j, s) for j, s in enumerate(iteration_seeds(seed, it, episodes))]
         eps = worker.collect(
@@ -195,18 +225,23 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
         "num_heads": 4,
         "intermediate_size": 2 * args.hidden,
     }
-    policy = make_policy(
-        seed, model, toolchain_tokenizer(base) if args.tokenizer == "toolchain" else None
-    )
+    if args.model == "smollm2":
+        policy = make_pretrained(seed)
+    else:
+        policy = make_policy(
+            seed, model, toolchain_tokenizer(base) if args.tokenizer == "toolchain" else None
+        )
     out: dict[str, Any] = {"seed": seed}
     t0 = time.perf_counter()
     out["zero_shot"] = evaluate(policy, test_kwargs, test_tasks)
     out["zero_shot_train"] = evaluate(
         policy, train_kwargs, ToolChainEnv(**train_kwargs).task_list(args.test_tasks)
     )
+    print(json.dumps({"seed": seed, "zero_shot": out["zero_shot"], "s": time.perf_counter() - t0}), flush=True)
     sft = supervised(policy, train_kwargs, args.sft_tasks, seed, args.sft_epochs, args.sft_lr)
     out["sft_loss"] = sft["warm_start/loss"]
     out["supervised"] = evaluate(policy, test_kwargs, test_tasks)
+    print(json.dumps({"seed": seed, "supervised": out["supervised"], "s": time.perf_counter() - t0}), flush=True)
     log: list[dict[str, float]] = []
     algo = {
         "lr": args.lr,
@@ -243,7 +278,7 @@ def write_report(results: list[dict[str, Any]], args: argparse.Namespace, out_di
 
     arms = ["zero_shot", "supervised", "rltf"]
     labels = {
-        "zero_shot": "zero-shot (untrained)",
+        "zero_shot": "zero-shot (prompted SmolLM2)" if args.model == "smollm2" else "zero-shot (untrained)",
         "supervised": f"supervised ({args.sft_tasks} tasks, SFT)",
         "rltf": f"RLTF ({args.iterations} updates)",
     }
@@ -292,6 +327,7 @@ def write_report(results: list[dict[str, Any]], args: argparse.Namespace, out_di
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_dir / "rltf.png", dpi=110)
+    print(f"wrote {out_dir / 'rltf.png'}, {out_dir / 'rltf_results.json'}", flush=True)
     (out_dir / "rltf_results.json").write_text(
         json.dumps({"args": vars(args), "results": results}, indent=1)
     )
@@ -303,6 +339,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument(
+        "--model", choices=["tiny", "smollm2"], default="tiny",
+        help="tiny: a from-scratch Llama (--hidden/--layers); smollm2: SmolLM2-135M-Instruct + LoRA",
+    )
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--max-chain", type=int, default=2)
     p.add_argument(
         "--modules", type=lambda t: t.split(","), default="reverse,sort,double,inc,sum,max"
@@ -328,8 +369,10 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=20)
     p.add_argument("--out", default="docs")
     args = p.parse_args()
+    global CONVERSATION
+    CONVERSATION = args.model == "smollm2"
     register_subset_constraint(args.modules, args.multi_turn)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     results = [run_seed(s, args) for s in args.seeds]
     write_report(results, args, Path(args.out))
 

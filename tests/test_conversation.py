@@ -270,3 +270,15 @@ def test_acting_rules_get_the_conversation_state_and_context(tiny: Policy) -> No
         [ep.turns[0].observation, ep.turns[0].action, ep.turns[1].observation, ep.turns[1].action, ep.turns[2].observation]
     )
     assert ep.next_states()[:2] == ep.states()[1:] and ep.next_states()[2] == ""
+
+
+def test_a_warm_start_leaves_no_gradient_checkpointing_on() -> None:
+    """TRL's SFTConfig turns gradient checkpointing on by default; left on, every later RL
+    update would recompute activations and run without the KV cache that shared prefixes
+    are scored with."""
+    from agentrl.warmstart import sft_warm_start
+
+    policy = Policy.from_config(ModelConfig(name="tiny"), device="cpu")
+    rows = [{"prompt": policy.format_prompt("hello"), "completion": "go\n"}] * 4
+    sft_warm_start(policy, rows, 1.0, 1e-3, 2, 0)
+    assert not policy.model.is_gradient_checkpointing
