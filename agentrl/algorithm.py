@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from agentrl.parallel import MinibatchStep
 from agentrl.policy.sampling import SamplingConfig
 from agentrl.types import Episode, Generation
 
@@ -32,11 +33,19 @@ class AlgorithmBase(ABC):
             to every policy step.
         has_acting_rule: episodes are collected with :meth:`act` instead of sampling the
             policy (CHAI's critic-ranked choice, RLTF's candidate choice).
+        learner_group: the strategies (``ddp``, ``fsdp``) with which it runs on a learner
+            group of several processes (``cluster.learner_workers > 1``): every optimiser
+            step of its update gets its gradients from :attr:`data_parallel`, and
+            :meth:`optimizers` lists its optimisers (:mod:`agentrl.parallel`). Empty: one
+            learner process only.
 
     Set by the learner after construction:
         sampling_temperature: the rollout temperature (an algorithm whose sampling
             log-probs come from a tempered policy re-scores them).
         extra_loss_fn: ``extra_loss_fn(policy) -> Tensor | None``, or ``None``.
+        data_parallel: how an optimiser step computes its gradients: in this process
+            (:class:`~agentrl.parallel.MinibatchStep`), or this rank's share of a learner
+            group (:class:`~agentrl.parallel.GroupStep`).
 
     Methods:
         update(episodes): one training iteration on freshly collected episodes (on-policy
@@ -52,14 +61,17 @@ class AlgorithmBase(ABC):
         episodes_per_task(config): episodes played of each sampled task (GRPO's groups).
         check_run(config, constraint): refuses, before any work, a combination of its config
             with the run's settings that cannot work.
+        check_group(config, strategy): likewise for a learner group.
     """
 
     Config: ClassVar[type | None] = None
     offline: ClassVar[bool] = False
     supports_extra_loss: ClassVar[bool] = False
     has_acting_rule: ClassVar[bool] = False
+    learner_group: ClassVar[tuple[str, ...]] = ()
     sampling_temperature: float = 1.0
     extra_loss_fn: Callable[[Any], torch.Tensor | None] | None = None
+    data_parallel: MinibatchStep = MinibatchStep()
 
     @classmethod
     def episodes_per_task(cls, config: Any) -> int:
@@ -73,6 +85,23 @@ class AlgorithmBase(ABC):
         the run's decoding ``constraint`` (``rollout.sampling.constraint``); called before any
         work starts. Everything is accepted by default."""
         return None
+
+    @classmethod
+    def check_group(cls, config: Any, strategy: str) -> None:
+        """Raise ``ValueError`` (saying why) when ``config`` cannot run on a learner group with
+        ``strategy`` (``cluster.learner_strategy``); by default it can with the strategies of
+        :attr:`learner_group`."""
+        if strategy not in cls.learner_group:
+            raise ValueError(
+                "its update does not split its optimiser steps across processes"
+                if not cls.learner_group
+                else f"it supports cluster.learner_strategy={' or '.join(cls.learner_group)}"
+            )
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """The optimisers of its update, whose parameters a learner group keeps in step
+        (none by default)."""
+        return []
 
     @abstractmethod
     def update(self, episodes: Sequence[Episode]) -> dict[str, float]:

@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from agentrl.parallel import STRATEGIES
 from agentrl.policy.models import ModelConfig
 
 
@@ -138,6 +139,12 @@ class ClusterConfig:
     (``placement_strategy``: PACK, SPREAD, STRICT_PACK or STRICT_SPREAD); a group the
     cluster cannot place within ``placement_timeout_s`` fails naming its bundles. The
     embedded cluster's dashboard is off unless ``dashboard``, and binds ``dashboard_host``.
+
+    ``learner_workers > 1`` makes the learner a data-parallel group of that many Ray actors,
+    each with ``learner_num_cpus``/``learner_num_gpus``, in one ``torch.distributed`` process
+    group (NCCL on GPUs, gloo on CPUs): ``learner_strategy`` ``ddp`` replicates the trained
+    parameters, ``fsdp`` shards a fully fine-tuned model; each rank cuts its share of a
+    minibatch into ``grad_accum`` micro-batches (:mod:`agentrl.parallel`, docs/cluster.md).
     """
 
     mode: str = "local"
@@ -145,6 +152,9 @@ class ClusterConfig:
     num_cpus: int | None = None
     learner_num_gpus: float = 0.0
     learner_num_cpus: float = 1.0
+    learner_workers: int = 1
+    learner_strategy: str = "ddp"
+    grad_accum: int = 1
     placement_strategy: str = "PACK"
     placement_timeout_s: float = 120.0
     dashboard: bool = False
@@ -247,6 +257,9 @@ class TrainConfig:
         _check(self.cluster.placement_timeout_s > 0, "cluster.placement_timeout_s", self.cluster.placement_timeout_s, "> 0")
         _check(self.rollout.num_cpus_per_worker >= 0 and self.rollout.num_gpus_per_worker >= 0 and self.rollout.num_cpus_per_worker + self.rollout.num_gpus_per_worker > 0, "rollout.num_cpus_per_worker/num_gpus_per_worker", (self.rollout.num_cpus_per_worker, self.rollout.num_gpus_per_worker), ">= 0 and not both 0 (a placement bundle needs a resource)")
         _check(self.cluster.learner_num_cpus >= 0 and self.cluster.learner_num_gpus >= 0 and self.cluster.learner_num_cpus + self.cluster.learner_num_gpus > 0, "cluster.learner_num_cpus/learner_num_gpus", (self.cluster.learner_num_cpus, self.cluster.learner_num_gpus), ">= 0 and not both 0 (a placement bundle needs a resource)")
+        _check(self.cluster.learner_workers >= 1, "cluster.learner_workers", self.cluster.learner_workers, ">= 1")
+        _check(self.cluster.learner_strategy in STRATEGIES, "cluster.learner_strategy", self.cluster.learner_strategy, "one of " + ", ".join(STRATEGIES))
+        _check(self.cluster.grad_accum >= 1, "cluster.grad_accum", self.cluster.grad_accum, ">= 1")
         _check(self.cluster.launcher.workers_per_node >= 1, "cluster.launcher.workers_per_node", self.cluster.launcher.workers_per_node, ">= 1")
         _check(self.checkpoint.keep >= 1, "checkpoint.keep", self.checkpoint.keep, ">= 1")
         _check(self.checkpoint.every >= 0, "checkpoint.every", self.checkpoint.every, ">= 0 (0 = only at the end)")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from agentrl.algorithm import build_algorithm
+from agentrl.parallel import GroupSpec, GroupStep
 from agentrl.policy import ModelConfig, Policy
 from agentrl.policy.chat import ToolSpec
 from agentrl.policy.device import autocast, resolve_autocast
@@ -44,6 +45,10 @@ class Learner:
         import_path: folder put on ``sys.path`` for those imports (the driver's cwd).
         lifelong: lifelong components (names or ``{name, **options}``), in hook order; they
             live here, next to the policy (:mod:`agentrl.lifelong`, docs/lifelong.md).
+        group: this process's rank in a learner group whose ``torch.distributed`` process
+            group is initialised already (:mod:`agentrl.parallel`): the algorithm's steps then
+            average their gradients over the group (DDP, or FSDP2 with the model sharded
+            here, before the algorithm builds its optimiser); ``None``: one process.
     """
 
     def __init__(
@@ -56,6 +61,7 @@ class Learner:
         imports: list[str] | None = None,
         import_path: str | None = None,
         lifelong: list[Any] | None = None,
+        group: GroupSpec | None = None,
     ):
         from agentrl.registry import import_user_modules
 
@@ -63,18 +69,35 @@ class Learner:
         seed_everything(seed)
         self.model_config = model
         self.policy = Policy.from_config(model)  # on model.device (auto: CUDA when visible)
+        self.group = group
+        if group is not None and group.strategy == "fsdp":
+            from agentrl.fsdp import shard_model
+
+            shard_model(self.policy.model)  # before the optimiser holds its parameters
         # bf16 autocast around updates on CUDA (model.autocast=auto), none on CPU: fp32 there.
         self.autocast_dtype = resolve_autocast(model.autocast, self.policy.device)
         self.policy.default_constraint = sampling_constraint
         self.algorithm_name = algorithm["name"]
         self.algorithm = build_algorithm(algorithm["name"], algorithm, self.policy, seed=seed)
         self.algorithm.sampling_temperature = sampling_temperature
+        if group is not None:
+            self.algorithm.data_parallel = self._group_step(group)
         self.version = 0
         from agentrl.lifelong.base import attach_lifelong
 
         self.lifelong = attach_lifelong(
             list(lifelong or []), self.algorithm, self.algorithm_name, seed
         )
+
+    def _group_step(self, group: GroupSpec) -> GroupStep:
+        """The rank's optimiser steps over the parameters of the algorithm's optimisers."""
+        params = [p for opt in self.algorithm.optimizers() for g in opt.param_groups for p in g["params"]]
+        if not type(self.algorithm).learner_group or not params:
+            raise ValueError(
+                f"algorithm {self.algorithm_name!r} cannot run on a learner group: its update "
+                "does not step through data_parallel (AlgorithmBase.learner_group)"
+            )
+        return GroupStep(group, params, self.policy.model)
 
     # --- training -----------------------------------------------------------------------
     def update(self, episodes: list[Episode]) -> dict[str, float]:
@@ -140,7 +163,20 @@ class Learner:
         return self.version
 
     def get_weights(self) -> tuple[dict[str, torch.Tensor], int]:
+        """CPU copies of the policy's weights (the adapter only under LoRA) and the version.
+        Under FSDP a collective: rank 0 gets the gathered weights, the other ranks ``{}``."""
+        if self.group is not None and self.group.strategy == "fsdp":
+            from agentrl.fsdp import full_weights
+
+            return full_weights(self.policy.model), self.version
         return self.policy.get_weights(), self.version
+
+    def broadcast_weights(self) -> None:
+        """Copy rank 0's trainable parameters to every rank of the learner group (after the
+        warm start, which runs on rank 0 alone). A collective."""
+        from agentrl.parallel import broadcast_parameters
+
+        broadcast_parameters(list(self.policy.trainable_parameters()))
 
     def pid(self) -> int:
         """This learner's process id (diagnostics and fault-injection tests)."""
@@ -159,18 +195,32 @@ class Learner:
 
     # --- checkpoints ----------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
-        """Write policy/, algorithm/state.pt, replay/rows.jsonl and this process's RNG states."""
+        """Write policy/, algorithm/state.pt, replay/rows.jsonl and this process's RNG states.
+
+        In a learner group every rank calls it (a collective): rank 0 writes the one-process
+        format (under FSDP from the gathered full state), with every rank's RNG states
+        (``rank_rng``); the other ranks write nothing."""
         d = Path(directory)
-        self.policy.save(d / "policy")
+        state: dict[str, Any] = {
+            "algorithm": self.algorithm.state_dict(),
+            "version": self.version,
+            "rng": _rng_state(),
+        }
+        weights: dict[str, torch.Tensor] | None = None
+        if self.group is not None:
+            from agentrl.parallel import gather_to_rank0
+
+            if self.group.strategy == "fsdp":
+                from agentrl.fsdp import full_tensors, full_weights
+
+                state["algorithm"] = full_tensors(state["algorithm"])
+                weights = full_weights(self.policy.model)
+            state["rank_rng"] = gather_to_rank0(state["rng"])
+            if self.group.rank != 0:
+                return
+        self.policy.save(d / "policy", state_dict=weights)
         (d / "algorithm").mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {
-                "algorithm": self.algorithm.state_dict(),
-                "version": self.version,
-                "rng": _rng_state(),
-            },
-            d / "algorithm" / "state.pt",
-        )
+        torch.save(state, d / "algorithm" / "state.pt")
         rows = self.algorithm.replay_rows()
         if rows is not None:
             (d / "replay").mkdir(parents=True, exist_ok=True)
@@ -210,7 +260,13 @@ class Learner:
         """Restore from a verified checkpoint; ``weights_only`` loads just the policy (init_from)."""
         d = Path(directory)
         saved = Policy.load(d / "policy", model_config=self.model_config)
-        self.policy.set_weights(saved.get_weights(), version=self.version)
+        if self.group is not None and self.group.strategy == "fsdp":
+            from agentrl.fsdp import load_full_weights
+
+            load_full_weights(self.policy.model, saved.get_weights())  # each rank keeps its shard
+            self.policy.version = self.version
+        else:
+            self.policy.set_weights(saved.get_weights(), version=self.version)
         del saved
         if self.lifelong:  # init_from carries replay, anchors, Fisher and the task history too
             self.lifelong.load(d / "lifelong")
@@ -220,9 +276,18 @@ class Learner:
         # learner's modules are (a GPU checkpoint resumes on another GPU index, or the CPU).
         state = torch.load(d / "algorithm" / "state.pt", weights_only=True, map_location="cpu")
         self.algorithm.load_state_dict(state["algorithm"])
+        rng = state["rng"]
+        if self.group is not None:  # this rank's streams; a rank the writer lacked: rank 0's
+            if self.group.strategy == "fsdp":
+                from agentrl.fsdp import shard_optimizer_state
+
+                for optimizer in self.algorithm.optimizers():
+                    shard_optimizer_state(optimizer)
+            ranks = state.get("rank_rng") or [rng]
+            rng = ranks[self.group.rank] if self.group.rank < len(ranks) else rng
         self.version = int(state["version"])
         self.policy.version = self.version
-        _set_rng_state(state["rng"])
+        _set_rng_state(rng)
         rows_path = d / "replay" / "rows.jsonl"
         if rows_path.exists():
             with open(rows_path) as f:

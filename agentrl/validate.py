@@ -10,6 +10,7 @@ from typing import Any
 from agentrl.algorithm import algorithm_class, episodes_per_task
 from agentrl.algorithm import check_run as check_algorithm_run
 from agentrl.config import ConfigError, TrainConfig, make_dataclass_config
+from agentrl.parallel import check_learner_group
 from agentrl.registry import import_user_modules
 from agentrl.trackers import check_trackers
 
@@ -47,6 +48,7 @@ def validate_components(cfg: TrainConfig) -> None:
             "candidate choice) that runs in the learner, which Ray rollout actors cannot call yet: "
             "run it with cluster=inline"
         )
+    check_learner_group(cfg, algorithm_section(cfg))  # cluster.learner_workers > 1 (docs/cluster.md)
     if cfg.data:  # a damaged dataset fails here, before any work, naming file and line
         from agentrl.types import load_episodes
 

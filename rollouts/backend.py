@@ -29,10 +29,11 @@ if TYPE_CHECKING:
     from agentrl.learner import Learner
     from agentrl.policy import SamplingConfig
     from agentrl.rollouts.group import InlineWorkerGroup
+    from agentrl.rollouts.learner_group import LearnerGroup
     from agentrl.rollouts.ray_actors import RayWorkerGroup, RemoteLearner
     from agentrl.rollouts.worker import ActFn
 
-    LearnerHandle: TypeAlias = Learner | RemoteLearner
+    LearnerHandle: TypeAlias = Learner | RemoteLearner | LearnerGroup
     WorkerGroup: TypeAlias = InlineWorkerGroup | RayWorkerGroup
 
 
@@ -164,7 +165,10 @@ class RayBackend(Backend):
         from agentrl.rollouts.launch import start_or_join
 
         cfg = self.cfg
-        needed = cfg.cluster.learner_num_cpus + cfg.rollout.num_workers * cfg.rollout.num_cpus_per_worker
+        needed = (
+            cfg.cluster.learner_workers * cfg.cluster.learner_num_cpus
+            + cfg.rollout.num_workers * cfg.rollout.num_cpus_per_worker
+        )
         # local: embedded Ray; address: cluster.address / auto / RAY_ADDRESS (docs/cluster.md)
         self._owns_ray = start_or_join(cfg.cluster, needed, console=self.console)
 
@@ -173,14 +177,15 @@ class RayBackend(Backend):
         learner_kwargs: dict[str, Any],
         sampling: SamplingConfig,
         worker_options: dict[str, Any],
-    ) -> tuple[RemoteLearner, RayWorkerGroup]:
+    ) -> tuple[RemoteLearner | LearnerGroup, RayWorkerGroup]:
         from agentrl.rollouts.placement import place
         from agentrl.rollouts.ray_actors import RayWorkerGroup, RemoteLearner, check_resources
 
         cfg = self.cfg
+        learners = cfg.cluster.learner_workers
         check_resources(
-            cfg.cluster.learner_num_cpus + cfg.rollout.num_workers * cfg.rollout.num_cpus_per_worker,
-            cfg.cluster.learner_num_gpus + cfg.rollout.num_workers * cfg.rollout.num_gpus_per_worker,
+            learners * cfg.cluster.learner_num_cpus + cfg.rollout.num_workers * cfg.rollout.num_cpus_per_worker,
+            learners * cfg.cluster.learner_num_gpus + cfg.rollout.num_workers * cfg.rollout.num_gpus_per_worker,
             what=f"the learner and {cfg.rollout.num_workers} rollout workers",
         )
         if self.placement is not None:  # a rebuild after a lost learner
@@ -195,12 +200,18 @@ class RayBackend(Backend):
             strategy=cfg.cluster.placement_strategy,
             timeout_s=cfg.cluster.placement_timeout_s,
         )
-        learner = RemoteLearner(
-            cfg.cluster.learner_num_gpus,
-            cfg.cluster.learner_num_cpus,
-            placement=self.placement,
-            **learner_kwargs,
-        )
+        learner: RemoteLearner | LearnerGroup
+        if learners > 1:  # a data-parallel group; rank 0 in the learner's bundle (docs/cluster.md)
+            from agentrl.rollouts.learner_group import LearnerGroup
+
+            learner = LearnerGroup.from_config(cfg.cluster, placement=self.placement, **learner_kwargs)
+        else:
+            learner = RemoteLearner(
+                cfg.cluster.learner_num_gpus,
+                cfg.cluster.learner_num_cpus,
+                placement=self.placement,
+                **learner_kwargs,
+            )
         workers = RayWorkerGroup(
             cfg.rollout.num_workers,
             cfg.env.id,

@@ -1078,8 +1078,10 @@ class Policy:
 
     # --------------------------------------------------------------- save / load
 
-    def save(self, path: str | Path) -> None:
-        """Write safetensors weights (the adapter only under LoRA), tokenizer and metadata."""
+    def save(self, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        """Write safetensors weights (the adapter only under LoRA), tokenizer and metadata;
+        ``state_dict``: the weights to write instead of the model's own (a sharded model's
+        gathered full state, :mod:`agentrl.fsdp`)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         from transformers.utils import logging as hf_logging
@@ -1087,7 +1089,7 @@ class Policy:
         bars = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()
         try:
-            self.model.save_pretrained(path, safe_serialization=True)
+            self.model.save_pretrained(path, safe_serialization=True, state_dict=state_dict)
         finally:
             if bars:
                 hf_logging.enable_progress_bar()

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from agentrl.algorithm import AlgorithmBase
-from agentrl.batch import build_turn_batch
+from agentrl.batch import TurnBatch, build_turn_batch
 from agentrl.optim import guarded_step
 from agentrl.registry import ALGORITHMS
 from agentrl.types import Episode
@@ -38,6 +38,7 @@ class FilteredBC(AlgorithmBase):
 
     Config = FilteredBCConfig
     supports_extra_loss = True  # ``extra_loss_fn(policy)`` (set by the learner) joins every step
+    learner_group = ("ddp", "fsdp")
 
     def __init__(self, config: FilteredBCConfig | None, policy: Any, seed: int = 0):
         self.config = config or FilteredBCConfig()
@@ -46,6 +47,19 @@ class FilteredBC(AlgorithmBase):
         self.generator = torch.Generator().manual_seed(seed)
         self.pool: list[Episode] = []
         self.num_updates = 0
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.optimizer]
+
+    def _nll(self, batch: TurnBatch, rows: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """``-mean log pi`` over the agent tokens of ``rows`` of ``batch``."""
+        mb = batch.select(rows)
+        _, logp, mask = self.policy.span_logprobs(mb.segments, mb.spans())
+        return -(logp * mask).sum() / mask.sum().clamp(min=1.0), {}
+
+    def _extra_loss(self) -> torch.Tensor | None:
+        """A lifelong regulariser (e.g. EWC) added to every step, or None."""
+        return self.extra_loss_fn(self.policy) if self.extra_loss_fn is not None else None
 
     def update(self, episodes: Sequence[Episode]) -> dict[str, float]:
         cfg = self.config
@@ -57,18 +71,16 @@ class FilteredBC(AlgorithmBase):
         params = list(self.policy.trainable_parameters())
         self.policy.model.train()
         losses = []
+        tokens = batch.action_mask.sum(-1)
         for _ in range(cfg.steps):
             idx = torch.randint(len(batch), (min(cfg.minibatch_size, len(batch)),), generator=self.generator)
-            mb = batch.select(idx)
-            _, logp, mask = self.policy.span_logprobs(mb.segments, mb.spans())
-            loss = -(logp * mask).sum() / mask.sum().clamp(min=1.0)
-            extra = self.extra_loss_fn(self.policy) if self.extra_loss_fn is not None else None
-            if extra is not None:  # a lifelong regulariser, e.g. EWC
-                loss = loss + extra
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # one process, or this rank's turns of a learner group (agentrl.parallel)
+            loss, _ = self.data_parallel.backward(
+                idx, lambda rows: self._nll(batch, rows), self._extra_loss, tokens
+            )
             guarded_step(self.optimizer, params, cfg.grad_clip)
-            losses.append(loss.item())
+            losses.append(loss)
         self.policy.model.eval()
         self.num_updates += 1
         return {

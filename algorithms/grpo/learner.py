@@ -46,6 +46,18 @@ class GRPO(ClippedPolicyGradient):
             self.reference.model.requires_grad_(False)
 
     @classmethod
+    def check_group(cls, config: Any, strategy: str) -> None:
+        """FSDP shards the policy alone: the frozen reference copy of ``kl_coef > 0`` would
+        be a second, unsharded model."""
+        super().check_group(config, strategy)
+        if strategy == "fsdp" and isinstance(config, GRPOConfig) and config.kl_coef > 0:
+            raise ValueError(
+                f"with fsdp the policy is the only sharded model, so kl_coef={config.kl_coef:g} "
+                "(a frozen copy of it) must be 0: set algorithm.kl_coef=0, or "
+                "cluster.learner_strategy=ddp"
+            )
+
+    @classmethod
     def episodes_per_task(cls, config: Any) -> int:
         """How many episodes the trainer plays of each sampled task: one group."""
         return int(config.group_size)

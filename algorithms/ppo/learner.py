@@ -92,6 +92,7 @@ class ClippedPolicyGradient(AlgorithmBase):
     """
 
     supports_extra_loss = True
+    learner_group = ("ddp", "fsdp")
     stat_prefix: ClassVar[str] = ""
     config: ClippedConfig
 
@@ -102,6 +103,9 @@ class ClippedPolicyGradient(AlgorithmBase):
         self.generator = torch.Generator().manual_seed(seed)
         self.num_updates = 0
         self.sampling_temperature = 1.0
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.optimizer]
 
     @abstractmethod
     def advantages(
@@ -160,16 +164,20 @@ class ClippedPolicyGradient(AlgorithmBase):
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.policy.model.train()
         stats: dict[str, list[float]] = {"loss": [], "clip_frac": [], "approx_kl": [], "grad_norm": []}
+        tokens = batch.action_mask.sum(-1)  # the minibatch losses are means over these
         for _ in range(cfg.epochs):
             for idx in segment_minibatches(batch, cfg.minibatch_size, self.generator):
-                loss, mb_stats = self.minibatch_loss(batch.select(idx), idx, targets)
-                extra = self.extra_loss_fn(self.policy) if self.extra_loss_fn is not None else None
-                if extra is not None:  # a lifelong regulariser, e.g. EWC
-                    loss = loss + extra
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                # one process, or this rank's conversations of a learner group (agentrl.parallel)
+                loss, mb_stats = self.data_parallel.backward(
+                    idx,
+                    lambda rows: self.minibatch_loss(batch.select(rows), rows, targets),
+                    self._extra_loss,
+                    tokens,
+                    units=batch.segment_index,
+                )
                 grad_norm, _ = guarded_step(self.optimizer, params, cfg.grad_clip)
-                stats["loss"].append(loss.item())
+                stats["loss"].append(loss)
                 stats["grad_norm"].append(float(grad_norm))
                 for k, v in mb_stats.items():
                     stats.setdefault(k, []).append(v)
@@ -180,6 +188,10 @@ class ClippedPolicyGradient(AlgorithmBase):
         out[f"{prefix}/turns"] = float(len(batch))
         out[f"{prefix}/update_s"] = time.perf_counter() - start
         return out
+
+    def _extra_loss(self) -> torch.Tensor | None:
+        """A lifelong regulariser (e.g. EWC) added to every step, or None."""
+        return self.extra_loss_fn(self.policy) if self.extra_loss_fn is not None else None
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -226,6 +238,18 @@ class PPO(ClippedPolicyGradient):
                 f"scoring, which the decoding constraint {constraint!r} "
                 "(rollout.sampling.constraint) replaces by per-turn scoring; use "
                 "algorithm.value_head=separate or none"
+            )
+
+    @classmethod
+    def check_group(cls, config: Any, strategy: str) -> None:
+        """FSDP shards the policy alone: a value function or a frozen reference copy would
+        be parameters outside it."""
+        super().check_group(config, strategy)
+        if strategy == "fsdp" and isinstance(config, PPOConfig) and (config.value_head != "none" or config.kl_coef > 0):
+            raise ValueError(
+                f"with fsdp the policy is the only sharded model, so value_head={config.value_head} "
+                f"and kl_coef={config.kl_coef:g} (a frozen copy) must be none and 0: use "
+                "algorithm=ppo_critic_free (algorithm.kl_coef=0), or cluster.learner_strategy=ddp"
             )
 
     def advantages(
