@@ -78,6 +78,10 @@ class RolloutConfig:
     off-policy learners such as ArCHer): the episodes are then one policy version old,
     logged as ``async/staleness``. Overlaps only with Ray workers; inline runs produce the
     same episodes sequentially."""
+    max_staleness: int = 1
+    """With ``async_collection``: how many iterations ahead collections are kept launched,
+    so the episodes an update trains on are this many policy versions old (at most);
+    agentrl/pipeline.py, docs/scaling.md."""
 
 
 @dataclass
@@ -251,6 +255,7 @@ class TrainConfig:
         _check(self.rollout.num_workers >= 1, "rollout.num_workers", self.rollout.num_workers, ">= 1")
         _check(self.rollout.envs_per_worker >= 1, "rollout.envs_per_worker", self.rollout.envs_per_worker, ">= 1")
         _check(self.rollout.episodes_per_iter >= 1, "rollout.episodes_per_iter", self.rollout.episodes_per_iter, ">= 1")
+        _check(self.rollout.max_staleness >= 1, "rollout.max_staleness", self.rollout.max_staleness, ">= 1 (iterations collected ahead with rollout.async_collection=true)")
         _check(self.rollout.sampling.temperature > 0, "rollout.sampling.temperature", self.rollout.sampling.temperature, "> 0")
         _check(self.cluster.mode in ("inline", "local", "address"), "cluster.mode", self.cluster.mode, "one of inline, local, address")
         _check(self.cluster.placement_strategy in PLACEMENT_STRATEGIES, "cluster.placement_strategy", self.cluster.placement_strategy, "one of " + ", ".join(PLACEMENT_STRATEGIES))

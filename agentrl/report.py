@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentrl.config import TrainConfig
+    from agentrl.metrics import MetricsLogger
 
 
 def _fmt(v: float | None) -> str:
@@ -57,4 +63,34 @@ def summary_line(
     )
 
 
-__all__ = ["run_summary", "summary_line"]
+def finish_run(
+    cfg: TrainConfig,
+    log: MetricsLogger,
+    run_dir: Path,
+    iterations: int,
+    initial: Mapping[str, float],
+    interrupted: bool,
+    checkpoint: Path | None,
+    stop_reason: str | None,
+) -> dict[str, Any]:
+    """Close the run's logs: the learning-curve plot (``logging.plot``), ``summary.json``
+    and the last lines printed; returns the summary."""
+    from agentrl.metrics import plot_learning_curve, read_metrics
+
+    rows = read_metrics(log.path)
+    final: dict[str, Any] = next((r for r in reversed(rows) if any(k.startswith("eval") for k in r)), {})
+    log.close()
+    png = None
+    if cfg.logging.plot:
+        png = plot_learning_curve(
+            log.path, run_dir / "learning_curve.png", title=f"{cfg.algorithm['name']} on {cfg.env.id}"
+        )
+    summary = run_summary(run_dir, iterations, initial, final, interrupted, checkpoint, png, stop_reason)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if stop_reason is not None:
+        log.print(f"stopped: {stop_reason}")
+    log.print(summary_line(summary, initial, final, interrupted, stop_reason is not None))
+    return summary
+
+
+__all__ = ["finish_run", "run_summary", "summary_line"]

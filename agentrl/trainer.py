@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,13 @@ from agentrl.checkpoint import (
 )
 from agentrl.config import ConfigError, TrainConfig, to_plain
 from agentrl.errors import LearnerLost
-from agentrl.metrics import MetricsLogger, plot_learning_curve, read_metrics
+from agentrl.metrics import MetricsLogger
+from agentrl.pipeline import Pipeline
 from agentrl.play import MODES, Mode, episode_jobs, episode_stats, mode_stats, play
 from agentrl.progress import Progress
-from agentrl.report import run_summary, summary_line
+from agentrl.report import finish_run
 from agentrl.rollouts.backend import make_backend, sampling_config, worker_options
+from agentrl.rollouts.group import PendingCollect
 from agentrl.trackers import build_trackers
 from agentrl.transcripts import write_transcripts
 from agentrl.types import Episode
@@ -54,6 +56,13 @@ def iteration_seeds(seed: int, iteration: int, n: int) -> list[int]:
 
 def iteration_rng_seed(seed: int, iteration: int) -> int:
     return int(np.random.SeedSequence([seed, iteration, 29]).generate_state(1)[0])
+
+
+def staleness_stats(version: int, episodes: Sequence[Episode]) -> dict[str, float]:
+    """How many policy versions older than the learner's ``version`` the episodes' turns
+    are: the mean (``async/staleness``) and the largest (``async/staleness_max``)."""
+    ages = [version - t.policy_version for e in episodes for t in e.turns] or [0]
+    return {"async/staleness": sum(ages) / len(ages), "async/staleness_max": float(max(ages))}
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -120,7 +129,15 @@ class Trainer:
         self.progress = Progress(enabled=self._progress)
         self._log: MetricsLogger | None = None  # the running attempt's logger (transcripts)
         self._advance_collection: Callable[[int], None] | None = None
-        self._pending: Any = None  # the next iteration's collection in asynchronous mode
+        # the iterations' collections in flight (agentrl/pipeline.py): none ahead when
+        # synchronous, rollout.max_staleness ahead with rollout.async_collection
+        self.pipeline = Pipeline(
+            cfg.rollout.max_staleness if cfg.rollout.async_collection else 0,
+            self._launch,
+            self._sync_weights,
+            self.backend.overlaps_collection,
+            self._collecting,
+        )
         self.sync_bytes = (
             0  # bytes of the last weight sync sent (0 inline: workers share the policy)
         )
@@ -202,30 +219,6 @@ class Trainer:
             say(f"evaluated in {time.perf_counter() - start:.0f} s", highlight=False)
         return out
 
-    def _warm_start(self) -> dict[str, float]:
-        from agentrl.rollouts.worker import env_tools, make_env
-        from agentrl.warmstart import scripted_episodes
-
-        ws = self.cfg.warm_start
-        eps = scripted_episodes(
-            self.cfg.env.id,
-            self.cfg.env.kwargs,
-            ws.policy,
-            ws.episodes,
-            seed=self.cfg.seed + 7919,
-            epsilon=ws.epsilon,
-            conversation=self.cfg.env.conversation,
-        )
-        env = make_env(self.cfg.env.id, self.cfg.env.kwargs, self.cfg.env.conversation)
-        tools = env_tools(env)
-        env.close()
-        rows = self.learner.sft_rows(eps, list(self.cfg.env.stop), tools)
-        stats = self.learner.warm_start(
-            rows, ws.epochs, ws.lr, ws.batch_size, self.cfg.seed, progress=self._progress
-        )
-        stats["warm_start/scripted_success"] = sum(e.success for e in eps) / max(len(eps), 1)
-        return stats
-
     def _save(self, iteration: int, counters: dict[str, Any]) -> Path:
         meta = {
             "config": to_plain(self.cfg),
@@ -238,16 +231,9 @@ class Trainer:
             },
         }
 
-        from agentrl.types import save_episodes
-
-        # asynchronous mode: the next iteration's episodes travel along
-        pending = self._pending.result() if self._pending is not None else None
-
         def write(d: Path) -> None:
             self.learner.save(str(d))
-            if pending is not None:
-                save_episodes(str(d / "pending_episodes.jsonl"), pending)
-                (d / "pending_stats.json").write_text(json.dumps(self._pending.stats))
+            self.pipeline.save(d)  # asynchronous mode: the collections in flight travel along
             (d / "curriculum.json").write_text(json.dumps(self.curriculum.state_dict()))
             (d / "counters.json").write_text(json.dumps({**counters, "iteration": iteration}))
 
@@ -256,15 +242,9 @@ class Trainer:
     def _restore(self, path: Path) -> dict[str, Any]:
         self.learner.load(str(path))
         self.curriculum.load_state_dict(json.loads((path / "curriculum.json").read_text()))
-        pending = path / "pending_episodes.jsonl"
-        if pending.exists():
-            from agentrl.rollouts.group import PendingCollect
-            from agentrl.types import load_episodes
-
-            episodes = load_episodes(str(pending))
-            stats = json.loads((path / "pending_stats.json").read_text())
-            self._pending = PendingCollect(lambda: (episodes, stats))
-        return json.loads((path / "counters.json").read_text())
+        counters: dict[str, Any] = json.loads((path / "counters.json").read_text())
+        self.pipeline.restore(path, int(counters["iteration"]))
+        return counters
 
     # --- the loop -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -298,7 +278,7 @@ class Trainer:
                     self.backend.stop_actors(self.workers, self.learner, self.reward)
                     self.resume_from = checkpoint
                     self._restart_from_scratch = checkpoint is None
-                    self._pending = None
+                    self.pipeline.drop()
                     self._synced_version = None
         finally:
             self.backend.shutdown(
@@ -306,8 +286,6 @@ class Trainer:
             )
 
     def _run_attempt(self) -> dict[str, Any]:
-        from agentrl.rollouts.worker import EpisodeJob
-
         cfg = self.cfg
         log: MetricsLogger | None = None
         try:
@@ -342,7 +320,9 @@ class Trainer:
                         f"warm start: behaviour cloning of the '{cfg.warm_start.policy}' scripted policy "
                         f"({cfg.warm_start.episodes} episodes) with TRL SFTTrainer ..."
                     )
-                    extra = self._warm_start()
+                    from agentrl.warmstart import warm_start_learner
+
+                    extra = warm_start_learner(self.cfg, self.learner, progress=self._progress)
                 initial = self.evaluate(0)  # syncs the (warm-started) weights first
                 counters["initial_eval"] = initial
                 row0 = {**initial, **extra}
@@ -353,7 +333,7 @@ class Trainer:
             try:
                 nonfinite = 0  # iterations in a row with skipped (NaN/inf) steps
                 for it in range(start_it + 1, cfg.iterations + 1):
-                    row = self._iteration(it, counters, EpisodeJob)
+                    row = self._iteration(it, counters)
                     log.log(it, row)
                     counters["iteration"] = it
                     self._notify(it, row)
@@ -384,26 +364,10 @@ class Trainer:
             last = self.ckpt.latest()
             if not stopped and (last is None or last.name != f"step_{done_it:06d}"):
                 self._save(done_it, counters)
-            rows = read_metrics(log.path)
-            final: dict[str, Any] = next(
-                (r for r in reversed(rows) if any(k.startswith("eval") for k in r)), {}
+            summary = finish_run(
+                cfg, log, self.run_dir, done_it, counters.get("initial_eval") or {},
+                interrupted, self.ckpt.latest(), self.stop_reason,
             )
-            log.close()
-            png = None
-            if cfg.logging.plot:
-                png = plot_learning_curve(
-                    log.path,
-                    self.run_dir / "learning_curve.png",
-                    title=f"{cfg.algorithm['name']} on {cfg.env.id}",
-                )
-            init = counters.get("initial_eval") or {}
-            summary = run_summary(
-                self.run_dir, done_it, init, final, interrupted, self.ckpt.latest(), png, self.stop_reason
-            )
-            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-            if stopped:
-                log.print(f"stopped: {self.stop_reason}")
-            log.print(summary_line(summary, init, final, interrupted, stopped))
             return summary
         except BaseException:
             if log is not None:
@@ -416,15 +380,17 @@ class Trainer:
         for callback in self.callbacks:
             callback(self, it, row)
 
-    def _launch(self, it: int, job_cls: Any) -> Any:
+    def _launch(self, it: int) -> PendingCollect:
         """Sample tasks and submit iteration ``it``'s episodes; returns a pending collection."""
+        from agentrl.rollouts.worker import EpisodeJob
+
         cfg = self.cfg
         n, group = cfg.rollout.episodes_per_iter, self.episodes_per_task
         # each sampled task is played `group` times with one env seed (GRPO's groups)
         tasks = self.curriculum.sample(n // group)
         seeds = iteration_seeds(cfg.seed, it, n // group)
         pairs = [(s, t) for s, t in zip(seeds, tasks, strict=True) for _ in range(group)]
-        jobs = [job_cls(j, s, t if group == 1 else dict(t)) for j, (s, t) in enumerate(pairs)]
+        jobs = [EpisodeJob(j, s, t if group == 1 else dict(t)) for j, (s, t) in enumerate(pairs)]
         return self.workers.start_collect(
             jobs,
             rng_seed=iteration_rng_seed(cfg.seed, it),
@@ -450,35 +416,18 @@ class Trainer:
             finally:
                 self._advance_collection = None
 
-    def _iteration(self, it: int, counters: dict[str, Any], job_cls: Any) -> dict[str, Any]:
-        """One iteration. Synchronous: sync weights, collect ``it``, update. Asynchronous
-        (``rollout.async_collection``): wait for ``it`` (launched during the previous update),
-        launch ``it + 1`` with the current weights, then update on ``it`` while it runs."""
+    def _iteration(self, it: int, counters: dict[str, Any]) -> dict[str, Any]:
+        """One iteration: take collection ``it`` from the pipeline (which keeps the next ones
+        launched in asynchronous mode), relabel its rewards, update, log, evaluate."""
         from agentrl.rewards import apply_reward
 
         cfg = self.cfg
         t0 = time.perf_counter()
-        sync_s = 0.0
         episodes: list[Episode] = []
-        gen_tokens = 0.0
-        with self._collecting(it):
-            if self._pending is None and not self._offline:
-                sync_s += self._sync_weights()
-                self._pending = self._launch(it, job_cls)
-            t1 = time.perf_counter()
-            if self._pending is not None:
-                pending, self._pending = self._pending, None
-                episodes = pending.result()
-                gen_tokens = pending.stats.get("gen_tokens", 0.0)
-            wait_s = time.perf_counter() - t1
-        # Launched even after the last iteration: the final checkpoint then carries it, so a
-        # resumed or extended run continues exactly as an uninterrupted one would.
-        if cfg.rollout.async_collection and not self._offline:
-            sync_s += self._sync_weights()
-            # inline, the next iteration is collected right here; over Ray it runs in the
-            # actors and its bar shows while the next iteration waits for it
-            with nullcontext() if self.backend.overlaps_collection else self._collecting(it + 1):
-                self._pending = self._launch(it + 1, job_cls)
+        collect_stats: dict[str, float] = {}
+        perf = {"perf/sync_s": 0.0, "perf/collect_wait_s": 0.0}
+        if not self._offline:
+            episodes, collect_stats, perf = self.pipeline.take(it)
         version = int(self.learner.get_version())
         labelled = apply_reward(self.reward, episodes)
         t2 = time.perf_counter()
@@ -491,21 +440,19 @@ class Trainer:
             "train/relabelled_return": sum(e.total_reward for e in labelled)
             / max(len(labelled), 1),
             **stats,
-            "perf/collect_wait_s": wait_s,
+            **perf,
             "perf/update_s": update_s,
-            "perf/sync_s": sync_s,
             "perf/sync_mb": self.sync_bytes / 2**20,
-            "async/staleness": sum(version - e.policy_version for e in episodes)
-            / max(len(episodes), 1),
+            **staleness_stats(version, episodes),
             "episodes_total": counters["episodes"],
             **(
                 self.curriculum.stats() if hasattr(self.curriculum, "stats") else {}
             ),  # curriculum/*
         }
         train_s = time.perf_counter() - t0  # one iteration's collection + update, without eval
-        row["perf/tokens_per_s"] = gen_tokens / max(train_s, 1e-9)
+        row["perf/tokens_per_s"] = collect_stats.get("gen_tokens", 0.0) / max(train_s, 1e-9)
         row["perf/episodes_per_s"] = len(episodes) / max(train_s, 1e-9)
-        row["perf/learner_wait_frac"] = wait_s / max(train_s, 1e-9)
+        row["perf/learner_wait_frac"] = perf["perf/collect_wait_s"] / max(train_s, 1e-9)
         if (cfg.eval.every and it % cfg.eval.every == 0) or it == cfg.iterations:
             row.update(self.evaluate(it))
         row["perf/iteration_s"] = time.perf_counter() - t0

@@ -65,6 +65,8 @@ class Turn:
         continues: the prompt extends the previous turn's context (a conversation) rather
             than starting a fresh one (a transcript env, or the first turn).
         role: the role of ``observation`` in the conversation: ``"user"`` or ``"tool"``.
+        policy_version: version of the weights that sampled this turn (the learner's number
+            of updates when they were sent to the worker).
     """
 
     observation: str
@@ -79,6 +81,7 @@ class Turn:
     info: dict[str, Any] = field(default_factory=dict)
     continues: bool = False
     role: str = "user"
+    policy_version: int = 0
 
     @property
     def done(self) -> bool:

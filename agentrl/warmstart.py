@@ -12,13 +12,17 @@ from __future__ import annotations
 import tempfile
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agentrl.policy.chat import ToolSpec
 from agentrl.progress import Phase, Progress
 from agentrl.types import Episode
+
+if TYPE_CHECKING:
+    from agentrl.config import TrainConfig
+    from agentrl.rollouts.backend import LearnerHandle
 
 
 def scripted_episodes(
@@ -160,6 +164,30 @@ def sft_warm_start(
     policy.model.to(device)
     policy.model.eval()
     return {"warm_start/loss": float(result.training_loss), "warm_start/rows": float(len(rows))}
+
+
+def warm_start_learner(cfg: TrainConfig, learner: LearnerHandle, progress: bool = False) -> dict[str, float]:
+    """A run's warm start (``warm_start.*``): behaviour cloning of the env's scripted
+    ``warm_start.policy`` on the learner's policy; returns the metrics logged at iteration 0."""
+    from agentrl.rollouts.worker import env_tools, make_env
+
+    ws = cfg.warm_start
+    eps = scripted_episodes(
+        cfg.env.id,
+        cfg.env.kwargs,
+        ws.policy,
+        ws.episodes,
+        seed=cfg.seed + 7919,
+        epsilon=ws.epsilon,
+        conversation=cfg.env.conversation,
+    )
+    env = make_env(cfg.env.id, cfg.env.kwargs, cfg.env.conversation)
+    tools = env_tools(env)
+    env.close()
+    rows = learner.sft_rows(eps, list(cfg.env.stop), tools)
+    stats = learner.warm_start(rows, ws.epochs, ws.lr, ws.batch_size, cfg.seed, progress=progress)
+    stats["warm_start/scripted_success"] = sum(e.success for e in eps) / max(len(eps), 1)
+    return stats
 
 
 def _StepProgress(base: type, bar: Phase) -> Any:

@@ -1,6 +1,7 @@
 """End-to-end behaviour of the training loop (inline: no Ray)."""
 
 import json
+from contextlib import nullcontext
 import os
 import shutil
 from pathlib import Path
@@ -203,10 +204,10 @@ def test_sigint_saves_and_exits(tiny_overrides, tmp_path):
     trainer = Trainer(cfg, console=False)
     original = trainer._iteration
 
-    def slow_iteration(it, counters, job_cls):
+    def slow_iteration(it, counters):
         if it == 2:
             threading.Timer(0.01, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
-        return original(it, counters, job_cls)
+        return original(it, counters)
 
     trainer._iteration = slow_iteration
     summary = trainer.run()
@@ -327,11 +328,10 @@ def test_chai_acts_with_its_critic_inline(tiny_overrides, monkeypatch):
     )
     assert calls, "CHAI's best-of-k acting rule was not used in rollouts"
     assert any(k.startswith("chai/") for k in _rows(s["run_dir"])[-1])
-    with pytest.raises(ConfigError, match="cluster=inline"):
-        Trainer(load_config([*tiny_overrides, "algorithm=chai", "cluster=local"]), console=False)
 
 
-def test_async_collection_is_one_version_stale_and_resumes_exactly(tiny_overrides, tmp_path):
+@pytest.mark.parametrize("depth", [1, 2])
+def test_async_collection_is_max_staleness_versions_stale_and_resumes_exactly(tiny_overrides, tmp_path, depth):
     base = [
         *tiny_overrides,
         "env=guess_the_number",
@@ -340,15 +340,19 @@ def test_async_collection_is_one_version_stale_and_resumes_exactly(tiny_override
         "eval.every=2",
         "checkpoint.every=2",
         "rollout.async_collection=true",
+        f"rollout.max_staleness={depth}",
     ]
     full = _run([*base, "iterations=4", f"run_dir={tmp_path / 'full'}"])
     rows = _rows(full["run_dir"])
-    # iteration 1 is collected by the initial policy; every later one while the learner
-    # updated on the previous, i.e. by the policy one update behind the learner
-    assert [r["async/staleness"] for r in rows[1:]] == [0.0, 1.0, 1.0, 1.0]
+    # iteration 1 is collected by the initial policy, as are the `depth` launched with it;
+    # every later one `depth` updates before the learner trains on it
+    expected = {1: [0.0, 1.0, 1.0, 1.0], 2: [0.0, 1.0, 2.0, 2.0]}[depth]
+    assert [r["async/staleness"] for r in rows[1:]] == expected
+    assert [r["async/staleness_max"] for r in rows[1:]] == expected
     assert all(0.0 <= r["perf/learner_wait_frac"] <= 1.0 for r in rows[1:])
-    # the next iteration's episodes are already collected and travel in the checkpoint
-    assert (Path(full["checkpoint"]) / "pending_episodes.jsonl").exists()
+    # the next `depth` iterations' episodes are already collected and travel in the checkpoint
+    pending = sorted(p.name for p in (Path(full["checkpoint"]) / "pending").glob("*.jsonl"))
+    assert pending == [f"iter_{4 + k:06d}.jsonl" for k in range(1, depth + 1)]
     _run([*base, "iterations=2", f"run_dir={tmp_path / 'part'}"])
     resumed = _run([*base, "iterations=4", f"run_dir={tmp_path / 'part'}", "resume=latest"])
     for ra, rb in zip(rows, _rows(resumed["run_dir"]), strict=True):
@@ -362,6 +366,24 @@ def test_async_collection_is_one_version_stale_and_resumes_exactly(tiny_override
         ):
             if k in ra:
                 assert ra[k] == pytest.approx(rb[k], abs=1e-6), (ra["iteration"], k)
+
+
+def test_a_checkpoint_of_the_one_collection_layout_restores_its_collection(tmp_path):
+    """Checkpoints of earlier versions kept the one collection in flight as
+    ``pending_episodes.jsonl``: it comes back as the next iteration's."""
+    from agentrl.pipeline import Pipeline
+    from agentrl.types import save_episodes
+    from agentrl.warmstart import scripted_episodes
+
+    eps = scripted_episodes("agentrl/GuessTheNumber-v0", {"high": 4, "max_turns": 3}, "good", 3, seed=1)
+    save_episodes(str(tmp_path / "pending_episodes.jsonl"), eps)
+    (tmp_path / "pending_stats.json").write_text('{"gen_tokens": 7.0}')
+    launched = []
+    pipe = Pipeline(1, lambda it: launched.append(it), lambda: 0.0, False, lambda it: nullcontext())
+    pipe.restore(tmp_path, iteration=6)
+    got, stats, _ = pipe.take(7)
+    assert [e.to_dict() for e in got] == [e.to_dict() for e in eps] and stats == {"gen_tokens": 7.0}
+    assert launched == [8]  # the next one is launched, the restored one is not collected again
 
 
 def _offline_dataset(path, n=60):
