@@ -11,13 +11,63 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
 
 from agentrl.parallel import MinibatchStep
 from agentrl.policy.sampling import SamplingConfig
 from agentrl.types import Episode, Generation
+
+if TYPE_CHECKING:
+    from agentrl.policy import Policy
+
+ActingState = dict[str, torch.Tensor]
+"""What a rollout worker's copy of an acting rule needs besides the policy weights (CHAI: its
+critic's ``state_dict``; RLTF: its exploration rate), sent with them at every weight sync."""
+
+
+class ActingRule(ABC):
+    """An algorithm's own way of choosing each turn's utterance instead of sampling the policy
+    (CHAI's critic-ranked choice, RLTF's epsilon-greedy candidate choice), run where the
+    episodes are collected.
+
+    Inline, the algorithm acts itself (:meth:`AlgorithmBase.act`: the learner's policy, its live
+    networks and its checkpointed generators). On a Ray rollout worker,
+    :meth:`AlgorithmBase.worker_acting_rule` builds a copy around the worker's policy; at every
+    weight sync the worker gives it the learner's :meth:`AlgorithmBase.acting_state`
+    (:meth:`load_state`) and before every collection re-seeds it from that collection's seed
+    (:meth:`reseed`: the run seed, the iteration and the worker index), so a worker's draws
+    are reproducible, also after a worker restart or a resume.
+    """
+
+    @abstractmethod
+    def __call__(
+        self,
+        observations: Sequence[str],
+        prompts: Sequence[Sequence[int]],
+        sampling: SamplingConfig,
+    ) -> list[Generation]:
+        """One generation per state (``observations`` the state texts, ``prompts`` the
+        policy's context ids of the same states)."""
+
+    @abstractmethod
+    def load_state(self, state: ActingState) -> None:
+        """Take the learner's newest :meth:`AlgorithmBase.acting_state`."""
+
+    @abstractmethod
+    def reseed(self, seed: int) -> None:
+        """Re-seed every generator the rule draws from (:func:`rule_seed` gives one seed per
+        stream)."""
+
+
+def rule_seed(seed: int, stream: int) -> int:
+    """The seed of an acting rule's random ``stream`` (0, 1, ...) when it is re-seeded with
+    ``seed``: independent streams per ``(seed, stream)`` (numpy's ``SeedSequence``)."""
+    state = np.random.SeedSequence([int(seed) % 2**64, stream]).generate_state(1, np.uint64)
+    return int(state[0] >> 1)
 
 
 class AlgorithmBase(ABC):
@@ -31,8 +81,10 @@ class AlgorithmBase(ABC):
         offline: learns from a fixed dataset only (the trainer collects no rollouts).
         supports_extra_loss: adds :attr:`extra_loss_fn` (a lifelong regulariser, e.g. EWC)
             to every policy step.
-        has_acting_rule: episodes are collected with :meth:`act` instead of sampling the
-            policy (CHAI's critic-ranked choice, RLTF's candidate choice).
+        has_acting_rule: episodes are collected with an acting rule of its own instead of
+            sampling the policy (CHAI's critic-ranked choice, RLTF's candidate choice): inline
+            with :meth:`act`, on Ray rollout workers with :meth:`worker_acting_rule` fed with
+            :meth:`acting_state` at every weight sync.
         learner_group: the strategies (``ddp``, ``fsdp``) with which it runs on a learner
             group of several processes (``cluster.learner_workers > 1``): every optimiser
             step of its update gets its gradients from :attr:`data_parallel`, and
@@ -58,6 +110,9 @@ class AlgorithmBase(ABC):
         load_state_dict(sd): the inverse.
         replay_rows() / load_replay_rows(rows): a replay buffer as JSON rows, written to
             checkpoints (``None``: the algorithm keeps none).
+        acting_state() / worker_acting_rule(config, policy): with :attr:`has_acting_rule`, what
+            a Ray rollout worker's copy of the acting rule needs and how the worker builds it
+            (:class:`ActingRule`).
         episodes_per_task(config): episodes played of each sampled task (GRPO's groups).
         check_run(config, constraint): refuses, before any work, a combination of its config
             with the run's settings that cannot work.
@@ -118,9 +173,24 @@ class AlgorithmBase(ABC):
     def act(
         self, observations: Sequence[str], prompts: Sequence[Sequence[int]], sampling: SamplingConfig
     ) -> list[Generation]:
-        """The acting rule of an algorithm with :attr:`has_acting_rule`: one generation per
-        state (``observations`` the state texts, ``prompts`` the policy's context ids)."""
+        """The acting rule of an algorithm with :attr:`has_acting_rule`, inline: one generation
+        per state (``observations`` the state texts, ``prompts`` the policy's context ids)."""
         raise NotImplementedError(f"{type(self).__name__} has no acting rule of its own")
+
+    def acting_state(self) -> ActingState:
+        """What :meth:`worker_acting_rule`'s copies need besides the policy weights, as CPU
+        tensors (sent with the weights at every sync over Ray); nothing by default."""
+        return {}
+
+    @classmethod
+    def worker_acting_rule(cls, config: Any, policy: Policy) -> ActingRule:
+        """A copy of the acting rule for a Ray rollout worker, acting with the worker's
+        ``policy`` (the inference copy that receives the learner's weights); ``config`` is the
+        algorithm's ``Config``. The worker gives it :meth:`acting_state` before it acts."""
+        raise NotImplementedError(
+            f"{cls.__name__} sets has_acting_rule but defines no worker_acting_rule, so Ray "
+            "rollout workers cannot act with it (docs/write_your_algorithm.md)"
+        )
 
     def replay_rows(self) -> list[dict[str, Any]] | None:
         """The replay buffer as JSON rows, or ``None`` when there is none."""
@@ -166,6 +236,42 @@ def check_run(name: str, section: dict[str, Any], constraint: str | None) -> Non
     cls = algorithm_class(name)
     config = make_dataclass_config(cls.Config, section, where=f"algorithm={name}") if cls.Config else None
     cls.check_run(config, constraint)
+
+
+@dataclass(frozen=True)
+class ActingRuleSpec:
+    """What a Ray rollout worker builds an algorithm's acting rule from (it imports no learner).
+
+    Attributes:
+        name: the registered algorithm.
+        section: its ``algorithm`` config section, as the learner got it.
+    """
+
+    name: str
+    section: dict[str, Any]
+
+    def build(self, policy: Policy) -> ActingRule:
+        """:meth:`AlgorithmBase.worker_acting_rule` of the algorithm around ``policy``."""
+        from agentrl.config import make_dataclass_config
+
+        cls = algorithm_class(self.name)
+        if not cls.has_acting_rule:
+            raise ValueError(f"algorithm {self.name!r} samples the policy: it has no acting rule")
+        where = f"algorithm={self.name}"
+        config = make_dataclass_config(cls.Config, self.section, where) if cls.Config else None
+        return cls.worker_acting_rule(config, policy)
+
+
+def defines_worker_acting_rule(cls: type[AlgorithmBase]) -> bool:
+    """Whether ``cls`` (or a base other than :class:`AlgorithmBase`) defines
+    :meth:`~AlgorithmBase.worker_acting_rule`, so Ray rollout workers can act with its rule."""
+    return any("worker_acting_rule" in vars(k) for k in cls.__mro__ if k is not AlgorithmBase)
+
+
+def acting_rule_spec(name: str, section: dict[str, Any]) -> ActingRuleSpec | None:
+    """The :class:`ActingRuleSpec` of registered algorithm ``name`` with its config ``section``,
+    or ``None`` when it samples the policy."""
+    return ActingRuleSpec(name, dict(section)) if algorithm_class(name).has_acting_rule else None
 
 
 def build_algorithm(name: str, overrides: dict[str, Any], policy: Any, seed: int = 0) -> AlgorithmBase:

@@ -193,6 +193,11 @@ class Learner:
             return None
         return self.algorithm.act(observations, prompts, sampling)
 
+    def acting_state(self) -> dict[str, torch.Tensor]:
+        """What the rollout workers' copies of the algorithm's acting rule need besides the
+        policy weights (:meth:`~agentrl.algorithm.AlgorithmBase.acting_state`)."""
+        return self.algorithm.acting_state()
+
     # --- checkpoints ----------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
         """Write policy/, algorithm/state.pt, replay/rows.jsonl and this process's RNG states.

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agentrl.algorithm import algorithm_class, episodes_per_task
+from agentrl.algorithm import algorithm_class, defines_worker_acting_rule, episodes_per_task
 from agentrl.algorithm import check_run as check_algorithm_run
 from agentrl.config import ConfigError, TrainConfig, make_dataclass_config
 from agentrl.parallel import check_learner_group
@@ -42,11 +42,16 @@ def validate_components(cfg: TrainConfig) -> None:
             f"algorithm.group_size={group} (algorithm={cfg.algorithm['name']} plays each sampled "
             "task group_size times)"
         )
-    if algo_cls.has_acting_rule and cfg.cluster.mode != "inline":
+    if (
+        algo_cls.has_acting_rule
+        and cfg.cluster.mode != "inline"
+        and not defines_worker_acting_rule(algo_cls)
+    ):
         raise ConfigError(
-            f"algorithm={cfg.algorithm['name']} has its own acting rule (act(): e.g. CHAI's critic, RLTF's "
-            "candidate choice) that runs in the learner, which Ray rollout actors cannot call yet: "
-            "run it with cluster=inline"
+            f"algorithm={cfg.algorithm['name']} has an acting rule of its own (act()) but defines no "
+            "worker_acting_rule, so Ray rollout workers cannot act with it: run it with "
+            "cluster=inline, or define worker_acting_rule and acting_state "
+            "(docs/write_your_algorithm.md)"
         )
     check_learner_group(cfg, algorithm_section(cfg))  # cluster.learner_workers > 1 (docs/cluster.md)
     if cfg.data:  # a damaged dataset fails here, before any work, naming file and line

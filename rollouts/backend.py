@@ -11,7 +11,8 @@ pieces run goes through a :class:`Backend`:
 - :class:`RayBackend` (``cluster=local|address``): the learner in a Ray actor
   (:class:`~agentrl.rollouts.ray_actors.RemoteLearner`), ``rollout.num_workers`` rollout
   actors in one placement group, a learned reward model in its own actor, and weights (the
-  adapter only under LoRA) sent to the workers at each sync.
+  adapter only under LoRA) sent to the workers at each sync, with the state of the
+  algorithm's acting rule (CHAI's critic, RLTF's epsilon), which every worker runs itself.
 
 :func:`make_backend` picks one from ``cluster.mode``.
 """
@@ -178,6 +179,7 @@ class RayBackend(Backend):
         sampling: SamplingConfig,
         worker_options: dict[str, Any],
     ) -> tuple[RemoteLearner | LearnerGroup, RayWorkerGroup]:
+        from agentrl.algorithm import acting_rule_spec
         from agentrl.rollouts.placement import place
         from agentrl.rollouts.ray_actors import RayWorkerGroup, RemoteLearner, check_resources
 
@@ -227,6 +229,7 @@ class RayBackend(Backend):
             worker_retries=cfg.fault.worker_retries,
             placement=self.placement,
             worker_options=worker_options,
+            acting_rule=acting_rule_spec(cfg.algorithm["name"], learner_kwargs["algorithm"]),
         )
         return learner, workers
 
@@ -238,10 +241,23 @@ class RayBackend(Backend):
         # the reward model in its own actor
         return RemoteReward(self.cfg.reward, reward, imports=list(self.cfg.imports), import_path=os.getcwd())
 
+    def acting_rule(self, learner: LearnerHandle, sampling: SamplingConfig) -> ActFn | None:
+        from agentrl.algorithm import algorithm_class
+        from agentrl.rollouts.ray_actors import WorkerActingRule
+
+        # each worker runs its copy, built at its start and refreshed at every sync
+        acts = algorithm_class(self.cfg.algorithm["name"]).has_acting_rule
+        return WorkerActingRule() if acts else None
+
     def sync_weights(self, learner: LearnerHandle, workers: WorkerGroup, version: int) -> int:
+        from agentrl.rollouts.ray_actors import RayWorkerGroup
+
+        assert isinstance(workers, RayWorkerGroup)
         weights, _ = learner.get_weights()
-        workers.set_weights(weights, version)
-        return sum(t.numel() * t.element_size() for t in weights.values())
+        state = learner.acting_state() if workers.has_acting_rule else None
+        workers.set_weights(weights, version, state)
+        sent = [*weights.values(), *(state or {}).values()]
+        return sum(t.numel() * t.element_size() for t in sent)
 
     def describe(self, run_dir: Path, workers: WorkerGroup) -> None:
         """``run_dir/placement.json``: the strategy, the bundles, the node of the learner's

@@ -16,15 +16,16 @@ from typing import Any
 
 import ray
 
+from agentrl.algorithm import ActingRuleSpec, ActingState
 from agentrl.errors import LearnerLost, WorkerLost
 from agentrl.learner import Learner
 from agentrl.policy import ModelConfig, SamplingConfig
 from agentrl.policy.device import actor_device, worker_device
 from agentrl.policy.vllm_backend import build_inference_policy
-from agentrl.types import Episode
+from agentrl.types import Episode, Generation
 
 from .group import PendingCollect, chunk_seed, split_jobs
-from .worker import EpisodeJob, RolloutWorker
+from .worker import ActFn, EpisodeJob, RolloutWorker
 
 
 def check_resources(cpus: float, gpus: float, what: str) -> None:
@@ -64,11 +65,25 @@ class _WorkerActor(RolloutWorker):
         return str(ray.get_runtime_context().get_node_id())
 
     def collect_chunk(
-        self, jobs: Sequence[EpisodeJob], rng_seed: int, greedy: bool
+        self, jobs: Sequence[EpisodeJob], rng_seed: int, greedy: bool, own_rule: bool = False
     ) -> tuple[list[Episode], dict[str, float]]:
-        """``collect`` plus its stats in one call (no second round trip that could interleave)."""
-        episodes = self.collect(jobs, rng_seed, greedy)
+        """``collect`` plus its stats in one call (no second round trip that could interleave);
+        ``own_rule``: act with this worker's acting rule (:meth:`RolloutWorker.acting_fn`)."""
+        act = self.acting_fn(rng_seed) if own_rule else None
+        episodes = self.collect(jobs, rng_seed, greedy, act=act)
         return episodes, self.get_last_stats()
+
+
+class WorkerActingRule:
+    """The ``act`` of a :class:`RayWorkerGroup` collection with the algorithm's acting rule:
+    each worker acts with its own copy (built from the group's ``acting_rule``, given the
+    learner's acting state at every weight sync). It runs only there: calling it is an error."""
+
+    def __call__(self, states: list[str], prompts: list[list[int]]) -> list[Generation]:
+        raise RuntimeError(
+            "WorkerActingRule runs in the Ray rollout workers: pass it as act= to "
+            "RayWorkerGroup.collect"
+        )
 
 
 class RayWorkerGroup:
@@ -92,6 +107,8 @@ class RayWorkerGroup:
             replacement) runs in bundle ``1 + i``; ``None``: wherever Ray schedules it.
         worker_options: further :class:`RolloutWorker` keyword arguments (``conversation``,
             ``keep_kv_cache``, ``max_context_tokens``).
+        acting_rule: the algorithm's acting rule, which every worker builds around its policy
+            copy (``collect(act=WorkerActingRule())`` acts with it); ``None``: none.
     """
 
     def __init__(
@@ -111,6 +128,7 @@ class RayWorkerGroup:
         worker_retries: int = 3,
         placement: Any = None,
         worker_options: dict[str, Any] | None = None,
+        acting_rule: ActingRuleSpec | None = None,
     ):
         check_resources(
             num_workers * num_cpus, num_workers * num_gpus, what=f"{num_workers} rollout workers"
@@ -133,8 +151,10 @@ class RayWorkerGroup:
                 build_inference_policy, model, worker_device(num_gpus)
             ),
             step_timeout_s=step_timeout_s,
+            acting_rule=acting_rule,
             **(worker_options or {}),
         )
+        self.has_acting_rule = acting_rule is not None
         self.start_timeout_s = start_timeout_s
         self.worker_retries = worker_retries
         self._placement = placement
@@ -149,7 +169,8 @@ class RayWorkerGroup:
                 f"{ray.available_resources()} (each worker needs {num_cpus} CPU, {num_gpus} GPU)"
             ) from e
         self.last_stats: dict[str, float] = {}
-        self._weights: tuple[Any, int] | None = None  # (object ref, version) the workers hold
+        # (weights ref, version, acting state ref or None) the workers hold
+        self._weights: tuple[Any, int, Any] | None = None
         self.recoveries = 0  # chunks collected again after a worker died
 
     def _make_actor(self, index: int) -> Any:
@@ -159,10 +180,15 @@ class RayWorkerGroup:
         cls = self._remote_cls.options(**options)
         return cls.remote(*self._actor_args, worker_index=index, **self._actor_kwargs)
 
-    def set_weights(self, weights: Any, version: int) -> None:
+    def set_weights(
+        self, weights: Any, version: int, acting_state: ActingState | None = None
+    ) -> None:
+        """Give every worker ``weights`` of ``version`` and, for its acting rule, the learner's
+        ``acting_state`` of the same version (one object-store copy each)."""
         ref = ray.put(weights)
-        self._weights = (ref, version)
-        calls = [w.set_weights.remote(ref, version) for w in self.workers]
+        state = None if acting_state is None else ray.put(acting_state)
+        self._weights = (ref, version, state)
+        calls = [w.set_weights.remote(ref, version, state) for w in self.workers]
         for i, call in enumerate(calls):
             try:
                 ray.get(call)
@@ -195,7 +221,7 @@ class RayWorkerGroup:
         jobs: Sequence[EpisodeJob],
         rng_seed: int,
         greedy: bool = False,
-        act: Any = None,
+        act: ActFn | None = None,
         on_episode: Callable[[], None] | None = None,
     ) -> list[Episode]:
         return self.start_collect(jobs, rng_seed, greedy, act, on_episode).result()
@@ -205,21 +231,29 @@ class RayWorkerGroup:
         jobs: Sequence[EpisodeJob],
         rng_seed: int,
         greedy: bool = False,
-        act: Any = None,
+        act: ActFn | None = None,
         on_episode: Callable[[], None] | None = None,
     ) -> PendingCollect:
         """Submit the chunks to the actors and return at once; the actors run them in order
         after anything already queued (a later ``set_weights`` waits for this collection).
-        ``on_episode`` is called once per episode of each chunk as ``result()`` receives it."""
-        if act is not None:
+        ``act``: ``None`` (sample the policy) or a :class:`WorkerActingRule` (each worker's
+        copy of the algorithm's acting rule). ``on_episode`` is called once per episode of
+        each chunk as ``result()`` receives it."""
+        if act is not None and not isinstance(act, WorkerActingRule):
             raise NotImplementedError(
-                "custom acting rules (act=...) run only with cluster=inline for now"
+                f"act={act!r} would run in the driver: a Ray group acts with None (sampling) or "
+                "WorkerActingRule() (the algorithm's acting rule, built in every worker)"
             )
+        own_rule = act is not None
+        if own_rule and not self.has_acting_rule:
+            raise ValueError("act=WorkerActingRule() needs a RayWorkerGroup built with acting_rule")
         chunks = split_jobs(jobs, len(self.workers))
         weights = self._weights  # what these chunks are collected with
         busy = [(i, chunk) for i, chunk in enumerate(chunks) if chunk]
         refs = {
-            i: self.workers[i].collect_chunk.remote(chunk, chunk_seed(rng_seed, i), greedy)
+            i: self.workers[i].collect_chunk.remote(
+                chunk, chunk_seed(rng_seed, i), greedy, own_rule
+            )
             for i, chunk in busy
         }
 
@@ -228,7 +262,7 @@ class RayWorkerGroup:
             gen_tokens = 0.0
             for i, chunk in busy:
                 eps, stats = self._chunk_result(
-                    i, chunk, chunk_seed(rng_seed, i), greedy, refs[i], weights
+                    i, chunk, chunk_seed(rng_seed, i), greedy, own_rule, refs[i], weights
                 )
                 episodes.extend(eps)
                 gen_tokens += stats.get("gen_tokens", 0.0)
@@ -246,8 +280,9 @@ class RayWorkerGroup:
         chunk: list[EpisodeJob],
         seed: int,
         greedy: bool,
+        own_rule: bool,
         ref: Any,
-        weights: tuple[Any, int] | None,
+        weights: tuple[Any, int, Any] | None,
     ) -> tuple[list[Episode], dict[str, float]]:
         """The chunk's episodes; if its worker died, collect the same chunk again on it."""
         import sys
@@ -273,7 +308,7 @@ class RayWorkerGroup:
                 stale = weights is not None and newest is not None and weights[1] != newest[1]
                 if stale:  # the weights this chunk was sampled with, then back to the newest
                     worker.set_weights.remote(*weights)  # type: ignore[misc]
-                ref = worker.collect_chunk.remote(chunk, seed, greedy)
+                ref = worker.collect_chunk.remote(chunk, seed, greedy, own_rule)
                 if stale:
                     worker.set_weights.remote(*newest)  # type: ignore[misc]
         raise AssertionError("unreachable")

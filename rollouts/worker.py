@@ -14,7 +14,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import torch
@@ -23,6 +23,9 @@ from agentrl.policy import Policy, SamplingConfig
 from agentrl.policy.chat import ToolSpec
 from agentrl.policy.kv import KVCache
 from agentrl.types import Episode, Generation, TaskSpec, Turn
+
+if TYPE_CHECKING:
+    from agentrl.algorithm import ActingRule, ActingRuleSpec, ActingState
 
 ActFn = Callable[[list[str], list[list[int]]], list[Generation]]
 """An acting rule other than sampling the policy: ``(state texts, prompt ids) -> generations``
@@ -157,6 +160,9 @@ class RolloutWorker:
             the model's ``max_position_embeddings``.
         conversation: play a transcript env as a conversation
             (:class:`~agentrl.envs.conversation.MessageView`).
+        acting_rule: the algorithm's acting rule to build around this worker's policy (a Ray
+            worker: :meth:`acting_fn`); ``None`` for an algorithm that samples the policy, or
+            inline, where the algorithm acts itself.
     """
 
     def __init__(
@@ -172,6 +178,7 @@ class RolloutWorker:
         keep_kv_cache: bool = True,
         max_context_tokens: int | None = None,
         conversation: bool = False,
+        acting_rule: ActingRuleSpec | None = None,
     ):
         if policy is None and policy_factory is None:
             raise ValueError("RolloutWorker needs a policy or a policy_factory")
@@ -189,11 +196,52 @@ class RolloutWorker:
         self.conversational = is_conversational(self.envs[0])
         self.chat = self.policy.chat_format(env_tools(self.envs[0]))
         self.last_stats: dict[str, float] = {}
+        self.acting_rule: ActingRule | None = (
+            acting_rule.build(self.policy) if acting_rule else None
+        )
+        self.acting_version: int | None = None  # the version of the acting state it holds
 
-    def set_weights(self, weights: dict[str, torch.Tensor], version: int) -> None:
-        """Load new policy weights; episodes record ``version``."""
+    def set_weights(
+        self,
+        weights: dict[str, torch.Tensor],
+        version: int,
+        acting_state: ActingState | None = None,
+    ) -> None:
+        """Load new policy weights; episodes record ``version``. ``acting_state`` (the
+        learner's :meth:`~agentrl.algorithm.AlgorithmBase.acting_state` of the same version)
+        goes to this worker's acting rule."""
         self.policy.set_weights(weights)
         self.policy_version = version
+        if acting_state is not None:
+            if self.acting_rule is None:
+                raise ValueError(
+                    "this rollout worker got an acting state but was built without acting_rule"
+                )
+            self.acting_rule.load_state(acting_state)
+            self.acting_version = version
+
+    def acting_fn(self, rng_seed: int) -> ActFn:
+        """This worker's acting rule as :meth:`collect`'s ``act``, re-seeded with the collect's
+        ``rng_seed`` and acting with this worker's sampling settings.
+
+        Raises:
+            RuntimeError: built without ``acting_rule``, or its acting state is not of the
+                policy weights' version (:meth:`set_weights` gives both).
+        """
+        rule = self.acting_rule
+        if rule is None:
+            raise RuntimeError(
+                "this rollout worker was built without acting_rule: it can only sample the policy"
+            )
+        if self.acting_version != self.policy_version:
+            raise RuntimeError(
+                f"the acting rule holds the learner's acting state of version "
+                f"{self.acting_version} but the policy weights are of version "
+                f"{self.policy_version}: pass acting_state to set_weights with the weights"
+            )
+        rule.reseed(rng_seed)
+        sampling = self.sampling
+        return lambda states, prompts: rule(states, prompts, sampling)
 
     def collect(
         self,

@@ -16,12 +16,14 @@ candidates drawn per turn. Plans are decoded under a constraint (``rollout.sampl
 :mod:`agentrl.policy.constraints`) so only valid plans are proposed; ``log pi`` is then the
 constrained distribution's, as sampled (see :meth:`Policy.action_logprobs`).
 
-Design: acting (``k`` candidates + epsilon-greedy) is the optional ``act`` hook of
-:class:`~agentrl.algorithm.Algorithm`, which the trainer uses for rollouts and sampled
-evaluation (as for CHAI). The candidates must be generated at acting time because only
-the executed plan gets a reward from the env, and the env lives with the rollout worker,
-not the algorithm. Like CHAI this runs with ``cluster=inline`` (rollout actors do not call
-``act``); greedy evaluation decodes the argmax plan without the hook.
+Design: acting (``k`` candidates + epsilon-greedy) is the algorithm's acting rule
+(:class:`EpsilonGreedyChoice`, :class:`~agentrl.algorithm.ActingRule`), which the trainer uses
+for rollouts and sampled evaluation (as for CHAI). The candidates must be generated at acting
+time because only the executed plan gets a reward from the env, and the env lives with the
+rollout worker, not the algorithm: inline the rule runs with the learner's policy, over Ray
+each rollout worker runs a copy with its own policy copy and the learner's epsilon
+(:meth:`RLTF.acting_state`, sent at every weight sync). Greedy evaluation decodes the argmax
+plan without the rule.
 
 Deviations from the reference (listed here), and why:
 
@@ -45,11 +47,11 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from agentrl.algorithm import AlgorithmBase
+from agentrl.algorithm import ActingRule, ActingState, AlgorithmBase, rule_seed
 from agentrl.batch import build_turn_batch
 from agentrl.optim import guarded_step
 from agentrl.policy import SamplingConfig
@@ -58,6 +60,68 @@ from agentrl.types import Episode, Generation
 
 from .config import RLTFConfig
 from .losses import epsilon_at, epsilon_greedy, kl_k3, reinforce_loss, running_baseline
+
+if TYPE_CHECKING:
+    from agentrl.policy import Policy
+
+
+class EpsilonGreedyChoice(ActingRule):
+    """RLTF's acting rule: ``num_candidates`` sampled plans per state, the executed one a
+    uniformly random candidate with probability :attr:`epsilon`, else the most probable one
+    (``choice="best"``) or the first (``choice="first"``); under greedy sampling (or ``k = 1``)
+    one plan.
+
+    Args:
+        policy: samples the candidates.
+        num_candidates: ``k``.
+        choice: ``"best"`` or ``"first"`` (:class:`~.config.RLTFConfig`).
+        act_generator: the candidates' draws; choice_generator: the exploration draws (both
+            on the CPU, so samples do not depend on where the policy runs).
+        epsilon: the exploration rate (the algorithm's, set before each inline call; a
+            worker's copy gets it from :meth:`RLTF.acting_state`).
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        num_candidates: int,
+        choice: str,
+        act_generator: torch.Generator,
+        choice_generator: torch.Generator,
+        epsilon: float = 0.0,
+    ):
+        self.policy = policy
+        self.num_candidates = num_candidates
+        self.choice = choice
+        self.act_generator = act_generator
+        self.choice_generator = choice_generator
+        self.epsilon = epsilon
+
+    def __call__(
+        self,
+        observations: Sequence[str],
+        prompts: Sequence[Sequence[int]],
+        sampling: SamplingConfig,
+    ) -> list[Generation]:
+        if sampling.is_greedy or self.num_candidates == 1:
+            return self.policy.generate(prompts, sampling, generator=self.act_generator)
+        k = self.num_candidates
+        repeated = [p for p in prompts for _ in range(k)]
+        gens = self.policy.generate(repeated, sampling, generator=self.act_generator)
+        scores = torch.tensor([g.logprob for g in gens]).view(len(observations), k)
+        greedy = (
+            None if self.choice == "best" else torch.zeros(len(observations), dtype=torch.long)
+        )
+        picks = epsilon_greedy(scores, self.epsilon, self.choice_generator, greedy).tolist()
+        return [gens[i * k + j] for i, j in enumerate(picks)]
+
+    def load_state(self, state: ActingState) -> None:
+        """Take the learner's epsilon (:meth:`RLTF.acting_state`)."""
+        self.epsilon = float(state["epsilon"])
+
+    def reseed(self, seed: int) -> None:
+        self.act_generator.manual_seed(rule_seed(seed, 0))
+        self.choice_generator.manual_seed(rule_seed(seed, 1))
 
 
 @ALGORITHMS.register("rltf")
@@ -75,6 +139,13 @@ class RLTF(AlgorithmBase):
         # depend on where the policy runs
         self.act_generator = torch.Generator().manual_seed(seed + 3)
         self.choice_generator = torch.Generator().manual_seed(seed + 5)
+        self.rule = EpsilonGreedyChoice(
+            policy,
+            self.config.num_candidates,
+            self.config.choice,
+            self.act_generator,
+            self.choice_generator,
+        )
         self.baseline: float | None = None
         self.num_updates = 0
         self.reference: Any = None
@@ -93,23 +164,26 @@ class RLTF(AlgorithmBase):
         self, observations: Sequence[str], prompts: Sequence[Sequence[int]], sampling: SamplingConfig
     ) -> list[Generation]:
         """Sample ``k`` plans per state (``prompts``: the policy's context ids; the state
-        texts ``observations`` are not needed) and return the epsilon-greedy choice of each.
+        texts ``observations`` are not needed) and return the epsilon-greedy choice of each
+        (:class:`EpsilonGreedyChoice` with this algorithm's generators and epsilon).
 
         Under greedy sampling all candidates coincide, so one greedy plan is decoded.
         """
-        if sampling.is_greedy or self.config.num_candidates == 1:
-            return self.policy.generate(prompts, sampling, generator=self.act_generator)
-        k = self.config.num_candidates
-        repeated = [p for p in prompts for _ in range(k)]
-        gens = self.policy.generate(repeated, sampling, generator=self.act_generator)
-        scores = torch.tensor([g.logprob for g in gens]).view(len(observations), k)
-        greedy = (
-            None
-            if self.config.choice == "best"
-            else torch.zeros(len(observations), dtype=torch.long)
+        self.rule.epsilon = self.epsilon
+        return self.rule(observations, prompts, sampling)
+
+    def acting_state(self) -> ActingState:
+        """The current exploration rate (a worker's :class:`EpsilonGreedyChoice` has the
+        config and the policy weights already)."""
+        return {"epsilon": torch.tensor(self.epsilon, dtype=torch.float64)}
+
+    @classmethod
+    def worker_acting_rule(cls, config: RLTFConfig, policy: Policy) -> EpsilonGreedyChoice:
+        """An :class:`EpsilonGreedyChoice` around the worker's ``policy``; its epsilon comes
+        with every :meth:`acting_state`."""
+        return EpsilonGreedyChoice(
+            policy, config.num_candidates, config.choice, torch.Generator(), torch.Generator()
         )
-        picks = epsilon_greedy(scores, self.epsilon, self.choice_generator, greedy).tolist()
-        return [gens[i * k + j] for i, j in enumerate(picks)]
 
     # --- learning -----------------------------------------------------------------------
     def update(self, episodes: Sequence[Episode]) -> dict[str, float]:
