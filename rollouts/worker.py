@@ -385,6 +385,7 @@ class RolloutWorker:
                         info=_jsonable(info),
                         continues=len(prompt) != len(delta),
                         role=slot.role,
+                        policy_version=self.policy_version,
                     )
                 )
                 if done:
