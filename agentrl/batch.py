@@ -38,6 +38,7 @@ class TurnBatch:
         segment_index: ``[N]`` long, the segment of each turn.
         action_start: ``[N]`` long, where each turn's action ids start in its segment
             (so ``segments[s][:action_start]`` is the turn's prompt).
+        policy_version: ``[N]`` long, the version of the weights that sampled each turn.
     """
 
     prompts: list[list[int]]
@@ -57,6 +58,7 @@ class TurnBatch:
     segments: list[list[int]]
     segment_index: torch.Tensor
     action_start: torch.Tensor
+    policy_version: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -84,6 +86,7 @@ class TurnBatch:
             segments=self.segments,
             segment_index=self.segment_index[idx],
             action_start=self.action_start[idx],
+            policy_version=self.policy_version[idx],
         )
 
     def spans(self) -> list[tuple[int, int, int]]:
@@ -156,6 +159,7 @@ def build_turn_batch(episodes: Sequence[Episode], gamma: float = 1.0) -> TurnBat
     segments: list[list[int]] = []
     seg_idx: list[int] = []
     starts: list[int] = []
+    versions: list[int] = []
     for e, ep in enumerate(episodes):
         rtg = discounted_returns([t.reward for t in ep.turns], gamma)
         for ids, spans in ep.segments():
@@ -182,6 +186,7 @@ def build_turn_batch(episodes: Sequence[Episode], gamma: float = 1.0) -> TurnBat
             obs.append(states[t])
             next_obs.append(next_states[t])
             texts.append(turn.action)
+            versions.append(int(turn.policy_version))
     n = len(prompts)
     width = max([len(a) for a in actions] + [1])
     action_ids = torch.zeros(n, width, dtype=torch.long)
@@ -210,4 +215,5 @@ def build_turn_batch(episodes: Sequence[Episode], gamma: float = 1.0) -> TurnBat
         segments=segments,
         segment_index=torch.tensor(seg_idx, dtype=torch.long),
         action_start=torch.tensor(starts, dtype=torch.long),
+        policy_version=torch.tensor(versions, dtype=torch.long),
     )

@@ -333,3 +333,56 @@ def test_value_head_policy_with_a_decoding_constraint_is_refused_before_any_work
     with pytest.raises(ConfigError, match="value_head=policy .* use algorithm.value_head=separate or none"):
         validate_components(load_config(base))
     validate_components(load_config([*base, "algorithm.value_head=none"]))  # fine
+
+
+def test_behaviour_weights_truncate_stale_tokens_and_leave_fresh_ones_at_one():
+    from agentrl.algorithms.ppo.losses import behaviour_weights
+
+    prox = torch.tensor([[-1.0, -2.0], [-1.0, -2.0]])
+    behav = torch.tensor([[-1.5, -1.0], [-3.0, -3.0]])
+    w = behaviour_weights(prox, behav, torch.tensor([True, False]), cap=1.5)
+    assert torch.allclose(w[0], torch.tensor([min(math.exp(0.5), 1.5), math.exp(-1.0)]))
+    assert torch.equal(w[1], torch.ones(2))
+    # weights scale each token's surrogate; all-ones weights are the plain loss
+    logp = torch.tensor([[-0.9, -2.1], [-1.1, -1.9]], requires_grad=True)
+    adv, mask = torch.tensor([1.0, -1.0]), torch.ones(2, 2)
+    plain, _ = clipped_policy_loss(logp, prox, adv, mask, 0.2)
+    ones, _ = clipped_policy_loss(logp, prox, adv, mask, 0.2, torch.ones(2, 2))
+    assert torch.equal(plain, ones)
+    halved, _ = clipped_policy_loss(logp, prox, adv, mask, 0.2, torch.full((2, 2), 0.5))
+    assert torch.allclose(halved, plain / 2)
+
+
+@pytest.mark.parametrize("section", [{"value_head": "none"}, {"value_head": "policy"}])
+def test_stale_turns_get_decoupled_ppo_and_equal_weights_give_the_fresh_update(section):
+    """Turns sampled by older weights are trained with decoupled PPO: the ratio against the
+    current policy and a truncated weight pi_prox/mu. When the old weights equal the current
+    ones (pi_prox == mu) that is the fresh update; when mu was much less likely the weight
+    is the cap."""
+    import copy
+
+    from agentrl.batch import build_turn_batch
+
+    fresh = _tiny_learner(section)
+    stale = copy.deepcopy(fresh)
+    episodes = _collect(fresh.policy)
+    assert all(t.policy_version == 0 for e in episodes for t in e.turns)
+    stale.policy.version = 3  # the same weights, labelled 3 updates newer than the turns'
+    batch = build_turn_batch(episodes, gamma=0.95)
+    targets, stats = stale.algorithm.prepare(episodes, batch)
+    assert targets.weights is not None and stats["stale_frac"] == 1.0
+    assert stats["stale_weight_mean"] == pytest.approx(1.0, abs=1e-4)
+    assert torch.allclose(targets.old_logprobs.cpu(), batch.old_logprobs, atol=1e-4)
+    out_fresh, out_stale = fresh.update(episodes), stale.update(episodes)
+    for k in ("ppo/loss", "ppo/approx_kl"):
+        assert out_stale[k] == pytest.approx(out_fresh[k], abs=1e-4)
+    for a, b in zip(fresh.policy.model.parameters(), stale.policy.model.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    # a behaviour policy that made every sampled token e times less likely: weight = cap
+    unlikely = copy.deepcopy(episodes)
+    for e in unlikely:
+        for t in e.turns:
+            t.action_logprobs = [x - 1.0 for x in t.action_logprobs]
+    _, stats = stale.algorithm.prepare(unlikely, build_turn_batch(unlikely, gamma=0.95))
+    assert stats["stale_weight_capped_frac"] == 1.0
+    assert stats["stale_weight_mean"] == pytest.approx(stale.algorithm.config.stale_weight_cap)

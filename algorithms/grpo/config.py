@@ -31,6 +31,9 @@ class GRPOConfig:
             with the LoRA adapter off; a frozen copy for full fine-tuning), estimated per
             token with ``exp(r) - r - 1``, ``r = log pi_ref - log pi``; 0 disables it.
         grad_clip: max global gradient norm.
+        stale_weight_cap: the truncation of decoupled PPO's importance weight
+            ``pi_prox / mu`` on turns sampled by older weights (asynchronous collection,
+            ``rollout.max_staleness``; docs/scaling.md); not tuned.
     """
 
     lr: float = 1e-4
@@ -43,6 +46,7 @@ class GRPOConfig:
     minibatch_size: int = 64
     kl_coef: float = 0.0
     grad_clip: float = 1.0
+    stale_weight_cap: float = 2.0
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -55,6 +59,8 @@ class GRPOConfig:
             )
         if not 0 < self.clip < 1:
             raise ValueError(f"clip must be in (0, 1), got {self.clip}")
+        if self.stale_weight_cap <= 0:
+            raise ValueError(f"stale_weight_cap must be > 0, got {self.stale_weight_cap}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         if self.epochs < 1 or self.minibatch_size < 1:

@@ -45,6 +45,9 @@ class PPOConfig:
         grad_clip: max global gradient norm (policy and value parameters together).
         entropy_coef: weight of an entropy bonus estimated from the sampled tokens
             (``-logp``); 0 disables it.
+        stale_weight_cap: the truncation of decoupled PPO's importance weight
+            ``pi_prox / mu`` on turns sampled by older weights (asynchronous collection,
+            ``rollout.max_staleness``; docs/scaling.md); not tuned.
     """
 
     lr: float = 1e-4
@@ -62,6 +65,7 @@ class PPOConfig:
     kl_target: float | None = None
     grad_clip: float = 1.0
     entropy_coef: float = 0.0
+    stale_weight_cap: float = 2.0
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -76,6 +80,8 @@ class PPOConfig:
             raise ValueError(f"ppo.clip must be in (0, 1), got {self.clip}")
         if self.epochs < 1 or self.minibatch_size < 1:
             raise ValueError(f"ppo.epochs and ppo.minibatch_size must be >= 1, got {self.epochs}, {self.minibatch_size}")
+        if self.stale_weight_cap <= 0:
+            raise ValueError(f"ppo.stale_weight_cap must be > 0, got {self.stale_weight_cap}")
         if self.baseline not in BASELINES:
             raise ValueError(f"ppo.baseline must be one of {', '.join(BASELINES)}; got {self.baseline!r}")
         if self.vf_coef < 0:

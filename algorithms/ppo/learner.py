@@ -40,6 +40,7 @@ from .config import PPOConfig
 from .layout import episode_tokens, segment_chunks, turn_end_rewards
 from .losses import (
     adaptive_kl_coef,
+    behaviour_weights,
     clipped_policy_loss,
     episode_returns,
     explained_variance,
@@ -60,6 +61,7 @@ class ClippedConfig(Protocol):
     epochs: int
     minibatch_size: int
     grad_clip: float
+    stale_weight_cap: float
 
 
 @dataclass(frozen=True)
@@ -71,12 +73,15 @@ class UpdateTargets:
         advantages: ``[N]`` one per turn (shared by its tokens) or ``[N, L]`` one per token.
         old_values: ``[N, L]`` values before the update (PPO with a value head), else None.
         returns: ``[N, L]`` value targets (with ``old_values``), else None.
+        weights: ``[N, L]`` decoupled PPO's importance weights when some turns are stale
+            (:func:`~.losses.behaviour_weights`), else None.
     """
 
     old_logprobs: torch.Tensor
     advantages: torch.Tensor
     old_values: torch.Tensor | None = None
     returns: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
 
 
 class ClippedPolicyGradient(AlgorithmBase):
@@ -85,7 +90,11 @@ class ClippedPolicyGradient(AlgorithmBase):
 
     Every agent token of a turn gets the turn's advantage; the ratio is against the
     sampling log-probs captured in the rollout (re-scored once when the rollout sampled at
-    another temperature); ``epochs`` passes in minibatches of whole conversations, each
+    another temperature). When some turns were sampled by older weights than the learner's
+    (asynchronous collection, ``rollout.max_staleness``), the update is decoupled PPO: the
+    ratio is against the current policy before the update (the proximal policy, one pass
+    without gradients) and each stale token is weighted by the truncated importance ratio of
+    proximal to behaviour policy (:meth:`correct_staleness`); ``epochs`` passes in minibatches of whole conversations, each
     scored in one forward pass; a lifelong ``extra_loss_fn`` joins every step. A subclass
     with more to fit (PPO's value function) overrides :meth:`prepare` and
     :meth:`minibatch_loss`; the optimiser's parameter groups are clipped and stepped together.
@@ -129,15 +138,62 @@ class ClippedPolicyGradient(AlgorithmBase):
         with torch.no_grad():
             return self.policy.span_logprobs(batch.segments, batch.spans())[1]
 
+    def stale(self, batch: TurnBatch) -> torch.Tensor:
+        """``[N]`` bool: the turn was sampled by weights older than the learner's."""
+        return batch.policy_version < int(self.policy.version)
+
+    def current_logprobs(self, batch: TurnBatch, temperature: float = 1.0) -> torch.Tensor:
+        """``[N, L]`` the current policy's log-probs of the batch's actions, without
+        gradients, on the CPU (whole conversations in chunks of ``minibatch_size`` turns)."""
+        out = torch.zeros_like(batch.old_logprobs)
+        self.policy.model.eval()
+        with torch.no_grad():
+            for rows in segment_chunks(batch, self.config.minibatch_size):
+                mb = batch.select(rows)
+                logp = self.policy.span_logprobs(mb.segments, mb.spans(), temperature=temperature)[1]
+                out[rows, : logp.shape[1]] = logp.float().cpu()
+        return out
+
+    def correct_staleness(
+        self, batch: TurnBatch, anchor: torch.Tensor, current: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, float]]:
+        """``(anchor, weights, stats)`` of the update: unchanged when every turn is fresh;
+        else decoupled PPO's proximal log-probs (``current``, the current policy at
+        temperature 1, computed here when not given) as the anchor and
+        :func:`~.losses.behaviour_weights` against the sampling log-probs (the current
+        policy at the sampling temperature over the behaviour policy)."""
+        stale = self.stale(batch)
+        if not bool(stale.any()):
+            return anchor, None, {}
+        proximal = current if current is not None else self.current_logprobs(batch)
+        at_sampling = (
+            proximal
+            if self.sampling_temperature == 1.0
+            else self.current_logprobs(batch, self.sampling_temperature)
+        )
+        weights = behaviour_weights(at_sampling, batch.old_logprobs, stale, self.config.stale_weight_cap)
+        mask = batch.action_mask.bool() & stale.unsqueeze(-1)
+        n = mask.sum().clamp(min=1)
+        stats = {
+            "stale_frac": float(stale.float().mean()),
+            "stale_weight_mean": float((weights * mask).sum() / n),
+            "stale_weight_capped_frac": float(((weights >= self.config.stale_weight_cap) & mask).sum() / n),
+        }
+        return proximal, weights * batch.action_mask, stats
+
     def prepare(
         self, episodes: Sequence[Episode], batch: TurnBatch
     ) -> tuple[UpdateTargets, dict[str, float]]:
         """The targets of this update, fixed before its first minibatch, and stats: the
-        advantages of :meth:`advantages` and :meth:`old_logprobs`, on the policy's device."""
+        advantages of :meth:`advantages`, :meth:`old_logprobs` and, for stale turns,
+        :meth:`correct_staleness`'s anchor and weights, on the policy's device."""
         adv, stats = self.advantages(episodes, batch)
+        anchor, weights, stale_stats = self.correct_staleness(batch, self.old_logprobs(batch))
         # The batch is built on the CPU; the loss meets the policy's log-probs on its device.
         dev = self.policy.device
-        return UpdateTargets(self.old_logprobs(batch).to(dev), adv.to(dev)), stats
+        return UpdateTargets(
+            anchor.to(dev), adv.to(dev), weights=None if weights is None else weights.to(dev)
+        ), {**stats, **stale_stats}
 
     def minibatch_loss(
         self, mb: TurnBatch, rows: torch.Tensor, targets: UpdateTargets
@@ -145,8 +201,14 @@ class ClippedPolicyGradient(AlgorithmBase):
         """The loss of minibatch ``mb`` (the rows ``rows`` of the update's batch) and stats:
         the clipped surrogate plus :meth:`extra_terms`."""
         _, logp, mask = self.policy.span_logprobs(mb.segments, mb.spans())
+        w = logp.shape[1]
         loss, stats = clipped_policy_loss(
-            logp, targets.old_logprobs[rows, : logp.shape[1]], targets.advantages[rows], mask, self.config.clip
+            logp,
+            targets.old_logprobs[rows, :w],
+            targets.advantages[rows],
+            mask,
+            self.config.clip,
+            None if targets.weights is None else targets.weights[rows, :w],
         )
         term, term_stats = self.extra_terms(logp, mb, mask)
         if term is not None:
@@ -278,8 +340,9 @@ class PPO(ClippedPolicyGradient):
             return super().prepare(episodes, batch)  # the critic-free PPO, unchanged
         self.check_run(cfg, self.policy.default_constraint)  # also checked before the run
         old, values, ref = self._scores_without_grad(batch)
+        rescored = self.sampling_temperature != 1.0 or bool(self.stale(batch).any())
+        old, weights, stats = self.correct_staleness(batch, old, old if rescored else None)
         mask = batch.action_mask
-        stats: dict[str, float] = {}
         kl_tokens = torch.zeros_like(mask)
         if ref is not None:
             kl_tokens = (old - ref) * mask
@@ -308,6 +371,8 @@ class PPO(ClippedPolicyGradient):
             if cfg.normalize_advantage:
                 adv = masked_normalize(adv, mask)
             targets = UpdateTargets(old.to(dev), adv.to(dev), values.to(dev), returns.to(dev))
+        if weights is not None:
+            targets = dataclasses.replace(targets, weights=weights.to(dev))
         if ref is not None and cfg.kl_target is not None:
             self.kl_coef = adaptive_kl_coef(self.kl_coef, stats["kl_ref"], cfg.kl_target)
         return targets, {**stats, **adv_stats}
@@ -317,11 +382,13 @@ class PPO(ClippedPolicyGradient):
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """``(old log-probs, values or None, reference log-probs or None)``, ``[N, L]`` on the
         CPU, from passes without gradients over whole conversations in chunks of about
-        ``minibatch_size`` turns."""
+        ``minibatch_size`` turns. The old log-probs are the sampling ones, or the current
+        policy's (at temperature 1) when the rollout sampled at another temperature or some
+        turns are stale (decoupled PPO's proximal policy)."""
         old = batch.old_logprobs.clone()
         values = torch.zeros_like(old) if self.value_model is not None else None
         ref = torch.zeros_like(old) if self.kl_coef > 0 else None
-        rescore = self.sampling_temperature != 1.0
+        rescore = self.sampling_temperature != 1.0 or bool(self.stale(batch).any())
         self.policy.model.eval()
         with torch.no_grad():
             for rows in segment_chunks(batch, self.config.minibatch_size):
@@ -353,7 +420,14 @@ class PPO(ClippedPolicyGradient):
         adv = targets.advantages[rows]
         if adv.dim() == 2:
             adv = adv[:, :w]
-        loss, stats = clipped_policy_loss(logp, targets.old_logprobs[rows, :w], adv, mask, cfg.clip)
+        loss, stats = clipped_policy_loss(
+            logp,
+            targets.old_logprobs[rows, :w],
+            adv,
+            mask,
+            cfg.clip,
+            None if targets.weights is None else targets.weights[rows, :w],
+        )
         stats["pg_loss"] = loss.item()
         if values is not None and targets.old_values is not None and targets.returns is not None:
             vl = value_loss(values, targets.old_values[rows, :w], targets.returns[rows, :w], mask, cfg.vf_clip)

@@ -20,13 +20,17 @@ def clipped_policy_loss(
     advantages: torch.Tensor,
     mask: torch.Tensor,
     clip: float,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """PPO's clipped surrogate, averaged over action tokens.
 
     ``ratio_t = exp(logp_t - old_logp_t)``;
-    ``loss = -mean_t min(ratio_t * A_t, clip(ratio_t, 1-eps, 1+eps) * A_t)``
+    ``loss = -mean_t w_t * min(ratio_t * A_t, clip(ratio_t, 1-eps, 1+eps) * A_t)``
     where ``A_t`` is the token's own advantage, or the utterance's advantage shared by all
-    its tokens.
+    its tokens, and ``w_t`` a fixed per-token weight (1 without ``weights``). Decoupled PPO
+    for stale data (:func:`behaviour_weights`) takes ``old_logp`` from the proximal policy
+    (the current one before the update) and ``w`` the truncated ratio of proximal to
+    behaviour policy.
 
     Args:
         logprobs: ``[N, L]`` per-token log-probs under the current policy.
@@ -34,6 +38,7 @@ def clipped_policy_loss(
         advantages: ``[N]`` one advantage per utterance, or ``[N, L]`` one per token.
         mask: ``[N, L]`` 1 on action tokens.
         clip: epsilon.
+        weights: ``[N, L]`` per-token weights without gradient, or None.
 
     Returns:
         The scalar loss and stats (clip fraction, approximate KL).
@@ -43,12 +48,35 @@ def clipped_policy_loss(
     unclipped = ratio * adv
     clipped = torch.clamp(ratio, 1.0 - clip, 1.0 + clip) * adv
     per_token = -torch.minimum(unclipped, clipped)
+    if weights is not None:
+        per_token = per_token * weights.detach()
     denom = mask.sum().clamp(min=1.0)
     loss = (per_token * mask).sum() / denom
     with torch.no_grad():
         clip_frac = (((ratio - 1.0).abs() > clip).float() * mask).sum() / denom
         approx_kl = (((ratio - 1.0) - (logprobs - old_logprobs)) * mask).sum() / denom
     return loss, {"clip_frac": float(clip_frac), "approx_kl": float(approx_kl)}
+
+
+def behaviour_weights(
+    proximal: torch.Tensor, behaviour: torch.Tensor, stale: torch.Tensor, cap: float
+) -> torch.Tensor:
+    """Decoupled PPO's importance weights for turns sampled by older weights.
+
+    ``w_t = min(pi_prox(a_t) / mu(a_t), cap)`` per token of a stale turn, where ``pi_prox``
+    is the policy before the update and ``mu`` the (older) policy that sampled the turn; 1
+    on the tokens of fresh turns (sampled by the current weights, where the two coincide).
+    Truncating at ``cap`` bounds the variance a very unlikely old sample could add
+    (Hilton et al. 2021, "Batch size-invariance for policy optimization"; AReaL).
+
+    Args:
+        proximal: ``[N, L]`` per-token log-probs under the current policy.
+        behaviour: ``[N, L]`` per-token log-probs the turns were sampled with.
+        stale: ``[N]`` bool, the turn was sampled by older weights.
+        cap: the truncation, > 0.
+    """
+    w = torch.exp(proximal - behaviour).clamp(max=cap)
+    return torch.where(stale.unsqueeze(-1), w, torch.ones_like(w))
 
 
 def turn_advantages(
