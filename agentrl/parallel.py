@@ -95,8 +95,8 @@ def init_process_group(
     than through ``MASTER_ADDR``/``WORLD_SIZE`` variables, which the HF Trainer of the warm
     start would read as a distributed launch of its own."""
     backend = "nccl" if device.type == "cuda" else "gloo"
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    if device.type == "cuda":  # NCCL and the object collectives use the current device
+        torch.cuda.set_device(device.index if device.index is not None else 0)
     dist.init_process_group(
         backend,
         init_method=f"tcp://{master_addr}:{master_port}",

@@ -66,12 +66,14 @@ class LearnerGroup:
 
     Args:
         num_workers: ranks (N > 1).
-        num_gpus / num_cpus: per rank.
+        num_gpus: GPUs per rank.
+        num_cpus: CPUs per rank.
         strategy: ``ddp`` or ``fsdp``.
         grad_accum: micro-batches per rank and optimiser step.
         placement: the run's :class:`~agentrl.rollouts.placement.Placement` (rank 0 goes into
-            its learner bundle), or ``None``: wherever Ray schedules it.
-        placement_strategy / placement_timeout_s: of the ranks' own placement group.
+            its learner bundle), or ``None``: rank 0 too in the ranks' own placement group.
+        placement_strategy: the strategy of the ranks' own placement group.
+        placement_timeout_s: how long to wait for that group before failing.
         transfer_files: send checkpoints through Ray; default: for each rank on another node
             than the driver.
         **kwargs: the :class:`Learner` arguments (``model``, ``algorithm``, ``seed``, ...).
@@ -101,25 +103,32 @@ class LearnerGroup:
         self.strategy = strategy
         model = kwargs["model"]  # model.device=auto: the rank's GPU, or the CPU without one
         kwargs["model"] = dataclasses.replace(model, device=actor_device(model.device, num_gpus))
-        self._placement = self._place_ranks(num_workers - 1, num_cpus, num_gpus, placement_strategy, placement_timeout_s)
-        strategies = [placement.learner_strategy() if placement is not None else None] + [
-            PlacementGroupSchedulingStrategy(
-                placement_group=self._placement, placement_group_bundle_index=i,
-                placement_group_capture_child_tasks=False,
-            )
-            for i in range(num_workers - 1)
-        ]
-        find = ray.remote(num_cpus=0)(_rendezvous)
-        master = ray.get((find.options(scheduling_strategy=strategies[0]) if strategies[0] else find).remote())
-        cls = ray.remote(_RankActor)
+        # rank 0 in the run's learner bundle; the others (all, without one) in their own group
+        own = num_workers - 1 if placement is not None else num_workers
+        self._placement: Any = self._place_ranks(own, num_cpus, num_gpus, placement_strategy, placement_timeout_s)
         self.actors: list[Any] = []
-        for rank, where in enumerate(strategies):
-            options: dict[str, Any] = dict(num_gpus=num_gpus, num_cpus=num_cpus)
-            if where is not None:
-                options["scheduling_strategy"] = where
-            spec = GroupSpec(rank, num_workers, strategy, grad_accum)
-            self.actors.append(cls.options(**options).remote(spec, *master, **kwargs))
-        self.node_ids: list[str] = self._all("node_id")  # waits until every rank is built
+        try:
+            strategies = [placement.learner_strategy()] if placement is not None else []
+            strategies += [
+                PlacementGroupSchedulingStrategy(
+                    placement_group=self._placement,
+                    placement_group_bundle_index=i,
+                    placement_group_capture_child_tasks=False,
+                )
+                for i in range(own)
+            ]
+            # the rendezvous: rank 0's node, found by a task in rank 0's bundle
+            find = ray.remote(num_cpus=0)(_rendezvous).options(scheduling_strategy=strategies[0])
+            master = ray.get(find.remote())
+            cls = ray.remote(_RankActor)
+            for rank, where in enumerate(strategies):
+                spec = GroupSpec(rank, num_workers, strategy, grad_accum)
+                options = dict(num_gpus=num_gpus, num_cpus=num_cpus, scheduling_strategy=where)
+                self.actors.append(cls.options(**options).remote(spec, *master, **kwargs))
+            self.node_ids: list[str] = self._all("node_id")  # waits until every rank is built
+        except BaseException:
+            self.shutdown()
+            raise
         here = ray.get_runtime_context().get_node_id()
         self.transfer = [transfer_files if transfer_files is not None else n != here for n in self.node_ids]
 

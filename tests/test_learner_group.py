@@ -67,8 +67,8 @@ CASES: dict[str, tuple[ModelConfig, dict[str, Any], str, int]] = {
     "fsdp_grpo": (TINY, {"name": "grpo", "lr": LR, "group_size": 2, "minibatch_size": 3}, "fsdp", 1),
 }
 RESUMED = ("ppo", "fsdp_ppo")  # a 2-process run resumed after update 1 (from its own checkpoint)
-CORE = ("ppo", "grpo", "fsdp_ppo")  # in the default suite; the other cases are slow-marked
-MORE = tuple(c for c in CASES if c not in CORE)
+CORE = ("ppo", "grpo")  # in the default suite; the other cases are slow-marked
+MORE = (*(c for c in CASES if c not in CORE), "warm_start")
 
 
 # ----------------------------------------------------------------------------- pure parts
@@ -161,6 +161,10 @@ def _batches(seed: int = 0) -> list[list[Episode]]:
     return out
 
 
+def _sft_rows() -> list[dict[str, str]]:
+    return [{"prompt": f"question {i}\nAction: ", "completion": f"answer {i % 3}\n"} for i in range(12)]
+
+
 def _first_grads(learner: Learner) -> dict[str, torch.Tensor]:
     """Filled with the (full) gradients of every trained parameter at the first optimiser step."""
     from torch.distributed.tensor import DTensor
@@ -218,7 +222,7 @@ def _rank_main(rank: int, world: int, port: int, out: str, cases: tuple[str, ...
         if rank == 0:
             torch.save({"weights": weights, "stats": stats, "grads": grads}, out_dir / f"{name}.pt")
 
-    for case in cases:
+    for case in (c for c in cases if c in CASES):
         learner = group_learner(case)
         grads = _first_grads(learner)
         keep(case, learner, [learner.update(list(batches[i])) for i in range(UPDATES)], grads)
@@ -230,10 +234,16 @@ def _rank_main(rank: int, world: int, port: int, out: str, cases: tuple[str, ...
             resumed = group_learner(case)
             resumed.load(out_dir / f"{case}_ckpt1")
             keep(f"{case}_resumed", resumed, [resumed.update(list(batches[i])) for i in (1, 2)])
-        if case in ("ppo", "fsdp_ppo"):  # a checkpoint of one process, loaded by two
+        if case in RESUMED:  # a checkpoint of one process, loaded by two
             loaded = group_learner(case)
             loaded.load(out_dir / "single_ppo_ckpt1" if case == "ppo" else out_dir / "single_fsdp_ppo_ckpt1")
             keep(f"{case}_from_single", loaded, [loaded.update(list(batches[i])) for i in (1, 2)])
+    if "warm_start" in cases:  # on rank 0 alone, then its weights to every rank
+        learner = Learner(TINY, {"name": "ppo", "value_head": "none"}, seed=0, group=spec_base)
+        if rank == 0:
+            learner.warm_start(_sft_rows(), 1.0, 1e-2, 4, 0)
+        learner.broadcast_weights()
+        torch.save(_params(learner), out_dir / f"warm_start_rank{rank}.pt")
     dist.barrier()
     dist.destroy_process_group()
 
@@ -250,7 +260,7 @@ def _spawn_group(out: Path, cases: tuple[str, ...]) -> Path:
     import torch.multiprocessing as mp
 
     batches = _batches()
-    for case in set(cases) & {"ppo", "fsdp_ppo"}:
+    for case in set(cases) & set(RESUMED):
         single, _, _ = _single(case, batches, updates=1)
         single.save(out / f"single_{case}_ckpt1")
     start = time.perf_counter()
@@ -288,11 +298,18 @@ def _assert_stats(a: dict[str, float], b: dict[str, float]) -> None:
             assert v == pytest.approx(b[k], abs=1e-5), k
 
 
-@pytest.mark.parametrize(
-    "case", [*CORE, *(pytest.param(c, marks=pytest.mark.slow) for c in MORE)]
-)
+def _marked(cases: tuple[str, ...]) -> list[Any]:
+    """``cases`` as parameters, the ones outside :data:`CORE` marked slow."""
+    return [c if c in CORE else pytest.param(c, marks=pytest.mark.slow) for c in cases]
+
+
+def _run_of(request: pytest.FixtureRequest, case: str) -> Path:
+    return Path(request.getfixturevalue("group_run" if case in CORE else "group_run_more"))
+
+
+@pytest.mark.parametrize("case", _marked(tuple(CASES)))
 def test_two_processes_update_as_one_with_the_same_global_batch(request, case):
-    run = request.getfixturevalue("group_run" if case in CORE else "group_run_more")
+    run = _run_of(request, case)
     single, stats, grads = _single(case, _batches())
     got = torch.load(run / f"{case}.pt", weights_only=True)
     assert got["grads"].keys() == grads.keys()
@@ -307,8 +324,9 @@ def test_two_processes_update_as_one_with_the_same_global_batch(request, case):
         _assert_stats(g, s)
 
 
-@pytest.mark.parametrize("case", RESUMED)
-def test_a_resumed_two_process_run_equals_an_uninterrupted_one(group_run, case):
+@pytest.mark.parametrize("case", _marked(RESUMED))
+def test_a_resumed_two_process_run_equals_an_uninterrupted_one(request, case):
+    group_run = _run_of(request, case)
     whole = torch.load(group_run / f"{case}.pt", weights_only=True)
     resumed = torch.load(group_run / f"{case}_resumed.pt", weights_only=True)
     _assert_same(resumed["weights"], whole["weights"])
@@ -318,8 +336,9 @@ def test_a_resumed_two_process_run_equals_an_uninterrupted_one(group_run, case):
     assert len(state["rank_rng"]) == 2  # both ranks' RNG streams
 
 
-@pytest.mark.parametrize("case", RESUMED)
-def test_a_two_process_checkpoint_loads_in_one_process(group_run, case):
+@pytest.mark.parametrize("case", _marked(RESUMED))
+def test_a_two_process_checkpoint_loads_in_one_process(request, case):
+    group_run = _run_of(request, case)
     batches = _batches()
     first, _, _ = _single(case, batches, updates=1)
     loaded = Learner(CASES[case][0], CASES[case][1], seed=0)
@@ -334,14 +353,52 @@ def test_a_two_process_checkpoint_loads_in_one_process(group_run, case):
         _assert_stats(s, w)
 
 
-@pytest.mark.parametrize("case", ["ppo", "fsdp_ppo"])
-def test_a_one_process_checkpoint_loads_in_two(group_run, case):
+@pytest.mark.parametrize("case", _marked(RESUMED))
+def test_a_one_process_checkpoint_loads_in_two(request, case):
+    group_run = _run_of(request, case)
     single, _, _ = _single(case, _batches())
     got = torch.load(group_run / f"{case}_from_single.pt", weights_only=True)
     _assert_same(got["weights"], _params(single))
 
 
+@pytest.mark.slow
+def test_the_warm_start_runs_on_rank_0_and_reaches_every_rank(group_run_more):
+    single = Learner(TINY, {"name": "ppo", "value_head": "none"}, seed=0)
+    before = _params(single)
+    single.warm_start(_sft_rows(), 1.0, 1e-2, 4, 0)
+    for rank in (0, 1):
+        got = torch.load(group_run_more / f"warm_start_rank{rank}.pt", weights_only=True)
+        _assert_same(got, _params(single))
+    assert any(not torch.equal(before[k], v) for k, v in _params(single).items())
+
+
 # ----------------------------------------------------------------- through the trainer
+@pytest.mark.ray
+def test_a_ray_learner_group_updates_and_checkpoints_as_one_learner(ray_cluster, tmp_path):
+    from agentrl.rollouts.learner_group import LearnerGroup
+
+    model, section, _, _ = CASES["grpo"]
+    batches = _batches()
+    start = time.perf_counter()
+    group = LearnerGroup(2, 0.0, 0.5, model=model, algorithm=section, seed=0)
+    try:
+        assert len(set(group.pids())) == 2
+        stats = [group.update(batches[i]) for i in range(2)]
+        weights, version = group.get_weights()
+        group.save(str(tmp_path / "ckpt"))
+    finally:
+        group.shutdown()
+    print(f"Ray learner group: {time.perf_counter() - start:.1f} s")
+    single, single_stats, _ = _single("grpo", batches, updates=2)
+    assert version == 2
+    _assert_same(weights, _params(single))
+    for g, s in zip(stats, single_stats, strict=True):
+        _assert_stats(g, s)
+    loaded = Learner(model, section, seed=0)  # rank 0 wrote the one-process format
+    loaded.load(tmp_path / "ckpt")
+    _assert_same(_params(loaded), _params(single))
+
+
 @pytest.mark.ray
 @pytest.mark.slow  # ~80 s on 2 cores: a 2-rank group and a one-learner run, each with Ray actors
 def test_train_with_a_learner_group_of_two_matches_one_learner(ray_cluster, tiny_overrides, tmp_path):
