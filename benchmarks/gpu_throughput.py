@@ -1,5 +1,8 @@
 """The ArCHer main job on a GPU for a few iterations: learner tokens/s and MFU.
 
+(:func:`measure` runs any inline training so; the GPU proof, ``benchmarks/gpu_proof.py``,
+uses it for one ArCHer and one GRPO iteration.)
+
 Run it through ``benchmarks/gpu.sh`` (which refuses to start without CUDA)::
 
     benchmarks/gpu.sh                                  # tiny model, 3 iterations
@@ -141,29 +144,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"gpu_throughput: --device {args.device} but torch {torch.__version__} sees no CUDA "
             "device; run on a GPU machine (or --device cpu for a smoke test)"
         )
+    overrides = [
+        f"model={args.model}",
+        f"model.device={args.device}",
+        f"iterations={args.iterations}",
+        f"rollout.episodes_per_iter={args.episodes}",
+        f"rollout.envs_per_worker={min(args.episodes, 32)}",
+        "algorithm.warmup_iters=0",  # the actor trains from the first iteration
+        "eval.every=0",
+        "eval.episodes=8",
+        "eval.sample=false",
+        "warm_start.episodes=50",
+        "warm_start.epochs=1.0",
+        *args.overrides,
+    ]
+    result = measure(overrides, args.model)
+    table = render(result)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table + "\n")
+    return result
+
+
+def measure(overrides: list[str], model_label: str) -> dict[str, Any]:
+    """Run a metered inline training (``cluster=inline``, one rollout worker, no
+    checkpoints, trackers, plots or progress bars, in a temporary run dir) configured by
+    ``overrides``, and return its learner tokens/s, MFU and rollout tokens/s (the result
+    :func:`render` prints)."""
     with tempfile.TemporaryDirectory(prefix="agentrl-gpu-bench-") as tmp:
-        overrides = [
-            f"model={args.model}",
-            f"model.device={args.device}",
-            "cluster=inline",
-            f"iterations={args.iterations}",
-            f"run_dir={Path(tmp) / 'run'}",
-            f"rollout.episodes_per_iter={args.episodes}",
-            "rollout.num_workers=1",
-            f"rollout.envs_per_worker={min(args.episodes, 32)}",
-            "algorithm.warmup_iters=0",  # the actor trains from the first iteration
-            "eval.every=0",
-            "eval.episodes=8",
-            "eval.sample=false",
-            "warm_start.episodes=50",
-            "warm_start.epochs=1.0",
-            "checkpoint.every=0",
-            "logging.tensorboard=false",
-            "logging.plot=false",
-            "logging.progress=false",
-            *args.overrides,
-        ]
-        cfg = load_config(overrides)
+        cfg = load_config(
+            [
+                "cluster=inline",
+                f"run_dir={Path(tmp) / 'run'}",
+                "rollout.num_workers=1",
+                "checkpoint.every=0",
+                "logging.tensorboard=false",
+                "logging.plot=false",
+                "logging.progress=false",
+                *overrides,
+            ]
+        )
         trainer = MeteredTrainer(cfg, console=False)
         trainer.run()
         rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").open()]
@@ -173,9 +193,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tokens = sum(m.train_tokens + m.forward_tokens for m in trainer.meters)
     flops = sum(m.flops for m in trainer.meters)
     train_rows = [r for r in rows if "perf/tokens_per_s" in r]
-    result = {
+    return {
         "device": name,
-        "model": args.model,
+        "model": model_label,
+        "algorithm": cfg.algorithm["name"],
         "iterations": len(train_rows),
         "autocast": str(getattr(trainer.learner, "autocast_dtype", None)),
         "update_s": trainer.update_s,
@@ -196,18 +217,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for m in trainer.meters
         ],
     }
-    table = render(result)
-    print(table)
-    if args.out:
-        Path(args.out).write_text(table + "\n")
-    return result
 
 
 def render(r: dict[str, Any]) -> str:
     mfu_s = f"{100 * r['mfu']:.2f} %" if r["mfu"] is not None else "n/a (no peak for this device)"
     peak_s = f"{r['peak_tflops']:.0f}" if r["peak_tflops"] else "n/a"
     lines = [
-        f"# ArCHer main job on {r['device']} ({r['model']}, {r['iterations']} iterations)",
+        f"# {r['algorithm']} main job on {r['device']} ({r['model']}, {r['iterations']} iterations)",
         "",
         "| metric | value |",
         "|---|---|",

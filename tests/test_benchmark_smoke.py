@@ -201,3 +201,91 @@ def test_smollm2_learning_table_from_run_dirs(tmp_path):
     assert lo == pytest.approx(0.1) and hi == pytest.approx(0.3)  # the bootstrap of two deltas
     assert out["gtn"]["runs"][0]["train_success"] == [0.5, 0.6] and (tmp_path / "c.png").is_file()
     assert "| gtn | sampled | 0.150 | 0.350 | +0.200 [+0.100, +0.300]" in sl.table(out)
+
+
+# --- the GPU proof (benchmarks/gpu_proof.py), at tiny sizes on the CPU ----------------------
+
+
+@pytest.mark.timeout(300)
+def test_gpu_proof_small_runs_every_part(tmp_path, capsys):
+    """``--device cpu --small --in-process``: every part measures, one JSON line each, the
+    results file and the Markdown table are written; the GPU tests skip without CUDA."""
+    from benchmarks import gpu_proof
+
+    rc = gpu_proof.main(["--device", "cpu", "--small", "--in-process", "--out-dir", str(tmp_path)])
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert [x["part"] for x in lines] == ["environment", *gpu_proof.PARTS]
+    summary = json.loads((tmp_path / "gpu_proof.json").read_text())
+    parts = {p["part"]: p for p in summary["parts"]}
+    assert rc == 0 and all(p["status"] == "ok" for p in parts.values()), parts
+
+    learner = parts["learner"]["rows"]
+    # 1 shape x 2 conversation lengths x (lora, full), each a real update
+    assert [(r["conversation"], r["precision"]) for r in learner] == [
+        (128, "lora"), (128, "full"), (256, "lora"), (256, "full"),
+    ]  # fmt: skip
+    for r in learner:
+        assert r["tokens_per_s"] > 0 and r["mfu"] is None  # no peak for a CPU
+        assert r["tokens_per_step"] == r["conversations_per_step"] * r["conversation"] == 512
+        assert 0 < r["trainable"] < r["params"] if r["precision"] == "lora" else r["trainable"] == r["params"]
+    rollout = parts["rollout"]["rows"]
+    assert [r["setup"] for r in rollout] == ["lora", "bf16"]
+    assert all(0 < r["sampled_tokens"] <= r["batch"] * r["new_tokens"] for r in rollout)
+    for algo in ("archer", "grpo"):
+        assert parts[algo]["algorithm"] == algo and parts[algo]["iterations"] == 1
+        assert parts[algo]["learner_tokens"] > 0 and parts[algo]["rollout_tokens_per_s"] > 0
+    tests = parts["pytest_gpu"]
+    assert tests["passed"] == tests["failed"] == 0 and tests["skipped"] >= 8  # no CUDA here
+    assert all("needs a CUDA device" in s for s in tests["skips"])
+
+    md = (tmp_path / "gpu_proof.md").read_text()
+    assert md.startswith("### GPU proof on cpu (small sizes)")
+    assert "| Qwen2 (small) | lora | 128 | 4 | 512 |" in md and "| archer | tiny (small) | 1 |" in md
+    assert "| pytest_gpu | ok |" in md and "0 passed, 0 failed, 8 skipped" in md
+
+
+@pytest.mark.timeout(180)
+def test_gpu_proof_reports_a_part_past_its_cap_and_runs_the_next(tmp_path, capsys):
+    """Each part runs in its own process: one killed at its time cap is reported as a
+    timeout, and the next part still runs and is written out."""
+    from benchmarks import gpu_proof
+
+    argv = ["--device", "cpu", "--small", "--out-dir", str(tmp_path), "--parts", "grpo,rollout"]
+    rc = gpu_proof.main([*argv, "--cap", "grpo=6"])
+    parts = {p["part"]: p for p in json.loads((tmp_path / "gpu_proof.json").read_text())["parts"]}
+    assert rc == 1
+    assert parts["grpo"]["status"] == "timeout" and "cap of 6 s" in parts["grpo"]["error"]
+    assert parts["grpo"]["seconds"] < 30
+    assert parts["rollout"]["status"] == "ok" and len(parts["rollout"]["rows"]) == 2
+    assert "| grpo | timeout |" in (tmp_path / "gpu_proof.md").read_text()
+    assert "===== part rollout" in (tmp_path / "gpu_proof.log").read_text()
+    with pytest.raises(SystemExit):
+        gpu_proof.main(["--parts", "learner,nope"])
+    assert "unknown part(s) nope" in capsys.readouterr().err
+
+
+def test_gpu_proof_caps_fit_its_eight_minute_budget():
+    """On the GPU machine every part has a cap, the caps sum to at most the proof's budget,
+    and the budget leaves gpu.sh's set-up (installs) 45 s inside one 8-minute call."""
+    from benchmarks.gpu_proof import FULL, PARTS
+
+    assert set(FULL.caps) == set(PARTS)
+    assert sum(FULL.caps.values()) <= FULL.budget_s <= 8 * 60 - 45
+
+
+def test_gpu_learner_part_skips_cases_past_its_deadline_and_reports_as_it_goes():
+    import time
+
+    import torch
+
+    from benchmarks.gpu_learner import learner_cases, run_learner
+
+    cases = learner_cases(["small"], [64], tokens_per_step=128)
+    cpu = torch.device("cpu")
+    seen: list[int] = []
+    result = run_learner(
+        cpu, cases, 0, 1, None, time.time() + 600, (8, 6, 16), lambda r: seen.append(len(r["rows"]))
+    )
+    assert [r["precision"] for r in result["rows"]] == ["lora", "full"] and seen == [1, 2]
+    late = run_learner(cpu, cases, 0, 1, None, time.time() - 1, (8, 6, 16))
+    assert late["rows"] == [] and late["skipped_for_time"] == ["small/64/lora", "small/64/full"]
