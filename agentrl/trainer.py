@@ -453,6 +453,9 @@ class Trainer:
         row["perf/tokens_per_s"] = collect_stats.get("gen_tokens", 0.0) / max(train_s, 1e-9)
         row["perf/episodes_per_s"] = len(episodes) / max(train_s, 1e-9)
         row["perf/learner_wait_frac"] = perf["perf/collect_wait_s"] / max(train_s, 1e-9)
+        # the rollout workers' time on this iteration's episodes (summed over workers; under
+        # asynchronous collection spent during earlier iterations): docs/scaling.md
+        row["perf/worker_busy_s"] = collect_stats.get("worker_busy_s", 0.0)
         if (cfg.eval.every and it % cfg.eval.every == 0) or it == cfg.iterations:
             row.update(self.evaluate(it))
         row["perf/iteration_s"] = time.perf_counter() - t0

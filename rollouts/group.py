@@ -93,8 +93,11 @@ class InlineWorkerGroup:
     ) -> PendingCollect:
         """Collect ``jobs`` now (``on_episode`` is called per finished episode); the returned
         :class:`PendingCollect` already holds them."""
+        import time
+
         episodes: list[Episode] = []
         gen_tokens = 0.0
+        start = time.perf_counter()
         for w, chunk in enumerate(split_jobs(jobs, self.num_chunks)):
             if chunk:
                 episodes.extend(
@@ -103,7 +106,7 @@ class InlineWorkerGroup:
                     )
                 )
                 gen_tokens += self.worker.last_stats.get("gen_tokens", 0.0)
-        stats = {"gen_tokens": gen_tokens}
+        stats = {"gen_tokens": gen_tokens, "worker_busy_s": time.perf_counter() - start}
         self.last_stats = stats
         return PendingCollect(lambda: (episodes, stats))
 

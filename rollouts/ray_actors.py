@@ -69,9 +69,13 @@ class _WorkerActor(RolloutWorker):
     ) -> tuple[list[Episode], dict[str, float]]:
         """``collect`` plus its stats in one call (no second round trip that could interleave);
         ``own_rule``: act with this worker's acting rule (:meth:`RolloutWorker.acting_fn`)."""
+        import time
+
+        start = time.perf_counter()
         act = self.acting_fn(rng_seed) if own_rule else None
         episodes = self.collect(jobs, rng_seed, greedy, act=act)
-        return episodes, self.get_last_stats()
+        # the worker's busy time: the pipeline's idle fractions (docs/scaling.md)
+        return episodes, {**self.get_last_stats(), "busy_s": time.perf_counter() - start}
 
 
 class WorkerActingRule:
@@ -172,6 +176,7 @@ class RayWorkerGroup:
         # (weights ref, version, acting state ref or None) the workers hold
         self._weights: tuple[Any, int, Any] | None = None
         self.recoveries = 0  # chunks collected again after a worker died
+        self._weight_calls: list[tuple[int, Any]] = []  # (worker, set_weights call) not yet checked
 
     def _make_actor(self, index: int) -> Any:
         options = dict(self._actor_options)
@@ -185,11 +190,25 @@ class RayWorkerGroup:
     ) -> None:
         """Give every worker ``weights`` of ``version`` and, for its acting rule, the learner's
         ``acting_state`` of the same version (one object-store copy each)."""
+        self._settle_weight_calls()
         ref = ray.put(weights)
         state = None if acting_state is None else ray.put(acting_state)
         self._weights = (ref, version, state)
-        calls = [w.set_weights.remote(ref, version, state) for w in self.workers]
-        for i, call in enumerate(calls):
+        # Not waited for: an actor runs its calls in submission order, so collections
+        # launched after this get these weights, and the ones already queued (asynchronous
+        # collection, rollout.max_staleness) finish with theirs first, without the trainer
+        # waiting for them. A worker that died surfaces at the next sync or in its chunk.
+        self._weight_calls = [(i, w.set_weights.remote(ref, version, state)) for i, w in enumerate(self.workers)]
+
+    def _settle_weight_calls(self) -> None:
+        """Check the earlier weight calls that have finished: a worker that died is revived
+        (with the newest weights); calls still queued behind a collection stay pending."""
+        pending, self._weight_calls = self._weight_calls, []
+        for i, call in pending:
+            ready, _ = ray.wait([call], timeout=0)
+            if not ready:
+                self._weight_calls.append((i, call))
+                continue
             try:
                 ray.get(call)
             except ray.exceptions.RayActorError:
@@ -259,17 +278,18 @@ class RayWorkerGroup:
 
         def wait() -> tuple[list[Episode], dict[str, float]]:
             episodes: list[Episode] = []
-            gen_tokens = 0.0
+            gen_tokens = busy_s = 0.0
             for i, chunk in busy:
                 eps, stats = self._chunk_result(
                     i, chunk, chunk_seed(rng_seed, i), greedy, own_rule, refs[i], weights
                 )
                 episodes.extend(eps)
                 gen_tokens += stats.get("gen_tokens", 0.0)
+                busy_s += stats.get("busy_s", 0.0)
                 if on_episode is not None:
                     for _ in eps:
                         on_episode()
-            self.last_stats = {"gen_tokens": gen_tokens}
+            self.last_stats = {"gen_tokens": gen_tokens, "worker_busy_s": busy_s}
             return episodes, self.last_stats
 
         return PendingCollect(wait)
