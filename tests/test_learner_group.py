@@ -400,6 +400,27 @@ def test_a_ray_learner_group_updates_and_checkpoints_as_one_learner(ray_cluster,
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # ~30 s: a group of 2 Ray actors
+def test_a_killed_rank_is_a_lost_learner_not_a_hang(ray_cluster):
+    import os
+    import signal
+
+    from agentrl.errors import LearnerLost
+    from agentrl.rollouts.learner_group import LearnerGroup
+
+    model, section, _, _ = CASES["grpo"]
+    group = LearnerGroup(2, 0.0, 0.5, model=model, algorithm=section, seed=0)
+    try:
+        os.kill(group.pids()[1], signal.SIGKILL)
+        start = time.monotonic()
+        with pytest.raises(LearnerLost, match="a learner rank was lost during update"):
+            group.update(_batches()[0])  # rank 0 waits in a collective that never completes
+        assert time.monotonic() - start < 60
+    finally:
+        group.shutdown()
+
+
+@pytest.mark.ray
 @pytest.mark.slow  # ~80 s on 2 cores: a 2-rank group and a one-learner run, each with Ray actors
 def test_train_with_a_learner_group_of_two_matches_one_learner(ray_cluster, tiny_overrides, tmp_path):
     from agentrl.metrics import read_metrics
