@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from agentrl.config import ClusterConfig
@@ -39,6 +39,7 @@ from agentrl.policy.chat import ToolSpec
 from agentrl.policy.device import actor_device, resolve_device
 from agentrl.types import Episode
 
+from .placement import Placement
 from .ray_actors import check_resources
 
 
@@ -89,7 +90,7 @@ class LearnerGroup:
         num_cpus: float,
         strategy: str = "ddp",
         grad_accum: int = 1,
-        placement: Any = None,
+        placement: Placement | None = None,
         placement_strategy: str = "PACK",
         placement_timeout_s: float = 120.0,
         transfer_files: bool | None = None,
@@ -105,8 +106,8 @@ class LearnerGroup:
         kwargs["model"] = dataclasses.replace(model, device=actor_device(model.device, num_gpus))
         # rank 0 in the run's learner bundle; the others (all, without one) in their own group
         own = num_workers - 1 if placement is not None else num_workers
-        self._placement: Any = self._place_ranks(own, num_cpus, num_gpus, placement_strategy, placement_timeout_s)
-        self.actors: list[Any] = []
+        self._placement: PlacementGroup | None = self._place_ranks(own, num_cpus, num_gpus, placement_strategy, placement_timeout_s)
+        self.actors: list[Any] = []  # Ray actor handles (their methods are dynamic)
         try:
             strategies = [placement.learner_strategy()] if placement is not None else []
             strategies += [
@@ -133,7 +134,9 @@ class LearnerGroup:
         self.transfer = [transfer_files if transfer_files is not None else n != here for n in self.node_ids]
 
     @classmethod
-    def from_config(cls, cluster: ClusterConfig, placement: Any = None, **kwargs: Any) -> LearnerGroup:
+    def from_config(
+        cls, cluster: ClusterConfig, placement: Placement | None = None, **kwargs: Any
+    ) -> LearnerGroup:
         """The group of ``cluster.learner_workers`` ranks the ``cluster`` section describes."""
         return cls(
             cluster.learner_workers,
@@ -148,9 +151,10 @@ class LearnerGroup:
         )
 
     @staticmethod
-    def _place_ranks(n: int, cpus: float, gpus: float, strategy: str, timeout_s: float) -> Any:
+    def _place_ranks(n: int, cpus: float, gpus: float, strategy: str, timeout_s: float) -> PlacementGroup:
         from agentrl.cluster import ClusterError
-        from agentrl.rollouts.placement import describe_nodes
+
+        from .placement import describe_nodes
 
         bundle = {k: float(v) for k, v in (("CPU", cpus), ("GPU", gpus)) if v > 0}
         group = placement_group([dict(bundle) for _ in range(n)], strategy=strategy)
