@@ -1,5 +1,8 @@
 """Scaling of collection and training: 1 vs 2 rollout workers, async collection off vs on.
 
+``--part async`` instead compares asynchronous with synchronous training for the same
+trajectory budget, learning included (:mod:`benchmarks.scaling_async`).
+
 Two parts, both on local Ray with the main job's model (``model=tiny``) and env
 (TwentyQuestions):
 
@@ -38,6 +41,10 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: the benchmarks package lives in the repo root
+    sys.path.insert(0, str(ROOT))
 
 from agentrl.config import load_config
 from agentrl.trainer import Trainer
@@ -186,7 +193,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--quick", action="store_true", help="tiny smoke run")
     p.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides")
     p.add_argument("--out", type=Path, default=None, help="write the table (markdown) here")
+    p.add_argument("--part", choices=["scale", "async"], default="scale")
+    from benchmarks.scaling_async import add_arguments, run
+
+    add_arguments(p)
     args = p.parse_args(argv)
+    if args.part == "async":
+        return _async_part(args, argv, run)
     if args.quick:
         args.episodes, args.episodes_per_iter, args.iterations = 4, 4, 2
         args.critic_epochs, args.repeats = 1, 1
@@ -206,6 +219,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         args.out.write_text(header + text + "\n")
     return {"rows": rows, "table": text}
+
+
+def _async_part(args: argparse.Namespace, argv: list[str] | None, run: Any) -> dict[str, Any]:
+    if args.quick:
+        args.iterations, args.episodes_per_iter, args.eval_episodes = 2, 4, 4
+        args.seeds, args.algorithms, args.depths = [0], ["ppo"], [0, 1]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = run(args, Path(tmp))
+    print(out["table"])
+    if args.json is not None:
+        args.json.write_text(json.dumps({"args": vars(args) | {"out": str(args.out), "json": str(args.json)}, "rows": out["rows"]}, indent=1))
+    if args.out is not None:
+        cmd = "python benchmarks/scaling.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+        args.out.write_text(
+            f"Produced by `{cmd}` on {_dt.date.today()} ({platform.machine()}, {os.cpu_count()} CPUs, "
+            f"Python {platform.python_version()}).\n\n" + out["table"] + "\n"
+        )
+    return out
 
 
 if __name__ == "__main__":

@@ -177,6 +177,19 @@ def test_scaling_quick_run_reports_every_configuration():
     assert 0.0 <= train[(2, "off")]["learner_wait_frac"] <= 1.0
 
 
+@pytest.mark.slow  # ~1 min: two short local-Ray trainings with a warm start
+def test_scaling_async_part_compares_modes_with_staleness_and_idle_shares():
+    from benchmarks import scaling
+
+    result = scaling.main(["--part", "async", "--quick"])
+    rows = {r["depth"]: r for r in result["rows"]}
+    assert sorted(rows) == [0, 1]
+    assert rows[0]["staleness"] == [0.0, 0.0] and rows[1]["staleness"] == [0.0, 1.0]
+    for r in rows.values():
+        assert r["episodes_per_s"] > 0 and 0.0 <= r["worker_idle_frac"] <= 1.0
+    assert "| ppo | async, max_staleness=1 |" in result["table"]
+
+
 def test_smollm2_learning_table_from_run_dirs(tmp_path):
     import json
 

@@ -1,0 +1,155 @@
+"""Asynchronous vs synchronous training with the same trajectory budget (docs/scaling.md).
+
+For each algorithm (``--algorithms``, default ArCHer and PPO) and each collection mode
+(``--depths``: 0 = synchronous; ``k`` = ``rollout.async_collection=true
+rollout.max_staleness=k``, collections kept ``k`` iterations ahead), ``--seeds`` runs of
+``--iterations`` iterations of ``--episodes-per-iter`` episodes on local Ray (one learner
+actor and ``--workers`` rollout workers, one CPU each), with the tiny model on the small
+GuessTheNumber of ``tests/test_learning.py`` (a weak behaviour-cloning start that RL must
+improve). Per run: episodes/s of the training iterations (collection + update, the first
+dropped as warm-up, evaluations excluded), the share of an iteration the learner waits for
+data, the workers' idle share (1 - their collection time / (workers x training time)), the
+staleness of every iteration's turns (policy versions behind the learner) and the sampled
+eval success and return before and after. Every mode sees the same episodes budget; only
+the policy that collects them differs. Usage::
+
+    python benchmarks/scaling.py --part async --out docs/scaling_async.md
+    python benchmarks/scaling.py --part async --quick     # smoke (tests use it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from agentrl.config import load_config
+from agentrl.metrics import read_metrics
+from agentrl.trainer import Trainer
+
+GAME = ["env=guess_the_number", "env.kwargs.high=4", "+env.kwargs.max_turns=2"]
+"""The small game of tests/test_learning.py."""
+
+START = [
+    "warm_start.enabled=true",
+    "warm_start.policy=random",
+    "warm_start.episodes=100",
+    "warm_start.epochs=2",
+    "warm_start.lr=3e-3",
+]
+"""A weak behaviour-cloning start (unparseable guesses ~1/4 of the time), as in the test."""
+
+ALGORITHMS: dict[str, list[str]] = {
+    "ppo": ["algorithm=ppo", "algorithm.lr=1e-3"],
+    "grpo": ["algorithm=grpo", "algorithm.lr=1e-3", "algorithm.group_size=8"],
+    "archer": ["algorithm=archer", "algorithm.critic_epochs=4", "algorithm.warmup_iters=0"],
+}
+"""Each algorithm's settings (the PPO/GRPO ones are those of tests/test_learning.py; ArCHer's
+critic steps are cut from 20 to 4 so that the update does not dwarf the collection)."""
+
+
+def overrides(args: argparse.Namespace, algorithm: str, depth: int, seed: int, run_dir: Path) -> list[str]:
+    return [
+        *GAME,
+        *START,
+        *ALGORITHMS[algorithm],
+        "model=tiny",
+        "cluster=local",
+        f"seed={seed}",
+        f"iterations={args.iterations}",
+        f"rollout.num_workers={args.workers}",
+        f"rollout.envs_per_worker={max(1, args.episodes_per_iter // args.workers)}",
+        f"rollout.episodes_per_iter={args.episodes_per_iter}",
+        f"rollout.async_collection={str(depth > 0).lower()}",
+        f"rollout.max_staleness={max(depth, 1)}",
+        "rollout.num_cpus_per_worker=1",
+        "cluster.learner_num_cpus=1",
+        f"eval.every={args.iterations}",
+        f"eval.episodes={args.eval_episodes}",
+        "eval.greedy=false",
+        "checkpoint.every=0",
+        "logging.tensorboard=false",
+        "logging.plot=false",
+        "logging.progress=false",
+        f"run_dir={run_dir}",
+        *args.override,
+    ]
+
+
+def run_row(args: argparse.Namespace, algorithm: str, depth: int, seed: int, root: Path) -> dict[str, Any]:
+    """One run's measurements (see the module docstring)."""
+    run_dir = root / f"{algorithm}_d{depth}_s{seed}"
+    Trainer(load_config(overrides(args, algorithm, depth, seed, run_dir)), console=False).run()
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    its = [r for r in rows if r.get("iteration", 0) >= 1]
+    timed = its[1:] or its  # the first iteration is warm-up
+    train_s = [args.episodes_per_iter / r["perf/episodes_per_s"] for r in timed]
+    busy = sum(float(r.get("perf/worker_busy_s", 0.0)) for r in timed)
+    evals = [r for r in rows if "eval_sample/success" in r]
+    return {
+        "algorithm": algorithm,
+        "depth": depth,
+        "seed": seed,
+        "episodes_per_s": statistics.median(r["perf/episodes_per_s"] for r in timed),
+        "learner_wait_frac": statistics.median(r["perf/learner_wait_frac"] for r in timed),
+        "worker_idle_frac": max(0.0, 1.0 - busy / (args.workers * sum(train_s))),
+        "update_s": statistics.median(r["perf/update_s"] for r in timed),
+        "staleness": [r["async/staleness"] for r in its],
+        "success_before": evals[0]["eval_sample/success"],
+        "success_after": evals[-1]["eval_sample/success"],
+        "return_before": evals[0]["eval_sample/return"],
+        "return_after": evals[-1]["eval_sample/return"],
+        "wall_s": sum(r["perf/iteration_s"] for r in its),
+    }
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """One line per algorithm and mode: means over seeds and the spread."""
+    lines = [
+        "| algorithm | collection | episodes/s (mean over seeds) | vs synchronous | learner waits | workers idle | staleness per iteration | sampled success before -> after (seeds) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for algorithm in dict.fromkeys(r["algorithm"] for r in rows):
+        base = [r for r in rows if r["algorithm"] == algorithm and r["depth"] == 0]
+        base_eps = statistics.mean(r["episodes_per_s"] for r in base) if base else float("nan")
+        for depth in sorted({r["depth"] for r in rows if r["algorithm"] == algorithm}):
+            sel = [r for r in rows if r["algorithm"] == algorithm and r["depth"] == depth]
+            eps = statistics.mean(r["episodes_per_s"] for r in sel)
+            stale = sorted({s for r in sel for s in r["staleness"]})
+            before = statistics.mean(r["success_before"] for r in sel)
+            after = ", ".join(f"{r['success_after']:.2f}" for r in sel)
+            mode = "synchronous" if depth == 0 else f"async, max_staleness={depth}"
+            lines.append(
+                f"| {algorithm} | {mode} | {eps:.2f} | {eps / base_eps:.2f}x | "
+                f"{100 * statistics.mean(r['learner_wait_frac'] for r in sel):.0f}% | "
+                f"{100 * statistics.mean(r['worker_idle_frac'] for r in sel):.0f}% | "
+                f"{', '.join(f'{s:g}' for s in stale)} | {before:.2f} -> {after} |"
+            )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    rows = []
+    for algorithm in args.algorithms:
+        if algorithm not in ALGORITHMS:
+            raise SystemExit(f"--algorithms: {algorithm!r} is not one of {', '.join(ALGORITHMS)}")
+        for depth in args.depths:
+            for seed in args.seeds:
+                row = run_row(args, algorithm, depth, seed, root)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    return {"rows": rows, "table": summary_table(rows)}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--algorithms", nargs="+", default=["archer", "ppo"])
+    p.add_argument("--depths", type=int, nargs="+", default=[0, 2], help="0 = synchronous")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--eval-episodes", type=int, default=128)
+    p.add_argument("--json", type=Path, default=None, help="write every run's row here")
+
+
+__all__ = ["ALGORITHMS", "add_arguments", "run", "run_row", "summary_table"]
