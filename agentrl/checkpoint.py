@@ -30,9 +30,12 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import agentrl
+
+if TYPE_CHECKING:
+    from agentrl.config import TrainConfig
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -228,6 +231,32 @@ def resolve_checkpoint(path: str | Path, default_root: str | Path | None = None)
         f"no checkpoint at {p}: expected a checkpoint folder with {MANIFEST}, or a run/checkpoints "
         f"folder with a '{LATEST}' pointer"
     )
+
+
+def run_paths(cfg: TrainConfig, default_run_dir: Path) -> tuple[Path, Path | None, Path | None]:
+    """``(run_dir, resume_from, init_from)`` of a run: the checkpoint ``resume`` names (its
+    run's folder unless ``run_dir`` is set) or a new run's folder, which must not hold a run
+    already (a new run never overwrites an old one's metrics or checkpoints); each named
+    checkpoint verified."""
+    from agentrl.config import ConfigError
+
+    resume_from: Path | None = None
+    if cfg.resume:
+        resume_from = resolve_checkpoint(cfg.resume, cfg.run_dir)
+        verify_checkpoint(resume_from)
+        run_dir = Path(cfg.run_dir) if cfg.run_dir else resume_from.parent.parent
+    else:
+        run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir
+        if (run_dir / "metrics.jsonl").exists() or (run_dir / "checkpoints" / LATEST).exists():
+            raise ConfigError(
+                f"run_dir={run_dir} already holds a run; continue it with resume=latest, or pick "
+                "another run_dir (a new run never overwrites an old one's metrics or checkpoints)"
+            )
+    init_from: Path | None = None
+    if cfg.init_from:
+        init_from = resolve_checkpoint(cfg.init_from)
+        verify_checkpoint(init_from)
+    return run_dir, resume_from, init_from
 
 
 def verify_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -26,12 +26,8 @@ from typing import Any
 import numpy as np
 
 from agentrl.algorithm import episodes_per_task
-from agentrl.checkpoint import (
-    CheckpointManager,
-    resolve_checkpoint,
-    verify_checkpoint,
-)
-from agentrl.config import ConfigError, TrainConfig, to_plain
+from agentrl.checkpoint import CheckpointManager, run_paths
+from agentrl.config import TrainConfig, to_plain
 from agentrl.errors import LearnerLost
 from agentrl.metrics import MetricsLogger
 from agentrl.pipeline import Pipeline
@@ -101,27 +97,8 @@ class Trainer:
         # where the learner and the rollout workers run (inline or Ray): rollouts/backend.py
         self.backend = make_backend(cfg, console)
         validate_components(cfg)
-        self.resume_from: Path | None = None
-        if cfg.resume:
-            root = cfg.run_dir
-            self.resume_from = resolve_checkpoint(cfg.resume, root)
-            verify_checkpoint(self.resume_from)
-            run_dir = Path(root) if root else self.resume_from.parent.parent
-        else:
-            run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
-            if (run_dir / "metrics.jsonl").exists() or (
-                run_dir / "checkpoints" / "latest"
-            ).exists():
-                raise ConfigError(
-                    f"run_dir={run_dir} already holds a run; continue it with resume=latest, or pick "
-                    "another run_dir (a new run never overwrites an old one's metrics or checkpoints)"
-                )
-        self.run_dir = run_dir
-        self.init_from: Path | None = None
-        if cfg.init_from:
-            self.init_from = resolve_checkpoint(cfg.init_from)
-            verify_checkpoint(self.init_from)
-        self.ckpt = CheckpointManager(run_dir / "checkpoints", keep=cfg.checkpoint.keep)
+        self.run_dir, self.resume_from, self.init_from = run_paths(cfg, default_run_dir(cfg))
+        self.ckpt = CheckpointManager(self.run_dir / "checkpoints", keep=cfg.checkpoint.keep)
         self._stop_requested = False
         # progress of long phases (collection, evaluation, warm start): bars on a terminal,
         # occasional plain lines otherwise (agentrl.progress); the table prints on its console
