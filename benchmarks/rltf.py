@@ -38,12 +38,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: the benchmarks package lives in the repo root
+    sys.path.insert(0, str(ROOT))
 
 ENV_ID = "agentrl/ToolChain-v0"
 CONSTRAINT = "toolchain"
@@ -343,6 +348,16 @@ def write_report(results: list[dict[str, Any]], args: argparse.Namespace, out_di
             + " | ".join(f"{s:.3f}" for s in scores)
             + f" | {np.mean(scores):.3f} ± {np.std(scores):.3f} | {np.mean(succ):.3f} |"
         )
+    from benchmarks.smollm2_learning import bootstrap_interval
+
+    lines += ["", "| paired difference (per seed) | values | mean [95% bootstrap interval over seeds] |", "|---|---|---|"]
+    for hi, lo in (("rltf", "supervised"), ("supervised", "zero_shot"), ("rltf", "zero_shot")):
+        diffs = [r[hi]["score"] - r[lo]["score"] for r in results]
+        a, b = bootstrap_interval(diffs)
+        lines.append(
+            f"| {labels[hi]} - {labels[lo]} | {', '.join(f'{d:+.3f}' for d in diffs)} | "
+            f"{np.mean(diffs):+.3f} [{a:+.3f}, {b:+.3f}] |"
+        )
     table = "\n".join(lines)
     print(table)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -415,7 +430,15 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--eval-every", type=int, default=20)
     p.add_argument("--out", default="docs")
+    p.add_argument(
+        "--report-from", type=Path, default=None,
+        help="rewrite the table and plot from a results JSON of an earlier run (no training)",
+    )
     args = p.parse_args()
+    if args.report_from is not None:
+        saved = json.loads(args.report_from.read_text())
+        write_report(saved["results"], argparse.Namespace(**saved["args"]), Path(args.out))
+        return
     global CONVERSATION
     CONVERSATION = args.model == "smollm2"
     register_subset_constraint(args.modules, args.multi_turn)
