@@ -1,9 +1,9 @@
 """End-to-end behaviour of the training loop (inline: no Ray)."""
 
 import json
-from contextlib import nullcontext
 import os
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
