@@ -182,8 +182,10 @@ def supervised_shared(
     the rules every task shares through the model once per batch (``Policy.min_shared_prefix``).
 
     Why not TRL's SFTTrainer here: it encodes every row whole; with ~420 of each row's ~470
-    ids shared, a step costs about 8x more on this 2-core CPU (measured: ~75 s a step), which
-    would not fit three seeds in the budget. Tokens are exactly the rollout's (the plan and
+    ids shared, its 20-epoch run had not finished after ~13 minutes of one seed here (on a
+    machine shared with other jobs, so not a clean timing), which would not fit three seeds
+    in the budget; scoring with the rules encoded once is 4.4x faster in
+    ``benchmarks/shared_prefix.py``. Tokens are exactly the rollout's (the plan and
     the end-of-turn id after the rollout's prompt ids)."""
     from agentrl.envs.scripted import make_scripted, run_scripted_episode
     from agentrl.rollouts.worker import make_env
