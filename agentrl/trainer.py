@@ -276,9 +276,10 @@ class Trainer:
                 self.run_dir,
                 build_trackers(cfg.logging, self.run_dir),  # TensorBoard, W&B, MLflow
                 self.progress.console if self._progress else None,
-                # resumed: replay the rows after the checkpoint; restarted from scratch (the
-                # learner died before the first checkpoint): drop every row, iteration 0 too
-                truncate_after=counters["iteration"]
+                # resumed: replay the rows after the checkpoint (from its warm start, step 0:
+                # iteration 0's eval too); restarted from scratch (the learner died before the
+                # first checkpoint): drop every row, iteration 0 too
+                truncate_after=(counters["iteration"] or -1)
                 if self.resume_from
                 else (-1 if self._restart_from_scratch else None),
             )
@@ -291,8 +292,8 @@ class Trainer:
             if start_it == 0:
                 if cfg.lifelong:
                     self.learner.lifelong_task_start(self.lifelong_task)
-                extra: dict[str, float] = {}
-                if cfg.warm_start.enabled and self.init_from is None:
+                extra: dict[str, float] = dict(counters.get("warm_start") or {})
+                if cfg.warm_start.enabled and self.init_from is None and not extra:
                     log.print(
                         f"warm start: behaviour cloning of the '{cfg.warm_start.policy}' scripted policy "
                         f"({cfg.warm_start.episodes} episodes) with TRL SFTTrainer ..."
@@ -300,6 +301,9 @@ class Trainer:
                     from agentrl.warmstart import warm_start_learner
 
                     extra = warm_start_learner(self.cfg, self.learner, progress=self._progress)
+                    counters["warm_start"] = extra
+                    if cfg.checkpoint.every:  # a warm start can take long: never redo it
+                        log.print(f"warm start saved: {self._save(0, counters)}")
                 initial = self.evaluate(0)  # syncs the (warm-started) weights first
                 counters["initial_eval"] = initial
                 row0 = {**initial, **extra}

@@ -239,6 +239,38 @@ def test_warm_start_improves_over_random_init(tiny_overrides, tmp_path):
     assert warm["initial_eval_success"] > cold["initial_eval_success"] + 0.3
 
 
+def test_warm_start_is_checkpointed_and_a_resume_does_not_redo_it(tiny_overrides, tmp_path, monkeypatch):
+    base = [
+        *tiny_overrides,
+        "env=guess_the_number",
+        "checkpoint.every=1",
+        "warm_start.enabled=true",
+        "warm_start.policy=good",
+        "warm_start.episodes=8",
+        "warm_start.epochs=1",
+    ]
+    full = _run([*base, "iterations=1", f"run_dir={tmp_path / 'full'}"])
+    # a run stopped right after its warm start keeps it as step 0 ...
+    _run([*base, "iterations=0", f"run_dir={tmp_path / 'part'}"])
+    step0 = tmp_path / "part" / "checkpoints" / "step_000000"
+    assert "warm_start/rows" in json.loads((step0 / "counters.json").read_text())["warm_start"]
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the warm start ran again")
+
+    import agentrl.warmstart
+
+    monkeypatch.setattr(agentrl.warmstart, "warm_start_learner", fail)
+    # ... and resuming from it continues exactly as the uninterrupted run, without redoing it
+    resumed = _run([*base, "iterations=1", f"run_dir={tmp_path / 'part'}", "resume=latest"])
+    a, b = _rows(full["run_dir"]), _rows(resumed["run_dir"])
+    assert [r["iteration"] for r in b] == [0, 1]
+    for k in ("warm_start/rows", "eval/return", "train/return", "ppo/loss"):
+        assert a[-1 if k.startswith(("train", "ppo")) else 0][k] == pytest.approx(
+            b[-1 if k.startswith(("train", "ppo")) else 0][k], abs=1e-6
+        ), k
+
+
 def test_warm_start_of_a_tool_env_trains_on_rows_that_describe_its_tools(tiny_overrides, tmp_path, monkeypatch):
     from agentrl.learner import Learner
 
