@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -231,6 +232,13 @@ def resolve_checkpoint(path: str | Path, default_root: str | Path | None = None)
         f"no checkpoint at {p}: expected a checkpoint folder with {MANIFEST}, or a run/checkpoints "
         f"folder with a '{LATEST}' pointer"
     )
+
+
+def default_run_dir(cfg: TrainConfig) -> Path:
+    """A new run's folder when ``run_dir`` is not set: ``runs/<env>-<algorithm>-<date-time>``."""
+    env = cfg.env.id.split("/")[-1].split("-")[0].lower()
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{env}-{cfg.algorithm['name']}-{stamp}"
 
 
 def run_paths(cfg: TrainConfig, default_run_dir: Path) -> tuple[Path, Path | None, Path | None]:

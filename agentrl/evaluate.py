@@ -1,19 +1,82 @@
-"""Evaluation of a saved checkpoint as its run evaluated it (``agentrl eval checkpoint=...``)."""
+"""Evaluations: a training run's own (:func:`evaluate_run`, every ``eval.every``
+iterations) and a saved checkpoint's, as its run evaluated it (``agentrl eval
+checkpoint=...``, :func:`evaluate_checkpoint`). Both play through :func:`agentrl.play.play`."""
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
 from agentrl.checkpoint import resolve_checkpoint, verify_checkpoint
 from agentrl.config import ConfigError, to_train_config
-from agentrl.play import METRIC_PREFIX, MODES, Mode, acting_rule, episode_jobs, mode_stats, play
+from agentrl.play import (
+    METRIC_PREFIX,
+    MODES,
+    Collector,
+    Mode,
+    acting_rule,
+    episode_jobs,
+    mode_stats,
+    play,
+)
+
+if TYPE_CHECKING:
+    from agentrl.config import TrainConfig
+    from agentrl.metrics import MetricsLogger
+    from agentrl.progress import Progress
+    from agentrl.rollouts.worker import ActFn
 
 _DOTTED = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")  # "pkg.module:Name"
+
+
+def evaluate_run(
+    cfg: TrainConfig,
+    workers: Collector,
+    act: ActFn | None,
+    progress: Progress,
+    run_dir: Path,
+    iteration: int | None = None,
+    log: MetricsLogger | None = None,
+) -> dict[str, float]:
+    """A training run's evaluation of the policy its ``workers`` hold: greedy (``eval/*``)
+    and sampled (``eval_sample/*``, with the algorithm's acting rule ``act`` if it has one)
+    episodes on the fixed eval seeds, and ``eval/policy_version`` (the learner's number of
+    updates that played them).
+
+    With an ``iteration``, the first ``logging.transcripts`` episodes of each mode are
+    written to ``run_dir/transcripts/iter_NNNNNN.md`` and ``.jsonl``
+    (:func:`agentrl.transcripts.write_transcripts`) and the Markdown goes to ``log``'s
+    trackers' text tabs. ``progress`` draws the bars (and, enabled, says when it starts and
+    how long it took)."""
+    from agentrl.transcripts import write_transcripts
+
+    jobs = episode_jobs(cfg.eval.episodes, cfg.eval.seed)
+    modes: list[Mode] = [m for m, on in zip(MODES, (cfg.eval.greedy, cfg.eval.sample), strict=True) if on]
+    start = time.perf_counter()
+    say = progress.console.print
+    if progress.enabled and jobs and modes:
+        say(f"evaluating: {len(jobs)} episodes, {' and '.join(modes)} ...", highlight=False)
+    shown = play(workers, jobs, cfg.eval.seed, modes, act=act, progress=progress)
+    out = mode_stats(shown)
+    eps = shown[modes[-1]] if modes else []
+    if iteration is not None and cfg.logging.transcripts > 0 and shown:
+        markdown = write_transcripts(
+            run_dir / "transcripts",
+            {m: e[: cfg.logging.transcripts] for m, e in shown.items()},
+            iteration,
+        )
+        if log is not None:
+            log.log_text(iteration, "transcripts", markdown)
+    if eps:  # which policy was evaluated (the learner's number of updates)
+        out["eval/policy_version"] = float(min(e.policy_version for e in eps))
+    if progress.enabled and jobs and modes:
+        say(f"evaluated in {time.perf_counter() - start:.0f} s", highlight=False)
+    return out
 
 
 def _code_references(node: Any, prefix: str = "") -> dict[str, Any]:

@@ -23,13 +23,17 @@ the same episodes as over Ray, only without the overlap. Because every collectio
 function of its iteration and the weights it was launched with, a checkpoint stores the
 collections in flight (their episodes) and a resumed run continues exactly as an
 uninterrupted one.
+
+What collection ``i`` plays is a function of ``(seed, i)`` and the curriculum's tasks only
+(:func:`agentrl.collect.iteration_jobs`); :func:`staleness_stats` measures how old the policy
+that played it was.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
@@ -38,6 +42,29 @@ from agentrl.types import Episode, load_episodes, save_episodes
 
 Launch = Callable[[int], PendingCollect]
 """``launch(iteration)``: sample the iteration's tasks and submit its episodes."""
+
+
+def staleness_stats(version: int, episodes: Sequence[Episode]) -> dict[str, float]:
+    """How many policy versions older than the learner's ``version`` the episodes' turns
+    are: the mean (``async/staleness``) and the largest (``async/staleness_max``)."""
+    ages = [version - t.policy_version for e in episodes for t in e.turns] or [0]
+    return {"async/staleness": sum(ages) / len(ages), "async/staleness_max": float(max(ages))}
+
+
+def throughput_stats(
+    train_s: float, episodes: int, collect_stats: dict[str, float], wait_s: float
+) -> dict[str, float]:
+    """An iteration's throughput from its ``train_s`` seconds of collection and update:
+    generated tokens (``perf/tokens_per_s``) and ``episodes`` per second, the share of it the
+    learner waited for the collection (``wait_s``), and the rollout workers' time on its
+    episodes (``perf/worker_busy_s``: summed over workers; under asynchronous collection spent
+    during earlier iterations, docs/scaling.md)."""
+    return {
+        "perf/tokens_per_s": collect_stats.get("gen_tokens", 0.0) / max(train_s, 1e-9),
+        "perf/episodes_per_s": episodes / max(train_s, 1e-9),
+        "perf/learner_wait_frac": wait_s / max(train_s, 1e-9),
+        "perf/worker_busy_s": collect_stats.get("worker_busy_s", 0.0),
+    }
 
 
 class Pipeline:
@@ -128,4 +155,4 @@ def _stored(directory: Path, iteration: int) -> Iterator[tuple[int, list[Episode
         yield it, load_episodes(str(path)), stats
 
 
-__all__ = ["Launch", "Pipeline"]
+__all__ = ["Launch", "Pipeline", "staleness_stats", "throughput_stats"]

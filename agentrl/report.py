@@ -63,6 +63,17 @@ def summary_line(
     )
 
 
+def nonfinite_stop_reason(iterations: int, metrics: Path, checkpoint: Path | None) -> str:
+    """Why a run stopped after ``iterations`` iterations in a row of skipped NaN/inf steps
+    (``fault.max_nonfinite_iters``): where to look, the usual causes, the last good checkpoint."""
+    return (
+        f"{iterations} iterations in a row had NaN/inf losses or gradients "
+        f"(their steps were skipped, see fault/skipped_steps in "
+        f"{metrics}); usual causes: NaN rewards, a too high learning rate. "
+        f"The last good checkpoint is {checkpoint}"
+    )
+
+
 def finish_run(
     cfg: TrainConfig,
     log: MetricsLogger,
@@ -93,4 +104,4 @@ def finish_run(
     return summary
 
 
-__all__ = ["finish_run", "run_summary", "summary_line"]
+__all__ = ["finish_run", "nonfinite_stop_reason", "run_summary", "summary_line"]

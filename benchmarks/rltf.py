@@ -232,9 +232,9 @@ def rltf(
 ) -> None:
     """RLTF updates on freshly sampled train tasks (``episodes`` per update)."""
     from agentrl.algorithm import build_algorithm
+    from agentrl.collect import iteration_rng_seed, iteration_seeds
     from agentrl.policy import SamplingConfig
     from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
-    from agentrl.trainer import iteration_rng_seed, iteration_seeds
 
     algorithm: Any = build_algorithm("rltf", {"name": "rltf", **algo}, policy, seed=seed)
     sampling = SamplingConfig(max_new_tokens=48, constraint=CONSTRAINT)

@@ -52,6 +52,23 @@ def sampling_config(cfg: TrainConfig) -> SamplingConfig:
     )
 
 
+def learner_options(cfg: TrainConfig) -> dict[str, Any]:
+    """The learner's keyword arguments from the config (what :meth:`Backend.build` builds it
+    from): model, algorithm section, seed, sampling settings, imports, lifelong components."""
+    from agentrl.validate import algorithm_section
+
+    return dict(
+        model=cfg.model,
+        algorithm=algorithm_section(cfg),
+        seed=cfg.seed,
+        sampling_temperature=cfg.rollout.sampling.temperature,
+        imports=list(cfg.imports),
+        lifelong=list(cfg.lifelong),
+        sampling_constraint=cfg.rollout.sampling.constraint,
+        import_path=os.getcwd(),
+    )
+
+
 def worker_options(cfg: TrainConfig) -> dict[str, Any]:
     """The rollout worker's keyword options from the config (conversation and KV-cache settings)."""
     return dict(
@@ -313,4 +330,12 @@ def make_backend(cfg: TrainConfig, console: bool = True) -> Backend:
     return InlineBackend(cfg, console) if cfg.cluster.mode == "inline" else RayBackend(cfg, console)
 
 
-__all__ = ["Backend", "InlineBackend", "RayBackend", "make_backend", "sampling_config", "worker_options"]
+__all__ = [
+    "Backend",
+    "InlineBackend",
+    "RayBackend",
+    "learner_options",
+    "make_backend",
+    "sampling_config",
+    "worker_options",
+]

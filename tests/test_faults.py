@@ -92,7 +92,7 @@ def test_env_exception_in_a_training_run_is_logged_and_the_run_finishes(tiny_ove
         ]
     )
     # every training seed of iteration 1 fails on its second step
-    from agentrl.trainer import iteration_seeds
+    from agentrl.collect import iteration_seeds
 
     cfg.env.kwargs["fault_seeds"] = iteration_seeds(cfg.seed, 1, cfg.rollout.episodes_per_iter)
     summary = Trainer(cfg, console=False).run()

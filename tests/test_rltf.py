@@ -58,7 +58,7 @@ def test_unknown_constraint_lists_the_valid_ones():
         resolve_grammar("json")
     assert resolve_grammar("agentrl.policy.constraints:toolchain_grammar") == toolchain_grammar()
     with pytest.raises(ConfigError, match="rollout.sampling.constraint.*toolchain"):
-        from agentrl.trainer import validate_components
+        from agentrl.validate import validate_components
 
         validate_components(load_config(["env=toolchain", "rollout.sampling.constraint=json"]))
 

@@ -271,6 +271,27 @@ def test_warm_start_is_checkpointed_and_a_resume_does_not_redo_it(tiny_overrides
         ), k
 
 
+def test_a_subclass_warm_start_replaces_the_scripted_one_and_is_checkpointed(tiny_overrides, tmp_path, monkeypatch):
+    """benchmarks/curricula_textcraft.py warm-starts on hinted tasks by overriding ``_warm_start``."""
+    import agentrl.warmstart
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the scripted warm start ran instead of the subclass's")
+
+    monkeypatch.setattr(agentrl.warmstart, "warm_start_learner", fail)
+
+    class CustomWarmStart(Trainer):
+        def _warm_start(self) -> dict[str, float]:
+            return {"warm_start/custom": 1.0}
+
+    cfg = load_config([*tiny_overrides, "iterations=0", "checkpoint.every=1", "warm_start.enabled=true",
+                       f"run_dir={tmp_path}"])  # fmt: skip
+    CustomWarmStart(cfg, console=False).run()
+    assert _rows(tmp_path)[0]["warm_start/custom"] == 1.0
+    counters = json.loads((tmp_path / "checkpoints" / "step_000000" / "counters.json").read_text())
+    assert counters["warm_start"] == {"warm_start/custom": 1.0}
+
+
 def test_warm_start_of_a_tool_env_trains_on_rows_that_describe_its_tools(tiny_overrides, tmp_path, monkeypatch):
     from agentrl.learner import Learner
 
