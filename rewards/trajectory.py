@@ -11,6 +11,10 @@ An env may provide ARMAP hooks (duck-typed on ``env.unwrapped``; Game of 24 has 
 - ``corrupt_response(task, response, rng) -> str``: a wrong variant of a good response.
 - ``reference_response(task) -> str | None``: a known-good response.
 - ``clone()`` or ``get_state()/set_state(state)``: tree search (MCTS).
+
+The hooks belong to an env instance, so they may depend on its kwargs (Game of 24's
+``hide_results`` makes the response the plan without its results): every stage that makes
+an env for its hooks (:func:`env_for`) takes the same ``env_kwargs``.
 """
 
 from __future__ import annotations

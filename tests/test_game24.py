@@ -123,12 +123,12 @@ def test_corruptions_are_wrong_and_scorer_agrees_with_env():
     env = gym.make(ID)
     for seed in range(20):
         ep = run_scripted_episode(env, make_scripted(ID, "good"), seed=seed)
-        response = g24.Game24Env.response_text(ep)
+        response = env.unwrapped.response_text(ep)
         assert g24.score_response(ep.task, response) == 1.0
         for kind in g24.CORRUPTIONS:
             bad = g24.corrupt_response(ep.task, response, rng, kind=kind)
             assert bad != response and g24.score_response(ep.task, bad) == 0.0, (kind, bad)
-    assert g24.Game24Env.reference_response({"numbers": [1, 1, 1, 1]}) is None
+    assert env.unwrapped.reference_response({"numbers": [1, 1, 1, 1]}) is None
 
 
 def test_clone_and_set_state():
@@ -160,7 +160,7 @@ def test_short_form_when_results_are_not_required():
     # the scripted players write the short form when asked, and the response is written in full
     ep = run_scripted_episode(env, make_scripted(ID, "good"), seed=3)
     assert ep.success and all("=" not in t.action for t in ep.turns)
-    response = g24.Game24Env.response_text(ep)
+    response = env.unwrapped.response_text(ep)
     assert g24.score_response(ep.task, response) == 1.0
     assert env.unwrapped.clone().require_result is False
 

@@ -25,12 +25,14 @@ Observation::
     Numbers left: 24 1 1
 
 ARMAP hooks (used by :mod:`agentrl.rewards.armap`): :meth:`Game24Env.intent`,
-:meth:`~Game24Env.response_text` (the steps, one a line), :func:`score_response` (the env's
-own scorer of a written solution), :func:`corrupt_response` (the paper's corruptions:
-hallucinated number, missing number, format error, number not in the puzzle),
-:meth:`~Game24Env.reference_response` (the solver's solution), and
+:meth:`~Game24Env.response_text` (the steps, one a line), :meth:`~Game24Env.score_response`
+(the env's own scorer of a written solution), :meth:`~Game24Env.corrupt_response` (the
+paper's corruptions: hallucinated number, missing number, format error, number not in the
+puzzle), :meth:`~Game24Env.reference_response` (the solver's solution), and
 :meth:`~Game24Env.get_state` / :meth:`~Game24Env.set_state` / :meth:`~Game24Env.clone` for
-tree search.
+tree search. With ``hide_results=True`` the response is the plan only (``"4 * 6"`` per step,
+no ``"= 24"``), so a reward model has to do the arithmetic to judge it; the corruptions are
+then :data:`PLAN_CORRUPTIONS` (see :func:`corrupt_plan`).
 
 Conversations (:mod:`agentrl.envs.conversation`): ``reset`` returns the rules in plain words
 as ``info["instructions"]``; every ``step`` returns ``info["message"]``: the step written out in full and the numbers left, or why a step is invalid.
@@ -155,14 +157,18 @@ def solve(numbers: list[int] | list[Fraction] | tuple[Any, ...]) -> list[str] | 
     return None if out is None else list(out)
 
 
-def score_response(task: TaskSpec, response: str) -> float:
-    """The env's own scorer: 1.0 if ``response`` (steps, one a line) solves the puzzle, else 0.0."""
+def score_response(task: TaskSpec, response: str, hide_results: bool = False) -> float:
+    """The env's own scorer: 1.0 if ``response`` (steps, one a line) solves the puzzle, else 0.0.
+
+    Steps are ``"a op b = c"``; with ``hide_results`` the plan form ``"a op b"`` (the
+    result computed here) is accepted too, and a result that is written must still be right.
+    """
     numbers = [Fraction(n) for n in task["numbers"]]
     lines = [ln for ln in response.splitlines() if ln.strip()]
     if len(lines) != len(numbers) - 1:
         return 0.0
     for line in lines:
-        new, _why, _ = apply_step(numbers, line)
+        new, _why, _ = apply_step(numbers, line, require_result=not hide_results)
         if new is None:
             return 0.0
         numbers = new
@@ -173,14 +179,24 @@ CORRUPTIONS = ("hallucinated_number", "missing_number", "format_error", "number_
 
 
 def corrupt_response(
-    task: TaskSpec, response: str, rng: np.random.Generator, kind: str | None = None
+    task: TaskSpec,
+    response: str,
+    rng: np.random.Generator,
+    kind: str | None = None,
+    hide_results: bool = False,
 ) -> str:
     """A wrong variant of ``response`` (the ARMAP corruptions of a correct solution).
 
-    Kinds: ``hallucinated_number`` (a result is off), ``missing_number`` (the last step is
-    dropped, so a number is never used), ``format_error`` (a step loses its ``=``),
-    ``number_not_in_puzzle`` (an operand is replaced by a number the puzzle lacks).
+    Kinds (:data:`CORRUPTIONS`): ``hallucinated_number`` (a result is off),
+    ``missing_number`` (the last step is dropped, so a number is never used),
+    ``format_error`` (a step loses its ``=``), ``number_not_in_puzzle`` (an operand is
+    replaced by a number the puzzle lacks). With ``hide_results`` the response is a plan
+    (``"a op b"`` per step) and :func:`corrupt_plan` makes the corruption instead.
     """
+    if hide_results:
+        return corrupt_plan(task, response, rng, kind)
+    if kind is not None and kind not in CORRUPTIONS:
+        raise ValueError(f"unknown corruption {kind!r}; valid kinds: {', '.join(CORRUPTIONS)}")
     lines = [ln for ln in response.splitlines() if ln.strip()] or ["1 + 1 = 2"]
     kind = kind or CORRUPTIONS[int(rng.integers(len(CORRUPTIONS)))]
     i = int(rng.integers(len(lines)))
@@ -200,6 +216,119 @@ def corrupt_response(
         a = choices[int(rng.integers(len(choices)))]
         c = apply_op(a, op, b) or c
     lines[i] = f"{fmt(a)} {op} {fmt(b)} = {fmt(c)}"
+    return "\n".join(lines)
+
+
+PLAN_CORRUPTIONS = ("wrong_operator", "wrong_operand", "missing_number", "number_not_in_puzzle")
+"""The corruptions of a plan (``hide_results=True``): each yields a plan that is really wrong."""
+
+
+def plan_step(text: str) -> tuple[Fraction, str, Fraction] | None:
+    """``"4 * 6" -> (4, "*", 6)`` (a written ``"= c"`` is ignored); ``None`` if not one step."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    full = parse_step(line)
+    if full is not None:
+        return full[0], full[1], full[2]
+    m = _SHORT.match(line)
+    a, b = (parse_number(m.group(1)), parse_number(m.group(3))) if m else (None, None)
+    if m is None or a is None or b is None:
+        return None
+    return a, "*" if m.group(2) in ("x", "X", "×") else m.group(2), b
+
+
+def plan_text(step: str) -> str:
+    """A step without its result: ``"4 * 6 = 24" -> "4 * 6"`` (other text unchanged)."""
+    parsed = parse_step(step)
+    return step if parsed is None else f"{fmt(parsed[0])} {parsed[1]} {fmt(parsed[2])}"
+
+
+def _numbers_before_each_step(
+    task: TaskSpec, steps: list[tuple[Fraction, str, Fraction]]
+) -> list[list[Fraction]]:
+    """The numbers left before each step of ``steps`` (a step that fails leaves them as they were)."""
+    left = [Fraction(n) for n in task["numbers"]]
+    out = []
+    for a, op, b in steps:
+        out.append(list(left))
+        new, _, _ = apply_step(left, f"{fmt(a)} {op} {fmt(b)}", require_result=False)
+        left = new if new is not None else left
+    return out
+
+
+def _plan_candidates(
+    task: TaskSpec, lines: list[str], rng: np.random.Generator, kind: str
+) -> list[list[str]]:
+    """The plans that corruption ``kind`` may make of ``lines``, in a random order."""
+    parsed = [plan_step(ln) for ln in lines]
+    if kind == "missing_number":
+        return [lines[:-1]] if len(lines) > 1 else []
+    steps = [p for p in parsed if p is not None]
+    if len(steps) != len(lines):
+        return []  # not a plan: only the missing_number corruption applies
+    before = _numbers_before_each_step(task, steps)
+    puzzle = {Fraction(n) for n in task["numbers"]}
+    out: list[list[str]] = []
+    for i, (a, op, b) in enumerate(steps):
+        variants: list[tuple[Fraction, str, Fraction]] = []
+        if kind == "wrong_operator":
+            variants = [(a, o, b) for o in _OPS if o != op]
+        elif kind in ("wrong_operand", "number_not_in_puzzle"):
+            if kind == "wrong_operand":  # another number that is left at this step
+                pool = sorted(set(before[i]) - {a, b})
+            else:  # a number of 1..13 that is neither in the puzzle nor left at this step
+                pool = [
+                    Fraction(n) for n in range(1, 14) if Fraction(n) not in puzzle | set(before[i])
+                ]
+            variants = [(v, op, b) for v in pool] + [(a, op, v) for v in pool]
+        else:
+            raise ValueError(
+                f"unknown plan corruption {kind!r}; valid kinds: {', '.join(PLAN_CORRUPTIONS)}"
+            )
+        for x, o, y in variants:
+            out.append([*lines[:i], f"{fmt(x)} {o} {fmt(y)}", *lines[i + 1 :]])
+    return [out[int(k)] for k in rng.permutation(len(out))]
+
+
+def corrupt_plan(
+    task: TaskSpec, response: str, rng: np.random.Generator, kind: str | None = None
+) -> str:
+    """A wrong variant of a plan (``"a op b"`` per line) that still looks like a plan.
+
+    Kinds (:data:`PLAN_CORRUPTIONS`): ``wrong_operator`` (one step's operator changed),
+    ``wrong_operand`` (one operand replaced by another number left at that step),
+    ``missing_number`` (the last step dropped), ``number_not_in_puzzle`` (an operand
+    replaced by a number of 1..13 that is neither in the puzzle nor left at that step).
+    Every candidate is checked with :func:`score_response`: the result differs from
+    ``response`` and does not solve the puzzle. A kind with no such candidate (e.g. every
+    operator reaches 24) falls back to the next kind; a response that is no plan at all gets
+    an impossible step (``"0 / 0"``) appended.
+    """
+    if kind is not None and kind not in PLAN_CORRUPTIONS:
+        raise ValueError(
+            f"unknown plan corruption {kind!r}; valid kinds: {', '.join(PLAN_CORRUPTIONS)}"
+        )
+    lines = [" ".join(ln.split()) for ln in response.splitlines() if ln.strip()]
+    first = PLAN_CORRUPTIONS.index(kind) if kind else int(rng.integers(len(PLAN_CORRUPTIONS)))
+    for k in range(len(PLAN_CORRUPTIONS)):
+        chosen = PLAN_CORRUPTIONS[(first + k) % len(PLAN_CORRUPTIONS)]
+        for cand in _plan_candidates(task, lines, rng, chosen):
+            text = "\n".join(cand)
+            if text != response and score_response(task, text, hide_results=True) == 0.0:
+                return text
+    return "\n".join([*lines, "0 / 0"])
+
+
+def response_text(episode: Episode, hide_results: bool = False) -> str:
+    """A trajectory's response: its steps written out in full, one a line (the plan form
+    ``"a op b"`` with ``hide_results``); an invalid step as the agent wrote it."""
+    lines = []
+    for t in episode.turns:
+        raw = " ".join(t.action.strip().splitlines()[0].split()) if t.action.strip() else ""
+        step = t.info.get("step")
+        if not step:
+            lines.append(raw)
+        else:
+            lines.append(plan_text(str(step)) if hide_results else str(step))
     return "\n".join(lines)
 
 
@@ -245,6 +374,12 @@ class Game24Env(TextEnv):
         letters: name the numbers left by letters (``Numbers left: a=4 b=6 c=1 d=1``) and
             accept steps like ``"a * b"`` (the result is computed); the most relaxed form,
             for tiny models that cannot yet copy numbers from the prompt.
+        hide_results: the ARMAP response (:meth:`response_text`, :meth:`reference_response`)
+            is the plan only, each step ``"a op b"`` without ``"= c"``: the results are
+            the env's arithmetic, and a reward model that sees them can read success off
+            the last line (``"= 24"``); without them it must judge the plan. The scorer
+            and the corruptions (:data:`PLAN_CORRUPTIONS`) follow the same form. Play
+            (observations, rewards, success) is the same either way.
         render_mode: ``None`` or ``"ansi"``.
 
     Task spec: ``{"numbers": [4, 6, 1, 1]}`` (need not be solvable); an empty spec samples a
@@ -259,6 +394,7 @@ class Game24Env(TextEnv):
         require_result: bool = True,
         letters: bool = False,
         render_mode: str | None = None,
+        hide_results: bool = False,
     ):
         super().__init__(render_mode=render_mode)
         if not 1 <= low <= high:
@@ -267,6 +403,7 @@ class Game24Env(TextEnv):
         self.invalid_penalty = float(invalid_penalty)
         self.require_result = bool(require_result)
         self.letters = bool(letters)
+        self.hide_results = bool(hide_results)
         self.max_turns = 3
         self.numbers: list[Fraction] = []
         self.history: list[str] = []
@@ -349,28 +486,26 @@ class Game24Env(TextEnv):
         nums = " ".join(str(n) for n in task["numbers"])
         return f"Use + - * / to make 24 from: {nums}\nWrite one step per turn, {FULL_HINT}"
 
-    @staticmethod
-    def response_text(episode: Episode) -> str:
-        """A trajectory's response: its steps written out in full, one a line (the outcome
-        follows from them); an invalid step as the agent wrote it."""
-        lines = []
-        for t in episode.turns:
-            raw = " ".join(t.action.strip().splitlines()[0].split()) if t.action.strip() else ""
-            lines.append(str(t.info.get("step") or raw))
-        return "\n".join(lines)
+    def response_text(self, episode: Episode) -> str:
+        """A trajectory's response: its steps, one a line, in full (``"4 * 6 = 24"``) or as
+        the plan (``"4 * 6"``) with ``hide_results``; an invalid step as the agent wrote it."""
+        return response_text(episode, self.hide_results)
 
-    @staticmethod
-    def score_response(task: TaskSpec, response: str) -> float:
-        return score_response(task, response)
+    def score_response(self, task: TaskSpec, response: str) -> float:
+        """1.0 if ``response`` (in this env's response form) solves ``task``, else 0.0."""
+        return score_response(task, response, self.hide_results)
 
-    @staticmethod
-    def corrupt_response(task: TaskSpec, response: str, rng: np.random.Generator) -> str:
-        return corrupt_response(task, response, rng)
+    def corrupt_response(self, task: TaskSpec, response: str, rng: np.random.Generator) -> str:
+        """A wrong variant of a good ``response``: :data:`CORRUPTIONS`, or
+        :data:`PLAN_CORRUPTIONS` with ``hide_results``."""
+        return corrupt_response(task, response, rng, hide_results=self.hide_results)
 
-    @staticmethod
-    def reference_response(task: TaskSpec) -> str | None:
+    def reference_response(self, task: TaskSpec) -> str | None:
+        """The solver's solution in this env's response form (``None`` if unsolvable)."""
         steps = solve(task["numbers"])
-        return None if steps is None else "\n".join(steps)
+        if steps is None:
+            return None
+        return "\n".join(plan_text(st) if self.hide_results else st for st in steps)
 
     def get_state(self) -> dict[str, Any]:
         """Everything that determines the future of the episode (JSON-able)."""
@@ -401,6 +536,7 @@ class Game24Env(TextEnv):
             self.require_result,
             self.letters,
             self.render_mode,
+            self.hide_results,
         )
         other.set_state(self.get_state())
         return other

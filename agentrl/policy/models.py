@@ -208,10 +208,18 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
-def _load_smollm2(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    cache = Path(cfg.cache_dir or Path.home() / ".cache/agentrl/smollm2-135m-instruct")
+def smollm2_folder(cache_dir: str | None = None) -> Path:
+    """The HF folder of SmolLM2-135M-Instruct (``cache_dir``, by default
+    ``~/.cache/agentrl/smollm2-135m-instruct``), de-quantised from the package's GGUF on
+    first use; loadable by any ``AutoModel*.from_pretrained``."""
+    cache = Path(cache_dir or Path.home() / ".cache/agentrl/smollm2-135m-instruct")
     if not (cache / "config.json").is_file():
         _cache_smollm2(cache)
+    return cache
+
+
+def _load_smollm2(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    cache = smollm2_folder(cfg.cache_dir)
     tok = AutoTokenizer.from_pretrained(cache)
     model = AutoModelForCausalLM.from_pretrained(cache, dtype=torch_dtype(cfg.dtype))
     return model, tok

@@ -215,7 +215,7 @@ def reflexion(
         scores.append(s)
         if s >= threshold:
             break
-        reflections += reflection_text(k + 1, intent_and_response(ep)[1], s)
+        reflections += reflection_text(k + 1, intent_and_response(ep, env)[1], s)
     pick = select(scores)
     return {
         "candidates": attempts,

@@ -26,7 +26,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,9 @@ class SynthesizeConfig:
     out: str = "armap/triplets.jsonl"
     method: str = "env"
     seed: int = 0
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """The kwargs of the env whose hooks write the texts (e.g. ``{"hide_results": True}``
+    for Game of 24's plan-only responses); the same ones ``collect`` and ``plan`` use."""
     model: str = "smollm2"
     """``method=llm``: the model (anything ModelConfig accepts)."""
     max_new_tokens: int = 96
@@ -110,15 +113,16 @@ def _row(i: int, ep: Episode, intent: str, pos: str, neg: str, kind: str) -> dic
 
 
 def synthesize_env(
-    items: Sequence[tuple[int, Episode]], seed: int
+    items: Sequence[tuple[int, Episode]], seed: int, env_kwargs: dict[str, Any] | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Triplets from the env's scorer/corruption/reference hooks, or by ranking; see the module doc."""
+    """Triplets from the env's scorer/corruption/reference hooks, or by ranking; see the module
+    doc. The hooks are those of an env made with ``env_kwargs``."""
     rows, stats = [], {"no_pair": 0}
     by_env: dict[str, list[tuple[int, Episode]]] = defaultdict(list)
     for i, ep in items:
         by_env[ep.env_id].append((i, ep))
     for env_id, group in by_env.items():
-        env = env_for(env_id)
+        env = env_for(env_id, json.dumps(env_kwargs or {}, sort_keys=True))
         scorer, corrupt, ref = (
             hook(env, n) for n in ("score_response", "corrupt_response", "reference_response")
         )
@@ -177,14 +181,16 @@ def synthesize_llm(
     items: Sequence[tuple[int, Episode]],
     generate: Callable[[list[str]], list[str]],
     batch_size: int = 8,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Triplets written by an LLM (``generate``: prompts -> completions); malformed ones counted."""
+    """Triplets written by an LLM (``generate``: prompts -> completions); malformed ones
+    counted. The trajectories are shown as the hooks of an env made with ``env_kwargs`` write them."""
     rows, stats = [], {"malformed": 0}
     for k in range(0, len(items), batch_size):
         batch = items[k : k + batch_size]
         prompts = []
         for _, ep in batch:
-            intent, response = intent_and_response(ep)
+            intent, response = intent_and_response(ep, env_kwargs=env_kwargs)
             prompts.append(LLM_TEMPLATE.format(intent=intent, response=response))
         for (i, ep), text in zip(batch, generate(prompts), strict=True):
             parsed = parse_llm_output(text)
@@ -262,12 +268,12 @@ def synthesize(
     if (
         cfg.method == "env"
     ):  # cheap and deterministic: recompute over all (ranking needs whole groups)
-        rows, stats = synthesize_env(every, cfg.seed)
+        rows, stats = synthesize_env(every, cfg.seed, cfg.env_kwargs)
         rows = [r for r in rows if r["id"] not in have]
         totals.pop("no_pair", None)
     else:
         gen = generate or hf_generate(cfg.model, cfg.max_new_tokens, cfg.temperature, cfg.seed)
-        rows, stats = synthesize_llm(items, gen)
+        rows, stats = synthesize_llm(items, gen, env_kwargs=cfg.env_kwargs)
     written = append_jsonl(out, rows)
     for key, value in {"written": written, "trajectories": len(items), **stats}.items():
         totals[key] = int(totals.get(key, 0)) + int(value)

@@ -1,0 +1,394 @@
+"""ARMAP over seeds, response formats and reward-model backbones (``benchmarks/armap.py --seeds``).
+
+For every seed, env and response format -- ``full``: each step with its result
+(``"4 * 6 = 24"``, so a success's last line ends in ``= 24``); ``hidden``: Game of 24's
+``hide_results=true``, the plan only (``"4 * 6"``), so the reward model has to do the
+arithmetic -- the stages run in ``WORK/seed{S}/{env}_{format}/``: collect, synthesize, then
+per backbone (``tiny``, ``tiny_encoder``, ``smollm2`` = SmolLM2-135M-Instruct with LoRA)
+train a reward model and run Best-of-N (N = 1, 10, 100) with it on tasks absent from its
+data. Every stage's seed derives from the seed (:func:`stage_seeds`): seed 0 with the
+``full`` format and a tiny backbone repeats the default single-seed run. Finished stages are
+reused when re-run (use a fresh ``--work`` for other sizes).
+
+The report (:func:`markdown`), per (env, format, backbone): held-out pairwise accuracy as the
+mean over seeds with a 95% bootstrap interval, per kind of pair, and Best-of-N avg / sel /
+max (means over seeds), plus the wall time of each stage. The JSON is written to
+``--seeds-json`` and the markdown between :data:`START` and :data:`END` of ``--seeds-doc``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentrl.rewards.armap import (
+    CollectConfig,
+    SynthesizeConfig,
+    TrainRMConfig,
+    collect,
+    synthesize,
+    train_reward_model,
+)
+from agentrl.rewards.armap.jsonl import read_jsonl
+from agentrl.rewards.armap.plan import PlanConfig, run_plan
+from agentrl.rewards.model import RMBackboneConfig
+from benchmarks._results import splice_into_doc
+from benchmarks.smollm2_learning import bootstrap_interval
+
+FORMATS: dict[str, dict[str, Any]] = {"full": {}, "hidden": {"hide_results": True}}
+"""Response formats: the env kwargs each adds to collect, synthesize and plan."""
+FORMAT_ENVS: dict[str, tuple[str, ...]] = {"hidden": ("game24",)}
+"""Formats that only some envs have (the kwarg is theirs)."""
+BACKBONES = ("tiny", "tiny_encoder", "smollm2")
+NS = (1, 10, 100)
+START, END = "<!-- armap-seeds:start -->", "<!-- armap-seeds:end -->"
+
+
+@dataclass
+class StudyConfig:
+    """What ``--seeds`` runs (see the module doc).
+
+    Attributes:
+        seeds / formats / backbones / envs: the grid (formats from :data:`FORMATS`,
+            backbones from :data:`BACKBONES`).
+        work: the work folder (``seed{S}/{env}_{format}/`` below it).
+        smollm2_lr / smollm2_epochs / smollm2_batch_size: the SmolLM2 + LoRA reward model's
+            training (``smollm2_epochs`` ``None``: the spec's epochs, as for the tiny ones).
+        specs: the env specs (``benchmarks/armap.py``'s ``ENVS``, sized by its flags).
+    """
+
+    seeds: list[int]
+    formats: list[str]
+    backbones: list[str]
+    envs: list[str]
+    work: Path
+    smollm2_lr: float = 3e-4
+    smollm2_epochs: float | None = None
+    smollm2_batch_size: int = 16
+    specs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, values, valid in (
+            ("format", self.formats, tuple(FORMATS)),
+            ("backbone", self.backbones, BACKBONES),
+            ("env", self.envs, tuple(self.specs)),
+        ):
+            bad = [v for v in values if v not in valid]
+            if bad or not values:
+                raise ValueError(f"unknown {name} {bad or values!r}; valid: {', '.join(valid)}")
+        for fmt in self.formats:
+            only = FORMAT_ENVS.get(fmt)
+            wrong = [e for e in self.envs if only is not None and e not in only]
+            if wrong:
+                raise ValueError(
+                    f"format {fmt!r} exists for {', '.join(only or ())} only, not {', '.join(wrong)}"
+                )
+        if not self.seeds:
+            raise ValueError("--seeds needs at least one seed")
+
+
+def stage_seeds(seed: int) -> dict[str, int]:
+    """The seed of every stage for a study seed (collections 10,000 env seeds apart)."""
+    return {
+        "collect": 10_000 * seed,
+        "synthesize": seed,
+        "train": seed,
+        "init": seed,
+        "plan": 100_000 + 10_000 * seed,
+    }
+
+
+def train_or_resume(cfg: TrainRMConfig) -> tuple[dict[str, Any], bool]:
+    """Train (``train_reward_model``) unless ``cfg.out`` already has a version; returns the
+    metrics and whether they were read from the existing version."""
+    latest = Path(cfg.out) / "latest"
+    if latest.is_file():
+        folder = Path(cfg.out) / latest.read_text().strip()
+        meta = json.loads((folder / "reward_model.json").read_text())
+        return {"path": str(folder), **meta["metrics"]}, True
+    return train_reward_model(cfg), False
+
+
+def rm_config(
+    backbone: str, spec: dict[str, Any], study: StudyConfig, seed: int, data: Path, out: Path
+) -> TrainRMConfig:
+    """The reward model of ``backbone`` for one cell."""
+    seeds = stage_seeds(seed)
+    epochs = float(spec["epochs"])
+    if backbone == "smollm2":
+        return TrainRMConfig(
+            data=str(data),
+            out=str(out),
+            epochs=study.smollm2_epochs if study.smollm2_epochs is not None else epochs,
+            lr=study.smollm2_lr,
+            batch_size=study.smollm2_batch_size,
+            seed=seeds["train"],
+            backbone=RMBackboneConfig(name="smollm2", lora=True, init_seed=seeds["init"]),
+        )
+    return TrainRMConfig(
+        data=str(data),
+        out=str(out),
+        epochs=epochs,
+        lr=1e-3,
+        seed=seeds["train"],
+        backbone=RMBackboneConfig(name=backbone, init_seed=seeds["init"], **spec["backbone"]),
+    )
+
+
+def run_cell(
+    env: str, fmt: str, seed: int, study: StudyConfig, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Collect, synthesize, and per backbone train + Best-of-N, for one (env, format, seed)."""
+    spec = study.specs[env]
+    seeds = stage_seeds(seed)
+    d = study.work / f"seed{seed}" / f"{env}_{fmt}"
+    d.mkdir(parents=True, exist_ok=True)
+    tag = f"[seed {seed} {env}/{fmt}]"
+    fkw = FORMATS[fmt]
+    seconds: dict[str, float] = {}
+    col_spec = {k: v for k, v in spec["collect"].items() if k != "env_kwargs"}
+    t = time.time()
+    col = collect(
+        CollectConfig(
+            env=env,
+            env_kwargs={**spec["collect"].get("env_kwargs", {}), **fkw},
+            out=str(d / "traj.jsonl"),
+            seed=seeds["collect"],
+            **col_spec,
+        )
+    )
+    seconds["collect"] = time.time() - t
+    log(
+        f"{tag} collect: {col['episodes']} episodes, success {col['success_rate']:.3f} ({seconds['collect']:.1f} s)"
+    )
+    t = time.time()
+    syn = synthesize(
+        SynthesizeConfig(
+            trajectories=str(d / "traj.jsonl"),
+            out=str(d / "triplets.jsonl"),
+            seed=seeds["synthesize"],
+            env_kwargs={**spec["collect"].get("env_kwargs", {}), **fkw},
+        )
+    )
+    seconds["synthesize"] = time.time() - t
+    log(f"{tag} synthesize: {syn['written']} triplets ({seconds['synthesize']:.1f} s)")
+    play_kwargs = {**spec["proposer"].get("env_kwargs", {}), **fkw}
+    proposer = {k: v for k, v in spec["proposer"].items() if k != "env_kwargs"}
+    cell: dict[str, Any] = {
+        "env": env,
+        "format": fmt,
+        "seed": seed,
+        "stage_seeds": seeds,
+        "collect": col,
+        "synthesize": syn,
+        "rm": {},
+        "bon": {},
+        "rm_config": {},
+        "seconds": seconds,
+    }
+    for backbone in study.backbones:
+        cfg = rm_config(backbone, spec, study, seed, d / "triplets.jsonl", d / f"rm_{backbone}")
+        t = time.time()
+        res, reused = train_or_resume(cfg)
+        seconds[f"train_{backbone}"] = time.time() - t
+        res["heldout_pairs_by_kind"] = dict(
+            Counter(str(r.get("kind")) for r in read_jsonl(Path(res["path"]) / "heldout.jsonl"))
+        )
+        cell["rm"][backbone] = res
+        cell["rm_config"][backbone] = {**asdict(cfg), "data": None, "out": None}
+        log(
+            f"{tag} RM {backbone}: held-out acc {res['heldout_accuracy']:.3f} "
+            f"({res['heldout_pairs']} pairs), train {res['train_accuracy']:.3f}"
+            f"{' (reused)' if reused else ''} ({seconds[f'train_{backbone}']:.1f} s)"
+        )
+        t = time.time()
+        bon = run_plan(
+            PlanConfig(
+                env=env,
+                env_kwargs=play_kwargs,
+                planner="best_of_n",
+                reward={"name": "learned_rm", "path": res["path"], "env_kwargs": play_kwargs},
+                ns=list(NS),
+                tasks=int(spec["tasks"]),
+                seed=seeds["plan"],
+                exclude=str(d / "triplets.jsonl") if spec["exclude_seen"] else None,
+                out=str(d / f"bon_{backbone}.jsonl"),
+                **proposer,
+            )
+        )
+        seconds[f"bon_{backbone}"] = time.time() - t
+        cell["bon"][backbone] = bon
+        log(
+            f"{tag} Best-of-N {backbone}: "
+            + "  ".join(
+                f"N={n} avg {bon[f'N={n}/avg']:.2f} sel {bon[f'N={n}/sel']:.2f}" for n in NS
+            )
+            + f" ({seconds[f'bon_{backbone}']:.1f} s)"
+        )
+    return cell
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def summarize(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (env, format, backbone): means over seeds, the accuracy's 95% bootstrap
+    interval, per-kind accuracy, Best-of-N, and the mean seconds per seed of each stage."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for cell in cells:
+        for backbone in cell["rm"]:
+            groups.setdefault((cell["env"], cell["format"], backbone), []).append(cell)
+    rows = []
+    for (env, fmt, backbone), group in groups.items():
+        accs = [float(c["rm"][backbone]["heldout_accuracy"]) for c in group]
+        kinds: dict[str, list[float]] = {}
+        counts: dict[str, list[int]] = {}
+        for c in group:
+            rm = c["rm"][backbone]
+            for kind, v in rm.get("heldout_accuracy_by_kind", {}).items():
+                kinds.setdefault(kind, []).append(float(v))
+                counts.setdefault(kind, []).append(
+                    int(rm.get("heldout_pairs_by_kind", {}).get(kind, 0))
+                )
+        row: dict[str, Any] = {
+            "env": env,
+            "format": fmt,
+            "backbone": backbone,
+            "seeds": [int(c["seed"]) for c in group],
+            "heldout_accuracy": _mean(accs),
+            "heldout_accuracy_ci": list(bootstrap_interval(accs)),
+            "heldout_accuracy_per_seed": accs,
+            "heldout_pairs": _mean([c["rm"][backbone]["heldout_pairs"] for c in group]),
+            "heldout_accuracy_by_kind": {k: _mean(v) for k, v in sorted(kinds.items())},
+            "heldout_pairs_by_kind": {k: _mean(v) for k, v in sorted(counts.items())},
+            "bon": {},
+            "seconds": {
+                stage: _mean([c["seconds"][key] for c in group])
+                for stage, key in (
+                    ("collect", "collect"),
+                    ("synthesize", "synthesize"),
+                    ("train", f"train_{backbone}"),
+                    ("bon", f"bon_{backbone}"),
+                )
+            },
+        }
+        for n in NS:
+            for k in ("avg", "sel", "max"):
+                vals = [float(c["bon"][backbone][f"N={n}/{k}"]) for c in group]
+                row["bon"][f"N={n}/{k}"] = _mean(vals)
+                if k == "sel":
+                    row["bon"][f"N={n}/sel_ci"] = list(bootstrap_interval(vals))
+        rows.append(row)
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The tables of a study's results (the text spliced between :data:`START` and :data:`END`)."""
+    rows = results["summary"]
+    seeds = sorted({s for r in rows for s in r["seeds"]})
+    kinds = sorted({k for r in rows for k in r["heldout_accuracy_by_kind"]})
+    lines = [
+        "## Seeds, response formats and backbones (`benchmarks/armap.py --seeds`)",
+        "",
+        f"Command: `{results['command']}`; seeds {', '.join(map(str, seeds))}. Formats: `full` = each "
+        'step with its result ("4 * 6 = 24"), `hidden` = the plan only ("4 * 6", '
+        "`env.kwargs.hide_results=true`: the reward model must do the arithmetic). Intervals: "
+        "95% bootstrap over the seeds (crude with few seeds).",
+        "",
+        "Held-out pairwise accuracy (tasks the reward model never saw; chance 0.5); the kind "
+        "columns give the accuracy on each kind of pair and, in brackets, its held-out pairs "
+        "per seed:",
+        "",
+        "| env | format | backbone | held-out pairs | accuracy (mean [95% CI]) | per seed | "
+        + " | ".join(kinds)
+        + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(kinds),
+    ]
+    for r in rows:
+        lo, hi = r["heldout_accuracy_ci"]
+        by_kind = r["heldout_accuracy_by_kind"]
+        lines.append(
+            f"| {r['env']} | {r['format']} | {r['backbone']} | {r['heldout_pairs']:.0f} | "
+            f"{r['heldout_accuracy']:.3f} [{lo:.3f}, {hi:.3f}] | "
+            + ", ".join(f"{a:.3f}" for a in r["heldout_accuracy_per_seed"])
+            + " | "
+            + " | ".join(
+                f"{by_kind[k]:.3f} ({r.get('heldout_pairs_by_kind', {}).get(k, 0):.0f})"
+                if k in by_kind
+                else "-"
+                for k in kinds
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "Best-of-N with the reward model of each row (unseen tasks; means over seeds; avg = one "
+        "sample's success, sel = the reward model's pick, max = any sample succeeds):",
+        "",
+        "| env | format | backbone | N | avg | sel [95% CI] | max |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        b = r["bon"]
+        for n in NS:
+            lo, hi = b[f"N={n}/sel_ci"]
+            lines.append(
+                f"| {r['env']} | {r['format']} | {r['backbone']} | {n} | {b[f'N={n}/avg']:.3f} | "
+                f"**{b[f'N={n}/sel']:.3f}** [{lo:.3f}, {hi:.3f}] | {b[f'N={n}/max']:.3f} |"
+            )
+    lines += [
+        "",
+        "Wall time per seed (mean, seconds; finished stages reused on a re-run count as ~0):",
+        "",
+        "| env | format | backbone | collect | synthesize | train RM | Best-of-N |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        s = r["seconds"]
+        lines.append(
+            f"| {r['env']} | {r['format']} | {r['backbone']} | {s['collect']:.0f} | "
+            f"{s['synthesize']:.0f} | {s['train']:.0f} | {s['bon']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results: dict[str, Any], json_path: Path | None, doc: Path) -> str:
+    """Write the results JSON (unless ``json_path`` is None), splice the markdown into ``doc``
+    (if it has the markers) and return the markdown."""
+    text = markdown(results)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=1, default=str))
+    if not splice_into_doc(doc, START, END, text):
+        print(f"note: {doc} has no {START} ... {END} markers; the table was not written there")
+    return text
+
+
+def run_study(
+    study: StudyConfig, command: str, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Every cell of the grid, then the summary (JSON-able)."""
+    t0 = time.time()
+    cells = [
+        run_cell(env, fmt, seed, study, log)
+        for seed in study.seeds
+        for env in study.envs
+        for fmt in study.formats
+    ]
+    log(f"[study] {len(cells)} cells in {time.time() - t0:.0f} s")
+    return {
+        "command": command,
+        "config": {
+            **{k: v for k, v in asdict(study).items() if k != "work"},
+            "work": str(study.work),
+        },
+        "cells": cells,
+        "summary": summarize(cells),
+        "seconds": time.time() - t0,
+    }
