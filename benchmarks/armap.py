@@ -407,7 +407,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=list(BACKBONES),
         help="default: tiny tiny_encoder; smollm2 = SmolLM2-135M-Instruct with LoRA",
     )
-    study.add_argument("--smollm2-lr", type=float, default=3e-4)
+    study.add_argument(
+        "--smollm2-lr", type=float, default=3e-4, help="the SmolLM2 + LoRA RM's lr (untuned)"
+    )
     study.add_argument(
         "--smollm2-epochs", type=float, default=None, help="default: the tiny models' epochs"
     )

@@ -140,6 +140,17 @@ def rm_config(
     )
 
 
+def add_seconds(d: Path, stage: str, seconds: float) -> float:
+    """Add ``seconds`` to the wall time spent on ``stage`` over all invocations (kept in
+    ``d/seconds.json``, so a stage reused by a re-run keeps the time it first took); returns
+    the total."""
+    path = d / "seconds.json"
+    spent = json.loads(path.read_text()) if path.is_file() else {}
+    spent[stage] = float(spent.get(stage, 0.0)) + seconds
+    path.write_text(json.dumps(spent, indent=1))
+    return float(spent[stage])
+
+
 def run_cell(
     env: str, fmt: str, seed: int, study: StudyConfig, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
@@ -150,7 +161,14 @@ def run_cell(
     d.mkdir(parents=True, exist_ok=True)
     tag = f"[seed {seed} {env}/{fmt}]"
     fkw = FORMATS[fmt]
-    seconds: dict[str, float] = {}
+    seconds: dict[str, float] = {}  # this invocation
+    total: dict[str, float] = {}  # over all invocations (the report's)
+
+    def timed(stage: str, t0: float) -> float:
+        seconds[stage] = time.time() - t0
+        total[stage] = add_seconds(d, stage, seconds[stage])
+        return seconds[stage]
+
     col_spec = {k: v for k, v in spec["collect"].items() if k != "env_kwargs"}
     t = time.time()
     col = collect(
@@ -162,7 +180,7 @@ def run_cell(
             **col_spec,
         )
     )
-    seconds["collect"] = time.time() - t
+    timed("collect", t)
     log(
         f"{tag} collect: {col['episodes']} episodes, success {col['success_rate']:.3f} ({seconds['collect']:.1f} s)"
     )
@@ -175,7 +193,7 @@ def run_cell(
             env_kwargs={**spec["collect"].get("env_kwargs", {}), **fkw},
         )
     )
-    seconds["synthesize"] = time.time() - t
+    timed("synthesize", t)
     log(f"{tag} synthesize: {syn['written']} triplets ({seconds['synthesize']:.1f} s)")
     play_kwargs = {**spec["proposer"].get("env_kwargs", {}), **fkw}
     proposer = {k: v for k, v in spec["proposer"].items() if k != "env_kwargs"}
@@ -189,13 +207,14 @@ def run_cell(
         "rm": {},
         "bon": {},
         "rm_config": {},
-        "seconds": seconds,
+        "seconds": total,
+        "seconds_this_run": seconds,
     }
     for backbone in study.backbones:
         cfg = rm_config(backbone, spec, study, seed, d / "triplets.jsonl", d / f"rm_{backbone}")
         t = time.time()
         res, reused = train_or_resume(cfg)
-        seconds[f"train_{backbone}"] = time.time() - t
+        timed(f"train_{backbone}", t)
         res["heldout_pairs_by_kind"] = dict(
             Counter(str(r.get("kind")) for r in read_jsonl(Path(res["path"]) / "heldout.jsonl"))
         )
@@ -221,7 +240,7 @@ def run_cell(
                 **proposer,
             )
         )
-        seconds[f"bon_{backbone}"] = time.time() - t
+        timed(f"bon_{backbone}", t)
         cell["bon"][backbone] = bon
         log(
             f"{tag} Best-of-N {backbone}: "
@@ -344,7 +363,8 @@ def markdown(results: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        "Wall time per seed (mean, seconds; finished stages reused on a re-run count as ~0):",
+        "Wall time per seed (mean seconds spent on each stage, summed over the invocations "
+        "that ran it; the machine's other load counts too):",
         "",
         "| env | format | backbone | collect | synthesize | train RM | Best-of-N |",
         "|---|---|---|---|---|---|---|",

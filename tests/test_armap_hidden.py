@@ -382,6 +382,11 @@ def test_seeds_study_end_to_end_small(tmp_path):
     assert sum(counts.values()) == results["cells"][0]["rm"]["tiny"]["heldout_pairs"]
     again = study.run_study(cfg, "test", log=lines.append)  # every stage resumes
     assert again["summary"][0]["heldout_accuracy_per_seed"] == row["heldout_accuracy_per_seed"]
+    first, second = results["cells"][0], again["cells"][0]
+    assert second["seconds_this_run"]["train_tiny"] < first["seconds"]["train_tiny"]  # reused
+    assert second["seconds"]["train_tiny"] == pytest.approx(
+        first["seconds"]["train_tiny"] + second["seconds_this_run"]["train_tiny"]
+    )
 
 
 def test_default_invocation_still_runs_and_keeps_the_seeds_block(tmp_path, capsys):
