@@ -290,7 +290,7 @@ class Trainer:
             "perf/sync_mb": self.launcher.sync_bytes / 2**20,
             **staleness_stats(version, episodes),
             "episodes_total": counters["episodes"],
-            **(self.curriculum.stats() if hasattr(self.curriculum, "stats") else {}),  # curriculum/*
+            **self.curriculum.stats(),  # curriculum/*
         }
         train_s = time.perf_counter() - t0  # one iteration's collection + update, without eval
         row.update(throughput_stats(train_s, len(episodes), collect_stats, perf["perf/collect_wait_s"]))

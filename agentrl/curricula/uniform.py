@@ -23,6 +23,10 @@ class Curriculum(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
+    def stats(self) -> dict[str, float]:
+        """Scalars logged each iteration (keys ``curriculum/*``); ``{}`` for none."""
+        ...
+
 
 @dataclass
 class UniformConfig:
@@ -67,8 +71,11 @@ class UniformCurriculum:
         self.rng.bit_generator.state = state["rng"]
         self.counts = dict(state["counts"])
 
+    def stats(self) -> dict[str, float]:
+        return {}
 
-def build_curriculum(section: dict[str, Any], seed: int) -> Any:
+
+def build_curriculum(section: dict[str, Any], seed: int) -> Curriculum:
     """Build the curriculum named in the ``curriculum`` config section."""
     from agentrl.config import make_dataclass_config
 
