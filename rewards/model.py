@@ -15,11 +15,16 @@ A checkpoint is a folder of versions written atomically by :func:`save_reward_mo
     rm/                 the "root": pass it (uses ``latest``) or one version folder
       latest            text file naming the newest version ("v002")
       v001/  v002/
-        reward_model.json   format tag, backbone, metrics, sha256 of every weight file
+        reward_model.json   format tag, backbone, metrics, sha256 of every weight file,
+                            and the response format (:class:`ResponseFormat`) it was trained on
         model/              save_pretrained() output (weights merged if LoRA) + tokenizer
 
 :func:`load_reward_model` refuses anything else with a :class:`RewardModelError` that says
 what is wrong (missing files, damaged weights, wrong format).
+
+A checkpoint saved before the response format was recorded has no ``response_format`` key;
+:func:`recorded_response_format` returns ``None`` for it, and its readers treat it as the
+default env kwargs (``{}``).
 """
 
 from __future__ import annotations
@@ -72,6 +77,54 @@ class RMBackboneConfig:
     lora_alpha: int = 16
     lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     init_seed: int = 0
+
+
+@dataclass
+class ResponseFormat:
+    """The form of the responses a reward model was trained on: the env whose ARMAP hooks
+    wrote the (intent, response) texts, and that env's kwargs (Game of 24 with
+    ``hide_results=True`` writes the plan without its results, for instance).
+
+    Attributes:
+        env: the Gymnasium id of the env (``"agentrl/Game24-v0"``).
+        env_kwargs: the kwargs the env was made with for its hooks.
+    """
+
+    env: str
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """``"agentrl/Game24-v0 with env_kwargs={...}"``, for messages."""
+        return f"{self.env} with env_kwargs={json.dumps(self.env_kwargs, sort_keys=True)}"
+
+    @classmethod
+    def from_dict(cls, value: object, where: str) -> ResponseFormat:
+        """Parse ``{"env": str, "env_kwargs": dict}`` (as :func:`dataclasses.asdict` writes it);
+        a ``ValueError`` that names ``where`` for anything else."""
+        if (
+            not isinstance(value, dict)
+            or set(value) != {"env", "env_kwargs"}
+            or not isinstance(value["env"], str)
+            or not isinstance(value["env_kwargs"], dict)
+        ):
+            raise ValueError(
+                f"{where}: response_format must be {{'env': str, 'env_kwargs': dict}}, "
+                f"got {value!r}"
+            )
+        return cls(env=value["env"], env_kwargs=dict(value["env_kwargs"]))
+
+
+def recorded_response_format(meta: dict[str, Any]) -> ResponseFormat | None:
+    """The response format a checkpoint's metadata records, or ``None`` for a checkpoint saved
+    before it was recorded (treated as the default env kwargs by its readers)."""
+    value = meta.get("response_format")
+    if value is None:
+        return None
+    where = f"reward model {meta.get('path', '(in memory)')!r}"
+    try:
+        return ResponseFormat.from_dict(value, where)
+    except ValueError as e:
+        raise RewardModelError(str(e)) from e
 
 
 def build_backbone(cfg: RMBackboneConfig) -> tuple[Any, Any]:
@@ -293,6 +346,11 @@ class RewardModelScorer:
         self.meta, self.model, self.tokenizer = {}, model, tokenizer
         self.batch_size, self.max_length = batch_size, max_length
         return self
+
+    @property
+    def response_format(self) -> ResponseFormat | None:
+        """The response format the checkpoint records (``None``: saved without one)."""
+        return recorded_response_format(self.meta)
 
     @property
     def eos(self) -> str:

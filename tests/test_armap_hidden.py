@@ -20,7 +20,8 @@ from agentrl.envs import game24 as g24
 from agentrl.envs.scripted import make_scripted, run_scripted_episode
 from agentrl.rewards.armap import CollectConfig, SynthesizeConfig, collect, synthesize
 from agentrl.rewards.armap.jsonl import read_jsonl
-from agentrl.rewards.armap.plan import PlanConfig, reward_section, run_plan
+from agentrl.rewards.armap.plan import PlanConfig, run_plan
+from agentrl.rewards.model import ResponseFormat
 from agentrl.rewards.trajectory import intent_and_response
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,9 +190,11 @@ def test_cli_synthesize_accepts_env_kwargs(trajectories, tmp_path):
 
 
 class _RecordingScorer:
-    """Stands in for a trained reward model: records what it is asked to score."""
+    """Stands in for a reward model trained on plans (``hide_results``): records what it is
+    asked to score."""
 
     seen: list[str] = []
+    response_format = ResponseFormat(ID, {"hide_results": True})
 
     def __init__(self, path: str, batch_size: int = 32, max_length: int = 512):
         pass
@@ -201,22 +204,19 @@ class _RecordingScorer:
         return [float(len(r)) for r in responses]
 
 
-def test_plan_reads_episodes_with_its_env_kwargs(monkeypatch, tmp_path):
+@pytest.mark.parametrize("play", [{}, {"hide_results": True}], ids=["plays_full", "plays_hidden"])
+def test_plan_reads_episodes_in_the_checkpoint_format(monkeypatch, tmp_path, play):
     import agentrl.rewards.learned as learned
 
     monkeypatch.setattr(learned, "RewardModelScorer", _RecordingScorer)
     _RecordingScorer.seen = []
     cfg = PlanConfig(
-        env_kwargs={"hide_results": True},
+        env_kwargs=play,
         reward={"name": "learned_rm", "path": "rm"},
         tasks=2,
         ns=[1, 4],
         out=str(tmp_path / "p.jsonl"),
     )
-    assert reward_section(cfg)["env_kwargs"] == {"hide_results": True}
-    own = {"name": "learned_rm", "path": "rm", "env_kwargs": {"high": 6}}
-    assert reward_section(PlanConfig(reward=own))["env_kwargs"] == {"high": 6}  # kept
-    assert "env_kwargs" not in reward_section(PlanConfig(reward={"name": "env"}))
     assert run_plan(cfg)["tasks"] == 2
     assert len(_RecordingScorer.seen) == 8 and not any("=" in r for r in _RecordingScorer.seen)
     # without the kwarg the learned reward reads the full form

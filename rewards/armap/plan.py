@@ -3,9 +3,10 @@
 One JSONL row per task (``id`` = task index; re-running skips done ids) and a summary in
 ``<out>.summary.json``. Task ``t`` resets the env with seed ``seed + t``; with
 ``exclude=TRIPLETS.jsonl`` tasks whose ``task_id`` appears in the reward model's data are
-skipped (the next seeds are used), so the evaluation runs on unseen tasks. A ``learned_rm``
-reward reads the episodes through the hooks of an env made with the plan's ``env_kwargs``
-(unless its section sets ``env_kwargs`` itself), so the same kwargs serve all stages.
+skipped (the next seeds are used), so the evaluation runs on unseen tasks. ``env_kwargs``
+are the kwargs the tasks are played with; a ``learned_rm`` reward writes the episodes in the
+response format its checkpoint records (Game of 24's ``hide_results``, for one), whatever the
+plan plays with.
 """
 
 from __future__ import annotations
@@ -82,19 +83,9 @@ def summarize(cfg: PlanConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def reward_section(cfg: PlanConfig) -> dict[str, Any]:
-    """``cfg.reward``, with ``env_kwargs`` set to the plan's for ``learned_rm`` when unset: the
-    reward model then reads the episodes in the response form its env kwargs give (Game of
-    24's ``hide_results``), the same form ``synthesize`` wrote its triplets in."""
-    section = dict(cfg.reward)
-    if section.get("name") == "learned_rm" and "env_kwargs" not in section:
-        section["env_kwargs"] = dict(cfg.env_kwargs)
-    return section
-
-
 def run_plan(cfg: PlanConfig, scorer: Any = None) -> dict[str, Any]:
-    """Plan on ``cfg.tasks`` tasks; ``scorer`` (a reward object) defaults to the reward of
-    :func:`reward_section` (``cfg.reward``; a ``learned_rm`` gets the plan's env kwargs)."""
+    """Plan on ``cfg.tasks`` tasks; ``scorer`` (a reward object) defaults to the reward that
+    ``cfg.reward`` names."""
     from agentrl.envs import resolve_env_id
     from agentrl.envs.scripted import make_scripted
     from agentrl.rollouts.worker import make_env
@@ -106,7 +97,7 @@ def run_plan(cfg: PlanConfig, scorer: Any = None) -> dict[str, Any]:
     proposer = make_scripted(
         env_id, cfg.proposer, **({"epsilon": cfg.epsilon} if cfg.proposer == "mix" else {})
     )
-    reward = scorer if scorer is not None else build_reward(reward_section(cfg))
+    reward = scorer if scorer is not None else build_reward(cfg.reward)
     out = Path(cfg.out)
     repair(out)
     have = done_ids(out)

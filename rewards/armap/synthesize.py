@@ -15,7 +15,11 @@ Methods (``SynthesizeConfig.method``):
 Rows (one per trajectory that yields a triplet; ``id`` = the trajectory's id)::
 
     {"id": 3, "task": {...}, "task_id": "numbers=[...]", "intent": "...",
-     "positive": "...", "negative": "...", "kind": "corruption"}
+     "positive": "...", "negative": "...", "kind": "corruption",
+     "response_format": {"env": "agentrl/Game24-v0", "env_kwargs": {"hide_results": true}}}
+
+``response_format`` is the env and kwargs whose hooks wrote the texts;
+``agentrl reward train`` records it in the reward model it trains.
 
 Counts go to ``<out>.stats.json``; re-running skips ids already written.
 """
@@ -26,7 +30,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,7 @@ import numpy as np
 
 from agentrl.types import Episode
 
+from ..model import ResponseFormat
 from ..trajectory import env_for, hook, intent_and_response
 from .jsonl import append_jsonl, done_ids, read_jsonl, repair
 
@@ -98,9 +103,18 @@ def parse_llm_output(text: str) -> tuple[str, str, str] | None:
     return intent, pos, neg
 
 
-def _row(i: int, ep: Episode, intent: str, pos: str, neg: str, kind: str) -> dict[str, Any]:
+def _row(
+    i: int,
+    ep: Episode,
+    intent: str,
+    pos: str,
+    neg: str,
+    kind: str,
+    env_kwargs: dict[str, Any] | None,
+) -> dict[str, Any]:
     from agentrl.envs.base import TextEnv
 
+    fmt = ResponseFormat(env=ep.env_id, env_kwargs=dict(env_kwargs or {}))
     return {
         "id": i,
         "task": ep.task,
@@ -109,6 +123,7 @@ def _row(i: int, ep: Episode, intent: str, pos: str, neg: str, kind: str) -> dic
         "positive": pos,
         "negative": neg,
         "kind": kind,
+        "response_format": asdict(fmt),
     }
 
 
@@ -131,30 +146,29 @@ def synthesize_env(
                 rng = np.random.default_rng([seed, i, 11])
                 intent, response = intent_and_response(ep, env)
                 if scorer(ep.task, response) > 0:
-                    rows.append(
-                        _row(i, ep, intent, response, corrupt(ep.task, response, rng), "corruption")
-                    )
+                    neg = corrupt(ep.task, response, rng)
+                    rows.append(_row(i, ep, intent, response, neg, "corruption", env_kwargs))
                     continue
                 good = ref(ep.task) if ref is not None else None
                 if good is None:
                     stats["no_pair"] += 1
                     continue
                 if i % 2 == 1:
-                    rows.append(
-                        _row(
-                            i, ep, intent, good, corrupt(ep.task, good, rng), "reference_corruption"
-                        )
-                    )
+                    neg = corrupt(ep.task, good, rng)
+                    rows.append(_row(i, ep, intent, good, neg, "reference_corruption", env_kwargs))
                 else:
-                    rows.append(_row(i, ep, intent, good, response, "reference_vs_trajectory"))
+                    kind = "reference_vs_trajectory"
+                    rows.append(_row(i, ep, intent, good, response, kind, env_kwargs))
             continue
-        rows_r, n = _ranked(group, env)
+        rows_r, n = _ranked(group, env, env_kwargs)
         rows.extend(rows_r)
         stats["no_pair"] += n
     return rows, stats
 
 
-def _ranked(group: Sequence[tuple[int, Episode]], env: Any) -> tuple[list[dict[str, Any]], int]:
+def _ranked(
+    group: Sequence[tuple[int, Episode]], env: Any, env_kwargs: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], int]:
     from agentrl.envs.base import TextEnv
 
     by_task: dict[str, list[tuple[int, Episode]]] = defaultdict(list)
@@ -173,7 +187,7 @@ def _ranked(group: Sequence[tuple[int, Episode]], env: Any) -> tuple[list[dict[s
             k += 1
             intent, neg = intent_and_response(ep, env)
             _, pos = intent_and_response(top, env)
-            rows.append(_row(i, ep, intent, pos, neg, "ranked"))
+            rows.append(_row(i, ep, intent, pos, neg, "ranked", env_kwargs))
     return rows, no_pair
 
 
@@ -197,7 +211,7 @@ def synthesize_llm(
             if parsed is None:
                 stats["malformed"] += 1
                 continue
-            rows.append(_row(i, ep, *parsed, kind="llm"))
+            rows.append(_row(i, ep, *parsed, kind="llm", env_kwargs=env_kwargs))
     return rows, stats
 
 

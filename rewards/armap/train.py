@@ -8,7 +8,10 @@ TRL's ``RewardTrainer`` does the work (rows ``{"chosen", "rejected"}`` holding
 Triplets are split by task (``task_id``): the held-out pairs come from puzzles the model
 never saw, and their pairwise accuracy is the stage's headline number. The result is a
 new version under ``out`` (``out/v001``, ``out/v002``, ... and ``out/latest``), with
-``heldout.jsonl`` (every held-out pair's two scores) next to the weights. Training keeps
+``heldout.jsonl`` (every held-out pair's two scores) next to the weights. The version's
+``reward_model.json`` records the response format (:class:`~agentrl.rewards.model.ResponseFormat`:
+env id and env kwargs) that the triplets record (``synthesize`` writes it in every row), so
+``learned_rm`` renders episodes the way the model was trained. Training keeps
 HF checkpoints in ``out/.work-<key>/`` per epoch, so an interrupted run resumes there.
 """
 
@@ -25,7 +28,14 @@ from typing import Any
 import torch
 
 from ..losses import bradley_terry_loss, pairwise_accuracy
-from ..model import RewardModelScorer, RMBackboneConfig, build_backbone, rm_text, save_reward_model
+from ..model import (
+    ResponseFormat,
+    RewardModelScorer,
+    RMBackboneConfig,
+    build_backbone,
+    rm_text,
+    save_reward_model,
+)
 from .jsonl import append_jsonl, read_jsonl
 
 
@@ -41,6 +51,11 @@ class TrainRMConfig:
     center_coef: float = 1e-3
     max_length: int = 384
     seed: int = 0
+    response_format: ResponseFormat | None = None
+    """The env and env kwargs whose hooks wrote the triplets. ``None``: the format the triplets
+    record. Set it (``response_format.env=game24 response_format.env_kwargs.hide_results=true``)
+    for triplet files written before ``synthesize`` recorded it; a value that contradicts the
+    triplets' own record is an error."""
 
 
 def _bt_trainer_cls() -> Any:
@@ -81,6 +96,36 @@ def split_by_task(
     return train, test
 
 
+def triplets_format(
+    rows: list[dict[str, Any]], declared: ResponseFormat | None, where: str
+) -> ResponseFormat | None:
+    """The response format of triplet ``rows``: the one they all record, else ``declared``
+    (its env alias resolved); ``None`` when neither says. Rows that mix formats, or a
+    ``declared`` format that contradicts the rows', raise a ``ValueError`` naming both."""
+    from agentrl.envs import resolve_env_id
+
+    if declared is not None:
+        declared = ResponseFormat(resolve_env_id(declared.env), dict(declared.env_kwargs))
+    seen = {json.dumps(r.get("response_format"), sort_keys=True) for r in rows}
+    if len(seen) > 1:
+        raise ValueError(
+            f"{where} mixes response formats ({', '.join(sorted(seen))}; null: rows written "
+            "before synthesize recorded it); a reward model learns one: synthesize each format "
+            "into its own file"
+        )
+    value = json.loads(seen.pop()) if seen else None
+    if value is None:
+        return declared
+    recorded = ResponseFormat.from_dict(value, where)
+    if declared is not None and declared != recorded:
+        raise ValueError(
+            f"{where} records the response format {recorded.describe()}, but "
+            f"response_format={declared.describe()} was asked for; drop response_format to use "
+            "the triplets' own"
+        )
+    return recorded
+
+
 def _key(cfg: TrainRMConfig, data_digest: str) -> str:
     blob = json.dumps({**asdict(cfg), "out": None, "data": data_digest}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -102,7 +147,11 @@ def evaluate_pairs(
 
 
 def train_reward_model(cfg: TrainRMConfig) -> dict[str, Any]:
-    """Run stage 3; returns ``{"path", "heldout_accuracy", "train_accuracy", ...}``."""
+    """Run stage 3; returns ``{"path", "heldout_accuracy", "train_accuracy", ...}``.
+
+    Triplets that record no response format (and no ``cfg.response_format``) give a checkpoint
+    without one, read as the default env kwargs, like a checkpoint saved before it was recorded.
+    """
     import warnings
 
     from datasets import Dataset
@@ -123,6 +172,7 @@ def train_reward_model(cfg: TrainRMConfig) -> dict[str, Any]:
     ]
     if len(rows) < 2:
         raise ValueError(f"{cfg.data!r} has {len(rows)} usable triplets; need at least 2")
+    fmt = triplets_format(rows, cfg.response_format, f"triplets {cfg.data!r}")
     train_rows, test_rows = split_by_task(rows, cfg.heldout_fraction, cfg.seed)
     model, tok = build_backbone(cfg.backbone)
     eos = str(tok.eos_token or "")
@@ -206,6 +256,7 @@ def train_reward_model(cfg: TrainRMConfig) -> dict[str, Any]:
         "data_sha256": digest,
         "metrics": metrics,
         "text_format": "rm_text(intent, response, eos)",
+        "response_format": asdict(fmt) if fmt is not None else None,
     }
     path = save_reward_model(trained, tok, cfg.out, meta)
     if hub_bars:
