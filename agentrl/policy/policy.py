@@ -41,6 +41,7 @@ from agentrl.policy.device import resolve_device
 from agentrl.policy.kv import KVCache, cut_row, stack_caches, supports_kv_reuse
 from agentrl.policy.lean import last_logits, lean_parts
 from agentrl.policy.models import ModelConfig, load_model_and_tokenizer, torch_dtype
+from agentrl.policy.prefill_cache import PrefillCache
 from agentrl.policy.sampling import SamplingConfig, cut_at_stop, sample_next
 from agentrl.types import Generation
 
@@ -674,6 +675,7 @@ class Policy:
         prompt_ids: Sequence[Sequence[int]],
         sampling: SamplingConfig | None = None,
         generator: torch.Generator | None = None,
+        prefill: PrefillCache | None = None,
     ) -> list[Generation]:
         """:meth:`generate`, prefilling once the prompts that are prefixes of a longer one.
 
@@ -684,12 +686,18 @@ class Policy:
         log-probs are those of :meth:`generate` on the same prompts, up to float summation
         order. Without any shared prefix, or for a model whose cache cannot be reused
         (:func:`~agentrl.policy.kv.supports_kv_reuse`), this is :meth:`generate`.
+
+        ``prefill`` keeps the roots' caches across calls (:mod:`agentrl.policy.prefill_cache`):
+        a root held that far is not run again, a root that extends a held context runs only
+        its new ids on top of it. The caller must drop the store when the weights change.
         """
         from agentrl.policy.prefix import prefix_groups
 
         sampling = sampling or SamplingConfig()
         roots, root_of = prefix_groups(prompt_ids)
-        if len(roots) == len(prompt_ids) or any(len(p) == 0 for p in prompt_ids):
+        if (len(roots) == len(prompt_ids) and prefill is None) or any(
+            len(p) == 0 for p in prompt_ids
+        ):
             return self.generate(prompt_ids, sampling, generator)
         forward = self._decode_step()
         was_training = self.model.training
@@ -702,11 +710,10 @@ class Policy:
                     if n == 0:
                         root_caches.append(None)
                         continue
-                    ids = torch.tensor([root[:n]], dtype=torch.long, device=self.device)
-                    _, cache = forward(ids, torch.ones_like(ids), torch.arange(n, device=self.device)[None], None)
-                    if not supports_kv_reuse(cache):
+                    rc = self._prefill_context(root[:n], forward, prefill)
+                    if rc is None:
                         return self.generate(prompt_ids, sampling, generator)
-                    root_caches.append(cut_row(cache, 0, torch.arange(n)))
+                    root_caches.append(rc)
                 caches: list[KVCache | None] = []
                 for p, r in zip(prompt_ids, root_of, strict=True):
                     rc, n = root_caches[r], len(p) - 1
@@ -722,6 +729,32 @@ class Policy:
             self._make_generation(p, t, lp, s, sampling.stop)
             for p, t, lp, s in zip(prompt_ids, tokens, logps, stopped, strict=True)
         ]
+
+    def _prefill_context(
+        self,
+        ids: Sequence[int],
+        forward: Callable[..., tuple[torch.Tensor, Any]],
+        prefill: PrefillCache | None,
+    ) -> KVCache | None:
+        """The KV cache of at least the context ``ids`` (batch 1): held in ``prefill``, or a held
+        prefix extended by the remaining ids, or one forward pass over ``ids``; ``None`` when
+        the model's cache cannot be reused. A computed cache is put into ``prefill``."""
+        held = prefill.lookup(ids) if prefill is not None else None
+        start = held.length if held is not None else 0
+        if held is not None and start >= len(ids):
+            return held
+        dev = self.device
+        new = torch.tensor([list(ids[start:])], dtype=torch.long, device=dev)
+        past = stack_caches([held], start) if held is not None else None
+        attn = torch.ones((1, len(ids)), dtype=torch.long, device=dev)
+        _, cache = forward(new, attn, torch.arange(start, len(ids), device=dev)[None], past)
+        if not supports_kv_reuse(cache):
+            return None
+        out = cut_row(cache, 0, torch.arange(len(ids)))
+        if prefill is not None:
+            prefill.stats.prefilled_tokens += len(ids) - start
+            prefill.put(ids, out)
+        return out
 
     def shared_action_logprobs(
         self,

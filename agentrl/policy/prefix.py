@@ -8,7 +8,8 @@ conversation. :func:`prefix_groups` finds, among a batch of prompts, the longest
 hold the others as prefixes (the *roots*), so the model runs over each root once:
 
 - sampling (:meth:`Policy.generate_shared <agentrl.policy.Policy.generate_shared>`): a
-  root's KV cache, cut to each member's length, is the member's prefilled context;
+  root's KV cache, cut to each member's length, is the member's prefilled context (kept
+  across calls while the weights are unchanged by :mod:`agentrl.policy.prefill_cache`);
 - scoring (:meth:`Policy.branch_logprobs <agentrl.policy.Policy.branch_logprobs>`): a root
   and its members' actions are packed into one sequence, each action attending to its own
   prefix of the root and to itself (:func:`branch_layout`), so one forward pass (and one

@@ -33,6 +33,10 @@ Differences from the reference code (each a quirk of that code):
   text is encoded once per pass and tokenised once per run (cache);
 - the fresh ``a'`` of the V target is sampled once per critic step for the whole batch
   (batched), not at batch 8 for every micro-batch;
+- the policy does not change during the critic phase, so the KV caches of the replayed
+  conversations prefilled for one step's fresh actions are kept for the next steps
+  (:meth:`CriticLearner.critic_phase`): each conversation goes through the policy once per
+  update, not once per step; the same samples, log-probs up to float summation order;
 - fresh actions go through the policy's KV-cached decode loop, whose steps run the body
   and ``W @ h^T`` for the last position (:mod:`agentrl.policy.lean`), and the critic encoder's
   token embedding gets a sparse gradient (dense once before clipping): equal up to float
@@ -60,7 +64,8 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -69,6 +74,7 @@ from agentrl.algorithm import AlgorithmBase
 from agentrl.optim import guarded_step
 from agentrl.policy import SamplingConfig
 from agentrl.policy.device import autocast
+from agentrl.policy.prefill_cache import PrefillCache
 from agentrl.policy.prefix import prefix_groups
 from agentrl.registry import ALGORITHMS
 from agentrl.types import Episode, Generation, load_episodes
@@ -149,6 +155,12 @@ def shared_chunks(
     return out
 
 
+PREFILL_CACHE_BYTES = 1 << 30
+"""Default bound of the conversations' KV caches a critic phase keeps
+(:attr:`CriticLearner.prefill_cache_bytes`): 1 GiB, ~23k context tokens of SmolLM2-135M in
+fp32 (46 KB per token), a dozen 1,900-token TwentyQuestions conversations."""
+
+
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
@@ -160,10 +172,21 @@ class CriticLearner:
     are fitted IQL-style, by expectile regression on ``min(Qbar_1, Qbar_2)(s, a)`` at the
     buffer's own actions, and no fresh actions are sampled; the Q loss is unchanged.
 
+    Within :meth:`critic_phase` (ArCHer's ``critic_epochs`` steps) the policy is frozen, so
+    the KV caches of the replayed conversations prefilled for one step's fresh actions are
+    kept for the next steps (:class:`~agentrl.policy.prefill_cache.PrefillCache`, at most
+    :attr:`prefill_cache_bytes`): each conversation goes through the policy once per phase,
+    not once per step. The samples are those of a phase without the store: the same draws
+    and token ids, log-probs equal up to float summation order.
+
     Args:
         config: the algorithm config.
         policy: the :class:`~agentrl.policy.Policy` that samples the fresh ``a' ~ pi(.|s)``.
         seed: seeds the critic's initialisation, replay sampling and fresh-action sampling.
+
+    Attributes:
+        prefill_cache_bytes: bound of the KV caches a critic phase keeps (default
+            :data:`PREFILL_CACHE_BYTES`); ``0`` prefills every step's conversations again.
     """
 
     def __init__(self, config: ArcherConfig, policy: Any, seed: int = 0):
@@ -183,6 +206,8 @@ class CriticLearner:
         )
         self.expectile: float | None = getattr(config, "expectile", None)
         self.steps = 0
+        self.prefill_cache_bytes = PREFILL_CACHE_BYTES
+        self._prefill: PrefillCache | None = None  # set within critic_phase only
         # critic_model.name=policy: the encoder is (re)copied from the policy when RL starts,
         # i.e. after the trainer's BC warm start, which runs after this constructor.
         self.encoder_pending = (
@@ -205,16 +230,40 @@ class CriticLearner:
                 out[i] = ids
         return out
 
+    @contextmanager
+    def critic_phase(self) -> Iterator[PrefillCache | None]:
+        """Scope of steps during which the policy's weights do not change.
+
+        Yields the :class:`~agentrl.policy.prefill_cache.PrefillCache` that
+        :meth:`sample_actions` keeps conversations' KV caches in (``None`` when the critic
+        samples nothing, as IQL's, or ``prefill_cache_bytes`` is 0); it is emptied and
+        dropped on exit, errors included, so no cache outlives the weights it was computed
+        with. Nothing within may change the policy's weights (actor steps come after).
+        """
+        if self._prefill is not None:
+            raise RuntimeError("critic phases do not nest")
+        store = None
+        if self.expectile is None and self.prefill_cache_bytes > 0:
+            store = PrefillCache(self.prefill_cache_bytes)
+        self._prefill = store
+        try:
+            yield store
+        finally:
+            self._prefill = None
+            if store is not None:
+                store.clear()
+
     def sample_actions(
         self, batch: Sequence[Transition], generator: torch.Generator | None = None
     ) -> list[Generation]:
         """One fresh ``a ~ pi(.|s)`` per transition, in one batched call of the policy's decode
         loop (its lean step; under bf16 autocast with ``actor_precision=bf16``). States of
         one conversation are prefixes of each other: each conversation's context is
-        prefilled once (:meth:`~agentrl.policy.Policy.generate_shared`)."""
+        prefilled once (:meth:`~agentrl.policy.Policy.generate_shared`), and within
+        :meth:`critic_phase` once for the whole phase."""
         with autocast(self.policy.device, precision_dtype(self.config.actor_precision)):
             return self.policy.generate_shared(
-                self.prompts(batch), self.sampling, generator or self.generator
+                self.prompts(batch), self.sampling, generator or self.generator, self._prefill
             )
 
     @torch.no_grad()
@@ -348,8 +397,12 @@ class Archer(AlgorithmBase):
         out: dict[str, float] = {"archer/transitions_added": float(added)}
         if len(self.core.buffer) > 0:
             start = time.perf_counter()
-            critic = [self.core.step() for _ in range(cfg.critic_epochs)]
+            with self.core.critic_phase() as prefill:
+                critic = [self.core.step() for _ in range(cfg.critic_epochs)]
             out["archer/critic_s"] = time.perf_counter() - start
+            if prefill is not None:  # context ids run through the policy / served by the store
+                out["archer/critic_prefill_tokens"] = float(prefill.stats.prefilled_tokens)
+                out["archer/critic_reused_tokens"] = float(prefill.stats.reused_tokens)
             for key in critic[0] if critic else ():
                 out[f"archer/{key}"] = _mean([s[key] for s in critic])
             train_actor = self.num_updates >= cfg.warmup_iters and cfg.actor_epochs > 0
