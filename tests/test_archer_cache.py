@@ -302,7 +302,7 @@ def test_critic_phase_drops_its_store_on_exit_and_on_errors() -> None:
     algo = Archer(archer_config(), tiny_policy(), seed=0)
     algo.core.add_episodes(conversation_episodes(algo.policy))
     with algo.core.critic_phase() as store:
-        assert store is not None and store.max_bytes == archer_learner.PREFILL_CACHE_BYTES
+        assert store is not None and store.max_bytes == algo.config.critic_prefill_cache_mb << 20 == 1 << 30
         algo.core.step()
         assert len(store) > 0 and store.nbytes > 0
         with pytest.raises(RuntimeError, match="critic phases do not nest"):
@@ -345,3 +345,24 @@ def test_profile_script_times_both_critic_phases_on_the_tiny_model() -> None:
     )
     assert out is not None and out["max_stat_difference"] == 0.0
     assert out["with_reuse_s"] > 0 and out["without_reuse_s"] > 0
+
+
+def test_chai_critic_steps_share_one_store_per_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CHAI's critic steps run in a critic phase too: one store per update, and its
+    conversations are prefilled once across the update's steps."""
+    import dataclasses
+
+    from agentrl.algorithms.archer.chai import Chai, ChaiConfig
+
+    made: list[PrefillCache] = []
+
+    def record(max_bytes: int) -> PrefillCache:
+        made.append(PrefillCache(max_bytes))
+        return made[-1]
+
+    monkeypatch.setattr(archer_learner, "PrefillCache", record)
+    cfg = ChaiConfig(**{**dataclasses.asdict(archer_config()), "num_candidates": 2})
+    chai = Chai(cfg, tiny_policy(), seed=0)
+    chai.update(conversation_episodes(chai.policy))
+    assert len(made) == 1 and made[0].stats.reused_tokens > 0
+    assert len(made[0]) == 0  # emptied when the phase ended

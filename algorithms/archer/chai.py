@@ -147,7 +147,8 @@ class Chai(AlgorithmBase):
         out: dict[str, float] = {"chai/transitions_added": float(added)}
         if len(self.core.buffer) > 0 and self.config.critic_epochs > 0:
             start = time.perf_counter()
-            steps = [self.core.step() for _ in range(self.config.critic_epochs)]
+            with self.core.critic_phase():  # the policy is frozen: conversations prefilled once
+                steps = [self.core.step() for _ in range(self.config.critic_epochs)]
             out["chai/critic_s"] = time.perf_counter() - start
             for key in steps[0]:
                 out[f"chai/{key}"] = sum(s[key] for s in steps) / len(steps)

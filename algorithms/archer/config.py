@@ -82,6 +82,9 @@ class ArcherConfig:
             losses stay fp32).
         critic_max_length: token budget of one critic input; longer texts keep their end
             (left truncation: the latest turns of a conversation matter most).
+        critic_prefill_cache_mb: bound (MiB) of the policy KV caches of replayed
+            conversations kept across one update's critic steps, so each conversation is
+            prefilled once per update (the policy is frozen there); 0 prefills every step.
         ppo_clip: extension, off by default. When set, the actor samples one batch of
             (s, a) per ``update`` and takes ``actor_epochs`` clipped-ratio steps on it.
         normalize_advantage: extension, off by default: standardise A over the actor batch.
@@ -112,6 +115,7 @@ class ArcherConfig:
     critic_head_hidden: int = 768
     critic_pooling: str = "mean"
     critic_max_length: int = 512
+    critic_prefill_cache_mb: int = 1024
     critic_precision: str = "fp32"
     actor_precision: str = "fp32"
     ppo_clip: float | None = None
@@ -129,6 +133,7 @@ class ArcherConfig:
             _check_int(name, getattr(self, name), 1)
         for name in ("critic_head_hidden", "critic_max_length"):
             _check_int(name, getattr(self, name), 1)
+        _check_int("critic_prefill_cache_mb", self.critic_prefill_cache_mb, 0)
         if not 0.0 <= self.actor_lr_end <= self.actor_lr:
             raise ValueError(
                 f"actor_lr_end must be in [0, actor_lr={self.actor_lr}], got {self.actor_lr_end!r}"

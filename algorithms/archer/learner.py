@@ -155,12 +155,6 @@ def shared_chunks(
     return out
 
 
-PREFILL_CACHE_BYTES = 1 << 30
-"""Default bound of the conversations' KV caches a critic phase keeps
-(:attr:`CriticLearner.prefill_cache_bytes`): 1 GiB, ~23k context tokens of SmolLM2-135M in
-fp32 (46 KB per token), a dozen 1,900-token TwentyQuestions conversations."""
-
-
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
@@ -185,8 +179,9 @@ class CriticLearner:
         seed: seeds the critic's initialisation, replay sampling and fresh-action sampling.
 
     Attributes:
-        prefill_cache_bytes: bound of the KV caches a critic phase keeps (default
-            :data:`PREFILL_CACHE_BYTES`); ``0`` prefills every step's conversations again.
+        prefill_cache_bytes: bound of the KV caches a critic phase keeps, from
+            ``config.critic_prefill_cache_mb`` (1 GiB by default: ~23k context tokens of
+            SmolLM2-135M in fp32 at 46 KB per token); ``0`` prefills every step again.
     """
 
     def __init__(self, config: ArcherConfig, policy: Any, seed: int = 0):
@@ -206,7 +201,7 @@ class CriticLearner:
         )
         self.expectile: float | None = getattr(config, "expectile", None)
         self.steps = 0
-        self.prefill_cache_bytes = PREFILL_CACHE_BYTES
+        self.prefill_cache_bytes = config.critic_prefill_cache_mb << 20
         self._prefill: PrefillCache | None = None  # set within critic_phase only
         # critic_model.name=policy: the encoder is (re)copied from the policy when RL starts,
         # i.e. after the trainer's BC warm start, which runs after this constructor.
