@@ -302,7 +302,10 @@ def test_critic_phase_drops_its_store_on_exit_and_on_errors() -> None:
     algo = Archer(archer_config(), tiny_policy(), seed=0)
     algo.core.add_episodes(conversation_episodes(algo.policy))
     with algo.core.critic_phase() as store:
-        assert store is not None and store.max_bytes == algo.config.critic_prefill_cache_mb << 20 == 1 << 30
+        assert (
+            store is not None
+            and store.max_bytes == algo.config.critic_prefill_cache_mb << 20 == 1 << 30
+        )
         algo.core.step()
         assert len(store) > 0 and store.nbytes > 0
         with pytest.raises(RuntimeError, match="critic phases do not nest"):
