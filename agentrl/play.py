@@ -107,13 +107,32 @@ def play(
     return out
 
 
+def action_key(action: str) -> str:
+    """The form in which two actions count as the same: case and whitespace ignored."""
+    return " ".join(action.split()).casefold()
+
+
+def repeated_turns(episode: Episode) -> list[bool]:
+    """Per turn of ``episode``: whether its action repeats an earlier action of the same
+    episode (:func:`action_key`). In a deterministic env a repeated question learns nothing."""
+    seen: set[str] = set()
+    out = []
+    for turn in episode.turns:
+        key = action_key(turn.action)
+        out.append(key in seen)
+        seen.add(key)
+    return out
+
+
 def episode_stats(prefix: str, episodes: Sequence[Episode]) -> dict[str, float]:
-    """Mean return, success, turns and invalid-action rate, and the error count, as
-    ``{prefix}/...`` metrics (empty for no episodes)."""
+    """Mean return, success, turns, invalid-action rate and repeat rate (the fraction of
+    turns whose action repeats an earlier one of its episode, :func:`repeated_turns`), and
+    the error count, as ``{prefix}/...`` metrics (empty for no episodes)."""
     if not episodes:
         return {}
     n = len(episodes)
     turns = sum(e.num_turns for e in episodes)
+    repeats = sum(sum(repeated_turns(e)) for e in episodes)
     return {
         f"{prefix}/return": sum(e.env_reward for e in episodes) / n,
         f"{prefix}/success": sum(e.success for e in episodes) / n,
@@ -123,6 +142,7 @@ def episode_stats(prefix: str, episodes: Sequence[Episode]) -> dict[str, float]:
             sum(bool(t.info.get("invalid_action")) for t in e.turns) for e in episodes
         )
         / max(turns, 1),
+        f"{prefix}/repeat_rate": repeats / max(turns, 1),
     }
 
 
@@ -136,6 +156,7 @@ def mode_stats(played: Mapping[Mode, Sequence[Episode]]) -> dict[str, float]:
 
 __all__ = [
     "acting_rule",
+    "action_key",
     "METRIC_PREFIX",
     "MODES",
     "Collector",
@@ -144,4 +165,5 @@ __all__ = [
     "episode_stats",
     "mode_stats",
     "play",
+    "repeated_turns",
 ]
