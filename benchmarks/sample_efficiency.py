@@ -1,18 +1,58 @@
-"""Sample efficiency of ArCHer against its baselines on TwentyQuestions (10-word subset).
+"""Sample efficiency of ArCHer against its baselines, tuned alike (docs/tuning.md).
+
+Algorithms (``--algorithms``; trajectories per iteration by default, ``--per-iter``):
+
+| label | ``algorithm=`` | per iteration |
+|---|---|---|
+| archer | archer | 8 |
+| ppo | ppo (value head on the policy's body, GAE) | 32 |
+| filtered_bc | filtered_bc | 32 |
+| chai | chai | 32 |
+| ppo_critic_free | ppo_critic_free (no value function, one epoch) | 32 |
+| grpo | grpo (4 tasks x group_size 8) | 32 |
+| rloo | rloo (4 tasks x group_size 8) | 32 |
+
+Envs (``--env``): ``twenty_questions`` (the default, 10-word subset) and ``guess_my_city``,
+where credit over turns matters (questions pay off only when the city is named, turns
+later). GuessMyCity rather than Wordle because of the starting policy: with the same BC
+warm start (the scripted ``mix`` player, epsilon 0.5, 200 games, 6 epochs) the tiny model
+played GuessMyCity at sampled success 0.06 (greedy 0.02; seed 0, 64 eval episodes), neither
+0 nor 1, and Wordle at 0.00 with 97-100% invalid guesses, leaving nothing to compare. Each
+env's warm-start settings and default return thresholds are in one place,
+``benchmarks/fair/setup.py`` (``ENVS``).
 
 Each algorithm and seed runs ``agentrl train`` in-process (``cluster=inline``) from the same
 BC warm start (same scripted data, SFT settings and seed, so iteration 0 is one policy per
-seed) with the same trajectory budget. Algorithms may collect different numbers of
-trajectories per iteration (``--per-iter``): an off-policy learner such as ArCHer can
-update often on few new trajectories, an on-policy one wants larger batches; evaluation
-happens every ``--eval-trajectories`` trajectories for all of them, on the same 64 eval seeds.
+seed) with the same trajectory budget. Evaluation happens every ``--eval-trajectories``
+trajectories for all of them, on the same eval seeds (``eval.seed``, 1000000 onwards).
 
-Outputs: a table (initial / final sampled and greedy eval return and success, medians over
-seeds, with min-max), the trajectories each algorithm needed to reach PPO's final sampled
-return (first eval point whose median is at least as good), and a plot of return vs
-trajectories (median line, min-max band)::
+Modes:
 
-    python benchmarks/sample_efficiency.py --seeds 0 1 2 --trajectories 640 --out docs/sample_efficiency.md
+- **tuning** (``--tune GRID.json``): every algorithm's grid (``benchmarks/tuning_grid.json``:
+  the same number of configurations for each, ArCHer included) on ``--tune-seeds`` (default
+  100 101), which must be disjoint from the report seeds ``--seeds`` (default 0..4 in this
+  mode), evaluated on eval seeds from 3000000; the configuration with the best mean sampled
+  return over the last two eval points (mean over tuning seeds) is written to ``--tuned``
+  (default ``ROOT/tuned.json``, merged per env).
+- **report** (the default): the runs on ``--seeds``; with ``--tuned FILE`` each algorithm runs
+  with exactly the chosen overrides (an ``--extra``/``--algo-extra`` that changes a tuned key
+  is refused, as are report seeds or eval seeds that the tuning used). Outputs: the original
+  median tables, then the mean final return and success (sampled and greedy) with 95%
+  bootstrap intervals over seeds, the trajectories to reach each ``--thresholds`` return,
+  ArCHer's trajectories to reach the best baseline's final return against that baseline's,
+  and each run's wall time (also in ``ROOT/results.json``).
+- ``--dry-run`` (either mode): check every configuration, print the planned runs and an
+  estimated total from the measured costs in ``--costs``; ``--write-costs FILE`` records
+  the finished runs' costs there.
+
+Commands::
+
+    python benchmarks/sample_efficiency.py --tune benchmarks/tuning_grid.json --env twenty_questions \\
+        --trajectories 320 --eval-trajectories 32 --root runs/fair --dry-run
+    python benchmarks/sample_efficiency.py --tune benchmarks/tuning_grid.json --trajectories 320 \\
+        --eval-trajectories 32 --root runs/fair                   # writes runs/fair/tuned.json
+    python benchmarks/sample_efficiency.py --tuned runs/fair/tuned.json --seeds 0 1 2 3 4 \\
+        --trajectories 320 --eval-trajectories 32 --extra eval.episodes=256 --root runs/fair
     python benchmarks/sample_efficiency.py --algorithms archer --algo-extra archer=algorithm.critic_lr=3e-4
     python benchmarks/sample_efficiency.py --seeds 0 --trajectories 16 --eval-trajectories 8 \\
         --per-iter archer=8 ppo=8 filtered_bc=8 chai=8 --extra eval.episodes=4   # smoke
@@ -20,296 +60,104 @@ trajectories (median line, min-max band)::
 A variant runs an algorithm under a label of its own, next to its default runs:
 ``--variant archer_lrdecay=archer --algo-extra archer_lrdecay=algorithm.actor_lr_decay_iters=37
 --algorithms archer archer_lrdecay ppo`` (runs ``archer_lrdecay-seedN``; ``--per-iter`` and
-``--algo-extra`` accept the label; the base algorithm's overrides do not apply to it).
+``--algo-extra`` accept the label; the base algorithm's overrides do not apply to it; with
+``--tuned`` it starts from its own tuned values if the file has them, else its base's).
+
+Runs on ``twenty_questions`` live in ``ROOT/{label}-seed{N}`` (as before), on another env in
+``ROOT/{env}/...``; tuning runs in ``.../tune/{label}-c{K}-seed{N}``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import statistics
-import time
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentrl.config import load_config
 from agentrl.metrics import read_metrics
-from agentrl.trainer import Trainer
 
-ALGORITHMS = ("archer", "ppo", "filtered_bc", "chai")
-DEFAULT_PER_ITER = {"archer": 8, "ppo": 32, "filtered_bc": 32, "chai": 32}
-KEYS = ("eval_sample/return", "eval_sample/success", "eval/return", "eval/success")
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: python benchmarks/sample_efficiency.py
+    sys.path.insert(0, str(ROOT))
 
+from benchmarks.fair.cost import measured_costs, read_costs, render_plan, write_costs  # noqa: E402
+from benchmarks.fair.grid import (  # noqa: E402
+    GridError,
+    SeedOverlapError,
+    check_eval_disjoint,
+    check_seeds_disjoint,
+    load_grid,
+)
+from benchmarks.fair.median_tables import (  # noqa: E402
+    KEYS,
+    curve,
+    final_eval,
+    per_seed,
+    plot,
+    render,
+    render_final,
+    summarize,
+    trajectories_to_reach,
+)
+from benchmarks.fair.plan import Options, execute, report_runs, validate  # noqa: E402
+from benchmarks.fair.report import (  # noqa: E402
+    SAMPLED_RETURN,
+    best_baseline_ratio,
+    final_stats,
+    render_report,
+    threshold_stats,
+)
+from benchmarks.fair.runs import Rows, read_rows, run_one, run_times  # noqa: E402
+from benchmarks.fair.setup import (  # noqa: E402
+    ALGORITHM_SETTINGS,
+    DEFAULT_ENV,
+    DEFAULT_PER_ITER,
+    ENVS,
+    FINAL_EVAL_SEED,
+    REFERENCE,
+    REPORT_SEEDS,
+    TUNING_SEEDS,
+)
+from benchmarks.fair.tuned import TunedError, check_no_override_of_tuned, read_tuned  # noqa: E402
+from benchmarks.fair.tuning import tune  # noqa: E402
 
-def run_one(
-    algorithm: str,
-    seed: int,
-    budget: int,
-    per_iter: int,
-    eval_traj: int,
-    root: Path,
-    extra: list[str],
-    reuse: bool = False,
-    label: str | None = None,
-) -> list[dict[str, Any]]:
-    """One training run; returns its metrics rows (``episodes_total`` = trajectories so far).
+ALGORITHMS = tuple(a.label for a in ALGORITHM_SETTINGS)
+COSTS = Path(__file__).resolve().parent / "sample_efficiency_costs.json"
 
-    ``label`` names the run (``{label}-seed{seed}``; default the algorithm's name)."""
-    label = label or algorithm
-    if budget % per_iter or eval_traj % per_iter:
-        raise SystemExit(
-            f"{label}: --trajectories {budget} and --eval-trajectories {eval_traj} "
-            f"must be multiples of its per-iteration count {per_iter}"
-        )
-    run_dir = root / f"{label}-seed{seed}"
-    if reuse and (run_dir / "summary.json").exists():  # a finished run of an earlier invocation
-        return _rows(run_dir)
-    if run_dir.exists():  # the benchmark owns its root: a rerun starts fresh
-        shutil.rmtree(run_dir)
-    overrides = [
-        f"algorithm={algorithm}",
-        "cluster=inline",
-        f"seed={seed}",
-        f"iterations={budget // per_iter}",
-        f"rollout.episodes_per_iter={per_iter}",
-        f"rollout.envs_per_worker={min(per_iter, 8)}",
-        f"eval.every={eval_traj // per_iter}",
-        f"run_dir={run_dir}",
-        "logging.tensorboard=false",
-        "logging.plot=false",
-        "logging.progress=false",
-        f"checkpoint.every={budget // per_iter}",
-        *extra,
-    ]
-    start = time.perf_counter()
-    Trainer(load_config(overrides), console=False).run()
-    print(f"[{label} seed {seed}] {time.perf_counter() - start:.0f} s", flush=True)
-    return _rows(run_dir)
-
-
-def _rows(run_dir: Path) -> list[dict[str, Any]]:
-    rows = read_metrics(run_dir / "metrics.jsonl")
-    for r in rows:
-        r.setdefault("episodes_total", 0)
-    return rows
-
-
-def final_eval(run_dir: Path, episodes: int, seed: int) -> dict[str, float]:
-    """Sampled eval of a run's final checkpoint on ``episodes`` fresh seeds (``seed + j``).
-
-    The learning curves use the runs' own eval (``eval.episodes`` seeds, 64 by default, return
-    std ~6: a standard error ~0.75); this re-evaluates each final policy on more, disjoint seeds
-    to narrow that. Same acting rule as the runs' sampled eval (temperature 1; CHAI's best of k
-    by its critic, restored with the full algorithm state). Cached in the run folder.
-    """
-    from agentrl.checkpoint import resolve_checkpoint, verify_checkpoint
-    from agentrl.config import to_train_config
-    from agentrl.evaluate import checkpoint_config
-    from agentrl.learner import Learner
-    from agentrl.play import episode_stats
-    from agentrl.policy import SamplingConfig
-    from agentrl.rollouts.group import InlineWorkerGroup
-    from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
-    from agentrl.validate import algorithm_section
-
-    cache = run_dir / f"final_eval_{episodes}_{seed}.json"
-    if cache.exists():
-        return dict(json.loads(cache.read_text()))
-    ckpt = resolve_checkpoint(str(run_dir))
-    cfg = to_train_config(checkpoint_config(verify_checkpoint(ckpt)))
-    learner = Learner(
-        cfg.model,
-        algorithm_section(cfg),
-        seed=cfg.seed,
-        sampling_temperature=cfg.rollout.sampling.temperature,
-    )
-    learner.load(str(ckpt))
-    sampling = SamplingConfig(
-        temperature=cfg.rollout.sampling.temperature,
-        top_k=cfg.rollout.sampling.top_k,
-        max_new_tokens=cfg.env.max_new_tokens,
-    )
-    worker = RolloutWorker(
-        cfg.env.id, cfg.env.kwargs, cfg.rollout.envs_per_worker, sampling, policy=learner.policy
-    )
-    algorithm = learner.algorithm
-    act = (lambda obs, ids: algorithm.act(obs, ids, sampling)) if algorithm.has_acting_rule else None
-    jobs = [EpisodeJob(j, seed + j) for j in range(episodes)]
-    eps = InlineWorkerGroup(worker, cfg.rollout.num_workers).collect(
-        jobs, rng_seed=seed + 1, greedy=False, act=act
-    )
-    out = {k: float(v) for k, v in episode_stats("final", eps).items()}
-    out["final/return_std"] = statistics.pstdev(float(e.env_reward) for e in eps)
-    cache.write_text(json.dumps(out))
-    return out
+__all__ = [
+    "ALGORITHMS",
+    "DEFAULT_PER_ITER",
+    "KEYS",
+    "curve",
+    "final_eval",
+    "main",
+    "per_seed",
+    "plot",
+    "parser",
+    "read_metrics",
+    "read_rows",
+    "render",
+    "render_final",
+    "run_one",
+    "summarize",
+    "trajectories_to_reach",
+]
 
 
-def curve(
-    by_seed: dict[int, list[dict[str, Any]]], key: str
-) -> list[tuple[int, float, float, float]]:
-    """``(trajectories, median, min, max)`` over seeds at each eval point."""
-    points: dict[int, list[float]] = {}
-    for rows in by_seed.values():
-        for r in rows:
-            if key in r:
-                points.setdefault(int(r["episodes_total"]), []).append(float(r[key]))
-    return [(t, statistics.median(v), min(v), max(v)) for t, v in sorted(points.items())]
-
-
-def trajectories_to_reach(
-    points: list[tuple[int, float, float, float]], target: float
-) -> int | None:
-    """First eval point whose median return is >= ``target`` (None if never)."""
-    return next((t for t, med, _, _ in points if med >= target - 1e-9), None)
-
-
-def summarize(results: dict[str, dict[int, list[dict[str, Any]]]]) -> dict[str, Any]:
-    table = []
-    for algo, by_seed in results.items():
-        for key in KEYS:
-            pts = curve(by_seed, key)
-            if not pts:  # e.g. greedy eval off (eval.greedy=false)
-                continue
-            last = [[r for r in rows if key in r][-1][key] for rows in by_seed.values()]
-            table.append(
-                {
-                    "algorithm": algo,
-                    "metric": key,
-                    "initial": pts[0][1],
-                    "final": statistics.median(last),
-                    "final_min": min(last),
-                    "final_max": max(last),
-                    "seeds": len(last),
-                    "trajectories": pts[-1][0],
-                }
-            )
-    targets: dict[str, dict[str, Any]] = {}
-    if "ppo" in results:
-        ppo = curve(results["ppo"], "eval_sample/return")
-        # PPO's last point, and its best point (the last one is noisy with few seeds)
-        for name, (t, value) in (
-            ("final", (ppo[-1][0], ppo[-1][1])),
-            ("best", max(((p[0], p[1]) for p in ppo[1:]), key=lambda x: x[1])),
-        ):
-            reach = {
-                a: trajectories_to_reach(curve(s, "eval_sample/return")[1:], value)
-                for a, s in results.items()
-            }
-            targets[name] = {"value": value, "ppo_trajectories": t, "reach": reach}
-    return {"table": table, "targets": targets}
-
-
-def plot(results: dict[str, dict[int, list[dict[str, Any]]]], out_png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    colors = {algo: f"C{i}" for i, algo in enumerate(results)}  # the same in both panels
-    for ax, key, title in (
-        (axes[0], "eval_sample/return", "sampled eval return"),
-        (axes[1], "eval/return", "greedy eval return"),
-    ):
-        for algo, by_seed in results.items():
-            pts = curve(by_seed, key)
-            if not pts:
-                continue
-            xs = [p[0] for p in pts]
-            color = colors[algo]
-            ax.plot(xs, [p[1] for p in pts], "o-", label=algo, markersize=3, color=color)
-            ax.fill_between(xs, [p[2] for p in pts], [p[3] for p in pts], alpha=0.15, color=color)
-        ax.set_xlabel("trajectories collected")
-        ax.set_ylabel("return (median over seeds, min-max band)")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-
-
-def render(summary: dict[str, Any], per_iter: dict[str, int]) -> str:
-    lines = [
-        "| algorithm | trajectories / iteration | metric | initial (BC) | final (median) | final min..max "
-        "| seeds | trajectories |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in summary["table"]:
-        lines.append(
-            f"| {row['algorithm']} | {per_iter[row['algorithm']]} | {row['metric']} | {row['initial']:.3f} "
-            f"| {row['final']:.3f} | {row['final_min']:.2f}..{row['final_max']:.2f} | {row['seeds']} "
-            f"| {row['trajectories']} |"
-        )
-    for name, tgt in summary["targets"].items():
-        lines += [
-            "",
-            f"Trajectories to reach PPO's {name} median sampled eval return ({tgt['value']:.3f}, which "
-            f"PPO reached at {tgt['ppo_trajectories']} trajectories); eval points after the start only:",
-            "",
-            "| algorithm | trajectories | vs PPO |",
-            "|---|---|---|",
-        ]
-        for algo, n in tgt["reach"].items():
-            ratio = f"{tgt['ppo_trajectories'] / n:.2f}x fewer" if n else "-"
-            lines.append(f"| {algo} | {n if n is not None else 'not reached'} | {ratio} |")
-    return "\n".join(lines)
-
-
-def render_final(finals: dict[str, dict[int, dict[str, float]]], episodes: int, seed: int) -> str:
-    """Markdown table of the final checkpoints' re-evaluation (median and per seed)."""
-    seeds = sorted({s for by_seed in finals.values() for s in by_seed})
-    lines = [
-        f"Final policies re-evaluated on {episodes} fresh seeds ({seed}..{seed + episodes - 1}, "
-        "sampled, disjoint from the curves' eval seeds):",
-        "",
-        "| algorithm | return (median) | success (median) | "
-        + " | ".join(f"return seed {s}" for s in seeds)
-        + " |",
-        "|---|---|---|" + "---|" * len(seeds),
-    ]
-    for algo, by_seed in finals.items():
-        ret = [by_seed[s]["final/return"] for s in seeds if s in by_seed]
-        suc = [by_seed[s]["final/success"] for s in seeds if s in by_seed]
-        cells = [f"{by_seed[s]['final/return']:.2f}" if s in by_seed else "" for s in seeds]
-        lines.append(
-            f"| {algo} | {statistics.median(ret):.3f} | {statistics.median(suc):.3f} | "
-            + " | ".join(cells)
-            + " |"
-        )
-    return "\n".join(lines)
-
-
-def per_seed(
-    results: dict[str, dict[int, list[dict[str, Any]]]], key: str = "eval_sample/return"
-) -> str:
-    """A markdown table of ``key`` at every eval point, one row per run."""
-    points = sorted(
-        {
-            int(r["episodes_total"])
-            for s in results.values()
-            for rs in s.values()
-            for r in rs
-            if key in r
-        }
-    )
-    lines = [
-        "| run | " + " | ".join(str(t) for t in points) + " |",
-        "|---|" + "---|" * len(points),
-    ]
-    for algo, by_seed in results.items():
-        for seed, rows in by_seed.items():
-            at = {int(r["episodes_total"]): float(r[key]) for r in rows if key in r}
-            cells = [f"{at[t]:.2f}" if t in at else "" for t in points]
-            lines.append(f"| {algo} seed {seed} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser() -> argparse.ArgumentParser:
+    """The command line (see the module docstring)."""
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--env", default=DEFAULT_ENV, choices=list(ENVS), help="the env of every run")
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        help="report seeds (report default: 0; in tuning mode the seeds tuning must avoid, default 0..4)",
+    )
     p.add_argument("--trajectories", type=int, default=640, help="budget per run")
     p.add_argument(
         "--eval-trajectories", type=int, default=64, help="evaluate every this many trajectories"
@@ -337,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="re-evaluate each final checkpoint on this many fresh seeds (sampled; 0: off)",
     )
-    p.add_argument("--final-seed", type=int, default=2_000_000, help="first seed of that eval")
+    p.add_argument(
+        "--final-seed", type=int, default=FINAL_EVAL_SEED, help="first seed of that eval"
+    )
     p.add_argument("--root", type=Path, default=Path("runs/sample_efficiency"))
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--reuse", action="store_true", help="keep finished runs found under --root")
@@ -348,8 +198,48 @@ def main(argv: list[str] | None = None) -> int:
         metavar="LABEL=ALGO",
         help="run ALGO under LABEL too (give it overrides with --algo-extra LABEL=KEY=VALUE)",
     )
-    args = p.parse_args(argv)
-    base_of = {a: a for a in ALGORITHMS}  # label -> registry name
+    p.add_argument(
+        "--tune", type=Path, default=None, metavar="GRID.json", help="tuning mode: run this grid"
+    )
+    p.add_argument(
+        "--tune-seeds",
+        nargs="+",
+        type=int,
+        default=list(TUNING_SEEDS),
+        help=f"seeds of the tuning runs (default {' '.join(map(str, TUNING_SEEDS))})",
+    )
+    p.add_argument(
+        "--tuned",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="tuned values: written by --tune (default ROOT/tuned.json), read by a report",
+    )
+    p.add_argument(
+        "--thresholds",
+        nargs="+",
+        type=float,
+        default=None,
+        help="sampled-return thresholds for 'trajectories to reach' (default: the env's)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check and print the planned runs with a cost estimate",
+    )
+    p.add_argument("--costs", type=Path, default=COSTS, help="measured costs the estimate uses")
+    p.add_argument(
+        "--write-costs",
+        type=Path,
+        default=None,
+        help="merge the finished runs' costs into this file",
+    )
+    return p
+
+
+def options(p: argparse.ArgumentParser, args: argparse.Namespace) -> Options:
+    """Labels, per-iteration counts and overrides from the command line (errors via ``p``)."""
+    base_of = {a: a for a in ALGORITHMS}  # label -> algorithm label
     for item in args.variant:
         label, _, algo = item.partition("=")
         if not label.isidentifier() or algo not in ALGORITHMS or label in ALGORITHMS:
@@ -374,31 +264,96 @@ def main(argv: list[str] | None = None) -> int:
     for algo in args.algorithms:
         if algo not in base_of:
             p.error(f"unknown algorithm {algo!r}: choose from {names}")
-    results: dict[str, dict[int, list[dict[str, Any]]]] = {}
-    for algo in args.algorithms:
-        for seed in args.seeds:
-            results.setdefault(algo, {})[seed] = run_one(
-                base_of[algo],
-                seed,
-                args.trajectories,
-                per_iter[algo],
-                args.eval_trajectories,
-                args.root,
-                [*args.extra, *algo_extra[algo]],
-                reuse=args.reuse,
-                label=algo,
-            )
+    root = args.root if args.env == DEFAULT_ENV else args.root / args.env
+    return Options(
+        args.env,
+        tuple(args.algorithms),
+        base_of,
+        per_iter,
+        {k: tuple(v) for k, v in algo_extra.items()},
+        tuple(args.extra),
+        args.trajectories,
+        args.eval_trajectories,
+        root,
+    )
+
+
+def tuned_overrides(
+    opts: Options, path: Path, seeds: Sequence[int]
+) -> tuple[dict[str, list[str]], list[range]]:
+    """Each label's tuned overrides from ``path`` and the tuning's eval-seed ranges; refuses
+    report seeds the tuning used and user overrides of tuned keys."""
+    tuned = read_tuned(path)
+    out = {}
+    for label in opts.labels:
+        variant = opts.base_of[label] != label
+        own = tuned.chosen.get(opts.env, {})
+        out[label] = tuned.overrides(
+            opts.env, label if (label in own or not variant) else opts.base_of[label], path
+        )
+        if not variant:
+            check_no_override_of_tuned(out[label], [*opts.extra, *opts.algo_extra[label]], label)
+    check_seeds_disjoint(tuned.tuning_seeds[opts.env], seeds)
+    settings = tuned.settings[opts.env]
+    if (settings["trajectories"], settings["eval_trajectories"]) != (
+        opts.trajectories,
+        opts.eval_trajectories,
+    ):
+        print(
+            f"note: tuned with {settings['trajectories']} trajectories (eval every {settings['eval_trajectories']}); "
+            f"this report runs {opts.trajectories} (eval every {opts.eval_trajectories})",
+            flush=True,
+        )
+    return out, tuned.eval_ranges[opts.env]
+
+
+def report(args: argparse.Namespace, opts: Options, argv: Sequence[str]) -> int:
+    """Report mode: plan, check, run, and write the tables, ``results.json`` and ``--out``."""
+    seeds = args.seeds if args.seeds is not None else [0]
+    tuned: dict[str, list[str]] = {}
+    tuning_eval: list[range] = []
+    if args.tuned is not None:
+        tuned, tuning_eval = tuned_overrides(opts, args.tuned, seeds)
+    runs = report_runs(opts, seeds, tuned)
+    specs = validate(runs)
+    report_eval = sorted({s.seeds for s in specs.values()}, key=lambda r: r.start)
+    if args.final_episodes:
+        report_eval.append(range(args.final_seed, args.final_seed + args.final_episodes))
+    check_eval_disjoint(tuning_eval, report_eval)
+    if args.dry_run:
+        print(render_plan(runs, specs, read_costs(args.costs), args.costs))
+        return 0
+    rows = execute(runs, args.reuse)
+    results: dict[str, dict[int, Rows]] = {}
+    for run in runs:
+        results.setdefault(run.label, {})[run.seed] = rows[run]
+    wall: dict[str, dict[int, float | None]] = {}
+    warm: dict[str, dict[int, float | None]] = {}
+    for run in runs:
+        times = run_times(run.run_dir)
+        wall.setdefault(run.label, {})[run.seed] = times.wall_s if times else None
+        warm.setdefault(run.label, {})[run.seed] = times.warm_start_s if times else None
     summary = summarize(results)
-    text = render(summary, per_iter)
+    text = render(summary, dict(opts.per_iter))
+    thresholds = args.thresholds if args.thresholds is not None else list(ENVS[opts.env].thresholds)
+    baselines = [label for label in results if opts.base_of[label] != REFERENCE]
+    stats: dict[str, Any] = {
+        "final": final_stats(results),
+        "thresholds": threshold_stats(results, thresholds),
+        "ratio": best_baseline_ratio(results, REFERENCE, baselines, SAMPLED_RETURN),
+    }
+    text += "\n\n" + render_report(
+        stats["final"], stats["thresholds"], stats["ratio"], opts.per_iter, wall
+    )
     if args.final_episodes:
         finals = {
-            algo: {
+            label: {
                 seed: final_eval(
-                    args.root / f"{algo}-seed{seed}", args.final_episodes, args.final_seed
+                    opts.root / f"{label}-seed{seed}", args.final_episodes, args.final_seed
                 )
-                for seed in by_seed
+                for seed in by
             }
-            for algo, by_seed in results.items()
+            for label, by in results.items()
         }
         summary["final_eval"] = finals
         text += "\n\n" + render_final(finals, args.final_episodes, args.final_seed)
@@ -407,25 +362,61 @@ def main(argv: list[str] | None = None) -> int:
         "\n\n" + per_seed(results)
     )
     print(text)
-    args.root.mkdir(parents=True, exist_ok=True)
-    (args.root / "results.json").write_text(
-        json.dumps({"summary": summary, "runs": results}, indent=1)
-    )
+    opts.root.mkdir(parents=True, exist_ok=True)
+    record = {
+        "env": opts.env,
+        "tuned": str(args.tuned) if args.tuned else None,
+        "overrides": {
+            label: list(next(r.extra for r in runs if r.label == label)) for label in results
+        },
+        "summary": summary,
+        "report": stats,
+        "wall_s": wall,
+        "warm_start_s": warm,
+        "runs": results,
+    }
+    (opts.root / "results.json").write_text(json.dumps(record, indent=1))
+    if args.write_costs:
+        note = f"{len(runs)} report runs on {opts.env}, {opts.trajectories} trajectories each"
+        write_costs(args.write_costs, measured_costs(runs, specs, rows), note)
     if args.out:
         png = args.out.with_suffix(".png")
         plot(results, png)
-        cmd = " ".join(
-            ["python benchmarks/sample_efficiency.py", *(argv if argv is not None else [])]
-        )
+        cmd = " ".join(["python benchmarks/sample_efficiency.py", *argv])
         args.out.write_text(
-            f"# Sample efficiency: ArCHer vs baselines on TwentyQuestions\n\nProduced by `{cmd}`.\n\n"
+            f"# Sample efficiency: ArCHer vs baselines on {opts.env}\n\nProduced by `{cmd}`.\n\n"
             + text
             + f"\n\n![curves]({png.name})\n"
         )
     return 0
 
 
-if __name__ == "__main__":
-    import sys
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (tuning with ``--tune``, else the report)."""
+    p = parser()
+    args = p.parse_args(argv)
+    opts = options(p, args)
+    try:
+        if args.tune is not None:
+            grids = load_grid(args.tune, opts.base_of)
+            report_seeds = args.seeds if args.seeds is not None else list(REPORT_SEEDS)
+            tuned_path = args.tuned or opts.root / "tuned.json"
+            return tune(
+                opts,
+                grids,
+                args.tune_seeds,
+                report_seeds,
+                tuned_path,
+                args.reuse,
+                args.dry_run,
+                args.costs,
+                args.write_costs,
+            )
+        return report(args, opts, argv if argv is not None else sys.argv[1:])
+    except (GridError, SeedOverlapError, TunedError) as e:
+        p.error(str(e))
+    return 2  # unreachable: p.error exits
 
+
+if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
