@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import pytest
 import torch
+from conversation_fixtures import conversation_episodes
 
 import agentrl.algorithms.archer.learner as archer_learner
 from agentrl.algorithm import build_algorithm
@@ -18,7 +19,7 @@ from agentrl.policy import ModelConfig, Policy, SamplingConfig
 from agentrl.policy.kv import KVCache
 from agentrl.policy.prefill_cache import PrefillCache
 from agentrl.policy.prefix import prefix_groups
-from agentrl.types import Episode, Generation, Turn
+from agentrl.types import Generation
 
 TINY_CRITIC = {
     "name": "tiny_encoder",
@@ -166,35 +167,6 @@ def test_a_store_kept_past_a_weight_change_samples_differently() -> None:
 
 
 # --------------------------------------------------------------------------- ArCHer
-
-
-def conversation_episodes(policy: Policy) -> list[Episode]:
-    """Three conversations of 3-4 turns: each turn's context extends the previous one."""
-    enc = policy.tokenizer.encode
-    episodes = []
-    for e, turns in enumerate((4, 3, 4)):
-        out = []
-        for t in range(turns):
-            obs = f"room {e} clue {t}"
-            first = t == 0
-            out.append(
-                Turn(
-                    observation=obs,
-                    action="A" if (e + t) % 2 else "B",
-                    prompt_ids=policy.encode_prompts([obs])[0]
-                    if first
-                    else enc(f"\n{obs}\nAction: ", add_special_tokens=False),
-                    action_ids=enc(("A" if (e + t) % 2 else "B") + "\n", add_special_tokens=False),
-                    action_logprobs=[],
-                    reward=1.0 if t == turns - 1 else 0.0,
-                    terminated=t == turns - 1,
-                    truncated=False,
-                    next_observation="" if t == turns - 1 else f"room {e} clue {t + 1}",
-                    continues=not first,
-                )
-            )
-        episodes.append(Episode(env_id="toy", task={}, seed=e, turns=out))
-    return episodes
 
 
 def archer_config(critic_encoder: str = "separate") -> ArcherConfig:

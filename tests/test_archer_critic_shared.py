@@ -9,12 +9,12 @@ from collections.abc import Sequence
 
 import pytest
 import torch
+from conversation_fixtures import conversation_episodes
 
 from agentrl.algorithms.archer import Archer, ArcherConfig, build_critic
 from agentrl.algorithms.archer.critic import DoubleCritic, causal_encoder, densify_grads_
 from agentrl.policy import ModelConfig, Policy
 from agentrl.policy.prefix import prefix_groups
-from agentrl.types import Episode, Turn
 
 TINY_BERT = {
     "name": "tiny_encoder",
@@ -185,35 +185,6 @@ def test_a_bidirectional_encoder_never_shares() -> None:
         critic.causal = True  # what the shared path would give: the check above would fail
         wrong = critic.embed(SHORT)
     assert (wrong[:2] - alone[:2]).abs().max() > 1e-3
-
-
-def conversation_episodes(policy: Policy) -> list[Episode]:
-    """Three conversations of 3-4 turns, each turn's context extending the previous one."""
-    enc = policy.tokenizer.encode
-    episodes = []
-    for e, turns in enumerate((4, 3, 4)):
-        out = []
-        for t in range(turns):
-            obs = f"room {e} clue {t}"
-            action = "A" if (e + t) % 2 else "B"
-            out.append(
-                Turn(
-                    observation=obs,
-                    action=action,
-                    prompt_ids=policy.encode_prompts([obs])[0]
-                    if t == 0
-                    else enc(f"\n{obs}\nAction: ", add_special_tokens=False),
-                    action_ids=enc(action + "\n", add_special_tokens=False),
-                    action_logprobs=[],
-                    reward=1.0 if t == turns - 1 else 0.0,
-                    terminated=t == turns - 1,
-                    truncated=False,
-                    next_observation="" if t == turns - 1 else f"room {e} clue {t + 1}",
-                    continues=t > 0,
-                )
-            )
-        episodes.append(Episode(env_id="toy", task={}, seed=e, turns=out))
-    return episodes
 
 
 def test_an_update_with_the_shared_critic_equals_the_per_state_one() -> None:
