@@ -33,7 +33,7 @@ Modes:
   100 101), which must be disjoint from the report seeds ``--seeds`` (default 0..4 in this
   mode), evaluated on eval seeds from 3000000; the configuration with the best mean sampled
   return over the last two eval points (mean over tuning seeds) is written to ``--tuned``
-  (default ``ROOT/tuned.json``, merged per env).
+  (default ``ROOT/tuned.json``; other envs and algorithms already in it are kept).
 - **report** (the default): the runs on ``--seeds``; with ``--tuned FILE`` each algorithm runs
   with exactly the chosen overrides (an ``--extra``/``--algo-extra`` that changes a tuned key
   is refused, as are report seeds or eval seeds that the tuning used). Outputs: the original
@@ -48,14 +48,15 @@ Modes:
 Commands::
 
     python benchmarks/sample_efficiency.py --tune benchmarks/tuning_grid.json --env twenty_questions \\
-        --trajectories 320 --eval-trajectories 32 --root runs/fair --dry-run
-    python benchmarks/sample_efficiency.py --tune benchmarks/tuning_grid.json --trajectories 320 \\
+        --trajectories 640 --eval-trajectories 32 --root runs/fair --dry-run
+    python benchmarks/sample_efficiency.py --tune benchmarks/tuning_grid.json --trajectories 640 \\
         --eval-trajectories 32 --root runs/fair                   # writes runs/fair/tuned.json
     python benchmarks/sample_efficiency.py --tuned runs/fair/tuned.json --seeds 0 1 2 3 4 \\
-        --trajectories 320 --eval-trajectories 32 --extra eval.episodes=256 --root runs/fair
+        --trajectories 640 --eval-trajectories 32 --extra eval.episodes=256 --root runs/fair
     python benchmarks/sample_efficiency.py --algorithms archer --algo-extra archer=algorithm.critic_lr=3e-4
     python benchmarks/sample_efficiency.py --seeds 0 --trajectories 16 --eval-trajectories 8 \\
-        --per-iter archer=8 ppo=8 filtered_bc=8 chai=8 --extra eval.episodes=4   # smoke
+        --per-iter archer=8 ppo=8 filtered_bc=8 chai=8 ppo_critic_free=8 grpo=8 rloo=8 \\
+        --extra eval.episodes=4                                   # smoke, all seven
 
 A variant runs an algorithm under a label of its own, next to its default runs:
 ``--variant archer_lrdecay=archer --algo-extra archer_lrdecay=algorithm.actor_lr_decay_iters=37
@@ -70,6 +71,7 @@ Runs on ``twenty_questions`` live in ``ROOT/{label}-seed{N}`` (as before), on an
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from collections.abc import Sequence
@@ -281,30 +283,38 @@ def options(p: argparse.ArgumentParser, args: argparse.Namespace) -> Options:
 def tuned_overrides(
     opts: Options, path: Path, seeds: Sequence[int]
 ) -> tuple[dict[str, list[str]], list[range]]:
-    """Each label's tuned overrides from ``path`` and the tuning's eval-seed ranges; refuses
-    report seeds the tuning used and user overrides of tuned keys."""
+    """Each label's tuned overrides from ``path`` and the eval-seed ranges of their tuning;
+    refuses report seeds the tuning used and user overrides of tuned keys (a ``--variant``
+    takes its own entry if the file has one, else its base algorithm's)."""
     tuned = read_tuned(path)
-    out = {}
+    out: dict[str, list[str]] = {}
+    tuning_seeds: set[int] = set()
+    eval_ranges: set[range] = set()
     for label in opts.labels:
         variant = opts.base_of[label] != label
-        own = tuned.chosen.get(opts.env, {})
-        out[label] = tuned.overrides(
-            opts.env, label if (label in own or not variant) else opts.base_of[label], path
+        own = tuned.entries.get(opts.env, {})
+        entry = tuned.entry(
+            opts.env, label if label in own or not variant else opts.base_of[label], path
         )
+        out[label] = list(entry.overrides)
         if not variant:
             check_no_override_of_tuned(out[label], [*opts.extra, *opts.algo_extra[label]], label)
-    check_seeds_disjoint(tuned.tuning_seeds[opts.env], seeds)
-    settings = tuned.settings[opts.env]
-    if (settings["trajectories"], settings["eval_trajectories"]) != (
-        opts.trajectories,
-        opts.eval_trajectories,
-    ):
-        print(
-            f"note: tuned with {settings['trajectories']} trajectories (eval every {settings['eval_trajectories']}); "
-            f"this report runs {opts.trajectories} (eval every {opts.eval_trajectories})",
-            flush=True,
+        tuning_seeds.update(entry.tuning_seeds)
+        eval_ranges.update(entry.eval_ranges)
+        budget = (
+            entry.settings["trajectories"],
+            entry.settings["eval_trajectories"],
+            entry.settings["per_iter"],
         )
-    return out, tuned.eval_ranges[opts.env]
+        if budget != (opts.trajectories, opts.eval_trajectories, opts.per_iter[label]):
+            print(
+                f"note: {label} was tuned with {budget[0]} trajectories, eval every {budget[1]}, "
+                f"{budget[2]} per iteration; this report runs {opts.trajectories}, "
+                f"{opts.eval_trajectories}, {opts.per_iter[label]}",
+                flush=True,
+            )
+    check_seeds_disjoint(sorted(tuning_seeds), seeds)
+    return out, sorted(eval_ranges, key=lambda r: (r.start, r.stop))
 
 
 def report(args: argparse.Namespace, opts: Options, argv: Sequence[str]) -> int:
@@ -316,12 +326,12 @@ def report(args: argparse.Namespace, opts: Options, argv: Sequence[str]) -> int:
         tuned, tuning_eval = tuned_overrides(opts, args.tuned, seeds)
     runs = report_runs(opts, seeds, tuned)
     specs = validate(runs)
-    report_eval = sorted({s.seeds for s in specs.values()}, key=lambda r: r.start)
+    report_eval = sorted({s.seeds for s in specs.values()}, key=lambda r: (r.start, r.stop))
     if args.final_episodes:
         report_eval.append(range(args.final_seed, args.final_seed + args.final_episodes))
     check_eval_disjoint(tuning_eval, report_eval)
     if args.dry_run:
-        print(render_plan(runs, specs, read_costs(args.costs), args.costs))
+        print(render_plan(runs, specs, read_costs(args.costs), args.costs, args.final_episodes))
         return 0
     rows = execute(runs, args.reuse)
     results: dict[str, dict[int, Rows]] = {}
@@ -377,7 +387,10 @@ def report(args: argparse.Namespace, opts: Options, argv: Sequence[str]) -> int:
     }
     (opts.root / "results.json").write_text(json.dumps(record, indent=1))
     if args.write_costs:
-        note = f"{len(runs)} report runs on {opts.env}, {opts.trajectories} trajectories each"
+        note = (
+            f"{datetime.date.today()}: {len(runs)} report runs on {opts.env} "
+            f"({', '.join(opts.labels)}), {opts.trajectories} trajectories each"
+        )
         write_costs(args.write_costs, measured_costs(runs, specs, rows), note)
     if args.out:
         png = args.out.with_suffix(".png")
@@ -400,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.tune is not None:
             grids = load_grid(args.tune, opts.base_of)
             report_seeds = args.seeds if args.seeds is not None else list(REPORT_SEEDS)
-            tuned_path = args.tuned or opts.root / "tuned.json"
+            tuned_path = args.tuned or args.root / "tuned.json"  # one file for every env
             return tune(
                 opts,
                 grids,

@@ -162,46 +162,64 @@ def opts(root: Path, labels=("archer",), algo_extra=None, extra=()) -> plan.Opti
     )  # fmt: skip
 
 
-def test_tuned_values_round_trip_into_the_report_runs(tmp_path):
+def write(path: Path, env: str, label: str, choice: tuned.Choice, seeds, eval_ranges, per_iter=8):
+    budget = {"trajectories": 32, "eval_trajectories": 16, "per_iter": per_iter}
+    tuned.write_tuned(path, env, {label: choice}, seeds, eval_ranges, {label: budget})
+
+
+def test_tuned_values_round_trip_into_the_report_runs(tmp_path, capsys):
     g = small_grid()
     runs = {0: {100: curve((0, -13), (16, -12))}, 1: {100: curve((0, -13), (16, -10))}}
     path = tmp_path / "tuned.json"
-    settings = {"trajectories": 32, "eval_trajectories": 16, "per_iter": {"archer": 8}}
-    tuned.write_tuned(
+    write(
         path,
         "twenty_questions",
-        {"archer": tuned.select(g, runs)},
+        "archer",
+        tuned.select(g, runs),
         [100],
         [range(3_000_000, 3_000_004)],
-        settings,
     )
-    tuned.write_tuned(
+    write(path, "guess_my_city", "archer", tuned.select(g, {0: runs[1], 1: runs[0]}), [100], [])
+    # another invocation tunes ppo on twenty_questions: archer's entry stays
+    ppo = grid.parse_grid(
+        {"algorithms": {"ppo": {"grid": {"algorithm.lr": [0.001, 0.002]}}}}, se.ALGORITHMS
+    )
+    write(
         path,
-        "guess_my_city",
-        {"archer": tuned.select(g, {0: runs[1], 1: runs[0]})},
-        [100],
-        [],
-        settings,
+        "twenty_questions",
+        "ppo",
+        tuned.select(ppo["ppo"], runs),
+        [101],
+        [range(3_000_000, 3_000_008)],
+        32,
     )
     back = tuned.read_tuned(path)
     chosen = ["algorithm.critic_model.name=policy", "algorithm.actor_lr=0.0003"]
-    assert back.overrides("twenty_questions", "archer", path) == chosen
-    assert back.overrides("guess_my_city", "archer", path) == chosen[:1] + [
-        "algorithm.actor_lr=0.0001"
-    ]
-    assert back.tuning_seeds["twenty_questions"] == [100]
-    assert back.eval_ranges["twenty_questions"] == [range(3_000_000, 3_000_004)]
+    assert back.entry("twenty_questions", "archer", path).overrides == tuple(chosen)
+    assert back.entry("guess_my_city", "archer", path).overrides == (
+        chosen[0],
+        "algorithm.actor_lr=0.0001",
+    )
+    assert back.entry("twenty_questions", "ppo", path).overrides == ("algorithm.lr=0.002",)
+    archer = back.entry("twenty_questions", "archer", path)
+    assert archer.tuning_seeds == (100,) and archer.eval_ranges == (range(3_000_000, 3_000_004),)
+    assert archer.settings == {"trajectories": 32, "eval_trajectories": 16, "per_iter": 8}
 
     o = opts(
         tmp_path, extra=("eval.episodes=4",), algo_extra={"archer": ["algorithm.critic_epochs=1"]}
     )
     overrides, eval_ranges = se.tuned_overrides(o, path, [0, 1])
     assert overrides == {"archer": chosen} and eval_ranges == [range(3_000_000, 3_000_004)]
+    assert capsys.readouterr().out == ""  # tuned with this report's budget: no note
     (run, _) = plan.report_runs(o, [0, 1], overrides)
     # env settings, then the tuned values, then the user's: the tuned values reach the run
     assert run.extra == (*TQ, *chosen, "eval.episodes=4", "algorithm.critic_epochs=1")
     assert run.overrides()[-len(run.extra) :] == list(run.extra)
     assert run.run_dir == tmp_path / "archer-seed0"
+    both = opts(tmp_path, labels=("archer", "ppo"))
+    overrides, eval_ranges = se.tuned_overrides(both, path, [0])
+    assert overrides["ppo"] == ["algorithm.lr=0.002"]
+    assert eval_ranges == [range(3_000_000, 3_000_004), range(3_000_000, 3_000_008)]
 
     with pytest.raises(
         tuned.TunedError, match="would replace the tuned value of 'algorithm.actor_lr'"
@@ -214,22 +232,19 @@ def test_tuned_values_round_trip_into_the_report_runs(tmp_path):
     ):
         se.tuned_overrides(opts(tmp_path), path, [0, 100])
     with pytest.raises(
-        tuned.TunedError, match="no tuned values for algorithm 'ppo' on 'twenty_questions'"
+        grid.SeedOverlapError, match=r"tuning seeds \[100, 101\] and report seeds \[101\]"
     ):
-        se.tuned_overrides(opts(tmp_path, labels=("archer", "ppo")), path, [0])
+        se.tuned_overrides(both, path, [101])  # ppo's tuning seed
+    with pytest.raises(
+        tuned.TunedError, match="no tuned values for algorithm 'rloo' on 'twenty_questions'"
+    ):
+        se.tuned_overrides(opts(tmp_path, labels=("archer", "rloo")), path, [0])
 
 
 def test_report_mode_refuses_tuning_seeds_and_unknown_files(tmp_path, capsys):
     path = tmp_path / "tuned.json"
-    settings = {"trajectories": 32, "eval_trajectories": 16, "per_iter": {}}
-    tuned.write_tuned(
-        path,
-        "twenty_questions",
-        {"archer": tuned.select(small_grid(), {0: {5: curve((0, 1))}, 1: {5: curve((0, 0))}})},
-        [5],
-        [],
-        settings,
-    )
+    choice = tuned.select(small_grid(), {0: {5: curve((0, 1))}, 1: {5: curve((0, 0))}})
+    write(path, "twenty_questions", "archer", choice, [5], [])
     with pytest.raises(SystemExit):
         se.main(["--tuned", str(path), "--algorithms", "archer", "--seeds", "4", "5", "--dry-run"])
     assert "tuning seeds [5] and report seeds [4, 5] share [5]" in capsys.readouterr().err
@@ -343,7 +358,10 @@ def test_dry_run_prints_the_plan_and_its_estimate(tmp_path, capsys):
     # archer: warm start 30 + 60 + 32 x 2 + 3 evals x 4 episodes x 2 modes x 0.5 = 166 s
     # per run, 4 runs
     assert out.count("~2.8 min") == 4 and out.count(", warm start:") == 8
-    assert f"estimated total: {4 * 166 / 3600:.1f} h" in out
+    assert "estimated total: ~11 min of this machine, one run at a time" in out
+    assert "(BC warm starts: ~2 min of it)" in out
+    assert "per algorithm: archer 4 runs ~11 min\n" in out
+    assert cost.duration(7199) == "~120 min" and cost.duration(4 * 3600 + 1) == "~4.0 h"
     assert "not counted, no measured cost: grpo on twenty_questions" in out
     assert not (tmp_path / "runs").exists()
     # 6 trajectories per iteration is not a multiple of group_size 4: refused before any run
@@ -374,7 +392,7 @@ TINY = [
 ]  # fmt: skip
 
 
-@pytest.mark.slow  # six tiny runs: ~1-2 min on a shared 2-core machine
+@pytest.mark.slow  # six tiny runs: 20 s on an idle 2-core machine, over a minute when shared
 def test_tune_then_report_at_a_tiny_size(tmp_path, capsys):
     grid_file = tmp_path / "grid.json"
     grid_file.write_text(json.dumps({"algorithms": {
@@ -391,7 +409,8 @@ def test_tune_then_report_at_a_tiny_size(tmp_path, capsys):
     assert se.main(["--tune", str(grid_file), "--tune-seeds", "100", *common]) == 0
     tuned_file = root / "tuned.json"
     data = json.loads(tuned_file.read_text())["envs"]["twenty_questions"]
-    assert data["tuning_seeds"] == [100] and data["tuning_eval_seeds"] == [[3_000_000, 3_000_002]]
+    for a in data["algorithms"].values():
+        assert a["tuning_seeds"] == [100] and a["tuning_eval_seeds"] == [[3_000_000, 3_000_002]]
     chosen = {label: a["overrides"] for label, a in data["algorithms"].items()}
     assert (
         chosen["grpo"][0] == "algorithm.group_size=2"

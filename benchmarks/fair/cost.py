@@ -119,25 +119,40 @@ def read_costs(path: Path) -> Costs:
     }
 
 
+def duration(seconds: float) -> str:
+    """``~N min`` under two hours, else ``~N.N h``."""
+    return f"~{seconds / 60:.0f} min" if seconds < 7200 else f"~{seconds / 3600:.1f} h"
+
+
 def render_plan(
-    runs: Sequence[PlannedRun], specs: Mapping[PlannedRun, RunSpec], costs: Costs, source: Path
+    runs: Sequence[PlannedRun],
+    specs: Mapping[PlannedRun, RunSpec],
+    costs: Costs,
+    source: Path,
+    final_episodes: int = 0,
 ) -> str:
     """The planned runs, one line each with its estimate, and the total (runs with no
-    measured cost, or a warm start not measured on their env, are named and not counted)."""
+    measured cost, or a warm start not measured on their env, are named and not counted).
+    ``final_episodes``: each run's final policy is re-evaluated on that many sampled episodes."""
     lines = [f"{len(runs)} planned runs (estimates from {source}):"]
-    total, unknown = 0.0, set()
+    total, warm_total, unknown = 0.0, 0.0, set()
+    by_label: dict[str, list[float]] = {}
     for run in runs:
         spec = specs[run]
         env = costs.get(run.env, EnvCost())
         cost = env.algorithms.get(run.label)
         warm = env.warm_start_s if spec.warm_start else 0.0
-        secs = estimate(run, spec, cost, warm) if cost and warm is not None else None
+        secs = None
+        if cost and warm is not None:
+            secs = estimate(run, spec, cost, warm) + final_episodes * cost.eval_s_per_episode
         if secs is None:
             unknown.add(
                 f"{run.label} on {run.env}" if cost is None else f"the warm start on {run.env}"
             )
         else:
             total += secs
+            warm_total += warm or 0.0
+            by_label.setdefault(run.label, []).append(secs)
         lines.append(
             f"  {run.mode:6s} {run.env:16s} {run.run_label:22s} seed {run.seed:<4d} "
             f"{run.trajectories} traj ({run.per_iter}/iter), {run.evals + 1} evals x "
@@ -145,7 +160,14 @@ def render_plan(
             f"{', warm start' if spec.warm_start else ''}: "
             + ("no measurement" if secs is None else f"~{secs / 60:.1f} min")
         )
-    lines.append(f"estimated total: {total / 3600:.1f} h of this machine, one run at a time")
+    lines.append(
+        "per algorithm: "
+        + ", ".join(f"{k} {len(v)} runs {duration(sum(v))}" for k, v in by_label.items())
+    )
+    lines.append(
+        f"estimated total: {duration(total)} of this machine, one run at a time "
+        f"(BC warm starts: {duration(warm_total)} of it)"
+    )
     if unknown:
         lines.append(f"  (not counted, no measured cost: {', '.join(sorted(unknown))})")
     return "\n".join(lines)

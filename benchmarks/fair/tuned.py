@@ -6,9 +6,10 @@ return (``eval_sample/return``) over the run's last :data:`LAST_POINTS` eval poi
 highest wins, a tie goes to the configuration listed first in the grid.
 
 The file (JSON) holds, per env and algorithm, the overrides the report runs with (the
-grid's fixed ones and the chosen values, in that order), the chosen point, and the score of
-every configuration; plus the tuning seeds and eval-seed ranges, so the report can refuse
-to overlap them. Tuning one env merges into an existing file and keeps the other envs.
+grid's fixed ones and the chosen values, in that order), the chosen point, the score of
+every configuration, and the tuning seeds, eval-seed ranges and budget, so the report can
+refuse to overlap them. Tuning merges into an existing file: other envs and algorithms
+(tuned by other invocations) are kept.
 """
 
 from __future__ import annotations
@@ -77,33 +78,42 @@ def select(grid: AlgorithmGrid, runs: Mapping[int, Mapping[int, Rows]]) -> Choic
 
 
 @dataclass(frozen=True)
-class Tuned:
-    """A tuned-values file as read.
+class TunedEntry:
+    """One algorithm's tuned values on one env, as the file holds them.
 
     Attributes:
-        tuning_seeds: the run seeds of the tuning runs, per env.
-        eval_ranges: the eval-seed ranges the tuning runs used, per env.
-        settings: per env the tuning runs' ``trajectories``, ``eval_trajectories`` and ``per_iter``.
-        chosen: ``env -> label -> overrides`` for the report runs.
+        overrides: what the report runs add (the grid's fixed overrides, then the chosen values).
+        tuning_seeds: the run seeds of its tuning runs.
+        eval_ranges: the eval seeds its tuning runs played.
+        settings: its tuning runs' ``trajectories``, ``eval_trajectories`` and ``per_iter``.
     """
 
-    tuning_seeds: dict[str, list[int]]
-    eval_ranges: dict[str, list[range]]
-    settings: dict[str, dict[str, Any]]
-    chosen: dict[str, dict[str, list[str]]]
+    overrides: tuple[str, ...]
+    tuning_seeds: tuple[int, ...]
+    eval_ranges: tuple[range, ...]
+    settings: dict[str, int]
 
-    def overrides(self, env: str, label: str, path: Path) -> list[str]:
-        """The chosen overrides of ``label`` on ``env``; refuses a pair the file lacks."""
-        if env not in self.chosen:
+
+@dataclass(frozen=True)
+class Tuned:
+    """A tuned-values file as read: ``entries[env][label]``."""
+
+    entries: dict[str, dict[str, TunedEntry]]
+
+    def entry(self, env: str, label: str, path: Path) -> TunedEntry:
+        """The tuned values of ``label`` on ``env``; refuses a pair the file lacks."""
+        if env not in self.entries:
             raise TunedError(
-                f"{path} has no tuned values for env {env!r} (it has: {', '.join(self.chosen) or 'none'})"
+                f"{path} has no tuned values for env {env!r} "
+                f"(it has: {', '.join(self.entries) or 'none'})"
             )
-        if label not in self.chosen[env]:
+        if label not in self.entries[env]:
             raise TunedError(
                 f"{path} has no tuned values for algorithm {label!r} on {env!r} "
-                f"(tuned there: {', '.join(self.chosen[env])}); tune it first or leave it out of --algorithms"
+                f"(tuned there: {', '.join(self.entries[env])}); tune it first or leave it out "
+                "of --algorithms"
             )
-        return list(self.chosen[env][label])
+        return self.entries[env][label]
 
 
 def write_tuned(
@@ -112,9 +122,10 @@ def write_tuned(
     choices: Mapping[str, Choice],
     tuning_seeds: Sequence[int],
     eval_ranges: Sequence[range],
-    settings: Mapping[str, Any],
+    settings: Mapping[str, Mapping[str, int]],
 ) -> None:
-    """Write (or merge into) the tuned-values file the env's ``choices``."""
+    """Merge the env's ``choices`` (``settings[label]``: that label's tuning budget) into
+    the tuned-values file ``path``: other envs and algorithms tuned before are kept."""
     data: dict[str, Any] = (
         json.loads(path.read_text()) if path.exists() else {"format": FORMAT, "envs": {}}
     )
@@ -123,21 +134,18 @@ def write_tuned(
             f"{path} is not a tuned-values file ({FORMAT}); choose another --tuned path"
         )
     data["criterion"] = CRITERION
-    data["envs"][env] = {
-        "tuning_seeds": list(tuning_seeds),
-        "tuning_eval_seeds": [[r.start, r.stop] for r in eval_ranges],
-        "settings": dict(settings),
-        "algorithms": {
-            label: {
-                "overrides": list(c.overrides),
-                "point": c.point,
-                "index": c.index,
-                "score": c.score,
-                "scores": list(c.scores),
-            }
-            for label, c in choices.items()
-        },
-    }
+    algorithms = data["envs"].setdefault(env, {"algorithms": {}})["algorithms"]
+    for label, c in choices.items():
+        algorithms[label] = {
+            "overrides": list(c.overrides),
+            "point": c.point,
+            "index": c.index,
+            "score": c.score,
+            "scores": list(c.scores),
+            "tuning_seeds": list(tuning_seeds),
+            "tuning_eval_seeds": [[r.start, r.stop] for r in eval_ranges],
+            "settings": dict(settings[label]),
+        }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n")
 
@@ -150,17 +158,19 @@ def read_tuned(path: Path) -> Tuned:
         raise TunedError(f"cannot read tuned values {path}: {e}") from e
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise TunedError(f"{path} is not a tuned-values file ({FORMAT})")
-    envs = data["envs"]
     return Tuned(
-        tuning_seeds={env: [int(s) for s in e["tuning_seeds"]] for env, e in envs.items()},
-        eval_ranges={
-            env: [range(a, b) for a, b in e["tuning_eval_seeds"]] for env, e in envs.items()
-        },
-        settings={env: dict(e["settings"]) for env, e in envs.items()},
-        chosen={
-            env: {label: list(a["overrides"]) for label, a in e["algorithms"].items()}
-            for env, e in envs.items()
-        },
+        {
+            env: {
+                label: TunedEntry(
+                    tuple(a["overrides"]),
+                    tuple(int(s) for s in a["tuning_seeds"]),
+                    tuple(range(lo, hi) for lo, hi in a["tuning_eval_seeds"]),
+                    {k: int(v) for k, v in a["settings"].items()},
+                )
+                for label, a in e["algorithms"].items()
+            }
+            for env, e in data["envs"].items()
+        }
     )
 
 

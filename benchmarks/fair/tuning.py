@@ -4,6 +4,7 @@ tuned-values file the report reads (docs/tuning.md)."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -59,7 +60,8 @@ def tune(
     runs = tuning_runs(opts, grids, tune_seeds)
     specs = validate(runs)
     check_eval_disjoint(
-        sorted({s.seeds for s in specs.values()}, key=lambda r: r.start), [REPORT_EVAL_BAND]
+        sorted({s.seeds for s in specs.values()}, key=lambda r: (r.start, r.stop)),
+        [REPORT_EVAL_BAND],
     )
     if dry_run:
         print(
@@ -77,11 +79,14 @@ def tune(
                 index = int(run.run_label.rpartition("-c")[2])
                 by_config.setdefault(index, {})[run.seed] = rows[run]
         choices[label] = select(grids[label], by_config)
-    eval_ranges = sorted({s.seeds for s in specs.values()}, key=lambda r: r.start)
+    eval_ranges = sorted({s.seeds for s in specs.values()}, key=lambda r: (r.start, r.stop))
     settings = {
-        "trajectories": opts.trajectories,
-        "eval_trajectories": opts.eval_trajectories,
-        "per_iter": {label: opts.per_iter[label] for label in opts.labels},
+        label: {
+            "trajectories": opts.trajectories,
+            "eval_trajectories": opts.eval_trajectories,
+            "per_iter": opts.per_iter[label],
+        }
+        for label in opts.labels
     }
     write_tuned(tuned_path, opts.env, choices, tune_seeds, eval_ranges, settings)
     text = render_scores(choices)
@@ -103,6 +108,7 @@ def tune(
         write_costs(
             write_costs_to,
             measured_costs(runs, specs, rows),
-            f"{len(runs)} tuning runs on {opts.env}, {opts.trajectories} trajectories each",
+            f"{datetime.date.today()}: {len(runs)} tuning runs on {opts.env} "
+            f"({', '.join(opts.labels)}), {opts.trajectories} trajectories each",
         )
     return 0
