@@ -302,3 +302,13 @@ def test_gpu_learner_part_skips_cases_past_its_deadline_and_reports_as_it_goes()
     assert [r["precision"] for r in result["rows"]] == ["lora", "full"] and seen == [1, 2]
     late = run_learner(cpu, cases, 0, 1, None, time.time() - 1, (8, 6, 16))
     assert late["rows"] == [] and late["skipped_for_time"] == ["small/64/lora", "small/64/full"]
+
+
+def test_learner_memory_compares_both_settings_in_fresh_processes(tmp_path):
+    from benchmarks import learner_memory
+
+    out = tmp_path / "mem.json"
+    result = learner_memory.main(["--model", "tiny", "--conversations", "2", "--tokens", "300", "--out", str(out)])
+    assert [r["checkpointing"] for r in result["rows"]] == [False, True]
+    assert all(r["peak_gb"] >= r["loaded_gb"] > 0 and r["step_s"] > 0 for r in result["rows"])
+    assert json.loads(out.read_text())["setup"]["conversations"] == 2
