@@ -12,11 +12,15 @@ config's ``critic_epochs``) twice from the same state, side by side: with the pr
 (each conversation's KV cache is kept for the whole phase,
 :meth:`~agentrl.algorithms.archer.learner.CriticLearner.critic_phase`) and without it (every
 step prefills its conversations again, as before the store), wall and CPU seconds, and checks
-that both phases give the same losses. ``--model tiny`` runs either on the tiny random policy
-(a quick check of the script, not a SmolLM2 figure). Usage::
+that both phases give the same losses. ``--critic-phase --action-samples K`` compares the
+phase with the store against the store plus a pool of at most K fresh actions per state
+(``algorithm.critic_action_samples=K``: later steps reuse them; other draws, so the losses
+differ). ``--model tiny`` runs either on the tiny random policy (a quick check of the
+script, not a SmolLM2 figure). Usage::
 
     python benchmarks/archer_smollm2_profile.py
     python benchmarks/archer_smollm2_profile.py --critic-phase --critic-steps 5
+    python benchmarks/archer_smollm2_profile.py --critic-phase --critic-steps 20 --action-samples 2
     python benchmarks/archer_smollm2_profile.py --model tiny --critic-phase --critic-steps 3
 """
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,6 +64,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help="critic steps of each timed phase (default: the config's critic_epochs)",
+    )
+    parser.add_argument(
+        "--action-samples",
+        type=int,
+        default=0,
+        help="--critic-phase: compare the store against the store plus a pool of at most this "
+        "many fresh actions per state (critic_action_samples), instead of against no store",
     )
     parser.add_argument(
         "--repeats",
@@ -125,10 +137,12 @@ class PhaseTiming:
     note: str
 
 
-def time_critic_phase(algo: Archer, steps: int, reuse: bool) -> PhaseTiming:
-    """``steps`` critic steps in one critic phase, with or without the prefill store."""
+def time_critic_phase(algo: Archer, steps: int, reuse: bool, pool: int = 0) -> PhaseTiming:
+    """``steps`` critic steps in one critic phase, with or without the prefill store, with a
+    pool of at most ``pool`` fresh actions per state (0: fresh every step)."""
     core = algo.core
-    saved = core.prefill_cache_bytes
+    saved, saved_config = core.prefill_cache_bytes, core.config
+    core.config = dataclasses.replace(core.config, critic_action_samples=pool)
     sample = core.sample_actions
     sampling = [0.0]
 
@@ -153,31 +167,38 @@ def time_critic_phase(algo: Archer, steps: int, reuse: bool) -> PhaseTiming:
                 print(f"  step {i + 1}/{steps}: {time.perf_counter() - t:.1f} s", flush=True)
         seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     finally:
-        core.prefill_cache_bytes = saved
+        core.prefill_cache_bytes, core.config = saved, saved_config
         del core.sample_actions  # the method again
-    note = ""
+    note = f"; actions decoded {sum(int(s.get('actions_decoded', 0)) for s in stats)}"
     if store is not None:
         total = store.stats.prefilled_tokens + store.stats.reused_tokens
-        note = (
+        note += (
             f"; context ids run {store.stats.prefilled_tokens}, reused {store.stats.reused_tokens} "
             f"(without the store: {total} run), evictions {store.stats.evictions}"
         )
     return PhaseTiming(seconds, cpu, sampling[0], stats, note)
 
 
-def compare_critic_phase(algo: Archer, steps: int, repeats: int = 1) -> dict[str, float]:
-    """The critic phase with, then without, the prefill store, ``repeats`` times, each from
-    the same state; the best time of each is compared (the first phase also pays the
-    process's warm-up), and the largest difference of their per-step stats."""
+def compare_critic_phase(
+    algo: Archer, steps: int, repeats: int = 1, action_samples: int = 0
+) -> dict[str, float]:
+    """The critic phase with, then without, the prefill store (or, with ``action_samples``,
+    with the store alone, then with the store and a pool of that many actions per state),
+    ``repeats`` times, each from the same state; the best time of each is compared (the first
+    phase also pays the process's warm-up), and the largest difference of their per-step
+    stats (0 expected up to float order without a pool; a pool draws other actions)."""
     state = copy.deepcopy(algo.state_dict())
     best: dict[str, PhaseTiming] = {}
     reference: list[dict[str, float]] | None = None
     diff = 0.0
+    second = ("without reuse", False, 0)
+    if action_samples:
+        second = (f"with reuse and a pool of {action_samples}", True, action_samples)
     for _ in range(repeats):
-        for label, reuse in (("with reuse", True), ("without reuse", False)):
+        for label, reuse, pool in (("with reuse", True, 0), second):
             algo.load_state_dict(copy.deepcopy(state))
             print(f"critic phase, {steps} steps, {label}:", flush=True)
-            run = time_critic_phase(algo, steps, reuse)
+            run = time_critic_phase(algo, steps, reuse, pool)
             print(
                 f"critic phase {label}: {run.seconds:.1f} s ({run.seconds / steps:.1f} s per step), "
                 f"{run.cpu:.1f} CPU s, fresh actions {run.sampling:.1f} s{run.note}",
@@ -196,6 +217,23 @@ def compare_critic_phase(algo: Archer, steps: int, repeats: int = 1) -> dict[str
                     ),
                 ]
             )
+    if action_samples:
+        store, pooled = best["with reuse"], best[second[0]]
+        print(
+            f"critic phase ({steps} steps, best of {repeats}): {store.seconds:.1f} s with the store, "
+            f"{pooled.seconds:.1f} s with the store and a pool of {action_samples} "
+            f"({store.seconds / pooled.seconds:.2f}x); fresh actions {store.sampling:.1f} s and "
+            f"{pooled.sampling:.1f} s",
+            flush=True,
+        )
+        return {
+            "with_reuse_s": store.seconds,
+            "with_pool_s": pooled.seconds,
+            "with_reuse_sampling_s": store.sampling,
+            "with_pool_sampling_s": pooled.sampling,
+            "with_reuse_decoded": sum(s.get("actions_decoded", 0.0) for s in store.stats),
+            "with_pool_decoded": sum(s.get("actions_decoded", 0.0) for s in pooled.stats),
+        }
     with_, without = best["with reuse"], best["without reuse"]
     print(
         f"critic phase ({steps} steps, best of {repeats}): {without.seconds:.1f} s without reuse, "
@@ -224,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float] | None:
     algo.core.add_episodes(eps)
     if args.critic_phase:
         steps = args.critic_steps if args.critic_steps is not None else algo.config.critic_epochs
-        return compare_critic_phase(algo, steps, args.repeats)
+        return compare_critic_phase(algo, steps, args.repeats, args.action_samples)
     profile_pieces(algo)
     return None
 

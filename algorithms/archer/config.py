@@ -85,6 +85,14 @@ class ArcherConfig:
         critic_prefill_cache_mb: bound (MiB) of the policy KV caches of replayed
             conversations kept across one update's critic steps, so each conversation is
             prefilled once per update (the policy is frozen there); 0 prefills every step.
+        critic_action_samples: extension, off (0, the reference: the V target's
+            ``a' ~ pi(.|s)`` is drawn afresh at every critic step). ``k >= 1``: within one
+            update's critic phase (the policy is frozen there) a state gets at most ``k``
+            draws; once it has ``k``, a later step uses one of them chosen uniformly. Every
+            ``a'`` is still a draw from ``pi(.|s)``, so each step's V target keeps its
+            expectation; reuse correlates the targets of the phase's steps. Decoding drops
+            from one action per sampled transition per step to at most ``k`` per distinct
+            state per update (docs/conversations.md). The actor's actions stay fresh.
         ppo_clip: extension, off by default. When set, the actor samples one batch of
             (s, a) per ``update`` and takes ``actor_epochs`` clipped-ratio steps on it.
         normalize_advantage: extension, off by default: standardise A over the actor batch.
@@ -116,6 +124,7 @@ class ArcherConfig:
     critic_pooling: str = "mean"
     critic_max_length: int = 512
     critic_prefill_cache_mb: int = 1024
+    critic_action_samples: int = 0
     critic_precision: str = "fp32"
     actor_precision: str = "fp32"
     ppo_clip: float | None = None
@@ -134,6 +143,7 @@ class ArcherConfig:
         for name in ("critic_head_hidden", "critic_max_length"):
             _check_int(name, getattr(self, name), 1)
         _check_int("critic_prefill_cache_mb", self.critic_prefill_cache_mb, 0)
+        _check_int("critic_action_samples", self.critic_action_samples, 0)
         if not 0.0 <= self.actor_lr_end <= self.actor_lr:
             raise ValueError(
                 f"actor_lr_end must be in [0, actor_lr={self.actor_lr}], got {self.actor_lr_end!r}"

@@ -57,7 +57,9 @@ Variants: :class:`ArcherOffline` (``archer_offline``: IQL expectile critic + AWR
 a dataset) below, and CHAI in :mod:`.chai`. The critic encoder is a separate model
 (RoBERTa-style, as the reference) or a LoRA adapter on the policy (:mod:`.critic`).
 Extensions, off by default: ``ppo_clip`` (one sampled batch per update, ``actor_epochs``
-clipped-ratio steps on it) and ``normalize_advantage``.
+clipped-ratio steps on it), ``normalize_advantage`` and ``critic_action_samples`` (at most
+``k`` draws of the V target's ``a'`` per state per critic phase, reused by later steps:
+:meth:`CriticLearner.target_actions`).
 """
 
 from __future__ import annotations
@@ -203,6 +205,8 @@ class CriticLearner:
         self.steps = 0
         self.prefill_cache_bytes = config.critic_prefill_cache_mb << 20
         self._prefill: PrefillCache | None = None  # set within critic_phase only
+        # critic_action_samples > 0: each state's draws of a' within the current critic phase
+        self._pool: dict[tuple[int, ...], list[str]] | None = None
         # critic_model.name=policy: the encoder is (re)copied from the policy when RL starts,
         # i.e. after the trainer's BC warm start, which runs after this constructor.
         self.encoder_pending = (
@@ -233,18 +237,23 @@ class CriticLearner:
         :meth:`sample_actions` keeps conversations' KV caches in (``None`` when the critic
         samples nothing, as IQL's, or ``prefill_cache_bytes`` is 0); it is emptied and
         dropped on exit, errors included, so no cache outlives the weights it was computed
-        with. Nothing within may change the policy's weights (actor steps come after).
+        with. So is the pool of ``a'`` draws of ``critic_action_samples``
+        (:meth:`target_actions`). Nothing within may change the policy's weights (actor
+        steps come after).
         """
-        if self._prefill is not None:
+        if self._prefill is not None or self._pool is not None:
             raise RuntimeError("critic phases do not nest")
         store = None
         if self.expectile is None and self.prefill_cache_bytes > 0:
             store = PrefillCache(self.prefill_cache_bytes)
         self._prefill = store
+        if self.expectile is None and self.config.critic_action_samples > 0:
+            self._pool = {}
         try:
             yield store
         finally:
             self._prefill = None
+            self._pool = None
             if store is not None:
                 store.clear()
 
@@ -261,6 +270,34 @@ class CriticLearner:
                 self.prompts(batch), self.sampling, generator or self.generator, self._prefill
             )
 
+    def target_actions(self, batch: Sequence[Transition]) -> tuple[list[str], int]:
+        """The ``a' ~ pi(.|s)`` of the V target for each transition, and how many were
+        decoded now. Without a pool (``critic_action_samples=0`` or outside a critic phase)
+        every one is a fresh draw; with one, a state with fewer than ``k`` draws in this
+        phase gets a new one (batched, as :meth:`sample_actions`), and a state with ``k``
+        reuses one of them, chosen uniformly with the critic's generator."""
+        pool = self._pool
+        if pool is None:
+            return [g.text for g in self.sample_actions(batch)], len(batch)
+        k = self.config.critic_action_samples
+        keys = [tuple(p) for p in self.prompts(batch)]
+        planned: dict[tuple[int, ...], int] = {}
+        need = []
+        for i, key in enumerate(keys):
+            if len(pool.get(key, ())) + planned.get(key, 0) < k:
+                planned[key] = planned.get(key, 0) + 1
+                need.append(i)
+        out: list[str | None] = [None] * len(batch)
+        if need:
+            for i, gen in zip(need, self.sample_actions([batch[i] for i in need]), strict=True):
+                pool.setdefault(keys[i], []).append(gen.text)
+                out[i] = gen.text
+        for i, key in enumerate(keys):
+            if out[i] is None:
+                drawn = pool[key]
+                out[i] = drawn[int(torch.randint(len(drawn), (1,), generator=self.generator))]
+        return [a for a in out if a is not None], len(need)
+
     @torch.no_grad()
     def advantages(self, observations: Sequence[str], actions: Sequence[str]) -> torch.Tensor:
         """``A = min Q(s, a) - min V(s)`` of the online critic, ``[B]``, in micro-batches."""
@@ -273,13 +310,14 @@ class CriticLearner:
         """One critic step on ``batch_size`` replayed transitions; then the Polyak update."""
         cfg = self.config
         batch = self.buffer.sample(cfg.batch_size)
+        stats: dict[str, float] = defaultdict(float)
         if self.expectile is None:
-            fresh = [g.text for g in self.sample_actions(batch)]
+            fresh, decoded = self.target_actions(batch)
+            stats["actions_decoded"] = float(decoded)
         else:  # IQL: V regresses on Q at the data's actions
             fresh = [t.action for t in batch]
         chunks = _chunks(len(batch), cfg.micro_batch_size)
         self.optimizer.zero_grad(set_to_none=True)
-        stats: dict[str, float] = defaultdict(float)
         for sl in chunks:
             rows = batch[sl]
             obs = [t.observation for t in rows]
