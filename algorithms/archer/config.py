@@ -177,6 +177,12 @@ class ArcherConfig:
     def micro_batch_size(self) -> int:
         return self.batch_size // self.grad_accum
 
+    @property
+    def v_expectile(self) -> float | None:
+        """The IQL expectile the V heads are fitted with at the data's actions, or ``None``
+        for ArCHer's V target on fresh actions ``a' ~ pi`` (the online algorithms)."""
+        return None
+
     def actor_lr_at(self, actor_update: int) -> float:
         """Actor lr of the ``actor_update``-th actor-training update (0-based)."""
         if self.actor_lr_decay_iters == 0:
@@ -222,6 +228,10 @@ class ArcherOfflineConfig(ArcherConfig):
     expectile: float = 0.7
     awr_beta: float = 1.0
     awr_max_weight: float = 100.0
+
+    @property
+    def v_expectile(self) -> float | None:
+        return self.expectile
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -164,7 +164,7 @@ def _mean(values: list[float]) -> float:
 class CriticLearner:
     """The utterance-level critic of ArCHer (shared with CHAI): buffer, critic, target, steps.
 
-    With a config that has an ``expectile`` field (:class:`ArcherOfflineConfig`) the V heads
+    With a config whose ``v_expectile`` is set (:class:`ArcherOfflineConfig`) the V heads
     are fitted IQL-style, by expectile regression on ``min(Qbar_1, Qbar_2)(s, a)`` at the
     buffer's own actions, and no fresh actions are sampled; the Q loss is unchanged.
 
@@ -201,7 +201,7 @@ class CriticLearner:
             max_new_tokens=config.max_new_tokens,
             stop=tuple(config.stop),
         )
-        self.expectile: float | None = getattr(config, "expectile", None)
+        self.expectile: float | None = config.v_expectile
         self.steps = 0
         self.prefill_cache_bytes = config.critic_prefill_cache_mb << 20
         self._prefill: PrefillCache | None = None  # set within critic_phase only
