@@ -339,8 +339,13 @@ def make_dataclass_config(cls: type, values: dict[str, Any], where: str) -> Any:
     values = {k: v for k, v in dict(values).items() if k != "name" or "name" in names}
     unknown = sorted(set(values) - names)
     if unknown:
+        hint = ""
+        section = where.split("=")[0] if "=" in where else ""
+        if section.isidentifier():  # e.g. a preset's PPO keys left over after algorithm=other
+            drop = " ".join(f"'~{section}.{k}'" for k in unknown)
+            hint = f" (a key another choice needs, e.g. from an experiment preset, can be dropped with {drop})"
         raise ConfigError(
-            f"unknown key(s) {', '.join(unknown)} for {where}; valid keys: {', '.join(sorted(names))}"
+            f"unknown key(s) {', '.join(unknown)} for {where}; valid keys: {', '.join(sorted(names))}{hint}"
         )
     try:
         merged = OmegaConf.merge(OmegaConf.structured(cls), values)

@@ -124,6 +124,11 @@ def test_config_command_validates_component_sections(capsys):
     assert "could not be converted to Float (key: actor_lr)" in capsys.readouterr().err
     assert main(["config", "+algorithm.bogus=1"]) == 2
     assert "unknown key(s) bogus for algorithm=archer; valid keys:" in capsys.readouterr().err
+    # a preset's keys for another algorithm: the message says how to drop them, and that works
+    preset = ["config", "+experiment=smollm2_toolcalls", "algorithm=filtered_bc"]
+    assert main(preset) == 2
+    assert "can be dropped with '~algorithm.epochs'" in capsys.readouterr().err
+    assert main([*preset, "~algorithm.epochs"]) == 0
 
 
 def test_a_warm_start_on_an_env_without_a_scripted_player_is_refused_before_any_work():
