@@ -21,6 +21,7 @@ script, not a SmolLM2 figure). Usage::
     python benchmarks/archer_smollm2_profile.py
     python benchmarks/archer_smollm2_profile.py --critic-phase --critic-steps 5
     python benchmarks/archer_smollm2_profile.py --critic-phase --critic-steps 20 --action-samples 2
+    python benchmarks/archer_smollm2_profile.py --critic-phase --critic-steps 20 --action-samples 2 --pool-only
     python benchmarks/archer_smollm2_profile.py --model tiny --critic-phase --critic-steps 3
 """
 
@@ -71,6 +72,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=0,
         help="--critic-phase: compare the store against the store plus a pool of at most this "
         "many fresh actions per state (critic_action_samples), instead of against no store",
+    )
+    parser.add_argument(
+        "--pool-only",
+        action="store_true",
+        help="--critic-phase --action-samples K: time only the phase with the pool (its steps "
+        "and decoded actions; compare with an earlier run of the store alone)",
     )
     parser.add_argument(
         "--repeats",
@@ -262,6 +269,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float] | None:
     algo.core.add_episodes(eps)
     if args.critic_phase:
         steps = args.critic_steps if args.critic_steps is not None else algo.config.critic_epochs
+        if args.pool_only:
+            if args.action_samples < 1:
+                raise SystemExit("--pool-only needs --action-samples K >= 1")
+            run = time_critic_phase(algo, steps, True, args.action_samples)
+            decoded = sum(s.get("actions_decoded", 0.0) for s in run.stats)
+            print(
+                f"critic phase, {steps} steps, store and a pool of {args.action_samples}: "
+                f"{run.seconds:.1f} s, {run.cpu:.1f} CPU s, fresh actions {run.sampling:.1f} s{run.note}",
+                flush=True,
+            )
+            return {"with_pool_s": run.seconds, "with_pool_sampling_s": run.sampling, "with_pool_decoded": decoded}
         return compare_critic_phase(algo, steps, args.repeats, args.action_samples)
     profile_pieces(algo)
     return None

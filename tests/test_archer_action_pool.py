@@ -105,3 +105,8 @@ def test_profile_script_compares_the_store_with_and_without_a_pool() -> None:
     assert out is not None and out["with_pool_s"] > 0
     # 4 steps x 64 states without the pool; at most one per distinct state with it
     assert out["with_reuse_decoded"] == 4 * 64 > out["with_pool_decoded"] > 0
+    alone = bench.main(
+        ["--model", "tiny", "--episodes", "2", "--critic-phase", "--critic-steps", "4", "--action-samples", "1",
+         "--pool-only"]
+    )
+    assert alone is not None and 0 < alone["with_pool_decoded"] <= out["with_pool_decoded"]
