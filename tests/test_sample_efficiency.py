@@ -117,6 +117,41 @@ def test_tune_mode_refuses_overlap_before_any_run(capsys, tmp_path):
     assert not any(tmp_path.iterdir())  # nothing ran
 
 
+def test_tuning_plays_other_words_than_the_report(tmp_path):
+    """TwentyQuestions' tuning runs play 10 classic words disjoint from the report's subset,
+    covering the same categories, in a game of the same shape; the report plays the subset."""
+    from agentrl.config import load_config
+    from agentrl.envs.twenty_questions import CLASSIC, SUBSET, WORDS, valid_questions
+
+    words = setup.TUNING_WORDS
+    assert len(words) == len(set(words)) == len(SUBSET) and set(words) <= set(CLASSIC)
+    assert not set(words) & set(SUBSET)
+    categories = [set().union(*(WORDS[w][0] for w in ws)) for ws in (words, SUBSET)]
+    assert categories[0] == categories[1]
+    assert len(valid_questions(words)) == len(valid_questions(SUBSET))
+    opts = plan.Options(
+        "twenty_questions", ("ppo",), {"ppo": "ppo"}, {"ppo": 32}, {"ppo": ()}, (), 64, 32, tmp_path
+    )
+    g = grid.parse_grid({"algorithms": {"ppo": {"grid": {"algorithm.lr": [0.001]}}}}, se.ALGORITHMS)
+    (tune_run,) = plan.tuning_runs(opts, g, [100])
+    (report_run,) = plan.report_runs(opts, [0], {})
+    tune_cfg, report_cfg = load_config(tune_run.overrides()), load_config(report_run.overrides())
+    assert list(tune_cfg.env.kwargs["word_list"]) == list(words)
+    assert "word_list" not in report_cfg.env.kwargs
+    from agentrl.rollouts.worker import make_env
+
+    env = make_env(tune_cfg.env.id, dict(tune_cfg.env.kwargs))
+    env.reset(seed=0)
+    assert env.unwrapped.words == words
+    # the tuned file records the tuning task set
+    choice = tuned.select(g["ppo"], {0: {100: curve((0, -13), (32, -12))}})
+    path = tmp_path / "tuned.json"
+    tuned.write_tuned(path, "twenty_questions", {"ppo": choice}, [100], [], {"ppo": {}}, setup.ENVS["twenty_questions"].tuning)
+    assert json.loads(path.read_text())["envs"]["twenty_questions"]["tuning_tasks"] == list(
+        setup.ENVS["twenty_questions"].tuning
+    )
+
+
 def test_eval_seed_ranges_must_not_meet():
     tune_eval = [range(3_000_000, 3_000_064)]
     grid.check_eval_disjoint(tune_eval, [range(1_000_000, 1_000_256), range(2_000_000, 2_000_256)])
@@ -406,7 +441,10 @@ def test_tune_then_report_at_a_tiny_size(tmp_path, capsys):
         "--algo-extra", "archer=algorithm.critic_epochs=1", "archer=algorithm.batch_size=4",
         "archer=algorithm.critic_model.hidden_size=16", "archer=algorithm.critic_model.num_layers=1",
     ]  # fmt: skip
-    assert se.main(["--tune", str(grid_file), "--tune-seeds", "100", *common]) == 0
+    # the tiny runs play GuessTheNumber, which has no word list to tune on
+    no_words = ["--extra", *TINY, "~env.kwargs.word_list"]  # replaces common's --extra
+    tune_argv = ["--tune", str(grid_file), "--tune-seeds", "100", *common, *no_words]
+    assert se.main(tune_argv) == 0
     tuned_file = root / "tuned.json"
     data = json.loads(tuned_file.read_text())["envs"]["twenty_questions"]
     for a in data["algorithms"].values():

@@ -168,9 +168,10 @@ def report_runs(
 def tuning_runs(
     opts: Options, grids: Mapping[str, AlgorithmGrid], seeds: Sequence[int]
 ) -> list[PlannedRun]:
-    """The tuning runs: every label, grid configuration and tuning seed, evaluated from
-    ``eval.seed=TUNING_EVAL_SEED``; folders ``root/tune/{label}-c{index}-seed{seed}``."""
-    env = ENVS[opts.env].overrides
+    """The tuning runs: every label, grid configuration and tuning seed, on the env's tuning
+    task set (``EnvSetting.tuning``), evaluated from ``eval.seed=TUNING_EVAL_SEED``; folders
+    ``root/tune/{label}-c{index}-seed{seed}``."""
+    env = (*ENVS[opts.env].overrides, *ENVS[opts.env].tuning)
     runs = []
     for label in opts.labels:
         grid = grids[label]

@@ -62,12 +62,16 @@ class EnvSetting:
             ``warm_start.*`` value (so the starting policy is pinned here, not by defaults).
         thresholds: default return thresholds for "trajectories to reach" (``--thresholds``).
         why: why the env is in the comparison.
+        tuning: overrides of the tuning runs only, after ``overrides``: a task set disjoint
+            from the report's, so that no tuning run sees a report task (empty: the env
+            cannot separate them, and tuning shares the report's tasks on other seeds).
     """
 
     name: str
     overrides: tuple[str, ...]
     thresholds: tuple[float, ...]
     why: str
+    tuning: tuple[str, ...] = ()
 
 
 def _warm_start(
@@ -83,6 +87,15 @@ def _warm_start(
     )
 
 
+# TwentyQuestions' tuning words: one classic word for each category of the reference 10-word
+# subset (agentrl.envs.twenty_questions.SUBSET), none of them in it. Every classic word is told
+# apart by the same 25 questions, so the tuning game has the report game's shape (25 questions
+# and 10 guesses) with other answers.
+TUNING_WORDS: tuple[str, ...] = (
+    "skateboard", "bird", "apple", "bicycle", "shoe",
+    "phone", "guitar", "bed", "pencil", "hammer",
+)  # fmt: skip
+
 ENV_SETTINGS: tuple[EnvSetting, ...] = (
     EnvSetting(
         "twenty_questions",
@@ -92,6 +105,7 @@ ENV_SETTINGS: tuple[EnvSetting, ...] = (
         (-12.0, -11.0, -10.0),
         "ArCHer's own benchmark (10-word subset): the BC start plays at sampled return -13 and "
         "success 0.63 (docs/sample_efficiency.md), room to improve on both",
+        tuning=(f"+env.kwargs.word_list=[{','.join(TUNING_WORDS)}]",),
     ),
     EnvSetting(
         "guess_my_city",

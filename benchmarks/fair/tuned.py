@@ -123,9 +123,11 @@ def write_tuned(
     tuning_seeds: Sequence[int],
     eval_ranges: Sequence[range],
     settings: Mapping[str, Mapping[str, int]],
+    tuning_tasks: Sequence[str] = (),
 ) -> None:
     """Merge the env's ``choices`` (``settings[label]``: that label's tuning budget) into
-    the tuned-values file ``path``: other envs and algorithms tuned before are kept."""
+    the tuned-values file ``path``: other envs and algorithms tuned before are kept.
+    ``tuning_tasks``: the overrides that gave the tuning runs their own task set."""
     data: dict[str, Any] = (
         json.loads(path.read_text()) if path.exists() else {"format": FORMAT, "envs": {}}
     )
@@ -134,7 +136,9 @@ def write_tuned(
             f"{path} is not a tuned-values file ({FORMAT}); choose another --tuned path"
         )
     data["criterion"] = CRITERION
-    algorithms = data["envs"].setdefault(env, {"algorithms": {}})["algorithms"]
+    entry = data["envs"].setdefault(env, {"algorithms": {}})
+    entry["tuning_tasks"] = list(tuning_tasks)
+    algorithms = entry["algorithms"]
     for label, c in choices.items():
         algorithms[label] = {
             "overrides": list(c.overrides),

@@ -13,7 +13,7 @@ from benchmarks.fair.cost import measured_costs, read_costs, render_plan, write_
 from benchmarks.fair.grid import AlgorithmGrid, check_eval_disjoint, check_seeds_disjoint
 from benchmarks.fair.plan import Options, execute, tuning_runs, validate
 from benchmarks.fair.runs import Rows, wall_seconds
-from benchmarks.fair.setup import REPORT_EVAL_SEED, TUNING_EVAL_SEED
+from benchmarks.fair.setup import ENVS, REPORT_EVAL_SEED, TUNING_EVAL_SEED
 from benchmarks.fair.tuned import Choice, select, write_tuned
 
 # The eval seeds the report may use: its curves from REPORT_EVAL_SEED and its re-evaluation
@@ -88,7 +88,9 @@ def tune(
         }
         for label in opts.labels
     }
-    write_tuned(tuned_path, opts.env, choices, tune_seeds, eval_ranges, settings)
+    write_tuned(
+        tuned_path, opts.env, choices, tune_seeds, eval_ranges, settings, ENVS[opts.env].tuning
+    )
     text = render_scores(choices)
     print(text, f"\nchosen values written to {tuned_path}", sep="\n")
     (opts.root / "tune").mkdir(parents=True, exist_ok=True)
