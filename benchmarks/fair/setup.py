@@ -90,7 +90,8 @@ def _warm_start(
 # TwentyQuestions' tuning words: one classic word for each category of the reference 10-word
 # subset (agentrl.envs.twenty_questions.SUBSET), none of them in it. Every classic word is told
 # apart by the same 25 questions, so the tuning game has the report game's shape (25 questions
-# and 10 guesses) with other answers.
+# and 10 guesses) with other answers. The tiny model's word tokenizer spells these words in
+# more pieces than the subset's (docs/tuning.md).
 TUNING_WORDS: tuple[str, ...] = (
     "skateboard", "bird", "apple", "bicycle", "shoe",
     "phone", "guitar", "bed", "pencil", "hammer",
