@@ -65,6 +65,19 @@ CASES: dict[str, tuple[ModelConfig, dict[str, Any], str, int]] = {
         2,
     ),
     "fsdp_grpo": (TINY, {"name": "grpo", "lr": LR, "group_size": 2, "minibatch_size": 3}, "fsdp", 1),
+    # activation checkpointing under DDP (LoRA) and FSDP2: each layer recomputed in backward
+    "ppo_lora_ckpt": (
+        dataclasses.replace(TINY, lora=True, gradient_checkpointing=True),
+        {"name": "ppo", "lr": LR, "value_head": "none", "minibatch_size": 9},
+        "ddp",
+        1,
+    ),
+    "fsdp_grpo_ckpt": (
+        dataclasses.replace(TINY, gradient_checkpointing=True),
+        {"name": "grpo", "lr": LR, "group_size": 2, "minibatch_size": 3},
+        "fsdp",
+        1,
+    ),
 }
 RESUMED = ("ppo", "fsdp_ppo")  # a 2-process run resumed after update 1 (from its own checkpoint)
 CORE = ("ppo", "grpo")  # in the default suite; the other cases are slow-marked
