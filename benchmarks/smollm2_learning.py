@@ -45,6 +45,8 @@ def read_run(run_dir: Path) -> dict[str, Any]:
             out[f"{mode}_{key}_after"] = float(last.get(f"{prefix}/{key}", "nan"))
     out["train_success"] = [r.get("train/success") for r in rows if r["iteration"] > 0]
     out["warm_start_rows"] = first.get("warm_start/rows")
+    config = json.loads((run_dir / "config.json").read_text())
+    out["episodes_per_iter"] = int(config["rollout"]["episodes_per_iter"])
     # from the config's writing (the start) to the last metrics row (the end)
     out["wall_min"] = ((run_dir / "metrics.jsonl").stat().st_mtime - (run_dir / "config.json").stat().st_mtime) / 60
     return out
@@ -100,7 +102,8 @@ def plot(results: dict[str, dict[str, Any]], path: str) -> None:
         ax.scatter([0, n], [s["sampled_success_before"], s["sampled_success_after"]], marker="s", label="eval, sampled", zorder=3)
         ax.scatter([0, n], [s["greedy_success_before"], s["greedy_success_after"]], marker="^", label="eval, greedy", zorder=3)
         ax.set_title(f"SmolLM2-135M + LoRA: {env} ({len(curves)} seeds)")
-        ax.set_xlabel("iteration (16 episodes each)")
+        per_iter = sorted({r["episodes_per_iter"] for r in res["runs"]})
+        ax.set_xlabel(f"iteration ({'/'.join(map(str, per_iter))} episodes each)")
         ax.set_ylabel("success rate")
         ax.legend(fontsize=8)
     fig.tight_layout()

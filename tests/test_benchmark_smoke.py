@@ -199,7 +199,7 @@ def test_smollm2_learning_table_from_run_dirs(tmp_path):
     for seed, (before, after) in enumerate([(0.1, 0.4), (0.2, 0.3)]):
         d = tmp_path / f"s{seed}"
         d.mkdir()
-        (d / "config.json").write_text("{}")
+        (d / "config.json").write_text(json.dumps({"rollout": {"episodes_per_iter": 32}}))
         rows = [
             {"iteration": 0, "eval/success": 0.0, "eval_sample/success": before, "eval_sample/return": 0.0},
             {"iteration": 1, "train/success": 0.5},
@@ -213,6 +213,7 @@ def test_smollm2_learning_table_from_run_dirs(tmp_path):
     lo, hi = s["sampled_success_delta_ci"]
     assert lo == pytest.approx(0.1) and hi == pytest.approx(0.3)  # the bootstrap of two deltas
     assert out["gtn"]["runs"][0]["train_success"] == [0.5, 0.6] and (tmp_path / "c.png").is_file()
+    assert out["gtn"]["runs"][0]["episodes_per_iter"] == 32  # the curve's x label says so
     assert "| gtn | sampled | 0.150 | 0.350 | +0.200 [+0.100, +0.300]" in sl.table(out)
 
 
