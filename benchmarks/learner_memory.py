@@ -57,7 +57,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         "loaded_gb": round(loaded, 2),
         "peak_gb": round(_rss_gb(), 2),
         "step_gb": round(_rss_gb() - loaded, 2),
-        "step_s": round(wall, 1),
+        "step_s": round(wall, 3),
     }
 
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "torch": torch.__version__,
         "rows": rows,
         "step_memory_ratio": round(rows[0]["step_gb"] / max(rows[1]["step_gb"], 1e-9), 2),
-        "time_ratio": round(rows[1]["step_s"] / rows[0]["step_s"], 2),
+        "time_ratio": round(rows[1]["step_s"] / max(rows[0]["step_s"], 1e-9), 2),
     }
     print(f"memory of the step: {result['step_memory_ratio']}x less; time: {result['time_ratio']}x")
     if args.out is not None:
