@@ -38,7 +38,6 @@ import torch
 
 from agentrl.algorithm import build_algorithm
 from agentrl.algorithms.archer.learner import Archer
-from agentrl.algorithms.archer.replay import Transition
 from agentrl.config import EnvConfig, load_config
 from agentrl.policy import Policy, SamplingConfig
 from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
@@ -143,6 +142,11 @@ class PhaseTiming:
     stats: list[dict[str, float]]
     note: str
 
+    @property
+    def decoded(self) -> float:
+        """Fresh actions decoded over the phase's steps."""
+        return sum(s.get("actions_decoded", 0.0) for s in self.stats)
+
 
 def time_critic_phase(algo: Archer, steps: int, reuse: bool, pool: int = 0) -> PhaseTiming:
     """``steps`` critic steps in one critic phase, with or without the prefill store, with a
@@ -150,19 +154,19 @@ def time_critic_phase(algo: Archer, steps: int, reuse: bool, pool: int = 0) -> P
     core = algo.core
     saved, saved_config = core.prefill_cache_bytes, core.config
     core.config = dataclasses.replace(core.config, critic_action_samples=pool)
-    sample = core.sample_actions
+    decode = core.decode  # every fresh action of the critic goes through it
     sampling = [0.0]
 
-    def timed_sample(
-        batch: Sequence[Transition], generator: torch.Generator | None = None
+    def timed_decode(
+        prompts: list[list[int]], generator: torch.Generator | None = None
     ) -> list[Generation]:
         t = time.perf_counter()
         try:
-            return sample(batch, generator)
+            return decode(prompts, generator)
         finally:
             sampling[0] += time.perf_counter() - t
 
-    core.sample_actions = timed_sample  # type: ignore[method-assign]
+    core.decode = timed_decode  # type: ignore[method-assign]
     if not reuse:
         core.prefill_cache_bytes = 0
     try:
@@ -175,8 +179,8 @@ def time_critic_phase(algo: Archer, steps: int, reuse: bool, pool: int = 0) -> P
         seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     finally:
         core.prefill_cache_bytes, core.config = saved, saved_config
-        del core.sample_actions  # the method again
-    note = f"; actions decoded {sum(int(s.get('actions_decoded', 0)) for s in stats)}"
+        del core.decode  # the method again
+    note = f"; actions decoded {int(sum(s.get('actions_decoded', 0.0) for s in stats))}"
     if store is not None:
         total = store.stats.prefilled_tokens + store.stats.reused_tokens
         note += (
@@ -238,8 +242,8 @@ def compare_critic_phase(
             "with_pool_s": pooled.seconds,
             "with_reuse_sampling_s": store.sampling,
             "with_pool_sampling_s": pooled.sampling,
-            "with_reuse_decoded": sum(s.get("actions_decoded", 0.0) for s in store.stats),
-            "with_pool_decoded": sum(s.get("actions_decoded", 0.0) for s in pooled.stats),
+            "with_reuse_decoded": store.decoded,
+            "with_pool_decoded": pooled.decoded,
         }
     with_, without = best["with reuse"], best["without reuse"]
     print(
@@ -273,13 +277,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float] | None:
             if args.action_samples < 1:
                 raise SystemExit("--pool-only needs --action-samples K >= 1")
             run = time_critic_phase(algo, steps, True, args.action_samples)
-            decoded = sum(s.get("actions_decoded", 0.0) for s in run.stats)
             print(
                 f"critic phase, {steps} steps, store and a pool of {args.action_samples}: "
                 f"{run.seconds:.1f} s, {run.cpu:.1f} CPU s, fresh actions {run.sampling:.1f} s{run.note}",
                 flush=True,
             )
-            return {"with_pool_s": run.seconds, "with_pool_sampling_s": run.sampling, "with_pool_decoded": decoded}
+            return {"with_pool_s": run.seconds, "with_pool_sampling_s": run.sampling, "with_pool_decoded": run.decoded}
         return compare_critic_phase(algo, steps, args.repeats, args.action_samples)
     profile_pieces(algo)
     return None

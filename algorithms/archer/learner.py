@@ -265,9 +265,17 @@ class CriticLearner:
         one conversation are prefixes of each other: each conversation's context is
         prefilled once (:meth:`~agentrl.policy.Policy.generate_shared`), and within
         :meth:`critic_phase` once for the whole phase."""
+        return self.decode(self.prompts(batch), generator)
+
+    def decode(
+        self, prompts: list[list[int]], generator: torch.Generator | None = None
+    ) -> list[Generation]:
+        """One fresh action per prompt (prompt ids as :meth:`prompts` gives them), in one
+        batched call of the policy's decode loop, within :meth:`critic_phase` on its prefill
+        store: every fresh action of the critic and the actor goes through here."""
         with autocast(self.policy.device, precision_dtype(self.config.actor_precision)):
             return self.policy.generate_shared(
-                self.prompts(batch), self.sampling, generator or self.generator, self._prefill
+                prompts, self.sampling, generator or self.generator, self._prefill
             )
 
     def target_actions(self, batch: Sequence[Transition]) -> tuple[list[str], int]:
@@ -280,7 +288,8 @@ class CriticLearner:
         if pool is None:
             return [g.text for g in self.sample_actions(batch)], len(batch)
         k = self.config.critic_action_samples
-        keys = [tuple(p) for p in self.prompts(batch)]
+        prompts = self.prompts(batch)
+        keys = [tuple(p) for p in prompts]
         planned: dict[tuple[int, ...], int] = {}
         need = []
         for i, key in enumerate(keys):
@@ -289,7 +298,7 @@ class CriticLearner:
                 need.append(i)
         out: list[str | None] = [None] * len(batch)
         if need:
-            for i, gen in zip(need, self.sample_actions([batch[i] for i in need]), strict=True):
+            for i, gen in zip(need, self.decode([prompts[i] for i in need]), strict=True):
                 pool.setdefault(keys[i], []).append(gen.text)
                 out[i] = gen.text
         for i, key in enumerate(keys):
