@@ -69,3 +69,16 @@ def test_config_option_and_large_presets() -> None:
     for preset in ("qwen2_5_7b", "llama3_1_8b"):
         assert load_config([f"model={preset}"]).model.gradient_checkpointing
     assert not load_config(["model=smollm2"]).model.gradient_checkpointing
+
+
+def test_lora_build_and_reload_raise_no_checkpointing_deprecation(tmp_path) -> None:
+    """peft reads a property that newer transformers deprecates on every read; agentrl's
+    adapter calls filter that one warning (``peft_quietly``) so every run does not print it."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        policy = _policy(checkpointing=False, lora=True)
+        policy.save(tmp_path / "ckpt")
+        Policy.load(tmp_path / "ckpt", device="cpu", model_config=ModelConfig(**TINY, lora=True))
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]

@@ -17,10 +17,13 @@ With ``lora=True`` the model is wrapped with a peft LoRA adapter; only the adapt
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
 import uuid
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,6 +189,22 @@ def enable_checkpointing(model: PreTrainedModel) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
+@contextlib.contextmanager
+def peft_quietly() -> Iterator[None]:
+    """Silence one FutureWarning that peft triggers on every adapter it builds or loads.
+
+    peft reads ``model.is_gradient_checkpointing``, a property newer transformers renamed
+    (``is_activation_checkpointing``) and warns about on every read. The warning names a
+    call agentrl does not make and users cannot act on, so it is filtered here, for the
+    duration of peft's call only; every other warning passes through.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".*`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        yield
+
+
 def wrap_lora(model: PreTrainedModel, cfg: ModelConfig) -> Any:
     """Wrap ``model`` with a fresh LoRA adapter (base weights frozen)."""
     from peft import LoraConfig, get_peft_model
@@ -197,7 +216,8 @@ def wrap_lora(model: PreTrainedModel, cfg: ModelConfig) -> Any:
         target_modules=list(cfg.lora_target_modules),
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora_cfg)
+    with peft_quietly():
+        return get_peft_model(model, lora_cfg)
 
 
 def _build_tiny(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

@@ -40,7 +40,7 @@ from agentrl.policy.constraints import TokenConstraint, resolve_grammar
 from agentrl.policy.device import resolve_device
 from agentrl.policy.kv import KVCache, cut_row, stack_caches, supports_kv_reuse
 from agentrl.policy.lean import last_logits, lean_parts
-from agentrl.policy.models import ModelConfig, load_model_and_tokenizer, torch_dtype
+from agentrl.policy.models import ModelConfig, load_model_and_tokenizer, peft_quietly, torch_dtype
 from agentrl.policy.prefill_cache import PrefillCache
 from agentrl.policy.sampling import SamplingConfig, cut_at_stop, sample_next
 from agentrl.types import Generation
@@ -1162,7 +1162,8 @@ class Policy:
 
             base_cfg = dataclasses.replace(model_config, lora=False)
             base, _ = load_model_and_tokenizer(base_cfg)
-            model = PeftModel.from_pretrained(base, path, is_trainable=True)
+            with peft_quietly():
+                model = PeftModel.from_pretrained(base, path, is_trainable=True)
         else:
             dtype = torch_dtype(model_config.dtype) if model_config else torch.float32
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
