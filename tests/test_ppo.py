@@ -386,3 +386,12 @@ def test_stale_turns_get_decoupled_ppo_and_equal_weights_give_the_fresh_update(s
     _, stats = stale.algorithm.prepare(unlikely, build_turn_batch(unlikely, gamma=0.95))
     assert stats["stale_weight_capped_frac"] == 1.0
     assert stats["stale_weight_mean"] == pytest.approx(stale.algorithm.config.stale_weight_cap)
+
+
+def test_update_logs_the_largest_minibatch_kl():
+    """``approx_kl`` is the mean over the update's minibatches, whose first has ratio 1 (no step
+    yet); ``approx_kl_max`` is the largest, so one large step is not averaged away."""
+    learner = _tiny_learner({"value_head": "none", "lr": 1e-2, "minibatch_size": 2, "epochs": 2})
+    out = learner.algorithm.update(_collect(learner.policy))
+    assert out["ppo/approx_kl_max"] > 0
+    assert out["ppo/approx_kl_max"] > out["ppo/approx_kl"] * 1.5  # the mean includes the step-free first minibatch

@@ -246,6 +246,9 @@ class ClippedPolicyGradient(AlgorithmBase):
         self.policy.model.eval()
         self.num_updates += 1
         out = {f"{prefix}/{k}": sum(v) / max(len(v), 1) for k, v in stats.items()}
+        # The first minibatch's ratio is 1 (no step yet), so the mean hides one large step;
+        # the largest minibatch KL is the one to watch (docs/scaling.md: PPO under staleness).
+        out[f"{prefix}/approx_kl_max"] = max(stats["approx_kl"], default=0.0)
         out.update({f"{prefix}/{k}": v for k, v in adv_stats.items()})
         out[f"{prefix}/turns"] = float(len(batch))
         out[f"{prefix}/update_s"] = time.perf_counter() - start
