@@ -56,7 +56,7 @@ def overrides(args: argparse.Namespace, algorithm: str, depth: int, seed: int, r
         *START,
         *ALGORITHMS[algorithm],
         "model=tiny",
-        "cluster=local",
+        f"cluster={args.cluster}",
         f"seed={seed}",
         f"iterations={args.iterations}",
         f"rollout.num_workers={args.workers}",
@@ -102,6 +102,26 @@ def run_row(args: argparse.Namespace, algorithm: str, depth: int, seed: int, roo
         "return_before": evals[0]["eval_sample/return"],
         "return_after": evals[-1]["eval_sample/return"],
         "wall_s": sum(r["perf/iteration_s"] for r in its),
+        **kl_stats(its, algorithm),
+    }
+
+
+BIG_KL = 0.1
+"""An update whose largest minibatch KL exceeds this is counted as a large step."""
+
+
+def kl_stats(iterations: list[dict[str, Any]], algorithm: str) -> dict[str, Any]:
+    """The clipped-ratio learners' step sizes: the largest minibatch KL of each update
+    (``<algorithm>/approx_kl_max``), its maximum over the run and the updates above
+    :data:`BIG_KL`; empty for learners that log no such stat (ArCHer)."""
+    key = f"{algorithm}/approx_kl_max"
+    kls = [float(r[key]) for r in iterations if key in r]
+    if not kls:
+        return {}
+    return {
+        "approx_kl_max": kls,
+        "max_kl": max(kls),
+        "big_kl_updates": [i + 1 for i, k in enumerate(kls) if k > BIG_KL],
     }
 
 
@@ -150,6 +170,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--eval-episodes", type=int, default=128)
     p.add_argument("--json", type=Path, default=None, help="write every run's row here")
+    p.add_argument(
+        "--cluster",
+        choices=["local", "inline"],
+        default="local",
+        help="local: Ray (the timings); inline: one process, which plays the same episodes as "
+        "Ray (the learning columns hold, the timing columns do not measure any overlap)",
+    )
 
 
-__all__ = ["ALGORITHMS", "add_arguments", "run", "run_row", "summary_table"]
+__all__ = ["ALGORITHMS", "BIG_KL", "add_arguments", "kl_stats", "run", "run_row", "summary_table"]

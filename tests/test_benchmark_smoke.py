@@ -190,6 +190,22 @@ def test_scaling_async_part_compares_modes_with_staleness_and_idle_shares():
     assert "| ppo | async, max_staleness=1 |" in result["table"]
 
 
+def test_scaling_async_part_inline_records_step_sizes():
+    """``--cluster inline`` plays the same schedule in one process; every PPO update's
+    largest minibatch KL is recorded, and updates above ``BIG_KL`` are listed by number."""
+    from benchmarks import scaling
+    from benchmarks.scaling_async import BIG_KL, kl_stats
+
+    result = scaling.main(["--part", "async", "--quick", "--cluster", "inline"])
+    rows = {r["depth"]: r for r in result["rows"]}
+    assert rows[1]["staleness"] == [0.0, 1.0]
+    for r in rows.values():
+        assert len(r["approx_kl_max"]) == 2 and r["max_kl"] == max(r["approx_kl_max"])
+    its = [{"ppo/approx_kl_max": k} for k in (0.01, BIG_KL + 0.2, 0.02, BIG_KL + 0.1)]
+    assert kl_stats(its, "ppo")["big_kl_updates"] == [2, 4]
+    assert kl_stats([{"archer/critic_loss": 1.0}], "archer") == {}
+
+
 def test_smollm2_learning_table_from_run_dirs(tmp_path):
     import json
 
