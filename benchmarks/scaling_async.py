@@ -92,6 +92,9 @@ def run_row(args: argparse.Namespace, algorithm: str, depth: int, seed: int, roo
         "algorithm": algorithm,
         "depth": depth,
         "seed": seed,
+        "iterations": args.iterations,
+        "override": list(args.override),
+        "cluster": args.cluster,
         "episodes_per_s": statistics.median(r["perf/episodes_per_s"] for r in timed),
         "learner_wait_frac": statistics.median(r["perf/learner_wait_frac"] for r in timed),
         "worker_idle_frac": max(0.0, 1.0 - busy / (args.workers * sum(train_s))),
@@ -150,6 +153,52 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def learning_table(rows: list[dict[str, Any]]) -> str:
+    """Final sampled success per setting (algorithm, iterations, extra overrides) and
+    collection mode: the mean over seeds with its 95% bootstrap interval, the per-seed
+    difference from the synchronous run of the same seed, the runs that ended below
+    :data:`COLLAPSED` and, for clipped-ratio learners, the runs with an update above
+    :data:`BIG_KL` and the median of the runs' largest update KL."""
+    from benchmarks.smollm2_learning import bootstrap_interval
+
+    def key(r: dict[str, Any]) -> tuple[str, int, str]:
+        return r["algorithm"], int(r["iterations"]), " ".join(r.get("override", []))
+
+    lines = [
+        "| algorithm | iterations | overrides | collection | seeds | final success, mean [95% CI] | minus synchronous, mean [95% CI] (lower on) | ended below 0.25 | runs with an update KL > 0.1 | median of each run's largest KL |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for setting in dict.fromkeys(key(r) for r in rows):
+        sel = [r for r in rows if key(r) == setting]
+        sync = {r["seed"]: r["success_after"] for r in sel if r["depth"] == 0}
+        for depth in sorted({r["depth"] for r in sel}):
+            runs = sorted((r for r in sel if r["depth"] == depth), key=lambda r: r["seed"])
+            after = [r["success_after"] for r in runs]
+            lo, hi = bootstrap_interval(after)
+            diff = [r["success_after"] - sync[r["seed"]] for r in runs if r["seed"] in sync]
+            if depth == 0 or not diff:
+                vs = "-"
+            else:
+                dlo, dhi = bootstrap_interval(diff)
+                lower = sum(d < 0 for d in diff)
+                vs = f"{statistics.mean(diff):+.3f} [{dlo:+.3f}, {dhi:+.3f}] ({lower} of {len(diff)})"
+            kls = [r["max_kl"] for r in runs if "max_kl" in r]
+            big = f"{sum(bool(r['big_kl_updates']) for r in runs)} of {len(runs)}" if kls else "-"
+            med = f"{statistics.median(kls):.3f}" if kls else "-"
+            mode = "synchronous" if depth == 0 else f"max_staleness={depth}"
+            lines.append(
+                f"| {setting[0]} | {setting[1]} | {setting[2] or '-'} | {mode} | {len(runs)} | "
+                f"{statistics.mean(after):.3f} [{lo:.3f}, {hi:.3f}] | {vs} | "
+                f"{sum(a < COLLAPSED for a in after)} | {big} | {med} |"
+            )
+    return "\n".join(lines)
+
+
+COLLAPSED = 0.25
+"""A run whose final sampled success ends below this is counted as collapsed (the BC start
+is about 0.41)."""
+
+
 def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     rows = []
     for algorithm in args.algorithms:
@@ -160,7 +209,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 row = run_row(args, algorithm, depth, seed, root)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    return {"rows": rows, "table": summary_table(rows)}
+    return {"rows": rows, "table": summary_table(rows), "learning": learning_table(rows)}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -171,6 +220,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-episodes", type=int, default=128)
     p.add_argument("--json", type=Path, default=None, help="write every run's row here")
     p.add_argument(
+        "--rows-from",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="run nothing: print the learning table of the rows in these --json files",
+    )
+    p.add_argument(
         "--cluster",
         choices=["local", "inline"],
         default="local",
@@ -179,4 +235,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-__all__ = ["ALGORITHMS", "BIG_KL", "add_arguments", "kl_stats", "run", "run_row", "summary_table"]
+__all__ = [
+    "ALGORITHMS", "BIG_KL", "COLLAPSED", "add_arguments", "kl_stats", "learning_table", "run", "run_row",
+    "summary_table",
+]

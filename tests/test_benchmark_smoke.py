@@ -206,6 +206,26 @@ def test_scaling_async_part_inline_records_step_sizes():
     assert kl_stats([{"archer/critic_loss": 1.0}], "archer") == {}
 
 
+def test_scaling_async_learning_table_pairs_seeds_with_the_synchronous_run(tmp_path):
+    import json
+
+    from benchmarks import scaling
+
+    def row(depth, seed, after, kl):
+        return {"algorithm": "ppo", "depth": depth, "seed": seed, "iterations": 16, "override": [],
+                "success_after": after, "max_kl": kl, "big_kl_updates": [3] if kl > 0.1 else []}
+
+    rows = [row(0, 0, 0.5, 0.02), row(0, 1, 0.4, 0.3), row(2, 0, 0.1, 0.5), row(2, 1, 0.5, 0.01)]
+    f = tmp_path / "rows.json"
+    f.write_text(json.dumps({"rows": rows}))
+    text = scaling.main(["--part", "async", "--rows-from", str(f)])["learning"]
+    sync, stale = text.splitlines()[2:]
+    assert "| synchronous | 2 | 0.450 " in sync and "| 0 | 1 of 2 | 0.160 |" in sync
+    # per seed: 0.1 - 0.5 and 0.5 - 0.4 -> mean -0.150, lower on 1 of 2; one run below 0.25
+    assert "| max_staleness=2 | 2 | 0.300 " in stale and "-0.150 [" in stale and "(1 of 2)" in stale
+    assert "| 1 | 1 of 2 | 0.255 |" in stale
+
+
 def test_smollm2_learning_table_from_run_dirs(tmp_path):
     import json
 
