@@ -81,8 +81,10 @@ class RolloutConfig:
     max_staleness: int = 1
     """With ``async_collection``: how many iterations ahead collections are kept launched,
     so the episodes an update trains on are this many policy versions old (at most);
-    agentrl/pipeline.py, docs/scaling.md. Measured to leave ArCHer's learning unchanged; with
-    PPO (decoupled PPO for the stale turns) the final success fell there: not validated."""
+    agentrl/pipeline.py, docs/scaling.md. Measured to leave ArCHer's learning unchanged. PPO
+    with a value function (decoupled PPO for the stale turns) lost final success there: stale
+    batches made its large single steps more common (watch ``ppo/approx_kl_max``), and at a
+    learning rate small enough to avoid them it did not learn in the budget measured."""
 
 
 @dataclass

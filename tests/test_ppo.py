@@ -107,6 +107,29 @@ def test_gae_two_turn_conversation_with_env_tokens_by_hand():
     assert two[0].tolist() == pytest.approx(expected, abs=1e-6) and two[1].abs().sum() == 0
 
 
+def test_gae_with_vtrace_traces_by_hand():
+    # a1 a2 | env | b1: two turns; token ratios c = 0.5, 1 and 0.25 (b1 sampled by a much older policy)
+    mask = torch.tensor([[1, 1, 0, 1]], dtype=torch.float32)
+    rewards = torch.tensor([[0.0, 1.0, 9.0, 2.0]])
+    values = torch.tensor([[0.5, 0.2, 9.0, 0.4]])
+    traces = torch.tensor([[0.5, 1.0, 7.0, 0.25]])  # the env position's value must not be read
+    adv, ret = gae(rewards, values, mask, gamma=0.9, lam=0.8, traces=traces)
+    # b1: delta = 2 - 0.4 = 1.6; A = 1.6; D = 0.25 * 1.6 = 0.4
+    # a2: delta = 1 + 0.9 * 0.4 - 0.2 = 1.16; A = 1.16 + 0.9 * 0.8 * 0.4 = 1.448; D = 1.448
+    # a1: delta = 0.2 - 0.5 = -0.3; A = -0.3 + 0.8 * 1.448 = 0.8584; D = 0.5 * 0.8584 = 0.4292
+    assert adv[0].tolist() == pytest.approx([0.8584, 1.448, 0.0, 1.6], abs=1e-6)
+    assert ret[0].tolist() == pytest.approx([0.9292, 1.648, 0.0, 0.8], abs=1e-6)
+    # a1's target by IMPALA's sum: V + rho0 d0 + c0 rho1 d1 + c0 c1 gamma rho3 d3, c = lam * min(1, ratio)
+    impala = 0.5 + 0.5 * -0.3 + (0.8 * 0.5) * 1.16 + (0.8 * 0.5) * (0.8 * 1.0) * 0.9 * 0.25 * 1.6
+    assert ret[0, 0].item() == pytest.approx(impala, abs=1e-6)
+    # all traces 1: plain GAE, exactly
+    r = torch.rand(3, 6)
+    v = torch.rand(3, 6)
+    m = (torch.rand(3, 6) > 0.3).float()
+    plain, traced = gae(r, v, m, 0.9, 0.8), gae(r, v, m, 0.9, 0.8, traces=torch.ones(3, 6))
+    assert torch.equal(plain[0], traced[0]) and torch.equal(plain[1], traced[1])
+
+
 def test_value_loss_plain_and_clipped_by_hand():
     values = torch.tensor([[1.0, 0.9]], requires_grad=True)
     old = torch.tensor([[0.5, 0.5]])
@@ -395,3 +418,46 @@ def test_update_logs_the_largest_minibatch_kl():
     out = learner.algorithm.update(_collect(learner.policy))
     assert out["ppo/approx_kl_max"] > 0
     assert out["ppo/approx_kl_max"] > out["ppo/approx_kl"] * 1.5  # the mean includes the step-free first minibatch
+
+
+def test_vtrace_changes_only_the_targets_of_stale_turns_with_weights_below_one():
+    """``vtrace=true``: fresh batches and stale turns whose policy moved toward them (weight >= 1)
+    keep plain GAE's targets; turns the current policy finds less likely than the behaviour
+    policy did (weight < 1) get V-trace's smaller corrections."""
+    import copy
+
+    from agentrl.batch import build_turn_batch
+
+    plain = _tiny_learner({"lr": 1e-2})
+    traced = _tiny_learner({"lr": 1e-2, "vtrace": True})
+    episodes = _collect(plain.policy)
+    torch.manual_seed(0)  # a non-zero value head (it starts at 0), so the targets depend on V
+    torch.nn.init.normal_(plain.algorithm.value_model.head.weight, std=0.5)
+    traced.algorithm.value_model.load_state_dict(plain.algorithm.value_model.state_dict())
+
+    def targets(learner, eps, version):
+        learner.policy.version = version
+        learner.algorithm.rl_started = True
+        return learner.algorithm.prepare(eps, build_turn_batch(eps, gamma=0.95))
+
+    # turns sampled by the current weights (version 0 = the turns' version): no difference
+    (tp, _), (tt, _) = targets(plain, episodes, 0), targets(traced, episodes, 0)
+    assert torch.equal(tp.returns, tt.returns) and torch.equal(tp.advantages, tt.advantages)
+    # stale, and the behaviour policy made each sampled token e times more likely: c = 1/e
+    likely = copy.deepcopy(episodes)
+    for e in likely:
+        for t in e.turns:
+            t.action_logprobs = [x + 1.0 for x in t.action_logprobs]
+    (tp, _), (tt, st) = targets(plain, likely, 3), targets(traced, likely, 3)
+    assert st["stale_weight_mean"] == pytest.approx(math.exp(-1.0), rel=1e-3)
+    mask = build_turn_batch(likely, gamma=0.95).action_mask.bool()
+    assert not torch.allclose(tp.returns[mask], tt.returns[mask], atol=1e-4)
+    # each target moves toward V: |R - V| shrinks by at least the last token's factor 1/e
+    assert (tt.returns - tt.old_values)[mask].abs().sum() < (tp.returns - tp.old_values)[mask].abs().sum()
+    # stale, but the behaviour policy found the tokens less likely (weight capped, c = 1): plain GAE
+    unlikely = copy.deepcopy(episodes)
+    for e in unlikely:
+        for t in e.turns:
+            t.action_logprobs = [x - 1.0 for x in t.action_logprobs]
+    (tp, _), (tt, _) = targets(plain, unlikely, 3), targets(traced, unlikely, 3)
+    assert torch.allclose(tp.returns, tt.returns, atol=1e-6)

@@ -48,6 +48,12 @@ class PPOConfig:
         stale_weight_cap: the truncation of decoupled PPO's importance weight
             ``pi_prox / mu`` on turns sampled by older weights (asynchronous collection,
             ``rollout.max_staleness``; docs/scaling.md); not tuned.
+        vtrace: value heads only: on stale turns, compute the value targets and GAE with
+            V-trace's truncated importance weights (Espeholt et al. 2018, IMPALA):
+            ``min(1, pi_prox / mu)`` weighs each token's TD error in the value target and
+            cuts the traces through it, so values fitted to the current policy are not
+            regressed toward an older policy's returns (:func:`~.losses.gae`). Equal to plain
+            GAE when every turn is fresh. Off by default: measured in docs/scaling.md.
     """
 
     lr: float = 1e-4
@@ -66,6 +72,7 @@ class PPOConfig:
     grad_clip: float = 1.0
     entropy_coef: float = 0.0
     stale_weight_cap: float = 2.0
+    vtrace: bool = False
 
     def __post_init__(self) -> None:
         if self.lr <= 0:

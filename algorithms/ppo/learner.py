@@ -362,8 +362,15 @@ class PPO(ClippedPolicyGradient):
         else:
             rewards = turn_end_rewards(batch) - self.kl_coef * kl_tokens
             layout = episode_tokens(batch)
+            # V-trace's c_k = min(1, pi_prox / mu): the decoupled weights below the cap, 1 on fresh turns
+            traces = weights.clamp(max=1.0) if cfg.vtrace and weights is not None else None
             adv_e, ret_e = gae(
-                layout.to_episodes(rewards), layout.to_episodes(values), layout.mask, cfg.gamma, cfg.lam
+                layout.to_episodes(rewards),
+                layout.to_episodes(values),
+                layout.mask,
+                cfg.gamma,
+                cfg.lam,
+                None if traces is None else layout.to_episodes(traces),
             )
             adv, returns = layout.to_turns(adv_e), layout.to_turns(ret_e)
             adv_stats = {

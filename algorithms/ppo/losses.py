@@ -101,7 +101,12 @@ def turn_advantages(
 
 
 def gae(
-    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    gamma: float,
+    lam: float,
+    traces: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation over the agent tokens of each row, in order.
 
@@ -118,6 +123,18 @@ def gae(
     So ``gamma`` discounts across turns only and ``lam`` applies at every token step; the
     value after the last agent token is 0 (the episode is over).
 
+    With ``traces`` (V-trace, Espeholt et al. 2018, for tokens sampled by an older policy
+    ``mu``): ``c_k = min(1, pi(a_k) / mu(a_k))`` weighs token ``k``'s own TD error in the
+    value target and cuts the trace through it, and the advantage of token ``k`` reaches the
+    later tokens through their corrected targets::
+
+        D_k = c_k * delta_k + d_k * lam * c_k * D_{k'}     (v_k - V_k, V-trace's target)
+        A_k = delta_k + d_k * lam * D_{k'}
+        R_k = V_k + D_k
+
+    Token ``k``'s own ratio stays out of ``A_k`` (the policy loss weighs that token itself).
+    With every ``c_k = 1`` this is the recursion above, exactly.
+
     Args:
         rewards: ``[B, T]`` the reward of each agent token (a turn's reward on its last agent
             token, 0 on the others).
@@ -125,6 +142,8 @@ def gae(
         mask: ``[B, T]`` 1 on agent tokens.
         gamma: discount across turns, in ``[0, 1]``.
         lam: GAE's lambda, in ``[0, 1]``.
+        traces: ``[B, T]`` the truncated ratios ``c_k`` in ``[0, 1]`` (1 on tokens sampled by
+            the current policy), or None for plain GAE.
 
     Returns:
         ``(advantages [B, T], returns [B, T])``, 0 at masked positions.
@@ -133,21 +152,24 @@ def gae(
     rewards, values = rewards.float(), values.float()
     batch, length = agent.shape
     adv = torch.zeros(batch, length, dtype=torch.float32, device=values.device)
+    target = torch.zeros(batch, length, dtype=torch.float32, device=values.device)  # D_k
     next_value = torch.zeros(batch, device=values.device)
-    next_adv = torch.zeros(batch, device=values.device)
+    next_target = torch.zeros(batch, device=values.device)
     has_next = torch.zeros(batch, dtype=torch.bool, device=values.device)
     gap = torch.zeros(batch, dtype=torch.bool, device=values.device)  # env tokens before next
     for t in range(length - 1, -1, -1):
         here = agent[:, t]
         step = torch.where(gap, gamma, 1.0) * has_next.float()
         delta = rewards[:, t] + step * next_value - values[:, t]
-        a_t = delta + step * lam * next_adv
+        a_t = delta + step * lam * next_target
+        d_t = a_t if traces is None else traces[:, t].float() * a_t
         adv[:, t] = torch.where(here, a_t, 0.0)
+        target[:, t] = torch.where(here, d_t, 0.0)
         next_value = torch.where(here, values[:, t], next_value)
-        next_adv = torch.where(here, a_t, next_adv)
+        next_target = torch.where(here, d_t, next_target)
         gap = torch.where(here, False, gap | has_next)
         has_next = has_next | here
-    returns = torch.where(agent, adv + values, 0.0)
+    returns = torch.where(agent, target + values, 0.0)
     return adv, returns
 
 
