@@ -276,9 +276,10 @@ def _spawn_group(out: Path, cases: tuple[str, ...]) -> Path:
     for case in set(cases) & set(RESUMED):
         single, _, _ = _single(case, batches, updates=1)
         single.save(out / f"single_{case}_ckpt1")
-    # One retry on a fresh port: a CI run once hung here (both ranks alive after 300 s; the
-    # same group finishes in about 25 s alone), plausibly a rendezvous on a port that another
-    # process took after _free_port released it. A real deadlock still fails, twice.
+    # One retry on a fresh port: a full fresh-venv run once hung here for 300 s (the same
+    # group finishes in about 25 s alone); one guess is a rendezvous on a port that another
+    # process took after _free_port released it. A real deadlock still fails, twice, and the
+    # message says which ranks were alive.
     stuck = ""
     for attempt in (1, 2):
         start = time.perf_counter()
