@@ -461,3 +461,11 @@ def test_vtrace_changes_only_the_targets_of_stale_turns_with_weights_below_one()
             t.action_logprobs = [x - 1.0 for x in t.action_logprobs]
     (tp, _), (tt, _) = targets(plain, unlikely, 3), targets(traced, unlikely, 3)
     assert torch.allclose(tp.returns, tt.returns, atol=1e-6)
+
+
+def test_vtrace_without_a_value_function_is_refused():
+    from agentrl.algorithms.ppo.config import PPOConfig
+
+    with pytest.raises(ValueError, match="value_head=none has none"):
+        PPOConfig(value_head="none", vtrace=True)
+    assert PPOConfig(value_head="separate", vtrace=True).vtrace

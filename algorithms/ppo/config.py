@@ -90,6 +90,11 @@ class PPOConfig:
             raise ValueError(f"ppo.epochs and ppo.minibatch_size must be >= 1, got {self.epochs}, {self.minibatch_size}")
         if self.stale_weight_cap <= 0:
             raise ValueError(f"ppo.stale_weight_cap must be > 0, got {self.stale_weight_cap}")
+        if self.vtrace and self.value_head == "none":
+            raise ValueError(
+                "ppo.vtrace corrects a value function's targets, and value_head=none has none: "
+                "set algorithm.value_head=policy or separate, or algorithm.vtrace=false"
+            )
         if self.baseline not in BASELINES:
             raise ValueError(f"ppo.baseline must be one of {', '.join(BASELINES)}; got {self.baseline!r}")
         if self.vf_coef < 0:
