@@ -152,7 +152,8 @@ def gae(
     rewards, values = rewards.float(), values.float()
     batch, length = agent.shape
     adv = torch.zeros(batch, length, dtype=torch.float32, device=values.device)
-    target = torch.zeros(batch, length, dtype=torch.float32, device=values.device)  # D_k
+    # D_k, V-trace's corrected target; plain GAE's is its advantage, so it keeps no copy
+    target = adv if traces is None else torch.zeros_like(adv)
     next_value = torch.zeros(batch, device=values.device)
     next_target = torch.zeros(batch, device=values.device)
     has_next = torch.zeros(batch, dtype=torch.bool, device=values.device)
@@ -164,7 +165,8 @@ def gae(
         a_t = delta + step * lam * next_target
         d_t = a_t if traces is None else traces[:, t].float() * a_t
         adv[:, t] = torch.where(here, a_t, 0.0)
-        target[:, t] = torch.where(here, d_t, 0.0)
+        if traces is not None:
+            target[:, t] = torch.where(here, d_t, 0.0)
         next_value = torch.where(here, values[:, t], next_value)
         next_target = torch.where(here, d_t, next_target)
         gap = torch.where(here, False, gap | has_next)
