@@ -1,6 +1,7 @@
 """Reward functions and models (``reward=...``), installed as ``agentrl.rewards``.
 
-A reward model implements ``score(episodes) -> list[float]`` (one score per episode). The
+A reward subclasses :class:`Reward` and implements ``score(episodes) -> list[float]`` (one
+score per episode). The
 trainer calls :func:`apply_reward` between rollout and learner: ``env`` keeps the env's
 rewards; any other reward replaces (or, with ``weight`` and ``mode=add``, adds to) the
 final turn's reward, while ``Episode.env_reward`` always keeps the true env return so
@@ -12,7 +13,7 @@ Registered rewards (``reward=NAME``): ``env``, ``rule`` (batched reward function
 them is :mod:`agentrl.rewards.armap`.
 """
 
-from .base import EnvReward, RewardConfig, apply_reward, build_reward
+from .base import EnvReward, Reward, RewardConfig, apply_reward, build_reward
 from .combined import CombinedReward
 from .functions import RULES, RuleReward, register_rule
 from .judge import LLMJudge
@@ -25,6 +26,7 @@ __all__ = [
     "EnvReward",
     "LLMJudge",
     "LearnedRewardModel",
+    "Reward",
     "RewardConfig",
     "RewardModelError",
     "RewardModelScorer",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from agentrl.registry import REWARDS
 from agentrl.types import Episode
@@ -23,37 +23,75 @@ class RewardConfig:
             raise ValueError(f"reward.mode must be one of replace, add; got {self.mode!r}")
 
 
+class Reward:
+    """The interface of a reward (``reward=NAME``): subclass it and register the subclass.
+
+    A reward scores a batch of finished episodes, one float per episode
+    (:meth:`score`); :func:`apply_reward` writes the scores into copies of the episodes as
+    the config's ``mode`` and ``weight`` say. Class attributes:
+
+    - ``Config``: the dataclass of its ``reward.*`` keys (a subclass of
+      :class:`RewardConfig`, whose ``mode`` and ``weight`` every reward takes);
+    - ``passthrough``: ``True`` only for a reward that leaves the env's rewards as they are
+      (``env``): it is never called and, on Ray, never moved into an actor of its own.
+
+    The constructor takes the built config (``None``: the defaults). :meth:`shutdown`
+    releases what the reward holds (a remote actor); by default there is nothing to release.
+    """
+
+    Config: ClassVar[type[RewardConfig]] = RewardConfig
+    passthrough: ClassVar[bool] = False
+
+    config: RewardConfig
+
+    def __init__(self, config: RewardConfig | None = None) -> None:
+        cfg = config if config is not None else type(self).Config()
+        if not isinstance(cfg, type(self).Config):
+            raise TypeError(
+                f"{type(self).__name__} takes a {type(self).Config.__name__}, got {type(cfg).__name__}"
+            )
+        self.config = cfg
+
+    def score(self, episodes: Sequence[Episode]) -> list[float]:
+        """One score per episode, in order."""
+        raise NotImplementedError(f"{type(self).__name__} must implement score(episodes)")
+
+    def shutdown(self) -> None:
+        """Release what the reward holds (nothing by default)."""
+
+
 @REWARDS.register("env")
-class EnvReward:
+class EnvReward(Reward):
     """The environment's own reward (the default): episodes pass through unchanged."""
 
-    Config = RewardConfig
     passthrough = True
-
-    def __init__(self, config: RewardConfig | None = None, **_: Any):
-        self.config = config or RewardConfig()
 
     def score(self, episodes: Sequence[Episode]) -> list[float]:
         return [ep.env_reward for ep in episodes]
 
 
-def build_reward(section: dict[str, Any]) -> Any:
-    """Build the reward named in the ``reward`` config section."""
-    from agentrl.config import make_dataclass_config
+def build_reward(section: dict[str, Any]) -> Reward:
+    """Build the reward named in the ``reward`` config section (a registry name or
+    ``pkg.module:Class``); a class that is not a :class:`Reward` is refused by name."""
+    from agentrl.config import ConfigError, make_dataclass_config
 
     name = section["name"]
     cls = REWARDS.get(name)
-    config_cls = getattr(cls, "Config", None)
-    cfg = make_dataclass_config(config_cls, section, where=f"reward={name}") if config_cls else None
-    return cls(cfg)
+    if not (isinstance(cls, type) and issubclass(cls, Reward)):
+        raise ConfigError(
+            f"reward={name} is {cls!r}, not a subclass of agentrl.rewards.Reward: a reward "
+            "class subclasses it (a Config dataclass and score(episodes) -> list[float]); "
+            "a plain function goes in reward=rule reward.fn=pkg.module:function"
+        )
+    return cls(make_dataclass_config(cls.Config, section, where=f"reward={name}"))
 
 
-def apply_reward(reward: Any, episodes: Sequence[Episode]) -> list[Episode]:
+def apply_reward(reward: Reward, episodes: Sequence[Episode]) -> list[Episode]:
     """Relabel copies of ``episodes`` with ``reward``'s scores (inputs are not mutated)."""
-    if getattr(reward, "passthrough", False):
+    if reward.passthrough:
         return list(episodes)
     scores = reward.score(episodes)
-    cfg = getattr(reward, "config", RewardConfig())
+    cfg = reward.config
     out = []
     for ep, s in zip(episodes, scores, strict=True):
         ep = copy.deepcopy(ep)

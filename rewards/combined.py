@@ -23,7 +23,7 @@ from typing import Any
 from agentrl.registry import REWARDS
 from agentrl.types import Episode
 
-from .base import RewardConfig, build_reward
+from .base import Reward, RewardConfig, build_reward
 
 
 @dataclass
@@ -32,16 +32,17 @@ class CombinedConfig(RewardConfig):
 
 
 @REWARDS.register("combined")
-class CombinedReward:
+class CombinedReward(Reward):
     """``score = sum_i weight_i * term_i.score``; each term's own ``mode`` is ignored."""
 
     Config = CombinedConfig
+    config: CombinedConfig
 
-    def __init__(self, config: CombinedConfig | None = None, **_: Any):
-        self.config = config or CombinedConfig()
+    def __init__(self, config: RewardConfig | None = None):
+        super().__init__(config)
         if not self.config.terms:
             raise ValueError("reward=combined needs at least one term in reward.terms")
-        self.terms: list[tuple[float, Any]] = []
+        self.terms: list[tuple[float, Reward]] = []
         for i, term in enumerate(self.config.terms):
             term = dict(term)
             if "name" not in term:

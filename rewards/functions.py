@@ -28,7 +28,7 @@ from typing import Any
 from agentrl.registry import REWARDS, Registry
 from agentrl.types import Episode
 
-from .base import RewardConfig
+from .base import Reward, RewardConfig
 
 RewardFn = Callable[..., Sequence[float]]
 RULES: Registry[RewardFn] = Registry("reward function")
@@ -70,13 +70,14 @@ class RuleRewardConfig(RewardConfig):
 
 
 @REWARDS.register("rule")
-class RuleReward:
+class RuleReward(Reward):
     """A batched rule-based reward function, chosen by name or dotted path."""
 
     Config = RuleRewardConfig
+    config: RuleRewardConfig
 
-    def __init__(self, config: RuleRewardConfig | None = None, **_: Any):
-        self.config = config or RuleRewardConfig()
+    def __init__(self, config: RewardConfig | None = None):
+        super().__init__(config)
         self.fn = RULES.get(self.config.fn)
         if not callable(self.fn):
             raise TypeError(f"reward.fn={self.config.fn!r} is not callable")

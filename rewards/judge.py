@@ -23,7 +23,7 @@ import torch
 from agentrl.registry import REWARDS
 from agentrl.types import Episode
 
-from .base import RewardConfig
+from .base import Reward, RewardConfig
 from .trajectory import intent_and_response
 
 DEFAULT_TEMPLATE = (
@@ -44,21 +44,21 @@ class LLMJudgeConfig(RewardConfig):
 
 
 @REWARDS.register("llm_judge")
-class LLMJudge:
+class LLMJudge(Reward):
     """Yes/no log-odds of an HF causal LM as the reward."""
 
     Config = LLMJudgeConfig
+    config: LLMJudgeConfig
 
     def __init__(
         self,
-        config: LLMJudgeConfig | None = None,
+        config: RewardConfig | None = None,
         model: Any = None,
         tokenizer: Any = None,
-        **_: Any,
     ):
         from agentrl.policy.models import ModelConfig, load_model_and_tokenizer
 
-        self.config = config or LLMJudgeConfig()
+        super().__init__(config)
         for key in ("{intent}", "{response}"):
             if key not in self.config.template:
                 raise ValueError(

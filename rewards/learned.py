@@ -25,7 +25,7 @@ from typing import Any
 from agentrl.registry import REWARDS
 from agentrl.types import Episode
 
-from .base import RewardConfig
+from .base import Reward, RewardConfig
 from .model import ResponseFormat, RewardModelError, RewardModelScorer
 from .trajectory import intent_and_response
 
@@ -70,13 +70,14 @@ def format_kwargs(
 
 
 @REWARDS.register("learned_rm")
-class LearnedRewardModel:
+class LearnedRewardModel(Reward):
     """Scores episodes with a checkpoint written by ``agentrl reward train``."""
 
     Config = LearnedRMConfig
+    config: LearnedRMConfig
 
-    def __init__(self, config: LearnedRMConfig | None = None, **_: Any):
-        self.config = config or LearnedRMConfig()
+    def __init__(self, config: RewardConfig | None = None):
+        super().__init__(config)
         if not self.config.path:
             raise RewardModelError(
                 "reward=learned_rm needs reward.path=PATH (a folder written by `agentrl reward train`)"

@@ -23,12 +23,13 @@ import json
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 if TYPE_CHECKING:
     from agentrl.config import TrainConfig
     from agentrl.learner import Learner
     from agentrl.policy import SamplingConfig
+    from agentrl.rewards import Reward
     from agentrl.rollouts.group import InlineWorkerGroup
     from agentrl.rollouts.learner_group import LearnerGroup
     from agentrl.rollouts.ray_actors import RayWorkerGroup, RemoteLearner
@@ -36,6 +37,14 @@ if TYPE_CHECKING:
 
     LearnerHandle: TypeAlias = Learner | RemoteLearner | LearnerGroup
     WorkerGroup: TypeAlias = InlineWorkerGroup | RayWorkerGroup
+
+
+@runtime_checkable
+class Stoppable(Protocol):
+    """What a backend stops at a rebuild or the end: Ray workers, remote learners, learner
+    groups, remote rewards, the placement group."""
+
+    def shutdown(self) -> None: ...
 
 
 def sampling_config(cfg: TrainConfig) -> SamplingConfig:
@@ -106,8 +115,8 @@ class Backend(ABC):
     ) -> tuple[LearnerHandle, WorkerGroup]:
         """The learner (built from ``learner_kwargs``) and the group of rollout workers."""
 
-    def wrap_reward(self, reward: Any) -> Any:
-        """The reward function (``agentrl.rewards``) as the trainer calls it (inline: itself)."""
+    def wrap_reward(self, reward: Reward) -> Reward:
+        """The reward (``agentrl.rewards``) as the trainer calls it (inline: itself)."""
         return reward
 
     def acting_rule(self, learner: LearnerHandle, sampling: SamplingConfig) -> ActFn | None:
@@ -250,8 +259,8 @@ class RayBackend(Backend):
         )
         return learner, workers
 
-    def wrap_reward(self, reward: Any) -> Any:
-        if getattr(reward, "passthrough", False):  # the env's reward: nothing to run remotely
+    def wrap_reward(self, reward: Reward) -> Reward:
+        if reward.passthrough:  # the env's reward: nothing to run remotely
             return reward
         from agentrl.rollouts.reward_actors import RemoteReward
 
@@ -308,10 +317,9 @@ class RayBackend(Backend):
     def stop_actors(self, *actors: object) -> None:
         # the placement group last: removing it frees its bundles
         for obj in (*actors, self.placement):
-            stop = getattr(obj, "shutdown", None)  # a plain reward function has none
-            if callable(stop):
+            if isinstance(obj, Stoppable):  # an inline learner has nothing to stop
                 try:
-                    stop()
+                    obj.shutdown()
                 except Exception:
                     pass
         self.placement = None

@@ -8,6 +8,7 @@ from typing import Any
 
 import ray
 
+from agentrl.rewards import Reward
 from agentrl.types import Episode
 
 
@@ -23,24 +24,23 @@ class _RewardActor:
         return [float(s) for s in self.reward.score(episodes)]
 
 
-class RemoteReward:
+class RemoteReward(Reward):
     """A reward (model) living in its own Ray actor; ``score`` sends a batch and waits.
 
-    Has the same ``config``/``passthrough``/``score`` surface as the local reward, so
-    :func:`agentrl.rewards.apply_reward` uses it unchanged.
+    A :class:`~agentrl.rewards.Reward` with the local reward's ``config``, so
+    :func:`agentrl.rewards.apply_reward` uses it unchanged; :meth:`shutdown` kills the actor.
     """
 
     def __init__(
         self,
         section: dict[str, Any],
-        local: Any,
+        local: Reward,
         num_cpus: float = 0.0,
         num_gpus: float = 0.0,
         imports: list[str] | None = None,
         import_path: str | None = None,
     ):
-        self.config = getattr(local, "config", None)
-        self.passthrough = False
+        self.config = local.config
         cls = ray.remote(_RewardActor).options(num_cpus=num_cpus, num_gpus=num_gpus)
         self.actor: Any = cls.remote(dict(section), list(imports or []), import_path)
 

@@ -253,6 +253,35 @@ def test_smollm2_learning_table_from_run_dirs(tmp_path):
     assert "| gtn | sampled | 0.150 | 0.350 | +0.200 [+0.100, +0.300]" in sl.table(out)
 
 
+def test_smollm2_learning_before_from_another_run(tmp_path):
+    """--before: every seed's "before" is the prompted run's evaluation; runs with no RL
+    iteration (a warm start only) still get a table and a figure."""
+    import json
+
+    from benchmarks import smollm2_learning as sl
+
+    def run(name: str, greedy: float, sampled: float) -> str:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"rollout": {"episodes_per_iter": 16}}))
+        row = {"iteration": 0, "eval/success": greedy, "eval_sample/success": sampled}
+        (d / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+        return str(d)
+
+    zero = run("zero", 0.0, 0.0)
+    dirs = [run("ws0", 0.75, 0.5), run("ws1", 0.65, 0.6)]
+    out = sl.main(["--env", "tc", *dirs, "--before", zero, "--png", str(tmp_path / "c.png")])
+    s = out["tc"]["summary"]
+    assert s["greedy_success_before"] == 0.0 and s["greedy_success_delta"] == pytest.approx(0.7)
+    assert s["sampled_success_delta_ci"] == (pytest.approx(0.5), pytest.approx(0.6))
+    assert out["tc"]["runs"][0]["before_from"] == zero and (tmp_path / "c.png").is_file()
+    assert out["tc"]["runs"][1]["train_success"] == []
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "metrics.jsonl").write_text(json.dumps({"iteration": 1, "train/success": 0.1}) + "\n")
+    with pytest.raises(ValueError, match="no evaluation row"):
+        sl.main(["--env", "tc", *dirs, "--before", str(tmp_path / "empty")])
+
+
 # --- the GPU proof (benchmarks/gpu_proof.py), at tiny sizes on the CPU ----------------------
 
 

@@ -27,7 +27,7 @@ from agentrl.checkpoint import CheckpointError, CheckpointManager, verify_checkp
 from agentrl.config import ConfigError, load_config
 from agentrl.policy import ModelConfig, Policy, SamplingConfig
 from agentrl.registry import REWARDS
-from agentrl.rewards.base import RewardConfig
+from agentrl.rewards import Reward
 from agentrl.rollouts.group import InlineWorkerGroup
 from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
 from agentrl.trainer import Trainer
@@ -193,13 +193,11 @@ def test_killed_learner_resumes_from_last_checkpoint_and_matches_uninterrupted(
 
 # --- NaN losses ----------------------------------------------------------------------------------
 @REWARDS.register("test_nan_after_two")
-class NanAfterTwo:
+class NanAfterTwo(Reward):
     """The env's reward for two iterations, then NaN (a broken reward model)."""
 
-    Config = RewardConfig
-
-    def __init__(self, config=None, **_):
-        self.config = config or RewardConfig()
+    def __init__(self, config=None):
+        super().__init__(config)
         self.calls = 0
 
     def score(self, episodes):

@@ -95,6 +95,44 @@ def test_user_rule_by_dotted_path(tmp_path, monkeypatch):
         build_reward({"name": "rule", "fn": "no_such_rule"})
 
 
+def test_user_reward_class_by_dotted_path_and_its_contract(tmp_path, monkeypatch):
+    """A user's Reward subclass works by dotted path with its own Config; a class that is
+    not a Reward, or a config of another reward, is refused by name."""
+    (tmp_path / "my_reward_cls.py").write_text(
+        textwrap.dedent("""
+        from dataclasses import dataclass
+        from agentrl.rewards import Reward, RewardConfig
+
+        @dataclass
+        class LengthConfig(RewardConfig):
+            per_turn: float = 1.0
+
+        class ByLength(Reward):
+            Config = LengthConfig
+
+            def score(self, episodes):
+                return [self.config.per_turn * ep.num_turns for ep in episodes]
+
+        class NotAReward:
+            def score(self, episodes):
+                return [0.0 for _ in episodes]
+    """)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("my_reward_cls", None)
+    reward = build_reward({"name": "my_reward_cls:ByLength", "per_turn": 0.5, "mode": "add"})
+    out = apply_reward(reward, [_ep(True, turns=2), _ep(False, turns=4)])
+    assert [e.total_reward for e in out] == pytest.approx([1.0 + 1.0, 0.0 + 2.0])
+    with pytest.raises(ConfigError, match=r"not a subclass of agentrl.rewards.Reward.*reward=rule"):
+        build_reward({"name": "my_reward_cls:NotAReward"})
+    from agentrl.rewards import LLMJudge, RewardConfig
+    from agentrl.rewards.functions import RuleReward
+
+    with pytest.raises(TypeError, match="RuleReward takes a RuleRewardConfig, got LLMJudgeConfig"):
+        RuleReward(LLMJudge.Config())
+    assert isinstance(RuleReward(None).config, RewardConfig)  # None: the defaults
+
+
 def test_add_mode_is_env_plus_weighted_shaping():
     eps = [_ep(True, turns=2), _ep(False, turns=4)]
     reward = build_reward({"name": "rule", "fn": "turn_penalty", "mode": "add", "weight": 0.1})

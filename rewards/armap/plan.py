@@ -14,12 +14,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .jsonl import append_jsonl, done_ids, read_jsonl, repair
 from .planners import best_of_n_report, mcts, reflexion, rollout
+
+if TYPE_CHECKING:
+    from ..base import Reward
 
 PLANNERS = ("best_of_n", "reflexion", "mcts")
 
@@ -83,7 +86,7 @@ def summarize(cfg: PlanConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def run_plan(cfg: PlanConfig, scorer: Any = None) -> dict[str, Any]:
+def run_plan(cfg: PlanConfig, scorer: Reward | None = None) -> dict[str, Any]:
     """Plan on ``cfg.tasks`` tasks; ``scorer`` (a reward object) defaults to the reward that
     ``cfg.reward`` names."""
     from agentrl.envs import resolve_env_id
