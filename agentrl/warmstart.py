@@ -22,6 +22,7 @@ from agentrl.types import Episode
 
 if TYPE_CHECKING:
     from agentrl.config import TrainConfig
+    from agentrl.policy import Policy
     from agentrl.rollouts.backend import LearnerHandle
 
 
@@ -54,7 +55,7 @@ def scripted_episodes(
 
 
 def sft_rows(
-    policy: Any,
+    policy: Policy,
     episodes: list[Episode],
     stop: Sequence[str] = ("\n",),
     tools: Sequence[ToolSpec] = (),
@@ -75,7 +76,7 @@ def sft_rows(
 
     tok = policy.tokenizer
     fmt = policy.chat_format(tools)
-    end = stop[0] if stop else tok.decode(fmt.end_of_turn_ids)
+    end = stop[0] if stop else str(tok.decode(fmt.end_of_turn_ids))
     rows: list[dict[str, str]] = []
     for ep in episodes:
         text = ""
@@ -94,7 +95,7 @@ def sft_rows(
 
 
 def sft_warm_start(
-    policy: Any,
+    policy: Policy,
     rows: list[dict[str, str]],
     epochs: float,
     lr: float,
@@ -124,7 +125,7 @@ def sft_warm_start(
     if not rows:
         raise ValueError("warm start has no data: the scripted policy produced no turns")
     dataset = Dataset.from_list(rows)
-    device = torch.device(getattr(policy, "device", "cpu"))
+    device = torch.device(policy.device)
     on_cuda = device.type == "cuda"
     with tempfile.TemporaryDirectory(prefix="agentrl-sft-") as out, warnings.catch_warnings():
         warnings.simplefilter(

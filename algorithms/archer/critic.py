@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -37,6 +37,9 @@ from agentrl.policy.device import autocast
 from agentrl.policy.prefix import prefix_groups
 
 from .config import ArcherConfig
+
+if TYPE_CHECKING:
+    from agentrl.policy import Policy
 
 
 def precision_dtype(precision: str) -> torch.dtype | None:
@@ -250,7 +253,7 @@ class DoubleCritic(nn.Module):
         return target
 
 
-def build_critic(config: ArcherConfig, policy: Any = None, seed: int = 0) -> DoubleCritic:
+def build_critic(config: ArcherConfig, policy: Policy | None = None, seed: int = 0) -> DoubleCritic:
     """Build the critic that ``config`` describes, on ``policy.device`` (CPU without a policy).
 
     Initialisation is seeded by ``seed`` without touching the global RNG state.
@@ -261,6 +264,8 @@ def build_critic(config: ArcherConfig, policy: Any = None, seed: int = 0) -> Dou
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if config.critic_encoder == "policy_lora":
+            if policy is None:
+                raise ValueError("critic_encoder=policy_lora needs the policy it adds an adapter to")
             encoder = PolicyLoraEncoder(policy, "critic", _lora_config(config.critic_lora, policy))
             tokenizer = copy.deepcopy(policy.tokenizer)  # TokenCache sets truncation_side
             limit = int(getattr(policy.model.config, "max_position_embeddings", 10**9))
@@ -284,8 +289,7 @@ def build_critic(config: ArcherConfig, policy: Any = None, seed: int = 0) -> Dou
             precision=config.critic_precision,
             causal=causal_encoder(config),
         )
-    device = getattr(policy, "device", None)
-    return critic.to(device) if device is not None else critic
+    return critic.to(policy.device) if policy is not None else critic
 
 
 POLICY_ENCODER = "policy"  # critic_model.name: a copy of the policy's transformer body
