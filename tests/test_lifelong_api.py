@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from agentrl.config import ConfigError, load_config
-from agentrl.lifelong import LifelongStack, Reservoir, ewc_penalty, fisher_diagonal
+from agentrl.lifelong import (
+    LifelongComponent,
+    LifelongStack,
+    Reservoir,
+    ewc_penalty,
+    fisher_diagonal,
+)
 from agentrl.lifelong.base import validate_lifelong
 from agentrl.lifelong.ewc import EWC, EWCConfig, OnlineEWC
 from agentrl.lifelong.replay import ExperienceReplay, ReplayConfig
@@ -20,7 +26,7 @@ from agentrl.types import Episode, Turn
 CALLS: list[tuple[str, str]] = []
 
 
-class _Recorder:
+class _Recorder(LifelongComponent):
     """Records every hook call; ``A`` reports one task change and adds one episode per batch."""
 
     tag = "?"
@@ -336,6 +342,38 @@ def test_bad_lifelong_config_fails_early_with_clear_messages():
         LifelongStack.build(["replay", "replay"])
     with pytest.raises(ValueError, match="capacity must be >= 1"):
         ReplayConfig(capacity=0)
+
+
+class _OnlyCounts(LifelongComponent):
+    """Overrides one hook; the others are the base class's no-ops."""
+
+    def __init__(self, config: Any = None, seed: int = 0):
+        self.seen = 0
+
+    def on_episode(self, episode: Episode) -> None:
+        self.seen += 1
+
+
+class _NotAComponent:
+    def on_episode(self, episode: Episode) -> None: ...
+
+
+LIFELONG.register("test_only_counts", _OnlyCounts)
+LIFELONG.register("test_not_a_component", _NotAComponent)
+
+
+def test_a_component_overrides_only_the_hooks_it_needs_and_others_are_refused():
+    stack = LifelongStack.build(["test_only_counts"])
+    eps = [_episode(0, 1.0), _episode(1, 0.0)]
+    batch, stats = stack.before_update(eps, learner=None)
+    assert batch == eps and batch is not eps and "lifelong/task_change" not in stats
+    assert stack.after_update(eps) == {} and stack.extra_loss(None) is None
+    assert stack.components[0][1].seen == 2 and not stack.has_extra_loss
+    assert stack.task_end(learner=None) == {} and stack.state_dict()["components"] == {"test_only_counts": {}}
+    assert OnlineEWC.adds_loss() and not ExperienceReplay.adds_loss()
+    validate_lifelong(["test_only_counts"], "chai")  # no loss term: any algorithm
+    with pytest.raises(ConfigError, match="not a subclass of agentrl.lifelong.LifelongComponent"):
+        validate_lifelong(["test_not_a_component"], "ppo")
 
 
 def test_wake_sleep_consolidation_keeps_old_and_takes_new():

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from agentrl.lifelong.base import LifelongComponent
 from agentrl.registry import LIFELONG
 from agentrl.types import Episode
 
@@ -78,7 +79,7 @@ def action_logits(model: Any, prompt: Sequence[int], action: Sequence[int]) -> t
 
 
 @LIFELONG.register("kickstart")
-class Kickstart:
+class Kickstart(LifelongComponent):
     """The kickstarting KL as a lifelong component (module docstring), registered as
     ``kickstart`` (:mod:`agentrl.lifelong` imports this module; the dotted path
     ``agentrl.curricula.kickstart:Kickstart`` works too). It lives with the XLand curriculum."""

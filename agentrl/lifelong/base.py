@@ -6,7 +6,8 @@ consolidation -- that joins one agent through optional hooks. Several components
 in one run (``lifelong=[replay,online_ewc]``); a :class:`LifelongStack` owns them, lives in
 the learner (next to the policy), and calls their hooks.
 
-Hooks (all optional; a component implements only what it needs):
+Hooks (methods of :class:`LifelongComponent`, each a no-op by default; a component
+overrides only what it needs):
 
 =========================================  ===========================================================
 ``on_task_start(task)``                    a task (scenario block) begins; ``task`` is a dict with ``name``
@@ -38,15 +39,16 @@ At a given task boundary the stack calls every ``on_task_end`` first, then every
 How the extra loss reaches the algorithm: the learner sets the attribute
 ``algorithm.extra_loss_fn`` (a ``callable(policy) -> Tensor | None``) on algorithms that
 declare ``supports_extra_loss = True`` (PPO, filtered BC, ArCHer's actor); they add its
-value to the loss of every optimiser step on the policy. A run that combines an
-extra-loss component with an algorithm without that support fails at build time.
+value to the loss of every optimiser step on the policy. A component that overrides
+``extra_loss`` adds a loss term (:meth:`LifelongComponent.adds_loss`); a run that combines
+one with an algorithm without that support fails at build time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import torch
 
@@ -64,20 +66,66 @@ HOOKS = (
     "state_dict",
     "load_state_dict",
 )
+"""The hooks of :class:`LifelongComponent`, in the table's order."""
 
 
-@runtime_checkable
-class LifelongComponent(Protocol):
-    """A lifelong component: any object with some of the hooks in :data:`HOOKS`.
+class LifelongComponent:
+    """The base class of a lifelong component: every hook (the module docstring's table) is a
+    no-op here; a component overrides the ones it needs.
 
-    Register one with ``@LIFELONG.register("name")`` on a class with a ``Config`` dataclass
-    and the constructor ``Cls(config, seed=0)``. Every hook is optional, so the protocol
-    itself only asks for ``state_dict`` / ``load_state_dict`` (return ``{}`` if stateless).
+    Register a subclass with ``@LIFELONG.register("name")`` (or name it by dotted path
+    ``pkg.module:Class``). Its ``Config`` is the dataclass of its options (``None``: it
+    takes none), and it is built as ``Cls(config, seed=seed)``. A component with state
+    overrides ``state_dict`` / ``load_state_dict`` (saved in checkpoints, carried by
+    ``init_from``).
     """
 
-    def state_dict(self) -> dict[str, Any]: ...
+    Config: ClassVar[type | None] = None
 
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def __init__(self, config: Any = None, seed: int = 0) -> None:
+        """``config``: an instance of ``Config`` (``None`` when it takes no options);
+        ``seed``: the component's own seed."""
+
+    def on_task_start(self, task: dict[str, Any]) -> None:
+        """A task begins; ``task`` is a dict with at least ``name``."""
+
+    def on_task_end(self, task: dict[str, Any]) -> None:
+        """The task ends (given by the scenario, or detected)."""
+
+    def detect_task_change(self, episodes: Sequence[Episode]) -> bool:
+        """True when the incoming episodes look like a new task."""
+        return False
+
+    def on_episode(self, episode: Episode) -> None:
+        """Every freshly collected episode, after the update (not replayed ones)."""
+
+    def augment_batch(self, episodes: Sequence[Episode]) -> list[Episode]:
+        """What the algorithm trains on (must not mutate ``episodes``)."""
+        return list(episodes)
+
+    def extra_loss(self, policy: Any) -> torch.Tensor | None:
+        """A term the algorithm adds to its loss at every step on the policy."""
+        return None
+
+    def consolidate(self, learner: Any) -> dict[str, float] | None:
+        """After every ``on_task_end``: Fisher/anchors, sleep phases; returns metrics."""
+        return None
+
+    def update_stats(self) -> dict[str, float]:
+        """This update's metrics, logged as ``lifelong/<name>/<key>``."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The component's state for checkpoints (``{}``: stateless)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output."""
+
+    @classmethod
+    def adds_loss(cls) -> bool:
+        """Whether this component adds a loss term (it overrides :meth:`extra_loss`)."""
+        return cls.extra_loss is not LifelongComponent.extra_loss
 
 
 def _plain(task: dict[str, Any]) -> dict[str, Any]:
@@ -95,14 +143,20 @@ def _entry_name(entry: Any) -> tuple[str, dict[str, Any]]:
     )
 
 
-def build_component(entry: Any, seed: int = 0) -> tuple[str, Any]:
-    """Build one component from ``"name"`` or ``{"name": ..., **config}``."""
+def build_component(entry: Any, seed: int = 0) -> tuple[str, LifelongComponent]:
+    """Build one component from ``"name"`` or ``{"name": ..., **config}``; a registered
+    class that is not a :class:`LifelongComponent` is refused by name."""
     from agentrl.config import make_dataclass_config
     from agentrl.registry import LIFELONG
 
     name, values = _entry_name(entry)
     cls: Any = LIFELONG.get(name)
-    config_cls = getattr(cls, "Config", None)
+    if not (isinstance(cls, type) and issubclass(cls, LifelongComponent)):
+        raise ValueError(
+            f"lifelong component {name!r} is {cls!r}, not a subclass of "
+            "agentrl.lifelong.LifelongComponent (subclass it and override the hooks you need)"
+        )
+    config_cls = cls.Config
     if config_cls is None:
         if values:
             raise ValueError(f"lifelong component {name!r} takes no options, got {sorted(values)}")
@@ -125,7 +179,7 @@ class LifelongStack:
         detected_changes: how many task changes detectors reported.
     """
 
-    def __init__(self, components: Sequence[tuple[str, Any]] = ()):
+    def __init__(self, components: Sequence[tuple[str, LifelongComponent]] = ()):
         names = [n for n, _ in components]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -153,15 +207,7 @@ class LifelongStack:
 
     @property
     def has_extra_loss(self) -> bool:
-        return any(hasattr(c, "extra_loss") for _, c in self.components)
-
-    def _call(self, hook: str, *args: Any) -> list[tuple[str, Any]]:
-        out = []
-        for name, comp in self.components:
-            fn = getattr(comp, hook, None)
-            if fn is not None:
-                out.append((name, fn(*args)))
-        return out
+        return any(c.adds_loss() for _, c in self.components)
 
     # --- task boundaries -------------------------------------------------------------------
     def task_start(self, task: dict[str, Any]) -> None:
@@ -179,7 +225,8 @@ class LifelongStack:
         self.current = task
         self.tasks.append(str(task["name"]))
         self.history.append(_plain(task))
-        self._call("on_task_start", task)
+        for _, comp in self.components:
+            comp.on_task_start(task)
 
     def task_end(self, learner: Any, detected: bool = False) -> dict[str, float]:
         """End the current task: every ``on_task_end``, then every ``consolidate``.
@@ -190,10 +237,11 @@ class LifelongStack:
         if not detected and self.current is not None and self.current.get("given", True) is False:
             return {}
         task = self.current or {"name": f"task{len(self.tasks)}"}
-        self._call("on_task_end", task)
+        for _, comp in self.components:
+            comp.on_task_end(task)
         stats: dict[str, float] = {}
-        for name, out in self._call("consolidate", learner):
-            for k, v in (out or {}).items():
+        for name, comp in self.components:
+            for k, v in (comp.consolidate(learner) or {}).items():
                 stats[f"lifelong/{name}/{k}"] = float(v)
         self.current = None
         return stats
@@ -204,7 +252,8 @@ class LifelongStack:
     ) -> tuple[list[Episode], dict[str, float]]:
         """Steps 1-2 of an update: detect a task change, then augment the batch."""
         stats: dict[str, float] = {}
-        if any(bool(flag) for _, flag in self._call("detect_task_change", list(episodes))):
+        flags = [comp.detect_task_change(list(episodes)) for _, comp in self.components]
+        if any(flags):
             self.detected_changes += 1
             given = (self.current or {}).get("given", True)
             stats.update(self.task_end(learner, detected=True))
@@ -214,9 +263,7 @@ class LifelongStack:
             stats["lifelong/task_change"] = 1.0
         batch = list(episodes)
         for _, comp in self.components:
-            fn = getattr(comp, "augment_batch", None)
-            if fn is not None:
-                batch = list(fn(batch))
+            batch = list(comp.augment_batch(batch))
         stats["lifelong/batch_episodes"] = float(len(batch))
         return batch, stats
 
@@ -225,17 +272,19 @@ class LifelongStack:
         components' ``update_stats`` as ``lifelong/<name>/<key>`` metrics (a dotted-path
         name ``pkg.module:Class`` is shortened to ``class``)."""
         for ep in episodes:
-            self._call("on_episode", ep)
+            for _, comp in self.components:
+                comp.on_episode(ep)
         stats: dict[str, float] = {}
-        for name, values in self._call("update_stats"):
+        for name, comp in self.components:
             short = name.rsplit(":", 1)[-1].lower() if ":" in name else name
-            stats.update({f"lifelong/{short}/{k}": float(v) for k, v in (values or {}).items()})
+            stats.update({f"lifelong/{short}/{k}": float(v) for k, v in comp.update_stats().items()})
         return stats
 
     def extra_loss(self, policy: Any) -> torch.Tensor | None:
         """The sum of every component's extra loss (``None`` when none contributes)."""
         total: torch.Tensor | None = None
-        for _, value in self._call("extra_loss", policy):
+        for _, comp in self.components:
+            value = comp.extra_loss(policy)
             if value is not None:
                 total = value if total is None else total + value
         return total
@@ -300,7 +349,7 @@ def validate_lifelong(entries: Sequence[Any], algorithm_name: str) -> None:
     except (RegistryError, ValueError) as e:
         raise ConfigError(f"lifelong: {e}") from e
     if stack.has_extra_loss and not algorithm_class(algorithm_name).supports_extra_loss:
-        users = [n for n, c in stack.components if hasattr(c, "extra_loss")]
+        users = [n for n, c in stack.components if c.adds_loss()]
         supported = [n for n in ALGORITHMS.names() if algorithm_class(n).supports_extra_loss]
         raise ConfigError(
             f"lifelong component(s) {', '.join(users)} add a loss term, which algorithm={algorithm_name} "

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from agentrl.lifelong.base import LifelongComponent
 from agentrl.lifelong.replay import Reservoir
 from agentrl.registry import LIFELONG
 from agentrl.types import Episode
@@ -85,7 +86,7 @@ class ConsolidationConfig:
 
 
 @LIFELONG.register("consolidation")
-class WakeSleepConsolidation:
+class WakeSleepConsolidation(LifelongComponent):
     """Wake/sleep consolidation (see the module docstring)."""
 
     Config = ConsolidationConfig

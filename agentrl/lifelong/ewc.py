@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from agentrl.lifelong.base import LifelongComponent
 from agentrl.registry import LIFELONG
 from agentrl.types import Episode
 
@@ -108,7 +109,7 @@ class EWCConfig:
             raise ValueError(f"online_ewc gamma must be in [0, 1], got {self.gamma}")
 
 
-class _EWCBase:
+class _EWCBase(LifelongComponent):
     Config = EWCConfig
     supports_extra_loss = True
 

@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from agentrl.lifelong.base import LifelongComponent
 from agentrl.registry import LIFELONG
 from agentrl.types import Episode
 
@@ -98,7 +99,7 @@ class ReplayConfig:
 
 
 @LIFELONG.register("replay")
-class ExperienceReplay:
+class ExperienceReplay(LifelongComponent):
     """Reservoir experience replay mixed into learner batches (see the module docstring)."""
 
     Config = ReplayConfig

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agentrl.lifelong.base import LifelongComponent
 from agentrl.registry import LIFELONG
 from agentrl.types import Episode
 
@@ -59,7 +60,7 @@ def return_shift(reference: Sequence[float], batch: Sequence[float], eps: float 
 
 
 @LIFELONG.register("task_change")
-class TaskChangeDetector:
+class TaskChangeDetector(LifelongComponent):
     """Detects a shift of the reward or observation statistics (see the module docstring)."""
 
     Config = TaskChangeConfig
