@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,6 +137,9 @@ class NoisyInterestingness:
         ).digest()
         flip = int.from_bytes(digest[:4], "little") / 2**32 < self.noise
         return self.rule.boring(candidate, learned) != flip
+
+    def boring_many(self, candidates: Sequence[TaskSpec], learned: TaskSpec) -> list[bool]:
+        return [self.boring(c, learned) for c in candidates]
 
 
 def make_compared(

@@ -50,6 +50,11 @@ class Interestingness(Protocol):
         """Is ``candidate`` uninteresting once ``learned`` is learned?"""
         ...
 
+    def boring_many(self, candidates: Sequence[TaskSpec], learned: TaskSpec) -> list[bool]:
+        """:meth:`boring` of each candidate against one learned task (an LLM judge scores
+        them in one batch)."""
+        ...
+
 
 @dataclass
 class RuleInterestingness:
@@ -62,6 +67,9 @@ class RuleInterestingness:
             return {k: v for k, v in t.items() if k not in self.variant_keys}
 
         return candidate != learned and base(candidate) == base(learned)
+
+    def boring_many(self, candidates: Sequence[TaskSpec], learned: TaskSpec) -> list[bool]:
+        return [self.boring(c, learned) for c in candidates]
 
 
 @dataclass
@@ -125,12 +133,7 @@ def label_tasks(
             continue
         labels[i] = "interesting"
         open_ = [j for j in range(len(tasks)) if not labels[j]]
-        many = getattr(moi, "boring_many", None)  # one batch per learned task when it can
-        answers = (
-            many([tasks[j] for j in open_], tasks[i])
-            if many
-            else [moi.boring(tasks[j], tasks[i]) for j in open_]
-        )
+        answers = moi.boring_many([tasks[j] for j in open_], tasks[i])  # one batch per learned task
         for j, is_boring in zip(open_, answers, strict=True):
             if is_boring:
                 labels[j] = "boring"
