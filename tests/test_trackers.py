@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import struct
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -162,6 +163,21 @@ def _wandb_records(path: Path) -> Iterator:
             yield record
 
 
+def _finished_wandb_records(path: Path, timeout_s: float = 60.0) -> list:
+    """The records of an offline run's file once its exit record is there: ``run.finish()``
+    returns before W&B's service process has written every record (seen on a loaded
+    machine), so read until the exit record shows (a record cut mid-write reads again)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            records = list(_wandb_records(path))
+        except Exception:  # the file's last record is being written
+            records = []
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.5)
+
+
 def test_wandb_offline_run_logs_metrics_config_and_transcripts(tiny_overrides, tmp_path):
     pytest.importorskip("wandb")
     run = tmp_path / "run"
@@ -169,10 +185,11 @@ def test_wandb_offline_run_logs_metrics_config_and_transcripts(tiny_overrides, t
     (offline,) = (run / "wandb").glob("offline-run-*")
     run_id = json.loads((run / "trackers.json").read_text())["wandb"]
     (log,) = offline.glob(f"run-{run_id}.wandb")
+    records = _finished_wandb_records(log)
     history: dict[int, dict] = {}
     config: dict[str, object] = {}
     exit_codes = []
-    for record in _wandb_records(log):
+    for record in records:
         kind = record.WhichOneof("record_type")
         if kind == "history":
             items = {"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in record.history.item}
