@@ -223,12 +223,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def _async_part(args: argparse.Namespace, argv: list[str] | None, run: Any) -> dict[str, Any]:
     if args.rows_from:
-        from benchmarks.scaling_async import learning_table
+        from benchmarks.scaling_async import learning_table, overlap_table
 
-        rows = [r for f in args.rows_from for r in json.loads(Path(f).read_text())["rows"]]
-        text = learning_table(rows)
+        rows = []
+        for f in args.rows_from:
+            data = json.loads(Path(f).read_text())
+            # rows written before they recorded their settings: the file's arguments
+            given = data.get("args", {})
+            known = {k: given[k] for k in ("iterations", "episodes_per_iter", "override", "cluster") if k in given}
+            rows += [{**known, **r} for r in data["rows"]]
+        text, overlap = learning_table(rows), overlap_table(rows)
         print(text)
-        return {"rows": rows, "learning": text}
+        print(overlap)
+        return {"rows": rows, "learning": text, "overlap": overlap}
     if args.quick:
         args.iterations, args.episodes_per_iter, args.eval_episodes = 2, 4, 4
         args.seeds, args.algorithms, args.depths = [0], ["ppo"], [0, 1]
@@ -236,13 +243,15 @@ def _async_part(args: argparse.Namespace, argv: list[str] | None, run: Any) -> d
         out = run(args, Path(tmp))
     print(out["table"])
     print(out["learning"])
+    print(out["overlap"])
     if args.json is not None:
         args.json.write_text(json.dumps({"args": vars(args) | {"out": str(args.out), "json": str(args.json)}, "rows": out["rows"]}, indent=1))
     if args.out is not None:
         cmd = "python benchmarks/scaling.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
         args.out.write_text(
             f"Produced by `{cmd}` on {_dt.date.today()} ({platform.machine()}, {os.cpu_count()} CPUs, "
-            f"Python {platform.python_version()}).\n\n" + out["table"] + "\n\n" + out["learning"] + "\n"
+            f"Python {platform.python_version()}).\n\n" + out["table"] + "\n\n" + out["learning"] + "\n\n"
+            + out["overlap"] + "\n"
         )
     return out
 

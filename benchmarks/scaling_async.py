@@ -93,6 +93,7 @@ def run_row(args: argparse.Namespace, algorithm: str, depth: int, seed: int, roo
         "depth": depth,
         "seed": seed,
         "iterations": args.iterations,
+        "episodes_per_iter": args.episodes_per_iter,
         "override": list(args.override),
         "cluster": args.cluster,
         "episodes_per_s": statistics.median(r["perf/episodes_per_s"] for r in timed),
@@ -157,6 +158,54 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def iteration_parts(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean seconds of one training iteration over ``rows`` (runs of one mode), split into
+    the learner's update, its wait for episodes and the rest (reward relabelling, logging,
+    the weight sync): ``iteration = update + wait + other``."""
+    it = statistics.mean(int(r["episodes_per_iter"]) / r["episodes_per_s"] for r in rows)
+    update = statistics.mean(r["update_s"] for r in rows)
+    wait = statistics.mean(r["learner_wait_frac"] for r in rows) * it
+    return {"iteration": it, "update": update, "wait": wait, "other": it - update - wait}
+
+
+def overlap_table(rows: list[dict[str, Any]]) -> str:
+    """Where the asynchronous speed-up goes, per setting (algorithm, episodes per iteration,
+    overrides) and collection mode, from Ray runs (inline runs measure no overlap).
+
+    A synchronous iteration is ``update + collection + other`` (the learner's wait is the
+    collection). Perfect overlap would leave ``max(update, collection) + other``: the
+    *ideal* speed-up. The asynchronous runs' own parts show what was lost on the way: an
+    update slowed down by the collection running beside it (both share the machine's cores),
+    a collection that still outlasts the update (the learner waits), a larger rest."""
+
+    def key(r: dict[str, Any]) -> tuple[str, int, str]:
+        return r["algorithm"], int(r["episodes_per_iter"]), " ".join(r.get("override", []))
+
+    lines = [
+        "| algorithm | episodes/iter | overrides | collection | iteration (s) | update (s) | "
+        "learner waits (s) | other (s) | update vs synchronous | speed-up: ideal / measured |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    timed = [r for r in rows if r.get("cluster", "local") == "local" and "episodes_per_iter" in r]
+    for setting in dict.fromkeys(key(r) for r in timed):
+        sel = [r for r in timed if key(r) == setting]
+        sync_rows = [r for r in sel if r["depth"] == 0]
+        if not sync_rows:
+            continue
+        sync = iteration_parts(sync_rows)
+        ideal = sync["iteration"] / (max(sync["update"], sync["wait"]) + sync["other"])
+        for depth in sorted({r["depth"] for r in sel}):
+            parts = iteration_parts([r for r in sel if r["depth"] == depth])
+            mode = "synchronous" if depth == 0 else f"max_staleness={depth}"
+            speed = "-" if depth == 0 else f"{ideal:.2f}x / {sync['iteration'] / parts['iteration']:.2f}x"
+            lines.append(
+                f"| {setting[0]} | {setting[1]} | {setting[2] or '-'} | {mode} | "
+                f"{parts['iteration']:.3f} | {parts['update']:.3f} | {parts['wait']:.3f} | "
+                f"{parts['other']:.3f} | {parts['update'] / sync['update']:.2f}x | {speed} |"
+            )
+    return "\n".join(lines)
+
+
 def learning_table(rows: list[dict[str, Any]]) -> str:
     """Final sampled success per setting (algorithm, iterations, extra overrides) and
     collection mode: the mean over seeds with its 95% bootstrap interval, the per-seed
@@ -210,7 +259,12 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 row = run_row(args, algorithm, depth, seed, root)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    return {"rows": rows, "table": summary_table(rows), "learning": learning_table(rows)}
+    return {
+        "rows": rows,
+        "table": summary_table(rows),
+        "learning": learning_table(rows),
+        "overlap": overlap_table(rows),
+    }
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -225,7 +279,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         nargs="+",
         default=None,
-        help="run nothing: print the learning table of the rows in these --json files",
+        help="run nothing: print the learning and overlap tables of the rows in these --json files",
     )
     p.add_argument(
         "--cluster",
@@ -237,6 +291,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 __all__ = [
-    "ALGORITHMS", "BIG_KL", "COLLAPSED", "add_arguments", "kl_stats", "learning_table", "run", "run_row",
-    "summary_table",
+    "ALGORITHMS", "BIG_KL", "COLLAPSED", "add_arguments", "iteration_parts", "kl_stats", "learning_table",
+    "overlap_table", "run", "run_row", "summary_table",
 ]

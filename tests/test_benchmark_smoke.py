@@ -226,6 +226,29 @@ def test_scaling_async_learning_table_pairs_seeds_with_the_synchronous_run(tmp_p
     assert "| 1 | 1 of 2 | 0.255 |" in stale
 
 
+def test_scaling_async_overlap_table_splits_an_iteration(tmp_path):
+    """Synchronous: update 0.4 + collection 0.3 + other 0.1 = 0.8 s, so perfect overlap
+    gives 0.8 / (0.4 + 0.1) = 1.6x; the asynchronous runs' update took 0.5 s (1.25x) and
+    their iteration 0.64 s: 1.25x measured. Settings come from the file's arguments when a
+    row lacks them; inline rows are left out (they measure no overlap)."""
+    import json
+
+    from benchmarks import scaling
+
+    def row(depth, eps_per_s, update, wait, cluster="local"):
+        return {"algorithm": "archer", "depth": depth, "seed": 0, "success_after": 0.4,
+                "episodes_per_s": eps_per_s, "update_s": update, "learner_wait_frac": wait,
+                "cluster": cluster}
+
+    rows = [row(0, 80.0, 0.4, 0.3 / 0.8), row(2, 100.0, 0.5, 0.0), row(2, 1.0, 9.0, 0.0, "inline")]
+    f = tmp_path / "rows.json"
+    f.write_text(json.dumps({"args": {"episodes_per_iter": 64, "iterations": 8, "override": []}, "rows": rows}))
+    text = scaling.main(["--part", "async", "--rows-from", str(f)])["overlap"]
+    sync, stale = text.splitlines()[2:]
+    assert sync == "| archer | 64 | - | synchronous | 0.800 | 0.400 | 0.300 | 0.100 | 1.00x | - |"
+    assert stale == "| archer | 64 | - | max_staleness=2 | 0.640 | 0.500 | 0.000 | 0.140 | 1.25x | 1.60x / 1.25x |"
+
+
 def test_smollm2_learning_table_from_run_dirs(tmp_path):
     import json
 
