@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -23,7 +24,7 @@ class RewardConfig:
             raise ValueError(f"reward.mode must be one of replace, add; got {self.mode!r}")
 
 
-class Reward:
+class Reward(ABC):
     """The interface of a reward (``reward=NAME``): subclass it and register the subclass.
 
     A reward scores a batch of finished episodes, one float per episode
@@ -52,9 +53,9 @@ class Reward:
             )
         self.config = cfg
 
+    @abstractmethod
     def score(self, episodes: Sequence[Episode]) -> list[float]:
         """One score per episode, in order."""
-        raise NotImplementedError(f"{type(self).__name__} must implement score(episodes)")
 
     def shutdown(self) -> None:
         """Release what the reward holds (nothing by default)."""
