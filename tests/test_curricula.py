@@ -109,6 +109,13 @@ def test_build_by_name_with_clear_errors():
         build_curriculum({"name": "learning_progress"}, seed=0)
     with pytest.raises(ConfigError, match="valid: rule, llm, none"):
         build_curriculum({"name": "omni", "tasks": TASKS, "moi": "magic"}, seed=0)
+    with pytest.raises(ConfigError, match="has no Config dataclass"):  # the contract, by name
+        build_curriculum({"name": f"{__name__}:_NoConfigCurriculum"}, seed=0)
+
+
+class _NoConfigCurriculum:
+    def __init__(self, config: object, seed: int = 0):
+        self.config = config
 
 
 # --- models of interestingness ------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -13,7 +14,10 @@ from agentrl.types import Episode, TaskSpec
 
 
 class Curriculum(Protocol):
-    """What the trainer calls each iteration."""
+    """What the trainer calls each iteration. A curriculum class also has ``Config``, the
+    dataclass of its ``curriculum.*`` keys, and is built as ``cls(config, seed=seed)``."""
+
+    Config: ClassVar[type]
 
     def sample(self, n: int) -> list[TaskSpec]: ...
 
@@ -77,14 +81,17 @@ class UniformCurriculum:
 
 def build_curriculum(section: dict[str, Any], seed: int) -> Curriculum:
     """Build the curriculum named in the ``curriculum`` config section."""
-    from agentrl.config import make_dataclass_config
+    from agentrl.config import ConfigError, make_dataclass_config
 
     name = section["name"]
-    cls = CURRICULA.get(name)
-    config_cls = getattr(cls, "Config", None)
-    cfg = (
-        make_dataclass_config(config_cls, section, where=f"curriculum={name}")
-        if config_cls
-        else None
-    )
-    return cls(cfg, seed=seed)
+    cls: Any = CURRICULA.get(name)
+    try:
+        config_cls = cls.Config
+    except AttributeError:
+        config_cls = None
+    if not (isinstance(config_cls, type) and dataclasses.is_dataclass(config_cls)):
+        raise ConfigError(
+            f"curriculum={name}: {cls!r} has no Config dataclass; a curriculum class declares "
+            "one (its curriculum.* keys) and is built as cls(config, seed=seed)"
+        )
+    return cls(make_dataclass_config(config_cls, section, where=f"curriculum={name}"), seed=seed)
