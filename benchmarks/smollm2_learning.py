@@ -117,7 +117,9 @@ def plot(results: dict[str, dict[str, Any]], path: str) -> None:
         ax.scatter([0, n], [s["greedy_success_before"], s["greedy_success_after"]], marker="^", label="eval, greedy", zorder=3)
         ax.set_title(f"SmolLM2-135M + LoRA: {env} ({len(curves)} seeds)")
         per_iter = sorted({r["episodes_per_iter"] for r in res["runs"]})
-        ax.set_xlabel(f"iteration ({'/'.join(map(str, per_iter))} episodes each)")
+        before = res["runs"][0].get("before_from")
+        where = f"; eval at 0: {Path(before).name}" if before else ""
+        ax.set_xlabel(f"iteration ({'/'.join(map(str, per_iter))} episodes each{where})")
         ax.set_ylabel("success rate")
         ax.legend(fontsize=8)
     fig.tight_layout()
