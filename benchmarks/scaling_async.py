@@ -158,6 +158,11 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def mode_label(depth: int) -> str:
+    """A collection mode as the tables name it."""
+    return "synchronous" if depth == 0 else f"max_staleness={depth}"
+
+
 def iteration_parts(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Mean seconds of one training iteration over ``rows`` (runs of one mode), split into
     the learner's update, its wait for episodes and the rest (reward relabelling, logging,
@@ -196,7 +201,7 @@ def overlap_table(rows: list[dict[str, Any]]) -> str:
         ideal = sync["iteration"] / (max(sync["update"], sync["wait"]) + sync["other"])
         for depth in sorted({r["depth"] for r in sel}):
             parts = iteration_parts([r for r in sel if r["depth"] == depth])
-            mode = "synchronous" if depth == 0 else f"max_staleness={depth}"
+            mode = mode_label(depth)
             speed = "-" if depth == 0 else f"{ideal:.2f}x / {sync['iteration'] / parts['iteration']:.2f}x"
             lines.append(
                 f"| {setting[0]} | {setting[1]} | {setting[2] or '-'} | {mode} | "
@@ -240,7 +245,7 @@ def learning_table(rows: list[dict[str, Any]]) -> str:
             kls = [r["max_kl"] for r in runs if "max_kl" in r]
             big = f"{sum(bool(r['big_kl_updates']) for r in runs)} of {len(runs)}" if kls else "-"
             med = f"{statistics.median(kls):.3f}" if kls else "-"
-            mode = "synchronous" if depth == 0 else f"max_staleness={depth}"
+            mode = mode_label(depth)
             lines.append(
                 f"| {setting[0]} | {setting[1]} | {setting[2] or '-'} | {mode} | {len(runs)} | "
                 f"{statistics.mean(after):.3f} [{lo:.3f}, {hi:.3f}] | {vs} | "
