@@ -57,7 +57,7 @@ class Reward(ABC):
     def score(self, episodes: Sequence[Episode]) -> list[float]:
         """One score per episode, in order."""
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> None:  # noqa: B027 -- a default that does nothing, not abstract
         """Release what the reward holds (nothing by default)."""
 
 
