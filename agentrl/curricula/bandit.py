@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from agentrl.curricula.learning_progress import LearningProgressConfig, LearningProgressCurriculum
-from agentrl.curricula.omni import OmniConfig, OmniCurriculum, RuleInterestingness
+from agentrl.curricula.omni import Interestingness, OmniConfig, OmniCurriculum, RuleInterestingness
 from agentrl.curricula.uniform import UniformConfig, UniformCurriculum
 from agentrl.types import Episode, TaskSpec
 
@@ -124,7 +123,7 @@ class TaskBandit:
 
 
 @dataclass
-class NoisyInterestingness:
+class NoisyInterestingness(Interestingness):
     """The rule MoI with each (candidate, learned) answer flipped with probability ``noise``
     (fixed per pair): a stand-in for an imperfect LLM judge in the fast comparison."""
 
@@ -137,9 +136,6 @@ class NoisyInterestingness:
         ).digest()
         flip = int.from_bytes(digest[:4], "little") / 2**32 < self.noise
         return self.rule.boring(candidate, learned) != flip
-
-    def boring_many(self, candidates: Sequence[TaskSpec], learned: TaskSpec) -> list[bool]:
-        return [self.boring(c, learned) for c in candidates]
 
 
 def make_compared(

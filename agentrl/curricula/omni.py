@@ -44,20 +44,21 @@ __all__ = ["LLMInterestingness", "OmniConfig", "OmniCurriculum", "RuleInterestin
 
 
 class Interestingness(Protocol):
-    """A model of interestingness."""
+    """A model of interestingness. A class that subclasses it explicitly inherits
+    :meth:`boring_many` (one :meth:`boring` per candidate); an LLM judge overrides it to score
+    the candidates in one batch."""
 
     def boring(self, candidate: TaskSpec, learned: TaskSpec) -> bool:
         """Is ``candidate`` uninteresting once ``learned`` is learned?"""
         ...
 
     def boring_many(self, candidates: Sequence[TaskSpec], learned: TaskSpec) -> list[bool]:
-        """:meth:`boring` of each candidate against one learned task (an LLM judge scores
-        them in one batch)."""
-        ...
+        """:meth:`boring` of each candidate against one learned task."""
+        return [self.boring(c, learned) for c in candidates]
 
 
 @dataclass
-class RuleInterestingness:
+class RuleInterestingness(Interestingness):
     """Boring = a repeat variant: equal to the learned task except in ``variant_keys``."""
 
     variant_keys: tuple[str, ...] = ("count",)
@@ -67,9 +68,6 @@ class RuleInterestingness:
             return {k: v for k, v in t.items() if k not in self.variant_keys}
 
         return candidate != learned and base(candidate) == base(learned)
-
-    def boring_many(self, candidates: Sequence[TaskSpec], learned: TaskSpec) -> list[bool]:
-        return [self.boring(c, learned) for c in candidates]
 
 
 @dataclass
