@@ -35,6 +35,7 @@ from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerB
 from agentrl.checkpoint import CheckpointError, resolve_checkpoint, verify_checkpoint
 from agentrl.export_card import RunRecord, model_card, read_run_record
 from agentrl.policy import Policy
+from agentrl.policy.models import hf_quietly
 
 PLAIN_CHAT_TEMPLATE = r"""{%- for message in messages -%}
 {%- if message['role'] == 'assistant' -%}
@@ -184,16 +185,9 @@ def _write_folder(
     generation: GenerationConfig,
     card: str,
 ) -> None:
-    from transformers.utils import logging as hf_logging
-
     model.generation_config = generation
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
+    with hf_quietly():
         model.save_pretrained(tmp, safe_serialization=True)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(tmp)
     (tmp / "README.md").write_text(card)
 

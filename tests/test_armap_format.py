@@ -207,3 +207,38 @@ def test_old_triplets_give_a_checkpoint_without_a_format_unless_declared(hidden_
         )
     )
     assert RewardModelScorer(res["path"]).response_format == HIDDEN
+
+
+def test_reward_model_training_reports_its_progress(hidden_rm, tmp_path, capsys):
+    data = str(hidden_rm.parents[1] / "t.jsonl")
+    cfg = TrainRMConfig(data=data, out=str(tmp_path / "rm"), backbone=TINY_RM, epochs=1)
+    train_reward_model(cfg)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("reward model")]
+    total = int(lines[-1].split("/")[1].split(",")[0])
+    assert total > 0 and 1 <= len(lines) <= 11
+    assert lines[-1].startswith("reward model (tiny): ") and f"step {total}/{total}, " in lines[-1]
+    quiet = TrainRMConfig(**{**cfg.__dict__, "out": str(tmp_path / "q"), "progress": False})
+    train_reward_model(quiet)
+    assert "reward model" not in capsys.readouterr().out
+
+
+def test_lora_reward_model_training_prints_no_deprecations_and_restores_hf_state(
+    hidden_rm, tmp_path
+):
+    """Newer transformers warn about names TRL and peft use (``gradient_checkpointing``);
+    users cannot act on them, so training filters exactly those and leaves transformers'
+    progress bars and verbosity as it found them."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    data = str(hidden_rm.parents[1] / "t.jsonl")
+    lora = RMBackboneConfig(**{**TINY_RM.__dict__, "lora": True})
+    before = (hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_reward_model(
+            TrainRMConfig(data=data, out=str(tmp_path / "rm"), backbone=lora, epochs=0.2)
+        )
+    assert not [w for w in caught if "checkpointing" in str(w.message)]
+    assert (hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()) == before

@@ -190,6 +190,25 @@ def enable_checkpointing(model: PreTrainedModel) -> None:
 
 
 @contextlib.contextmanager
+def hf_quietly(errors_only: bool = False) -> Iterator[None]:
+    """transformers' progress bars off (``Loading weights``, ``Writing``) for the block, and
+    with ``errors_only`` its log too (a load report that names a new, untrained head as
+    missing, which is the point of building one); both restored after."""
+    from transformers.utils import logging as hf_logging
+
+    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    if errors_only:
+        hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
 def peft_quietly() -> Iterator[None]:
     """Silence one FutureWarning that peft triggers on every adapter it builds or loads.
 

@@ -40,7 +40,13 @@ from agentrl.policy.constraints import TokenConstraint, resolve_grammar
 from agentrl.policy.device import resolve_device
 from agentrl.policy.kv import KVCache, cut_row, stack_caches, supports_kv_reuse
 from agentrl.policy.lean import last_logits, lean_parts
-from agentrl.policy.models import ModelConfig, load_model_and_tokenizer, peft_quietly, torch_dtype
+from agentrl.policy.models import (
+    ModelConfig,
+    hf_quietly,
+    load_model_and_tokenizer,
+    peft_quietly,
+    torch_dtype,
+)
 from agentrl.policy.prefill_cache import PrefillCache
 from agentrl.policy.sampling import SamplingConfig, cut_at_stop, sample_next
 from agentrl.types import Generation
@@ -1117,15 +1123,8 @@ class Policy:
         gathered full state, :mod:`agentrl.fsdp`)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        from transformers.utils import logging as hf_logging
-
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()
-        try:
+        with hf_quietly():
             self.model.save_pretrained(path, safe_serialization=True, state_dict=state_dict)
-        finally:
-            if bars:
-                hf_logging.enable_progress_bar()
         self.tokenizer.save_pretrained(path)
         meta = {
             "version": self.version,

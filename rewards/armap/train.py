@@ -27,6 +27,9 @@ from typing import Any
 
 import torch
 
+from agentrl.policy.models import hf_quietly, peft_quietly
+from agentrl.progress import Phase, Progress
+
 from ..losses import bradley_terry_loss, pairwise_accuracy
 from ..model import (
     ResponseFormat,
@@ -51,11 +54,60 @@ class TrainRMConfig:
     center_coef: float = 1e-3
     max_length: int = 384
     seed: int = 0
+    progress: bool = True
+    """Print a line about every tenth of the training steps (step, loss, elapsed time); a
+    bar instead on an interactive terminal. Not part of the resume key."""
     response_format: ResponseFormat | None = None
     """The env and env kwargs whose hooks wrote the triplets. ``None``: the format the triplets
     record. Set it (``response_format.env=game24 response_format.env_kwargs.hide_results=true``)
     for triplet files written before ``synthesize`` recorded it; a value that contradicts the
     triplets' own record is an error."""
+
+
+def _progress_callback(phase: Phase) -> Any:
+    """A TRL/transformers ``TrainerCallback`` that advances ``phase`` once per optimizer step
+    (its total set from the trainer's ``max_steps``) and names the latest logged loss."""
+    from transformers import TrainerCallback
+
+    class _StepProgress(TrainerCallback):  # type: ignore[misc]
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            phase.set_total(int(state.max_steps))
+            if state.global_step:  # resumed from an epoch checkpoint
+                phase.advance(int(state.global_step))
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if logs and "loss" in logs:
+                phase.unit = f"loss {float(logs['loss']):.3f}, step"
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            phase.advance(int(state.global_step) - phase.done)
+
+    return _StepProgress()
+
+
+def _reward_config(config_cls: Any, cfg: TrainRMConfig, work: Path) -> Any:
+    """TRL's ``RewardConfig`` for ``cfg``: fp32, an HF checkpoint per epoch in ``work`` (one
+    kept, for resuming), the linear schedule without warm-up, no reporting or tqdm."""
+    return config_cls(
+        output_dir=str(work),
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.lr,
+        per_device_train_batch_size=cfg.batch_size,
+        bf16=False,
+        fp16=False,
+        use_cpu=not torch.cuda.is_available(),
+        save_strategy="epoch",
+        save_total_limit=1,
+        logging_steps=10,
+        report_to=[],
+        seed=cfg.seed,
+        max_length=cfg.max_length,
+        center_rewards_coefficient=None,
+        disable_tqdm=True,
+        dataset_num_proc=None,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+    )
 
 
 def _bt_trainer_cls() -> Any:
@@ -127,7 +179,9 @@ def triplets_format(
 
 
 def _key(cfg: TrainRMConfig, data_digest: str) -> str:
-    blob = json.dumps({**asdict(cfg), "out": None, "data": data_digest}, sort_keys=True)
+    blob = json.dumps(
+        {**asdict(cfg), "out": None, "data": data_digest, "progress": None}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -174,7 +228,8 @@ def train_reward_model(cfg: TrainRMConfig) -> dict[str, Any]:
         raise ValueError(f"{cfg.data!r} has {len(rows)} usable triplets; need at least 2")
     fmt = triplets_format(rows, cfg.response_format, f"triplets {cfg.data!r}")
     train_rows, test_rows = split_by_task(rows, cfg.heldout_fraction, cfg.seed)
-    model, tok = build_backbone(cfg.backbone)
+    with hf_quietly(errors_only=True), peft_quietly():  # the new score head is "missing"
+        model, tok = build_backbone(cfg.backbone)
     eos = str(tok.eos_token or "")
     ds = Dataset.from_list(
         [
@@ -188,26 +243,11 @@ def train_reward_model(cfg: TrainRMConfig) -> dict[str, Any]:
     digest = hashlib.sha256(data.read_bytes()).hexdigest()
     work = Path(cfg.out) / f".work-{_key(cfg, digest)}"
     resume = any(work.glob("checkpoint-*"))
-    args = RewardConfig(
-        output_dir=str(work),
-        num_train_epochs=cfg.epochs,
-        learning_rate=cfg.lr,
-        per_device_train_batch_size=cfg.batch_size,
-        bf16=False,
-        fp16=False,
-        use_cpu=not torch.cuda.is_available(),
-        save_strategy="epoch",
-        save_total_limit=1,
-        logging_steps=10,
-        report_to=[],
-        seed=cfg.seed,
-        max_length=cfg.max_length,
-        center_rewards_coefficient=None,
-        disable_tqdm=True,
-        dataset_num_proc=None,
-        lr_scheduler_type="linear",
-        warmup_steps=0,
-    )
+    with warnings.catch_warnings():  # newer transformers renamed gradient_checkpointing
+        warnings.filterwarnings(
+            "ignore", message=r".*`gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        args = _reward_config(RewardConfig, cfg, work)
     trainer_cls = _bt_trainer_cls()
     trainer_cls.center_coef = cfg.center_coef
     verbosity = hf_logging.get_verbosity()
@@ -223,11 +263,16 @@ def train_reward_model(cfg: TrainRMConfig) -> dict[str, Any]:
     hf_logging.disable_progress_bar()
     datasets.disable_progress_bars()
     hub_utils.disable_progress_bars()
+    name = f"reward model ({cfg.backbone.name})"
     try:
-        with warnings.catch_warnings():
+        with (
+            warnings.catch_warnings(),
+            Progress(enabled=cfg.progress).phase(name, None, "step", plain_updates=True) as bar,
+        ):
             warnings.simplefilter("ignore")
             trainer = trainer_cls(model=model, args=args, train_dataset=ds, processing_class=tok)
             trainer.remove_callback(PrinterCallback)  # no per-step dicts on stdout
+            trainer.add_callback(_progress_callback(bar))
             result = trainer.train(resume_from_checkpoint=True if resume else None)
     finally:
         hf_logging.set_verbosity(verbosity)
