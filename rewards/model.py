@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 from agentrl.config import ConfigError
+from agentrl.policy.models import peft_quietly
 
 FORMAT = "agentrl-reward-model"
 FORMAT_VERSION = 1
@@ -164,15 +165,16 @@ def _with_lora(model: Any, cfg: RMBackboneConfig) -> Any:
     """``model`` with LoRA adapters on ``cfg.lora_target_modules`` (the head trains fully)."""
     from peft import LoraConfig, get_peft_model
 
-    return get_peft_model(
-        model,
-        LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            task_type="SEQ_CLS",
-            target_modules=list(cfg.lora_target_modules),
-        ),
-    )
+    with peft_quietly():
+        return get_peft_model(
+            model,
+            LoraConfig(
+                r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                task_type="SEQ_CLS",
+                target_modules=list(cfg.lora_target_modules),
+            ),
+        )
 
 
 def _tiny(cfg: RMBackboneConfig, tok: Any) -> Any:

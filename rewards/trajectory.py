@@ -1,16 +1,17 @@
 """Turning episodes into the (intent, response) texts that reward models judge.
 
-An env may provide ARMAP hooks (duck-typed on ``env.unwrapped``; Game of 24 has them all):
+An env can say how (:class:`~agentrl.envs.base.TextEnv`'s optional hooks, on
+``env.unwrapped``; Game of 24 has them all):
 
-- ``intent(task) -> str``: the task instruction (default: the episode's first observation).
-- ``response_text(episode) -> str``: what the agent produced (default: the final
+- ``intent(task)``: the task instruction (``None``, the default: the episode's first
+  observation).
+- ``response_text(episode)``: what the agent produced (``None``, the default: the final
   observation after the first one's text -- as recorded in
   ``turns[-1].info["final_observation"]``, or rebuilt by replaying the actions from
   ``reset(seed, task)``).
-- ``score_response(task, response) -> float``: the env's own scorer of a response.
-- ``corrupt_response(task, response, rng) -> str``: a wrong variant of a good response.
-- ``reference_response(task) -> str | None``: a known-good response.
-- ``clone()`` or ``get_state()/set_state(state)``: tree search (MCTS).
+- :class:`~agentrl.envs.base.ScoresResponses` (a mixin): the env's own scorer, corruptions
+  and reference responses, from which ARMAP's synthesize stage makes its pairs.
+- ``clone()``: tree search (MCTS); the default deep-copies the env.
 
 The hooks belong to an env instance, so they may depend on its kwargs (Game of 24's
 ``hide_results`` makes the response the plan without its results): every stage that makes
@@ -22,11 +23,14 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import gymnasium as gym
+
+from agentrl.envs.base import TextEnv
 from agentrl.types import Episode, TaskSpec
 
 
 @functools.lru_cache(maxsize=16)
-def env_for(env_id: str, kwargs_json: str = "{}") -> Any:
+def env_for(env_id: str, kwargs_json: str = "{}") -> gym.Env[str, str]:
     """An (unwrapped) env instance used only for its hooks, cached per id and kwargs."""
     import json
 
@@ -35,22 +39,26 @@ def env_for(env_id: str, kwargs_json: str = "{}") -> Any:
     return make_env(env_id, json.loads(kwargs_json)).unwrapped
 
 
-def hook(env: Any, name: str) -> Any:
-    """The env's hook ``name`` or ``None``."""
-    return getattr(getattr(env, "unwrapped", env), name, None)
+def text_env(env: gym.Env[str, str] | None) -> TextEnv | None:
+    """The :class:`TextEnv` under ``env``'s wrappers, whose hooks say how to read its
+    episodes; ``None`` for no env or another kind of env (the defaults apply)."""
+    base = env.unwrapped if env is not None else None
+    return base if isinstance(base, TextEnv) else None
 
 
-def episode_intent(episode: Episode, env: Any = None) -> str:
-    fn = hook(env, "intent") if env is not None else None
-    if fn is not None:
-        return str(fn(episode.task))
+def episode_intent(episode: Episode, env: gym.Env[str, str] | None = None) -> str:
+    hooks = text_env(env)
+    text = hooks.intent(episode.task) if hooks is not None else None
+    if text is not None:
+        return str(text)
     return episode.turns[0].observation.strip() if episode.turns else ""
 
 
-def episode_response(episode: Episode, env: Any = None) -> str:
-    fn = hook(env, "response_text") if env is not None else None
-    if fn is not None:
-        return str(fn(episode))
+def episode_response(episode: Episode, env: gym.Env[str, str] | None = None) -> str:
+    hooks = text_env(env)
+    text = hooks.response_text(episode) if hooks is not None else None
+    if text is not None:
+        return str(text)
     if not episode.turns:
         return ""
     first, last = episode.turns[0].observation, episode.turns[-1]
@@ -61,7 +69,7 @@ def episode_response(episode: Episode, env: Any = None) -> str:
     return text[len(first) :] if text.startswith(first) else text
 
 
-def replay_final_observation(episode: Episode, env: Any) -> str | None:
+def replay_final_observation(episode: Episode, env: gym.Env[str, str]) -> str | None:
     """The observation after the last turn, rebuilt by replaying the episode's actions from
     ``reset(seed, task)`` (rollout workers do not keep it); ``None`` if the replay fails."""
     try:
@@ -78,7 +86,9 @@ def replay_final_observation(episode: Episode, env: Any) -> str | None:
 
 
 def intent_and_response(
-    episode: Episode, env: Any = None, env_kwargs: dict[str, Any] | None = None
+    episode: Episode,
+    env: gym.Env[str, str] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
     """``(intent, response)`` of an episode, using ``env``'s hooks where it has them.
 
@@ -92,6 +102,7 @@ def intent_and_response(
     return episode_intent(episode, env), episode_response(episode, env)
 
 
-def task_intent(env: Any, task: TaskSpec, first_observation: str) -> str:
-    fn = hook(env, "intent")
-    return str(fn(task)) if fn is not None else first_observation.strip()
+def task_intent(env: gym.Env[str, str] | None, task: TaskSpec, first_observation: str) -> str:
+    hooks = text_env(env)
+    text = hooks.intent(task) if hooks is not None else None
+    return str(text) if text is not None else first_observation.strip()

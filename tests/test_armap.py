@@ -10,6 +10,7 @@ import pytest
 
 import agentrl.envs  # noqa: F401
 from agentrl.cli import main
+from agentrl.envs.base import TextEnv
 from agentrl.envs.scripted import make_scripted
 from agentrl.rewards import RewardModelError, build_reward
 from agentrl.rewards.armap import (
@@ -287,8 +288,6 @@ def test_reflexion_retries_until_the_score_passes():
     seen = []
 
     class Recording(FixedProposer):
-        reads_reflections = True
-
         def act(self, observation):
             seen.append(observation)
             return super().act(observation)
@@ -302,6 +301,7 @@ def test_reflexion_retries_until_the_score_passes():
         np.random.default_rng(0),
         max_attempts=4,
         threshold=0.5,
+        show_reflections=True,
     )
     assert res["attempts"] == 2 and res["episode"].success
     assert any(
@@ -341,12 +341,14 @@ def test_mcts_needs_a_cloneable_env():
     twin.step("4 * 6 = 24")
     assert env.unwrapped.get_state()["history"] == []  # the original is untouched
 
-    class Unclonable:
+    class Unclonable(TextEnv):  # a user's env whose state deepcopy cannot copy
         def __deepcopy__(self, memo):
             raise TypeError("no")
 
-    with pytest.raises(TypeError, match="cloneable"):
+    with pytest.raises(TypeError, match="cloneable env: Unclonable cannot be deep-copied"):
         clone_env(Unclonable())
+    with pytest.raises(TypeError, match="cloneable env: Unclonable cannot be deep-copied"):
+        clone_env(gym.wrappers.PassiveEnvChecker(Unclonable()))
 
 
 def test_plan_stage_best_of_n_sel_beats_avg(pipeline, tmp_path):

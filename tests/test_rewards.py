@@ -243,3 +243,27 @@ def test_default_response_replays_the_final_observation():
     intent, response = intent_and_response(ep)
     assert intent == "Guess the number between 1 and 16."
     assert response.rstrip().endswith(f"{ep.turns[-1].action}: correct")
+
+
+def test_an_env_says_how_reward_models_read_its_episodes_by_overriding_hooks():
+    """``TextEnv.intent`` / ``response_text`` are the contract: an override is used (also
+    under gymnasium's wrappers); returning ``None`` keeps the generic texts."""
+    import gymnasium as gym
+
+    from agentrl.envs import make_scripted, run_scripted_episode
+    from agentrl.envs.guess_the_number import GuessTheNumberEnv
+    from agentrl.rewards.trajectory import intent_and_response
+
+    class Terse(GuessTheNumberEnv):
+        def intent(self, task):
+            return f"find {task['target']}"
+
+        def response_text(self, episode):
+            return " ".join(t.action for t in episode.turns)
+
+    env = gym.make("agentrl/GuessTheNumber-v0")
+    ep = run_scripted_episode(env, make_scripted("guess_the_number", "good"), seed=4)
+    generic = intent_and_response(ep, env)
+    assert generic[0] == "Guess the number between 1 and 16."
+    terse = intent_and_response(ep, gym.wrappers.OrderEnforcing(Terse()))
+    assert terse == (f"find {ep.task['target']}", " ".join(t.action for t in ep.turns))

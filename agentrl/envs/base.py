@@ -9,13 +9,17 @@ when stepping after the episode ended.
 
 from __future__ import annotations
 
+import abc
+import copy
 import string
 from typing import Any, ClassVar
 
 import gymnasium as gym
+import numpy as np
 from gymnasium import spaces
 
 from agentrl.policy.chat import ToolSpec
+from agentrl.types import Episode
 
 PRINTABLE = string.printable
 MAX_TEXT = 4096
@@ -115,10 +119,53 @@ class TextEnv(gym.Env[str, str]):
     def render(self):
         return self._last_obs
 
+    # --- optional hooks: how reward models read an episode, and tree search ----------
+    def intent(self, task: dict[str, Any]) -> str | None:
+        """The instruction of ``task`` as a reward model reads it (:mod:`agentrl.rewards`);
+        ``None`` (the default): the episode's first observation."""
+        return None
+
+    def response_text(self, episode: Episode) -> str | None:
+        """What the agent produced in ``episode``, as a reward model reads it; ``None`` (the
+        default): the text the final observation adds to the first one."""
+        return None
+
+    def clone(self) -> TextEnv:
+        """An independent copy at the current state (MCTS expands from copies). The default
+        deep-copies the env; override it where that is slow or cannot copy the state."""
+        try:
+            return copy.deepcopy(self)
+        except Exception as e:  # anything a member's __deepcopy__ raises
+            raise TypeError(
+                f"MCTS needs a cloneable env: {type(self).__name__} cannot be deep-copied ({e}); "
+                "override TextEnv.clone()"
+            ) from e
+
     @staticmethod
     def task_id(task: dict[str, Any]) -> str:
         """A stable string id for a task spec."""
         return ",".join(f"{k}={task[k]}" for k in sorted(task))
+
+
+class ScoresResponses(abc.ABC):
+    """An env that judges responses itself (a mixin beside :class:`TextEnv`).
+
+    ARMAP's synthesize stage then makes its pairs from the env's own scorer, corruptions and
+    reference solutions (``docs/rewards.md``); envs without it get pairs ranked by return.
+    Game of 24 is one.
+    """
+
+    @abc.abstractmethod
+    def score_response(self, task: dict[str, Any], response: str) -> float:
+        """Above 0 when ``response`` (in this env's response form) solves ``task``."""
+
+    @abc.abstractmethod
+    def corrupt_response(self, task: dict[str, Any], response: str, rng: np.random.Generator) -> str:
+        """A wrong variant of a good ``response``."""
+
+    def reference_response(self, task: dict[str, Any]) -> str | None:
+        """A known-good response to ``task``, or ``None`` (the default: none known)."""
+        return None
 
 
 def register_env(env_id: str, entry_point: Any, alias: str | None = None, **kwargs: Any) -> str:

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from agentrl.envs.base import TextEnv
+from agentrl.envs.base import ScoresResponses, TextEnv
 from agentrl.types import Episode, TaskSpec
 
 TARGET = 24
@@ -362,7 +362,7 @@ def instructions(count: int, require_result: bool = True, letters: bool = False)
     )
 
 
-class Game24Env(TextEnv):
+class Game24Env(TextEnv, ScoresResponses):
     """Game of 24 with one arithmetic step per turn.
 
     Args:

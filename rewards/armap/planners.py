@@ -13,7 +13,7 @@ reward: ``learned_rm``, ``llm_judge``, ``env`` as an oracle, ...).
   the observation.
 - :func:`mcts`: Monte-Carlo tree search over turns (UCT selection, proposer-sampled
   expansions, proposer rollouts, the reward model's score at the terminal state only) on
-  envs that can be cloned (``clone()``, ``get_state/set_state`` or ``deepcopy``); returns
+  envs that can be cloned (:meth:`TextEnv.clone`, a deep copy by default); returns
   the best-scored terminal trajectory found.
 """
 
@@ -25,8 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 
+from agentrl.envs.base import TextEnv
 from agentrl.types import Episode, TaskSpec, Turn
 
 Scorer = Callable[[list[Episode]], list[float]]
@@ -39,9 +41,8 @@ class Proposer(Protocol):
 
 
 class PolicyProposer:
-    """An LM :class:`~agentrl.policy.Policy` as a proposer (sampling with a seeded generator)."""
-
-    reads_reflections = True  # Reflexion prefixes its reflections to the observations
+    """An LM :class:`~agentrl.policy.Policy` as a proposer (sampling with a seeded generator);
+    it reads text, so run :func:`reflexion` with ``show_reflections=True`` for it."""
 
     def __init__(self, policy: Any, sampling: Any):
         self.policy, self.sampling = policy, sampling
@@ -66,21 +67,17 @@ def select(scores: Sequence[float]) -> int:
     return int(np.argmax(np.asarray(scores, dtype=float)))
 
 
-def clone_env(env: Any) -> Any:
-    """An independent copy of ``env`` at its current state (for tree search)."""
-    base = getattr(env, "unwrapped", env)
-    if hasattr(base, "clone"):
+def clone_env(env: gym.Env[str, str]) -> gym.Env[str, str]:
+    """An independent copy of ``env`` at its current state (for tree search): a
+    :class:`~agentrl.envs.base.TextEnv`'s ``clone()``, else a deep copy."""
+    base = env.unwrapped
+    if isinstance(base, TextEnv):
         return base.clone()
-    if hasattr(base, "get_state") and hasattr(base, "set_state"):
-        other = copy.deepcopy(base)
-        other.set_state(base.get_state())
-        return other
     try:
         return copy.deepcopy(base)
-    except Exception as e:
+    except Exception as e:  # anything a member's __deepcopy__ raises
         raise TypeError(
-            f"MCTS needs a cloneable env; {type(base).__name__} has no clone()/get_state() "
-            f"and cannot be deep-copied ({e})"
+            f"MCTS needs a cloneable env: {type(base).__name__} cannot be deep-copied ({e})"
         ) from e
 
 
@@ -101,17 +98,23 @@ def _turn(obs: str, action: str, step: tuple[Any, ...]) -> Turn:
     )
 
 
-def _finish(ep: Episode, env: Any) -> Episode:
+def _played_task(env: gym.Env[str, str], task: TaskSpec | None) -> TaskSpec:
+    """The task the env is playing (a :class:`TextEnv` records it), else the one asked for."""
+    base = env.unwrapped
+    return dict(base.task) if isinstance(base, TextEnv) else dict(task or {})
+
+
+def _finish(ep: Episode, env: gym.Env[str, str]) -> Episode:
     if ep.turns:
         last = ep.turns[-1]
         ep.success = bool(last.info.get("success", False))
-        last.info["final_observation"] = str(getattr(env, "unwrapped", env).render() or "")
+        last.info["final_observation"] = str(env.unwrapped.render() or "")
     ep.env_reward = ep.total_reward
     return ep
 
 
 def play(
-    env: Any,
+    env: gym.Env[str, str],
     proposer: Proposer,
     episode: Episode,
     obs: str,
@@ -131,7 +134,7 @@ def play(
 
 
 def rollout(
-    env: Any,
+    env: gym.Env[str, str],
     proposer: Proposer,
     seed: int,
     task: TaskSpec | None,
@@ -140,9 +143,9 @@ def rollout(
 ) -> Episode:
     """One full episode from ``reset(seed, task)``."""
     obs, _ = env.reset(seed=seed, options={"task": dict(task)} if task else None)
-    played = dict(getattr(env.unwrapped, "task", task or {}))
+    played = _played_task(env, task)
     proposer.reset(played, rng)
-    env_id = env.spec.id if getattr(env, "spec", None) is not None else type(env.unwrapped).__name__
+    env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
     return play(env, proposer, Episode(env_id=env_id, task=played, seed=seed), obs, rng, prefix)
 
 
@@ -163,7 +166,7 @@ def best_of_n_report(
 
 
 def best_of_n(
-    env: Any,
+    env: gym.Env[str, str],
     proposer: Proposer,
     score: Scorer,
     seed: int,
@@ -187,7 +190,7 @@ def reflection_text(attempt: int, response: str, score: float) -> str:
 
 
 def reflexion(
-    env: Any,
+    env: gym.Env[str, str],
     proposer: Proposer,
     score: Scorer,
     seed: int,
@@ -195,21 +198,21 @@ def reflexion(
     rng: np.random.Generator,
     max_attempts: int = 5,
     threshold: float = 0.5,
+    show_reflections: bool = False,
 ) -> dict[str, Any]:
     """Retry with reflections until ``score >= threshold`` (or ``max_attempts``); returns the best attempt.
 
-    A proposer with ``reads_reflections = True`` (LM proposers) sees the reflections on the
-    earlier attempts before each observation; others (scripted players, which parse the
-    observation) simply retry with fresh randomness.
+    With ``show_reflections`` (for proposers that read text: :class:`PolicyProposer`) the
+    reflections on the earlier attempts are prefixed to each observation; without it
+    (scripted players, which parse the observation) each retry only gets fresh randomness.
     """
     from ..trajectory import intent_and_response
 
     attempts: list[Episode] = []
     scores: list[float] = []
     reflections = ""
-    reads = bool(getattr(proposer, "reads_reflections", False))
     for k in range(max_attempts):
-        ep = rollout(env, proposer, seed, task, rng, prefix=reflections if reads else "")
+        ep = rollout(env, proposer, seed, task, rng, prefix=reflections if show_reflections else "")
         s = float(score([ep])[0])
         attempts.append(ep)
         scores.append(s)
@@ -231,7 +234,7 @@ def reflexion(
 
 @dataclass
 class _Node:
-    env: Any
+    env: gym.Env[str, str]
     obs: str
     turns: list[Turn]
     done: bool
@@ -249,7 +252,7 @@ class _Node:
 
 
 def mcts(
-    env: Any,
+    env: gym.Env[str, str],
     proposer: Proposer,
     score: Scorer,
     seed: int,
@@ -268,9 +271,9 @@ def mcts(
     is backed up the path. Returns the best-scored terminal trajectory seen.
     """
     obs, _ = env.reset(seed=seed, options={"task": dict(task)} if task else None)
-    played = dict(getattr(env.unwrapped, "task", task or {}))
+    played = _played_task(env, task)
     proposer.reset(played, rng)
-    env_id = env.spec.id if getattr(env, "spec", None) is not None else type(env.unwrapped).__name__
+    env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
     root = _Node(env=clone_env(env), obs=obs, turns=[], done=False)
     seen: list[Episode] = []
     seen_scores: list[float] = []

@@ -36,10 +36,11 @@ from typing import Any
 
 import numpy as np
 
+from agentrl.envs.base import ScoresResponses
 from agentrl.types import Episode
 
 from ..model import ResponseFormat
-from ..trajectory import env_for, hook, intent_and_response
+from ..trajectory import env_for, intent_and_response
 from .jsonl import append_jsonl, done_ids, read_jsonl, repair
 
 LLM_TEMPLATE = (
@@ -138,10 +139,13 @@ def synthesize_env(
         by_env[ep.env_id].append((i, ep))
     for env_id, group in by_env.items():
         env = env_for(env_id, json.dumps(env_kwargs or {}, sort_keys=True))
-        scorer, corrupt, ref = (
-            hook(env, n) for n in ("score_response", "corrupt_response", "reference_response")
-        )
-        if scorer is not None and corrupt is not None:
+        judge = env.unwrapped
+        if isinstance(judge, ScoresResponses):
+            scorer, corrupt, ref = (
+                judge.score_response,
+                judge.corrupt_response,
+                judge.reference_response,
+            )
             for i, ep in group:
                 rng = np.random.default_rng([seed, i, 11])
                 intent, response = intent_and_response(ep, env)
@@ -149,7 +153,7 @@ def synthesize_env(
                     neg = corrupt(ep.task, response, rng)
                     rows.append(_row(i, ep, intent, response, neg, "corruption", env_kwargs))
                     continue
-                good = ref(ep.task) if ref is not None else None
+                good = ref(ep.task)
                 if good is None:
                     stats["no_pair"] += 1
                     continue

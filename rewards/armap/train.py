@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from agentrl.policy.models import hf_quietly, peft_quietly
+from agentrl.policy.models import hf_quietly
 from agentrl.progress import Phase, Progress
 
 from ..losses import bradley_terry_loss, pairwise_accuracy
@@ -228,7 +228,7 @@ def train_reward_model(cfg: TrainRMConfig) -> dict[str, Any]:
         raise ValueError(f"{cfg.data!r} has {len(rows)} usable triplets; need at least 2")
     fmt = triplets_format(rows, cfg.response_format, f"triplets {cfg.data!r}")
     train_rows, test_rows = split_by_task(rows, cfg.heldout_fraction, cfg.seed)
-    with hf_quietly(errors_only=True), peft_quietly():  # the new score head is "missing"
+    with hf_quietly(errors_only=True):  # its load report calls the new score head "missing"
         model, tok = build_backbone(cfg.backbone)
     eos = str(tok.eos_token or "")
     ds = Dataset.from_list(
