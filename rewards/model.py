@@ -243,7 +243,9 @@ def save_reward_model(model: Any, tokenizer: Any, root: str | Path, meta: dict[s
     version = next_version(root)
     tmp = root / f".{version}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    if hasattr(model, "merge_and_unload"):  # LoRA: save one plain model
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):  # LoRA: save one plain model
         model = model.merge_and_unload()
     model.save_pretrained(tmp / "model", safe_serialization=True)
     tokenizer.save_pretrained(tmp / "model")

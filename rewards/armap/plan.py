@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import gymnasium as gym
 import numpy as np
 
 from .jsonl import append_jsonl, done_ids, read_jsonl, repair
@@ -55,17 +56,15 @@ class PlanConfig:
             raise ValueError(f"ns must be a non-empty list of positive integers, got {self.ns}")
 
 
-def _task_seeds(cfg: PlanConfig, env: Any) -> list[int]:
-    from agentrl.envs.base import TextEnv
-
+def _task_seeds(cfg: PlanConfig, env: gym.Env[str, str]) -> list[int]:
     if not cfg.exclude:
         return [cfg.seed + t for t in range(cfg.tasks)]
     seen = {str(r.get("task_id")) for r in read_jsonl(cfg.exclude)}
     seeds: list[int] = []
     s = cfg.seed
     while len(seeds) < cfg.tasks and s < cfg.seed + 100 * cfg.tasks + 1000:
-        env.reset(seed=s)
-        if TextEnv.task_id(getattr(env.unwrapped, "task", {})) not in seen:
+        _, info = env.reset(seed=s)
+        if str(info.get("task_id", "")) not in seen:  # a TextEnv's reset names its task
             seeds.append(s)
         s += 1
     return seeds

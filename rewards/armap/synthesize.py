@@ -232,7 +232,7 @@ def hf_generate(
 
     def as_chat(prompt: str) -> str:
         # Instruct models: the prompt becomes the user turn, the answer is pre-filled with "Intent:".
-        if not getattr(tok, "chat_template", None):
+        if not tok.chat_template:
             return prompt
         head, _, _ = prompt.rpartition("Intent:")
         chat = tok.apply_chat_template(
