@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from agentrl.policy.models import base_model
+
 
 def single_token(tokenizer: Any, text: str) -> int:
     """The id of ``text`` when it is exactly one token, else a ValueError naming the pieces."""
@@ -60,7 +62,7 @@ def answer_logprobs(
     out = model(input_ids=prefix, use_cache=True)
     cache = getattr(out, "cache", None)
     cache = out.past_key_values if cache is None else cache
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     # transformers 5 names the cache argument ``cache``, older versions ``past_key_values``
     kw = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
     rows = []

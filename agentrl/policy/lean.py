@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agentrl.policy.models import base_model
+
 # Causal LMs whose logits are exactly ``lm_head(body(x).last_hidden_state)``.
 LEAN_MODELS = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM")
 SMALL_BATCH = 64  # up to this many rows, ``W @ h^T`` beats ``h @ W^T`` on the CPU
@@ -29,7 +31,7 @@ SMALL_BATCH = 64  # up to this many rows, ``W @ h^T`` beats ``h @ W^T`` on the C
 
 def lean_parts(model: Any) -> tuple[nn.Module, nn.Linear] | None:
     """``(body, lm_head)`` of ``model`` (peft unwrapped) when the lean step applies, else None."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     if type(base).__name__ not in LEAN_MODELS:
         return None
     head = base.get_output_embeddings()

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -187,6 +188,23 @@ def enable_checkpointing(model: PreTrainedModel) -> None:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
     else:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def is_peft(model: nn.Module) -> bool:
+    """Whether ``model`` is a peft model (LoRA adapters around a base model)."""
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
+
+
+def base_model(model: nn.Module) -> PreTrainedModel:
+    """The transformers model under ``model``'s peft wrapper (``model`` itself if none)."""
+    from peft import PeftModel
+
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    if not isinstance(base, PreTrainedModel):
+        raise TypeError(f"expected a transformers model, got {type(base).__name__}")
+    return base
 
 
 @contextlib.contextmanager

@@ -42,7 +42,9 @@ from agentrl.policy.kv import KVCache, cut_row, stack_caches, supports_kv_reuse
 from agentrl.policy.lean import last_logits, lean_parts
 from agentrl.policy.models import (
     ModelConfig,
+    base_model,
     hf_quietly,
+    is_peft,
     load_model_and_tokenizer,
     peft_quietly,
     torch_dtype,
@@ -52,10 +54,6 @@ from agentrl.policy.sampling import SamplingConfig, cut_at_stop, sample_next
 from agentrl.types import Generation
 
 POLICY_META = "agentrl_policy.json"
-
-
-def _is_peft(model: Any) -> bool:
-    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
 
 
 class Policy:
@@ -105,7 +103,7 @@ class Policy:
         self.version = 0
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        base = model.get_base_model() if _is_peft(model) else model
+        base = base_model(model)
         params = inspect.signature(base.forward).parameters
         # transformers 5.x renamed ``past_key_values`` to ``cache``.
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
@@ -1057,7 +1055,7 @@ class Policy:
         its first name (for SmolLM2 the embedding is 17 % of the state dict;
         :meth:`set_weights` restores the other name through the tie).
         """
-        if _is_peft(self.model):
+        if is_peft(self.model):
             from peft import get_peft_model_state_dict
 
             sd = get_peft_model_state_dict(self.model)
@@ -1073,7 +1071,7 @@ class Policy:
         Strict: an unknown key, or a missing one that is not tied to a loaded weight,
         raises ``KeyError``.
         """
-        if _is_peft(self.model):
+        if is_peft(self.model):
             from peft import set_peft_model_state_dict
 
             result = set_peft_model_state_dict(self.model, weights)
@@ -1094,7 +1092,7 @@ class Policy:
     @property
     def is_lora(self) -> bool:
         """Whether the model is a peft (LoRA) model: its adapter can be switched off."""
-        return _is_peft(self.model)
+        return is_peft(self.model)
 
     def reference_logprobs(
         self, sequences: Sequence[Sequence[int]], spans: Sequence[tuple[int, int, int]]
@@ -1129,7 +1127,7 @@ class Policy:
         meta = {
             "version": self.version,
             "system_prompt": self.system_prompt,
-            "lora": _is_peft(self.model),
+            "lora": is_peft(self.model),
             "model_config": dataclasses.asdict(self.model_config) if self.model_config else None,
         }
         (path / POLICY_META).write_text(json.dumps(meta, indent=2))

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from agentrl.policy.device import autocast
+from agentrl.policy.models import base_model, is_peft
 from agentrl.policy.prefix import prefix_groups
 
 from .config import ArcherConfig
@@ -306,7 +307,7 @@ def causal_encoder(config: ArcherConfig) -> bool:
 def policy_backbone(policy: Any) -> Any:
     """The policy's transformer body (e.g. ``LlamaModel``: no LM head), peft unwrapped."""
     model = policy.model
-    base = model.get_base_model() if _is_peft(model) else model
+    base = base_model(model)
     return getattr(base, base.base_model_prefix, base)
 
 
@@ -366,15 +367,11 @@ def _tiny_encoder(spec: dict[str, Any], policy: Any) -> tuple[Any, Any, int]:
     return BertModel(cfg, add_pooling_layer=False), tokenizer, max_pos
 
 
-def _is_peft(model: Any) -> bool:
-    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
-
-
 def _lora_config(spec: dict[str, Any], policy: Any) -> Any:
     """The critic adapter's ``LoraConfig``; target modules default to the policy adapter's."""
     from peft import LoraConfig
 
-    if policy is None or not _is_peft(policy.model):
+    if policy is None or not is_peft(policy.model):
         raise ValueError(
             "critic_encoder='policy_lora' needs a LoRA policy (model.lora=true): the critic "
             "adds its own adapter to the policy's peft model"
