@@ -17,8 +17,10 @@ see ``benchmarks/armap_seeds.py``)::
     python benchmarks/armap.py --seeds 0 1 2 --formats full hidden \
         --backbones tiny tiny_encoder smollm2 --work runs/armap_seeds
     python benchmarks/armap.py --report-from docs/armap_seeds.json   # re-render, no rerun
+    python benchmarks/armap.py --report-from A.json B.json   # two studies as one report
 
-Its JSON goes to ``--seeds-json`` (``docs/armap_seeds.json``) and its tables between the
+Its JSON goes to ``--seeds-json`` (``docs/armap_seeds.json``), its plot to ``--seeds-png``
+(``docs/armap_seeds.png``) and its tables between the
 ``<!-- armap-seeds:start/end -->`` markers of ``docs/rewards_results.md`` (kept when the
 default invocation rewrites that page).
 """
@@ -52,10 +54,12 @@ from benchmarks.armap_seeds import (  # noqa: E402
     FORMATS,
     START,
     StudyConfig,
+    merge_results,
     run_study,
     train_or_resume,
     write_report,
 )
+from benchmarks.armap_seeds import plot as plot_study  # noqa: E402
 
 ENVS: dict[str, dict[str, Any]] = {
     "game24": {
@@ -419,7 +423,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seeds-doc", default=None, help="page with the markers (default: DOCS/rewards_results.md)"
     )
     study.add_argument(
-        "--report-from", default=None, metavar="JSON", help="re-render a study's JSON; no runs"
+        "--report-from",
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="re-render one or more studies' JSONs as one report (their cells side by side); no runs",
+    )
+    study.add_argument(
+        "--seeds-png",
+        default=None,
+        help="the study's plot (default: DOCS/armap_seeds.png; 'none': no plot)",
     )
     return ap.parse_args(argv)
 
@@ -448,9 +461,21 @@ def sized_specs(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def main_study(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     """``--seeds`` / ``--formats`` / ``--backbones`` / ``--report-from``: see armap_seeds."""
     doc = Path(args.seeds_doc or Path(args.docs) / "rewards_results.md")
+    png = (
+        None
+        if args.seeds_png == "none"
+        else Path(args.seeds_png or Path(args.docs) / "armap_seeds.png")
+    )
     if args.report_from:
-        results = json.loads(Path(args.report_from).read_text())
+        parts = [json.loads(Path(f).read_text()) for f in args.report_from]
+        try:
+            results = merge_results(parts)
+        except ValueError as e:
+            raise SystemExit(f"--report-from {' '.join(args.report_from)}: {e}") from e
         print(write_report(results, None, doc))
+        if png is not None:
+            plot_study(results, png)
+            print(f"plot: {png}")
         return dict(results)
     if args.rl or args.rl_only:
         raise SystemExit("--rl runs with the default single-seed invocation only (no --seeds)")
@@ -470,6 +495,8 @@ def main_study(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         raise SystemExit(str(e)) from e
     results = run_study(study, "python benchmarks/armap.py " + " ".join(argv))
     print(write_report(results, Path(args.seeds_json), doc))
+    if png is not None:
+        plot_study(results, png)
     return results
 
 

@@ -256,6 +256,94 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
 
+def training_label(cfg: dict[str, Any] | None) -> str:
+    """``"4 epochs, lr 0.001"`` (``", LoRA"`` where it applies) from a cell's RM config."""
+    if not cfg:
+        return "-"
+    lora = ", LoRA" if (cfg.get("backbone") or {}).get("lora") else ""
+    epochs = float(cfg["epochs"])
+    return f"{epochs:g} epoch{'' if epochs == 1 else 's'}, lr {float(cfg['lr']):g}{lora}"
+
+
+def _commands(command: str | Sequence[str]) -> str:
+    commands = [command] if isinstance(command, str) else list(command)
+    label = "Command" if len(commands) == 1 else "Commands"
+    return f"{label}: " + "; ".join(f"`{c}`" for c in commands)
+
+
+def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One report from several studies' JSONs (e.g. the tiny backbones' and SmolLM2's runs,
+    made by separate invocations): their cells side by side, the summary recomputed, every
+    command kept. A (env, format, seed, backbone) present in two parts is an error."""
+    seen: set[tuple[str, str, int, str]] = set()
+    cells: list[dict[str, Any]] = []
+    for part in parts:
+        for cell in part["cells"]:
+            keys = {(cell["env"], cell["format"], int(cell["seed"]), b) for b in cell["rm"]}
+            if keys & seen:
+                raise ValueError(f"cells measured twice: {sorted(keys & seen)}")
+            seen |= keys
+            cells.append(cell)
+    commands: list[str] = []
+    for part in parts:
+        c = part["command"]
+        commands.extend([c] if isinstance(c, str) else c)
+    return {"command": commands, "cells": cells, "summary": summarize(cells)}
+
+
+def plot(results: dict[str, Any], png: Path) -> None:
+    """Best-of-N: the reward model's pick against N, one line per (format, backbone) with a
+    dot per seed, beside one sample's success and any sample's (grey); and each backbone's
+    held-out pairwise accuracy per format with a dot per seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["summary"]
+    cells = results["cells"]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, r in enumerate(rows):
+        color, style = colors[i % len(colors)], "-" if r["format"] == "full" else "--"
+        label = f"{r['format']} / {r['backbone']}"
+        ax.plot(NS, [r["bon"][f"N={n}/sel"] for n in NS], style, color=color, label=label)
+        for c in cells:
+            if c["env"] == r["env"] and c["format"] == r["format"] and r["backbone"] in c["bon"]:
+                ys = [float(c["bon"][r["backbone"]][f"N={n}/sel"]) for n in NS]
+                ax.scatter(NS, ys, color=color, s=10, alpha=0.6)
+    if rows:
+        ax.plot(
+            NS, [rows[0]["bon"][f"N={n}/avg"] for n in NS], ":", color="grey", label="one sample"
+        )
+        ax.plot(
+            NS, [rows[0]["bon"][f"N={n}/max"] for n in NS], "-.", color="grey", label="any sample"
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("N (candidates)")
+    ax.set_ylabel("success of the reward model's pick")
+    ax.set_title("Best-of-N on unseen Game of 24 puzzles")
+    ax.legend(fontsize=7)
+    labels = [f"{r['format']}\n{r['backbone']}" for r in rows]
+    for i, r in enumerate(rows):
+        bx.bar(i, r["heldout_accuracy"], color=colors[i % len(colors)], alpha=0.5)
+        bx.scatter(
+            [i] * len(r["heldout_accuracy_per_seed"]),
+            r["heldout_accuracy_per_seed"],
+            color="k",
+            s=10,
+        )
+    bx.axhline(0.5, color="grey", lw=0.8, ls=":")
+    bx.set_xticks(range(len(rows)), labels, fontsize=7)
+    bx.set_ylim(0.4, 1.0)
+    bx.set_ylabel("held-out pairwise accuracy")
+    bx.set_title("Reward model on pairs of unseen puzzles")
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
 def summarize(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (env, format, backbone): means over seeds, the accuracy's 95% bootstrap
     interval, per-kind accuracy, Best-of-N, and the mean seconds per seed of each stage."""
@@ -286,6 +374,7 @@ def summarize(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "heldout_pairs": _mean([c["rm"][backbone]["heldout_pairs"] for c in group]),
             "heldout_accuracy_by_kind": {k: _mean(v) for k, v in sorted(kinds.items())},
             "heldout_pairs_by_kind": {k: _mean(v) for k, v in sorted(counts.items())},
+            "training": training_label(group[0].get("rm_config", {}).get(backbone)),
             "bon": {},
             "seconds": {
                 stage: _mean([c["seconds"][key] for c in group])
@@ -315,7 +404,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         "## Seeds, response formats and backbones (`benchmarks/armap.py --seeds`)",
         "",
-        f"Command: `{results['command']}`; seeds {', '.join(map(str, seeds))}. Formats: `full` = each "
+        f"{_commands(results['command'])}; seeds {', '.join(map(str, seeds))}. Formats: `full` = each "
         'step with its result ("4 * 6 = 24"), `hidden` = the plan only ("4 * 6", '
         "`env.kwargs.hide_results=true`: the reward model must do the arithmetic). Intervals: "
         "95% bootstrap over the seeds (crude with few seeds).",
@@ -324,16 +413,17 @@ def markdown(results: dict[str, Any]) -> str:
         "columns give the accuracy on each kind of pair and, in brackets, its held-out pairs "
         "per seed:",
         "",
-        "| env | format | backbone | held-out pairs | accuracy (mean [95% CI]) | per seed | "
+        "| env | format | backbone | RM training | held-out pairs | accuracy (mean [95% CI]) | per seed | "
         + " | ".join(kinds)
         + " |",
-        "|---|---|---|---|---|---|" + "---|" * len(kinds),
+        "|---|---|---|---|---|---|---|" + "---|" * len(kinds),
     ]
     for r in rows:
         lo, hi = r["heldout_accuracy_ci"]
         by_kind = r["heldout_accuracy_by_kind"]
         lines.append(
-            f"| {r['env']} | {r['format']} | {r['backbone']} | {r['heldout_pairs']:.0f} | "
+            f"| {r['env']} | {r['format']} | {r['backbone']} | {r.get('training', '-')} | "
+            f"{r['heldout_pairs']:.0f} | "
             f"{r['heldout_accuracy']:.3f} [{lo:.3f}, {hi:.3f}] | "
             + ", ".join(f"{a:.3f}" for a in r["heldout_accuracy_per_seed"])
             + " | "

@@ -304,6 +304,7 @@ def _cell(seed: int, fmt: str, acc: float, sel: float) -> dict[str, Any]:
             }
         },
         "bon": {"tiny": bon},
+        "rm_config": {"tiny": {"epochs": 4.0, "lr": 1e-3, "backbone": {"lora": False}}},
         "seconds": {"collect": 1.0, "synthesize": 2.0, "train_tiny": 3.0 + seed, "bon_tiny": 4.0},
     }
 
@@ -321,18 +322,21 @@ def test_summary_report_splice_and_report_from(tmp_path):
     assert hid["bon"]["N=100/sel"] == pytest.approx(0.3) and hid["seconds"]["train"] == 4.0
     results = {
         "command": "python benchmarks/armap.py --seeds 0 1 2",
+        "cells": cells,
         "summary": list(rows.values()),
     }
     doc = tmp_path / "page.md"
     doc.write_text(f"# page\n\nintro\n\n{study.START}\nold\n{study.END}\n\ntail\n")
     path = tmp_path / "r.json"
     path.write_text(json.dumps(results))
-    bench.main(["--report-from", str(path), "--seeds-doc", str(doc)])
+    png = tmp_path / "p.png"
+    bench.main(["--report-from", str(path), "--seeds-doc", str(doc), "--seeds-png", str(png)])
     text = doc.read_text()
+    assert png.stat().st_size > 10_000
     assert (
         text.startswith("# page\n\nintro\n\n") and text.endswith("\n\ntail\n") and "old" not in text
     )
-    assert "| game24 | hidden | tiny | 10 | 0.700 [" in text
+    assert "| game24 | hidden | tiny | 4 epochs, lr 0.001 | 10 | 0.700 [" in text
     assert "| 0.600, 0.700, 0.800 | 0.600 (4) | 1.000 (6) |" in text
     assert "| game24 | full | tiny | 100 | 0.100 | **0.800** [0.800, 0.800] | 0.900 |" in text
     # the default invocation's rewrite of the page keeps the block
@@ -407,3 +411,28 @@ def test_default_invocation_still_runs_and_keeps_the_seeds_block(tmp_path, capsy
     assert set(results) == {"game24"} and results["game24"]["collect"]["episodes"] == 40
     assert set(results["game24"]["rm"]) == {"tiny", "tiny_encoder"}
     assert (docs / "rewards_bon.png").is_file()
+
+
+def test_report_from_two_studies_merges_their_cells_and_refuses_a_cell_measured_twice(tmp_path):
+    """The tiny backbones and SmolLM2 run in separate invocations; one report shows both."""
+    full = [_cell(s, "full", 0.9, 0.8) for s in range(3)]
+    hidden = [_cell(s, "hidden", 0.7, 0.3) for s in range(3)]
+    for c in hidden:  # another backbone, trained otherwise
+        c["rm"] = {"smollm2": c["rm"].pop("tiny")}
+        c["bon"] = {"smollm2": c["bon"].pop("tiny")}
+        c["rm_config"] = {"smollm2": {"epochs": 1, "lr": 3e-4, "backbone": {"lora": True}}}
+        c["seconds"] = {"collect": 1.0, "synthesize": 2.0, "train_smollm2": 9.0, "bon_smollm2": 5.0}
+    paths = []
+    for name, cells in (("a", full), ("b", hidden)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps({"command": f"run {name}", "cells": cells}))
+    doc = tmp_path / "page.md"
+    doc.write_text(f"{study.START}\n{study.END}\n")
+    argv = ["--report-from", *map(str, paths), "--seeds-doc", str(doc), "--seeds-png", "none"]
+    bench.main(argv)
+    text = doc.read_text()
+    assert "Commands: `run a`; `run b`" in text
+    assert "| game24 | full | tiny | 4 epochs, lr 0.001 | 10 | 0.900 [" in text
+    assert "| game24 | hidden | smollm2 | 1 epoch, lr 0.0003, LoRA | 10 | 0.700 [" in text
+    with pytest.raises(SystemExit, match=r"cells measured twice: \[\('game24', 'full', 0, 'tiny'\)"):
+        bench.main(["--report-from", str(paths[0]), str(paths[0]), "--seeds-doc", str(doc)])
