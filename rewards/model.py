@@ -42,7 +42,7 @@ from typing import Any
 import torch
 
 from agentrl.config import ConfigError
-from agentrl.policy.models import peft_quietly
+from agentrl.policy.models import hf_quietly, peft_quietly
 
 FORMAT = "agentrl-reward-model"
 FORMAT_VERSION = 1
@@ -247,7 +247,8 @@ def save_reward_model(model: Any, tokenizer: Any, root: str | Path, meta: dict[s
 
     if isinstance(model, PeftModel):  # LoRA: save one plain model
         model = model.merge_and_unload()
-    model.save_pretrained(tmp / "model", safe_serialization=True)
+    with hf_quietly():
+        model.save_pretrained(tmp / "model", safe_serialization=True)
     tokenizer.save_pretrained(tmp / "model")
     files = {p.name: _sha256(p) for p in sorted((tmp / "model").glob("*.safetensors"))}
     full = {
@@ -333,7 +334,8 @@ class RewardModelScorer:
         folder = Path(self.meta["path"]) / "model"
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
-            self.model = AutoModelForSequenceClassification.from_pretrained(folder)
+            with hf_quietly():
+                self.model = AutoModelForSequenceClassification.from_pretrained(folder)
         except Exception as e:  # anything transformers raises on a broken folder
             raise RewardModelError(
                 f"reward model {self.meta['path']!r} cannot be loaded: {type(e).__name__}: {e}"
