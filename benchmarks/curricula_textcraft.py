@@ -271,6 +271,7 @@ def curve_callback(every: int, iterations: int, record: Any) -> Any:
 
 def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     from agentrl.config import load_config
+    from agentrl.curricula.omni import OmniCurriculum
     from agentrl.trainer import Trainer
 
     extra = list(CURRICULA[name])
@@ -317,14 +318,11 @@ def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         curve.append({"iteration": int(trainer.cfg.iterations), **task_counts(per_task)})
         out["curve"] = curve
     out["per_task"] = per_task
-    out["curriculum_stats"] = (
-        trainer.curriculum.stats() if hasattr(trainer.curriculum, "stats") else {}
-    )
-    labels = getattr(trainer.curriculum, "labels", None)  # omni: the MoI's final labels
-    if labels:
+    out["curriculum_stats"] = trainer.curriculum.stats()
+    if isinstance(trainer.curriculum, OmniCurriculum):  # the MoI's final labels
         out["labels"] = {
             f"{t['achievement']}/{t['count']}": lab
-            for t, lab in zip(trainer.curriculum.tasks, labels, strict=True)
+            for t, lab in zip(trainer.curriculum.tasks, trainer.curriculum.labels, strict=True)
             if lab
         }
     print(json.dumps({k: v for k, v in out.items() if k not in ("per_task", "curve")}), flush=True)
