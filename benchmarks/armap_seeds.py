@@ -344,6 +344,54 @@ def plot(results: dict[str, Any], png: Path) -> None:
     plt.close(fig)
 
 
+def paired_differences(cells: Sequence[dict[str, Any]], base: str = "tiny") -> list[dict[str, Any]]:
+    """Per (env, format) and backbone other than ``base``: its held-out accuracy and
+    Best-of-N pick success minus ``base``'s, seed by seed (same seed, same trajectories,
+    triplets, held-out pairs and Best-of-N candidates: only the reward model differs), with
+    the mean and a 95% bootstrap interval over the seeds that have both."""
+    by_key: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for c in cells:  # cells of separate studies hold different backbones of one seed
+        merged = by_key.setdefault((c["env"], c["format"], int(c["seed"])), {"rm": {}, "bon": {}})
+        merged["rm"].update(c["rm"])
+        merged["bon"].update(c["bon"])
+    out = []
+    groups = sorted({(env, fmt) for env, fmt, _ in by_key})
+    for env, fmt in groups:
+        seeds = sorted(s for e, f, s in by_key if (e, f) == (env, fmt))
+        others = sorted({b for s in seeds for b in by_key[(env, fmt, s)]["rm"]} - {base})
+        for other in others:
+            both = [s for s in seeds if {base, other} <= set(by_key[(env, fmt, s)]["rm"])]
+            if not both:
+                continue
+            metrics: dict[str, list[float]] = {"heldout_accuracy": []}
+            metrics.update({f"N={n}/sel": [] for n in NS})
+            for s in both:
+                cell = by_key[(env, fmt, s)]
+                metrics["heldout_accuracy"].append(
+                    float(cell["rm"][other]["heldout_accuracy"])
+                    - float(cell["rm"][base]["heldout_accuracy"])
+                )
+                for n in NS:
+                    metrics[f"N={n}/sel"].append(
+                        float(cell["bon"][other][f"N={n}/sel"])
+                        - float(cell["bon"][base][f"N={n}/sel"])
+                    )
+            out.append(
+                {
+                    "env": env,
+                    "format": fmt,
+                    "backbone": other,
+                    "base": base,
+                    "seeds": both,
+                    "diff": {
+                        k: {"mean": _mean(v), "ci": list(bootstrap_interval(v)), "per_seed": v}
+                        for k, v in metrics.items()
+                    },
+                }
+            )
+    return out
+
+
 def summarize(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (env, format, backbone): means over seeds, the accuracy's 95% bootstrap
     interval, per-kind accuracy, Best-of-N, and the mean seconds per seed of each stage."""
@@ -450,6 +498,34 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {r['env']} | {r['format']} | {r['backbone']} | {n} | {b[f'N={n}/avg']:.3f} | "
                 f"**{b[f'N={n}/sel']:.3f}** [{lo:.3f}, {hi:.3f}] | {b[f'N={n}/max']:.3f} |"
+            )
+    diffs = paired_differences(results["cells"]) if "cells" in results else []
+    if diffs:
+        lines += [
+            "",
+            "Each backbone against the tiny causal one, seed by seed (the same trajectories, "
+            "held-out pairs and Best-of-N candidates: only the reward model differs); mean "
+            "difference [95% bootstrap interval over seeds] and the per-seed differences:",
+            "",
+            "| env | format | backbone - tiny | held-out accuracy | "
+            + " | ".join(f"Best-of-{n} pick" for n in NS if n > 1)
+            + " |",
+            "|---|---|---|---|" + "---|" * len([n for n in NS if n > 1]),
+        ]
+
+        def cell_text(d: dict[str, Any]) -> str:
+            lo, hi = d["ci"]
+            per = ", ".join(f"{v:+.3f}" for v in d["per_seed"])
+            return f"{d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}] ({per})"
+
+        for d in diffs:
+            lines.append(
+                f"| {d['env']} | {d['format']} | {d['backbone']} | "
+                + " | ".join(
+                    cell_text(d["diff"][k])
+                    for k in ["heldout_accuracy", *(f"N={n}/sel" for n in NS if n > 1)]
+                )
+                + " |"
             )
     lines += [
         "",

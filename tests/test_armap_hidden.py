@@ -416,7 +416,8 @@ def test_default_invocation_still_runs_and_keeps_the_seeds_block(tmp_path, capsy
 def test_report_from_two_studies_merges_their_cells_and_refuses_a_cell_measured_twice(tmp_path):
     """The tiny backbones and SmolLM2 run in separate invocations; one report shows both."""
     full = [_cell(s, "full", 0.9, 0.8) for s in range(3)]
-    hidden = [_cell(s, "hidden", 0.7, 0.3) for s in range(3)]
+    full += [_cell(s, "hidden", a, 0.2) for s, a in enumerate([0.6, 0.7, 0.8])]
+    hidden = [_cell(s, "hidden", a, 0.3) for s, a in enumerate([0.8, 0.85, 0.9])]
     for c in hidden:  # another backbone, trained otherwise
         c["rm"] = {"smollm2": c["rm"].pop("tiny")}
         c["bon"] = {"smollm2": c["bon"].pop("tiny")}
@@ -433,6 +434,9 @@ def test_report_from_two_studies_merges_their_cells_and_refuses_a_cell_measured_
     text = doc.read_text()
     assert "Commands: `run a`; `run b`" in text
     assert "| game24 | full | tiny | 4 epochs, lr 0.001 | 10 | 0.900 [" in text
-    assert "| game24 | hidden | smollm2 | 1 epoch, lr 0.0003, LoRA | 10 | 0.700 [" in text
+    assert "| game24 | hidden | smollm2 | 1 epoch, lr 0.0003, LoRA | 10 | 0.850 [" in text
+    # paired by seed against the tiny model: +0.2, +0.15, +0.1 in accuracy, +0.1 in picks
+    assert "| game24 | hidden | smollm2 | +0.150 [+0.100, +0.200] (+0.200, +0.150, +0.100) | +0.100 [" in text
+    assert "| game24 | full | smollm2 |" not in text  # no pair without both backbones
     with pytest.raises(SystemExit, match=r"cells measured twice: \[\('game24', 'full', 0, 'tiny'\)"):
         bench.main(["--report-from", str(paths[0]), str(paths[0]), "--seeds-doc", str(doc)])
