@@ -365,13 +365,14 @@ def report(
 
 
 def keep_seeds_block(old: str, new: str) -> str:
-    """``new`` with the seeds-study block of ``old`` (between the markers) appended, so the
-    default invocation's rewrite of the page keeps the ``--seeds`` tables."""
+    """``new`` with the seeds-study block of ``old`` (between the markers) and everything
+    after it (the hand-written verdicts on it) appended, so the default invocation's
+    rewrite of the page keeps the ``--seeds`` tables and what was said about them."""
     if START not in old or START in new:
         return new
     block = old[old.index(START) :]
-    block = block[: block.index(END) + len(END)] if END in block else block + END
-    return new.rstrip("\n") + "\n\n" + block + "\n"
+    block = block if END in block else block + END
+    return new.rstrip("\n") + "\n\n" + block.rstrip("\n") + "\n"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

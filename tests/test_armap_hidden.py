@@ -342,7 +342,8 @@ def test_summary_report_splice_and_report_from(tmp_path):
     # the default invocation's rewrite of the page keeps the block
     kept = bench.keep_seeds_block(text, "# ARMAP results\n\nnew tables\n")
     assert kept.startswith("# ARMAP results\n\nnew tables\n\n" + study.START)
-    assert kept.rstrip().endswith(study.END) and "| game24 | hidden | tiny |" in kept
+    assert study.END in kept and "| game24 | hidden | tiny |" in kept
+    assert kept.endswith(study.END + "\n\ntail\n")  # what follows the block is kept too
     assert bench.keep_seeds_block("no block", "new") == "new"
 
 
