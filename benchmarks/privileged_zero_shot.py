@@ -9,6 +9,8 @@ plus the ``next`` macro), as a transcript and as a conversation. Reported: succe
 invalid-reply rate, turns, wall time, and the first replies of one episode. Usage::
 
     python benchmarks/privileged_zero_shot.py --out docs/privileged_zero_shot.json
+    python benchmarks/privileged_zero_shot.py --report-from docs/privileged_zero_shot.json \
+        --doc docs/curricula.md   # the table between the privileged-zero-shot markers
 """
 
 # ruff: noqa: E402
@@ -34,6 +36,7 @@ if str(ROOT) not in sys.path:  # run as a script: python benchmarks/NAME.py
 from agentrl.config import load_config
 from agentrl.policy import Policy, SamplingConfig
 from agentrl.rollouts.worker import EpisodeJob, RolloutWorker
+from benchmarks._results import splice_into_doc
 from benchmarks.curricula_textcraft import reachable_tasks
 
 
@@ -63,12 +66,40 @@ def play(
     }
 
 
+START, END = "<!-- privileged-zero-shot:start -->", "<!-- privileged-zero-shot:end -->"
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The report's table: one row per mode and privilege level."""
+    lines = [
+        "| mode | privilege | tasks solved (1 greedy episode each) | invalid replies | turns | wall time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        mode = "conversation" if r["conversation"] else "transcript"
+        solved = round(r["success"] * r["episodes"])
+        lines.append(
+            f"| {mode} | {r['level']} | {solved}/{r['episodes']} | {r['invalid']:.2f} | "
+            f"{r['turns']:.1f} | {r['wall_s']:.0f} s |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--levels", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--max-turns", type=int, default=12)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--report-from", default=None, metavar="JSON", help="render; no runs")
+    ap.add_argument("--doc", default=None, help="page with the markers for the table")
     args = ap.parse_args(argv)
+    if args.report_from:
+        rows: list[dict[str, Any]] = json.loads(Path(args.report_from).read_text())
+        text = markdown(rows)
+        print(text)
+        if args.doc and not splice_into_doc(args.doc, START, END, text):
+            raise SystemExit(f"{args.doc} has no {START} ... {END} markers")
+        return rows
     torch.manual_seed(0)
     tasks = reachable_tasks(args.max_turns)
     policy = Policy.from_config(load_config(["model=smollm2"]).model, device="cpu")

@@ -414,3 +414,25 @@ def test_learner_memory_compares_both_settings_in_fresh_processes(tmp_path):
     assert [r["checkpointing"] for r in result["rows"]] == [False, True]
     assert all(r["peak_gb"] >= r["loaded_gb"] > 0 and r["step_s"] > 0 for r in result["rows"])
     assert json.loads(out.read_text())["setup"]["conversations"] == 2
+
+
+def test_privileged_zero_shot_report_renders_into_the_page(tmp_path):
+    from benchmarks import privileged_zero_shot as pz
+
+    rows = [
+        {"conversation": False, "level": 1, "episodes": 13, "success": 2 / 13,
+         "invalid": 0.9, "turns": 11.5, "wall_s": 65.2},
+        {"conversation": True, "level": 2, "episodes": 13, "success": 0.0,
+         "invalid": 1.0, "turns": 12.0, "wall_s": 90.0},
+    ]  # fmt: skip
+    src = tmp_path / "z.json"
+    src.write_text(json.dumps(rows))
+    doc = tmp_path / "page.md"
+    doc.write_text(f"intro\n{pz.START}\nold\n{pz.END}\ntail\n")
+    pz.main(["--report-from", str(src), "--doc", str(doc)])
+    text = doc.read_text()
+    assert "| transcript | 1 | 2/13 | 0.90 | 11.5 | 65 s |" in text
+    assert "| conversation | 2 | 0/13 | 1.00 | 12.0 | 90 s |" in text
+    assert "old" not in text and text.endswith(f"{pz.END}\ntail\n")
+    with pytest.raises(SystemExit, match="no <!-- privileged-zero-shot:start -->"):
+        pz.main(["--report-from", str(src), "--doc", str(tmp_path / "z.json")])
