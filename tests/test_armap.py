@@ -557,3 +557,19 @@ def test_collect_with_a_checkpoint_policy(tmp_path, tiny_overrides):
                 env="game24", out=str(tmp_path / "x.jsonl"), checkpoint=str(tmp_path / "nope")
             )
         )
+
+
+def test_plan_reports_progress_per_task_and_resumes_without_redoing(tmp_path, capsys):
+    cfg = PlanConfig(
+        env="game24", reward={"name": "env"}, ns=[1, 4], tasks=10, out=str(tmp_path / "p.jsonl")
+    )
+    first = run_plan(cfg)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("planning")]
+    assert lines[0].startswith("planning (best_of_n): task 1/10, ")
+    assert lines[-1].startswith("planning (best_of_n): task 10/10, ") and len(lines) == 10
+    again = run_plan(cfg)  # every task is done: nothing is replayed, the summary is the same
+    assert "planning (best_of_n): task" not in capsys.readouterr().out
+    assert again == first
+    quiet = PlanConfig(**{**cfg.__dict__, "out": str(tmp_path / "q.jsonl"), "progress": False})
+    run_plan(quiet)
+    assert "planning" not in capsys.readouterr().out

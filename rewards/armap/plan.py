@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
+from agentrl.progress import Progress
+
 from .jsonl import append_jsonl, done_ids, read_jsonl, repair
-from .planners import best_of_n_report, mcts, reflexion, rollout
+from .planners import Proposer, best_of_n_report, mcts, reflexion, rollout
 
 if TYPE_CHECKING:
     from ..base import Reward
@@ -46,6 +48,8 @@ class PlanConfig:
     expansions: int = 4
     exclude: str | None = None
     out: str = "armap/plan.jsonl"
+    progress: bool = True
+    """Print a line about every tenth of the tasks (a bar on an interactive terminal)."""
 
     def __post_init__(self) -> None:
         if self.planner not in PLANNERS:
@@ -103,40 +107,55 @@ def run_plan(cfg: PlanConfig, scorer: Reward | None = None) -> dict[str, Any]:
     out = Path(cfg.out)
     repair(out)
     have = done_ids(out)
-    for t, seed in enumerate(_task_seeds(cfg, env)):
-        if t in have:
-            continue
-        rng = np.random.default_rng([seed, 3])
-        row: dict[str, Any] = {"id": t, "seed": seed}
-        if cfg.planner == "best_of_n":
-            n = max(cfg.ns)
-            cands = [rollout(env, proposer, seed, None, rng) for _ in range(n)]
-            scores = [float(x) for x in reward.score(cands)]
-            succ = [bool(e.success) for e in cands]
-            row.update(
-                task=cands[0].task,
-                scores=scores,
-                successes=succ,
-                report={str(k): v for k, v in best_of_n_report(succ, scores, cfg.ns).items()},
-            )
-        else:
-            if cfg.planner == "reflexion":
-                res = reflexion(
-                    env, proposer, reward.score, seed, None, rng, cfg.attempts, cfg.threshold
-                )
-            else:
-                res = mcts(
-                    env, proposer, reward.score, seed, None, rng, cfg.simulations, cfg.expansions
-                )
-            row.update(
-                task=res["episode"].task,
-                success=bool(res["episode"].success),
-                first_success=bool(res["candidates"][0].success),
-                score=res["scores"][res["pick"]],
-                candidates=len(res["candidates"]),
-                actions=[t.action for t in res["episode"].turns],
-            )
-        append_jsonl(out, [row])
+    seeds = list(enumerate(_task_seeds(cfg, env)))
+    todo = [(t, seed) for t, seed in seeds if t not in have]
+    name = f"planning ({cfg.planner})"
+    with Progress(enabled=cfg.progress).phase(name, len(todo), "task", plain_updates=True) as bar:
+        for t, seed in todo:
+            append_jsonl(out, [_plan_task(cfg, env, proposer, reward, t, seed)])
+            bar.advance()
     summary = summarize(cfg, list(read_jsonl(out)))
     Path(str(out) + ".summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _plan_task(
+    cfg: PlanConfig,
+    env: gym.Env[str, str],
+    proposer: Proposer,
+    reward: Reward,
+    t: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The JSONL row of task ``t`` (reset seed ``seed``) under ``cfg.planner``."""
+    rng = np.random.default_rng([seed, 3])
+    row: dict[str, Any] = {"id": t, "seed": seed}
+    if cfg.planner == "best_of_n":
+        n = max(cfg.ns)
+        cands = [rollout(env, proposer, seed, None, rng) for _ in range(n)]
+        scores = [float(x) for x in reward.score(cands)]
+        succ = [bool(e.success) for e in cands]
+        row.update(
+            task=cands[0].task,
+            scores=scores,
+            successes=succ,
+            report={str(k): v for k, v in best_of_n_report(succ, scores, cfg.ns).items()},
+        )
+    else:
+        if cfg.planner == "reflexion":
+            res = reflexion(
+                env, proposer, reward.score, seed, None, rng, cfg.attempts, cfg.threshold
+            )
+        else:
+            res = mcts(
+                env, proposer, reward.score, seed, None, rng, cfg.simulations, cfg.expansions
+            )
+        row.update(
+            task=res["episode"].task,
+            success=bool(res["episode"].success),
+            first_success=bool(res["candidates"][0].success),
+            score=res["scores"][res["pick"]],
+            candidates=len(res["candidates"]),
+            actions=[turn.action for turn in res["episode"].turns],
+        )
+    return row
