@@ -17,10 +17,12 @@ HF checkpoints in ``out/.work-<key>/`` per epoch, so an interrupted run resumes 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,25 @@ def _reward_config(config_cls: Any, cfg: TrainRMConfig, work: Path) -> Any:
         lr_scheduler_type="linear",
         warmup_steps=0,
     )
+
+
+@contextlib.contextmanager
+def _datasets_and_hub_quietly() -> Iterator[None]:
+    """``datasets``' and the hub's progress bars off for the block (restored after)."""
+    import datasets
+    import huggingface_hub.utils as hub_utils
+
+    ds_bars = datasets.is_progress_bar_enabled()
+    hub_bars = not hub_utils.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    hub_utils.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if ds_bars:
+            datasets.enable_progress_bars()
+        if hub_bars:
+            hub_utils.enable_progress_bars()
 
 
 def _bt_trainer_cls() -> Any:
@@ -210,7 +231,6 @@ def train_reward_model(cfg: TrainRMConfig) -> dict[str, Any]:
 
     from datasets import Dataset
     from transformers import PrinterCallback
-    from transformers.utils import logging as hf_logging
     from trl import RewardConfig
 
     data = Path(cfg.data)
@@ -243,43 +263,21 @@ def train_reward_model(cfg: TrainRMConfig) -> dict[str, Any]:
     digest = hashlib.sha256(data.read_bytes()).hexdigest()
     work = Path(cfg.out) / f".work-{_key(cfg, digest)}"
     resume = any(work.glob("checkpoint-*"))
-    with warnings.catch_warnings():  # newer transformers renamed gradient_checkpointing
-        warnings.filterwarnings(
-            "ignore", message=r".*`gradient_checkpointing` is deprecated", category=FutureWarning
-        )
-        args = _reward_config(RewardConfig, cfg, work)
     trainer_cls = _bt_trainer_cls()
     trainer_cls.center_coef = cfg.center_coef
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    import datasets
-    import huggingface_hub.utils as hub_utils
-
-    bars = hf_logging.is_progress_bar_enabled()
-    ds_bars, hub_bars = (
-        datasets.is_progress_bar_enabled(),
-        not hub_utils.are_progress_bars_disabled(),
-    )
-    hf_logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    hub_utils.disable_progress_bars()
     name = f"reward model ({cfg.backbone.name})"
-    try:
-        with (
-            warnings.catch_warnings(),
-            Progress(enabled=cfg.progress).phase(name, None, "step", plain_updates=True) as bar,
-        ):
-            warnings.simplefilter("ignore")
-            trainer = trainer_cls(model=model, args=args, train_dataset=ds, processing_class=tok)
-            trainer.remove_callback(PrinterCallback)  # no per-step dicts on stdout
-            trainer.add_callback(_progress_callback(bar))
-            result = trainer.train(resume_from_checkpoint=True if resume else None)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-        if ds_bars:
-            datasets.enable_progress_bars()
+    with (
+        hf_quietly(errors_only=True),
+        _datasets_and_hub_quietly(),
+        warnings.catch_warnings(),  # TRL's and transformers' deprecations name nothing we call
+        Progress(enabled=cfg.progress).phase(name, None, "step", plain_updates=True) as bar,
+    ):
+        warnings.simplefilter("ignore")
+        args = _reward_config(RewardConfig, cfg, work)
+        trainer = trainer_cls(model=model, args=args, train_dataset=ds, processing_class=tok)
+        trainer.remove_callback(PrinterCallback)  # no per-step dicts on stdout
+        trainer.add_callback(_progress_callback(bar))
+        result = trainer.train(resume_from_checkpoint=True if resume else None)
     trained = trainer.model
     scorer = RewardModelScorer.from_model(trained, tok, max_length=cfg.max_length)
     train_acc, _ = evaluate_pairs(scorer, train_rows[:500])
@@ -304,8 +302,6 @@ def train_reward_model(cfg: TrainRMConfig) -> dict[str, Any]:
         "response_format": asdict(fmt) if fmt is not None else None,
     }
     path = save_reward_model(trained, tok, cfg.out, meta)
-    if hub_bars:
-        hub_utils.enable_progress_bars()
     append_jsonl(path / "heldout.jsonl", held_scores)
     shutil.rmtree(work, ignore_errors=True)
     return {"path": str(path), **metrics}
